@@ -1,0 +1,81 @@
+"""Exceptions raised by llm_magic. Every message is written for the person reading it.
+
+API keys never appear in these messages: providers build them from status, the provider's
+own error text and the request id only.
+"""
+
+from __future__ import annotations
+
+
+class LLMMagicError(Exception):
+    """Base class of every error llm_magic raises on purpose."""
+
+
+class ConfigError(LLMMagicError):
+    """Bad configuration: unknown model, missing key, bad option."""
+
+
+class MissingKeyError(ConfigError):
+    """No API key for a provider; the message names the environment variable to set."""
+
+
+class ToolDefinitionError(LLMMagicError):
+    """A function cannot become a tool (unsupported hint, duplicate name, bad pairing)."""
+
+
+class ToolArgumentsError(LLMMagicError):
+    """The model's arguments do not fit the tool's schema; sent back to the model as text."""
+
+
+class ToolError(LLMMagicError):
+    """A tool raised and the policy says to raise to the user instead of telling the model."""
+
+    def __init__(self, tool_name: str, original: BaseException) -> None:
+        super().__init__(f"tool {tool_name!r} raised {type(original).__name__}: {original}")
+        self.tool_name = tool_name
+        self.original = original
+
+
+class ProviderError(LLMMagicError):
+    """An HTTP or protocol error from a model provider."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str = "",
+        status: int | None = None,
+        request_id: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        self.provider = provider
+        self.status = status
+        self.request_id = request_id
+        self.retry_after = retry_after
+        self.provider_message = message
+        super().__init__(self._format())
+
+    def _format(self) -> str:
+        head = self.provider or "provider"
+        if self.status is not None:
+            head += f" HTTP {self.status}"
+        text = f"{head}: {self.provider_message}"
+        if self.request_id:
+            text += f" (request id {self.request_id})"
+        return text
+
+
+class AuthenticationError(ProviderError):
+    """The provider rejected the API key (401, or Gemini's 400 API_KEY_INVALID)."""
+
+
+class RateLimitError(ProviderError):
+    """429 after the retries ran out, or a server asking to wait longer than the cap."""
+
+
+class StreamError(ProviderError):
+    """A streamed response stopped before its end; `partial_text` keeps what arrived."""
+
+    def __init__(self, message: str, *, provider: str = "", partial_text: str = "") -> None:
+        self.partial_text = partial_text
+        super().__init__(message, provider=provider)

@@ -1,0 +1,236 @@
+"""The HTTP layer every provider shares: one AsyncClient per event loop, retries, clear errors.
+
+Retries follow what the official SDKs do: 408/409/429/5xx (and Anthropic's 529) and connection
+errors, exponential backoff with jitter, `Retry-After` / `retry-after-ms` honoured up to a cap.
+Errors quote the provider's own message and request id, and never the API key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import random
+import time
+import weakref
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from .errors import AuthenticationError, ProviderError, RateLimitError, StreamError
+from .sse import SSEEvent, aiter_sse
+
+RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
+_REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-goog-request-id", "cf-ray")
+
+
+@dataclass
+class RetryPolicy:
+    max_retries: int = 3
+    base_delay: float = 0.5
+    max_delay: float = 8.0
+    max_wait: float = 60.0  # a server asking to wait longer than this gets an error, not a hang
+
+    def backoff(self, attempt: int) -> float:
+        return min(self.max_delay, self.base_delay * 2**attempt) * (0.5 + random.random() / 2)
+
+
+def retry_after(headers: httpx.Headers) -> float | None:
+    """Seconds the server asked us to wait, from `retry-after-ms` or `Retry-After`."""
+    ms = headers.get("retry-after-ms")
+    if ms:
+        try:
+            return float(ms) / 1000
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value)
+        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+
+
+def scrub(text: str, secret: str | None) -> str:
+    if secret and len(secret) >= 4 and secret in text:
+        return text.replace(secret, "***")
+    return text
+
+
+class HTTPSession:
+    """Posts JSON for one provider; the client is created per running loop and reused."""
+
+    def __init__(
+        self,
+        provider: str,
+        base_url: str,
+        headers: dict[str, str],
+        *,
+        secret: str | None = None,
+        timeout: float | httpx.Timeout = httpx.Timeout(600.0, connect=10.0),
+        retry: RetryPolicy | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.provider = provider
+        self.base_url = base_url.rstrip("/")
+        self._headers = headers
+        self._secret = secret
+        self._timeout = timeout
+        self.retry = retry or RetryPolicy()
+        self._transport = transport
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient]
+        self._clients = weakref.WeakKeyDictionary()
+
+    def __repr__(self) -> str:
+        return f"<HTTPSession {self.provider} {self.base_url}>"
+
+    def client(self) -> httpx.AsyncClient:
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None or client.is_closed:
+            client = httpx.AsyncClient(
+                base_url=self.base_url,
+                headers=self._headers,
+                timeout=self._timeout,
+                transport=self._transport,
+            )
+            self._clients[loop] = client
+        return client
+
+    async def aclose(self) -> None:
+        loop = asyncio.get_running_loop()
+        client = self._clients.pop(loop, None)
+        if client is not None:
+            await client.aclose()
+
+    async def post_json(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        response = await self._send(path, body, stream=False)
+        try:
+            data: dict[str, Any] = json.loads(response.content)
+        except ValueError:
+            raise ProviderError(
+                f"response is not JSON: {response.text[:200]!r}",
+                provider=self.provider,
+                status=response.status_code,
+                request_id=_request_id(response),
+            ) from None
+        return data
+
+    @asynccontextmanager
+    async def stream(
+        self, path: str, body: dict[str, Any]
+    ) -> AsyncIterator[AsyncIterator[SSEEvent]]:
+        """Yield the response's SSE events; a connection cut mid-way raises StreamError."""
+        response = await self._send(path, body, stream=True)
+        try:
+            yield self._events(response)
+        finally:
+            await response.aclose()
+
+    async def _events(self, response: httpx.Response) -> AsyncIterator[SSEEvent]:
+        try:
+            async for event in aiter_sse(response.aiter_text()):
+                yield event
+        except (httpx.RemoteProtocolError, httpx.ReadError, httpx.ReadTimeout) as exc:
+            raise StreamError(
+                f"the stream was cut before it ended ({type(exc).__name__})", provider=self.provider
+            ) from None
+
+    async def _send(self, path: str, body: dict[str, Any], *, stream: bool) -> httpx.Response:
+        client = self.client()
+        content = json.dumps(body, ensure_ascii=False).encode()
+        headers = {"content-type": "application/json"}
+        attempt = 0
+        while True:
+            try:
+                request = client.build_request("POST", path, content=content, headers=headers)
+                response = await client.send(request, stream=stream)
+            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError) as exc:
+                if attempt >= self.retry.max_retries:
+                    raise ProviderError(
+                        f"cannot reach {self.base_url}: {type(exc).__name__}: {exc}",
+                        provider=self.provider,
+                    ) from None
+                await asyncio.sleep(self.retry.backoff(attempt))
+                attempt += 1
+                continue
+            if response.status_code < 400:
+                return response
+            await response.aread()
+            await response.aclose()
+            wait = retry_after(response.headers)
+            if _should_retry(response) and attempt < self.retry.max_retries:
+                if wait is not None and wait > self.retry.max_wait:
+                    raise self._error(
+                        response,
+                        extra=(
+                            f"; the server asked to wait {wait:.0f} s, more than the "
+                            f"{self.retry.max_wait:.0f} s cap (RetryPolicy.max_wait)"
+                        ),
+                    )
+                await asyncio.sleep(wait if wait is not None else self.retry.backoff(attempt))
+                attempt += 1
+                continue
+            raise self._error(response)
+
+    def _error(self, response: httpx.Response, extra: str = "") -> ProviderError:
+        message, auth = _error_message(response)
+        message = scrub(message, self._secret) + extra
+        status = response.status_code
+        kwargs: dict[str, Any] = dict(
+            provider=self.provider,
+            status=status,
+            request_id=_request_id(response),
+            retry_after=retry_after(response.headers),
+        )
+        if auth or status in (401, 403):
+            return AuthenticationError(message + " (the API key was rejected)", **kwargs)
+        if status == 429:
+            return RateLimitError(message, **kwargs)
+        return ProviderError(message, **kwargs)
+
+
+def _should_retry(response: httpx.Response) -> bool:
+    """`x-should-retry` wins; OpenAI's `insufficient_quota` 429 is never worth retrying."""
+    flag = response.headers.get("x-should-retry")
+    if flag in ("true", "false"):
+        return flag == "true"
+    if b"insufficient_quota" in response.content:
+        return False
+    return response.status_code in RETRY_STATUSES
+
+
+def _request_id(response: httpx.Response) -> str | None:
+    for name in _REQUEST_ID_HEADERS:
+        if name in response.headers:
+            return response.headers[name]
+    return None
+
+
+def _error_message(response: httpx.Response) -> tuple[str, bool]:
+    """The provider's own message, and whether it says the key was rejected.
+
+    OpenAI and Gemini put it in `error.message`, Anthropic in `error.message` under
+    `type: error`; Gemini reports a bad key as a 400 whose details say API_KEY_INVALID.
+    """
+    text = response.text
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return (text.strip()[:300] or response.reason_phrase), False
+    if isinstance(body, list) and body:
+        body = body[0]
+    err = body.get("error", body) if isinstance(body, dict) else {}
+    if not isinstance(err, dict):
+        return str(err)[:300], False
+    message = str(err.get("message") or text[:300])
+    kind = err.get("type") or err.get("status") or err.get("code")
+    if kind and str(kind) not in message:
+        message = f"{message} [{kind}]"
+    auth = "API_KEY_INVALID" in text or err.get("type") == "authentication_error"
+    return message, auth

@@ -1,0 +1,100 @@
+"""The neutral conversation model that every provider adapter translates to and from.
+
+One assistant message holds the text and the tool calls of one model turn; one `tool` message
+holds all the results of that turn. Provider adapters map this onto their wire format
+(OpenAI: one `tool` message per result; Anthropic: one user turn of `tool_result` blocks;
+Gemini: one content of `functionResponse` parts).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Role = Literal["system", "user", "assistant", "tool"]
+
+
+@dataclass
+class ToolCall:
+    """A call the model asked for. `arguments` is the raw JSON text the model sent."""
+
+    id: str
+    name: str
+    arguments: str = "{}"
+    provider_data: dict[str, Any] = field(default_factory=dict)
+
+    def parsed_arguments(self) -> Any:
+        """The arguments as JSON; raises ValueError when the model sent invalid JSON."""
+        return json.loads(self.arguments) if self.arguments.strip() else {}
+
+
+@dataclass
+class ToolResult:
+    """The text sent back to the model for one call."""
+
+    call_id: str
+    name: str
+    content: str
+    is_error: bool = False
+
+
+@dataclass
+class Message:
+    role: Role
+    text: str = ""
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    tool_results: list[ToolResult] = field(default_factory=list)
+    # Opaque provider blocks that must be sent back unchanged (Anthropic thinking blocks).
+    provider_data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            self.input_tokens + other.input_tokens, self.output_tokens + other.output_tokens
+        )
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+@dataclass
+class ToolSpec:
+    """What a provider needs to declare a tool."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any]
+
+
+@dataclass
+class ModelRequest:
+    messages: list[Message]
+    tools: list[ToolSpec] = field(default_factory=list)
+    system: str | None = None
+    stream: bool = True
+    # "auto", "none", "required", or a tool name to force.
+    tool_choice: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ModelTurn:
+    """One complete model response, whatever the wire format."""
+
+    text: str = ""
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    usage: Usage = field(default_factory=Usage)
+    finish_reason: str | None = None
+    provider_data: dict[str, Any] = field(default_factory=dict)
+
+    def to_message(self) -> Message:
+        return Message(
+            "assistant", self.text, list(self.tool_calls), provider_data=dict(self.provider_data)
+        )

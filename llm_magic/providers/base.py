@@ -1,0 +1,93 @@
+"""What every provider adapter implements, and the pieces they share."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from ..http import HTTPSession, RetryPolicy
+from ..messages import Message, ModelRequest, ModelTurn
+
+TextCallback = Callable[[str], None]
+
+
+class Provider(ABC):
+    """One model at one provider. `turn()` is the whole contract the chain relies on."""
+
+    name = "provider"
+    default_base_url = ""
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        retry: RetryPolicy | None = None,
+        timeout: float | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        options: dict[str, Any] | None = None,
+    ) -> None:
+        self.model = model
+        self._api_key = api_key
+        self.base_url = (base_url or self.default_base_url).rstrip("/")
+        self.options = dict(options or {})
+        self.http = HTTPSession(
+            self.name,
+            self.base_url,
+            self.auth_headers(api_key),
+            secret=api_key,
+            retry=retry,
+            timeout=httpx.Timeout(timeout or 600.0, connect=10.0),
+            transport=transport,
+        )
+
+    def __repr__(self) -> str:  # never shows the key
+        return f"<{type(self).__name__} model={self.model!r} base_url={self.base_url!r}>"
+
+    @abstractmethod
+    def auth_headers(self, api_key: str | None) -> dict[str, str]: ...
+
+    @abstractmethod
+    async def turn(self, request: ModelRequest, on_text: TextCallback | None = None) -> ModelTurn:
+        """Send one request; call `on_text` with each text delta when streaming."""
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+
+def new_call_id() -> str:
+    return "call_" + uuid.uuid4().hex[:24]
+
+
+def merge_user_messages(messages: list[Message]) -> list[list[Message]]:
+    """Group consecutive messages that go into one wire turn (tool results + user text)."""
+    groups: list[list[Message]] = []
+    for msg in messages:
+        wire_role = "assistant" if msg.role == "assistant" else msg.role
+        if msg.role in ("user", "tool"):
+            wire_role = "user"
+        if (
+            groups
+            and groups[-1][0].role != "assistant"
+            and wire_role == "user"
+            and msg.role != "system"
+        ):
+            groups[-1].append(msg)
+        else:
+            groups.append([msg])
+    return groups
+
+
+def arguments_object(raw: str) -> dict[str, Any]:
+    """Arguments as an object for providers that want one; invalid JSON becomes {}."""
+    try:
+        value = json.loads(raw) if raw.strip() else {}
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}

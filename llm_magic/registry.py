@@ -1,0 +1,200 @@
+"""One registry of models: a model id picks its provider, its key and its base URL.
+
+`gpt-*`/`o1*`/`o3*`/`o4*` go to OpenAI, `claude-*` to Anthropic, `gemini-*` to Gemini, `local` to
+the embedded model; anything else needs a prefix (`openai:`, `anthropic:`, `gemini:`,
+`ollama:`, `openai-compatible:MODEL@BASE_URL`). Aliases are the user's own short names.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import ConfigError, MissingKeyError
+from .models import AsyncModel, Model
+from .providers.base import Provider
+
+
+@dataclass(frozen=True)
+class ProviderInfo:
+    name: str
+    factory: str  # "module:Class", imported on first use
+    key_env: tuple[str, ...]  # environment variables for the key, first found wins
+    base_url_env: str | None
+    key_required: bool = True
+    default_base_url: str | None = None
+    options: tuple[tuple[str, Any], ...] = ()
+
+
+PROVIDERS: dict[str, ProviderInfo] = {
+    "openai": ProviderInfo(
+        "openai",
+        "llm_magic.providers.openai:OpenAIProvider",
+        ("OPENAI_API_KEY",),
+        "OPENAI_BASE_URL",
+    ),
+    "anthropic": ProviderInfo(
+        "anthropic",
+        "llm_magic.providers.anthropic:AnthropicProvider",
+        ("ANTHROPIC_API_KEY",),
+        "ANTHROPIC_BASE_URL",
+    ),
+    "gemini": ProviderInfo(
+        "gemini",
+        "llm_magic.providers.gemini:GeminiProvider",
+        ("GEMINI_API_KEY", "GOOGLE_API_KEY"),
+        "GEMINI_BASE_URL",
+    ),
+    "ollama": ProviderInfo(
+        "ollama",
+        "llm_magic.providers.openai:OpenAIProvider",
+        ("OLLAMA_API_KEY",),
+        "OLLAMA_BASE_URL",
+        key_required=False,
+        default_base_url="http://localhost:11434/v1",
+        options=(("compat", "compatible"),),
+    ),
+    "openai-compatible": ProviderInfo(
+        "openai-compatible",
+        "llm_magic.providers.openai:OpenAIProvider",
+        ("OPENAI_COMPATIBLE_API_KEY",),
+        "OPENAI_COMPATIBLE_BASE_URL",
+        key_required=False,
+        options=(("compat", "compatible"),),
+    ),
+    "local": ProviderInfo(
+        "local", "llm_magic.providers.local:LocalProvider", (), None, key_required=False
+    ),
+}
+
+_PATTERNS = [
+    (re.compile(r"^(gpt-|o\d|chatgpt-|text-|davinci)"), "openai"),
+    (re.compile(r"^claude-"), "anthropic"),
+    (re.compile(r"^gemini-"), "gemini"),
+]
+DEFAULT_FOR_KEY = [
+    ("OPENAI_API_KEY", "gpt-4.1-mini"),
+    ("ANTHROPIC_API_KEY", "claude-sonnet-4-5"),
+    ("GEMINI_API_KEY", "gemini-2.5-flash"),
+    ("GOOGLE_API_KEY", "gemini-2.5-flash"),
+]
+KNOWN_MODELS = [
+    "local",
+    "gpt-4.1",
+    "gpt-4.1-mini",
+    "gpt-4o-mini",
+    "o4-mini",
+    "claude-sonnet-4-5",
+    "claude-haiku-4-5",
+    "claude-opus-4-1",
+    "gemini-2.5-flash",
+    "gemini-2.5-pro",
+    "gemini-3-pro-preview",
+    "ollama:llama3.2",
+]
+
+aliases: dict[str, str] = {}
+_cache: dict[tuple[str | None, ...], Provider] = {}
+
+
+def register_alias(alias: str, model_id: str) -> None:
+    """`register_alias("fast", "gpt-4.1-mini")`: then `--model fast` works."""
+    aliases[alias] = model_id
+
+
+def default_model_id() -> str:
+    """LLM_MAGIC_MODEL, else a model of the first provider with a key, else the local model."""
+    explicit = os.environ.get("LLM_MAGIC_MODEL")
+    if explicit:
+        return explicit
+    for env, model in DEFAULT_FOR_KEY:
+        if os.environ.get(env):
+            return model
+    return "local"
+
+
+def resolve(model_id: str) -> tuple[ProviderInfo, str]:
+    """The provider and the provider's own model name for a model id or alias."""
+    seen = set()
+    while model_id in aliases and model_id not in seen:
+        seen.add(model_id)
+        model_id = aliases[model_id]
+    prefix, sep, rest = model_id.partition(":")
+    if sep and prefix in PROVIDERS:
+        return PROVIDERS[prefix], rest
+    if model_id == "local":
+        return PROVIDERS["local"], model_id
+    for pattern, name in _PATTERNS:
+        if pattern.match(model_id):
+            return PROVIDERS[name], model_id
+    raise ConfigError(
+        f"unknown model {model_id!r}: use a gpt-*, o*, claude-* or gemini-* id, 'local', or a "
+        f"prefix ({', '.join(p + ':' for p in PROVIDERS if p != 'local')}); "
+        f"known models: {', '.join(KNOWN_MODELS)}"
+    )
+
+
+def make_provider(
+    model_id: str | None = None,
+    *,
+    api_key: str | None = None,
+    base_url: str | None = None,
+    **options: Any,
+) -> Provider:
+    """Build (or reuse) the provider for a model id. Reuse keeps its HTTP connections."""
+    info, name = resolve(model_id or default_model_id())
+    if info.name == "openai-compatible" and "@" in name and not base_url:
+        name, _, base_url = name.partition("@")
+    key = api_key or next((os.environ[e] for e in info.key_env if os.environ.get(e)), None)
+    if key is None and info.key_required:
+        raise MissingKeyError(
+            f"no API key for {info.name}: set the environment variable {info.key_env[0]}"
+            + (f" (or {', '.join(info.key_env[1:])})" if len(info.key_env) > 1 else "")
+            + " or pass api_key=..."
+        )
+    url = base_url or (os.environ.get(info.base_url_env) if info.base_url_env else None)
+    url = url or info.default_base_url
+    if info.name == "openai-compatible" and not url:
+        raise ConfigError(
+            "openai-compatible models need a base URL: 'openai-compatible:MODEL@http://host:port/v1'"
+            " or base_url=... or OPENAI_COMPATIBLE_BASE_URL"
+        )
+    cache_key = (f"{info.name}:{name}", url, _fingerprint(key), repr(sorted(options.items())))
+    if cache_key in _cache:
+        return _cache[cache_key]
+    cls = _import(info.factory)
+    kwargs: dict[str, Any] = dict(info.options)
+    kwargs.update(options)
+    if kwargs.get("compat") == "compatible":
+        from .providers.openai import COMPATIBLE
+
+        kwargs["compat"] = COMPATIBLE
+    provider: Provider = cls(name, api_key=key, base_url=url, **kwargs)
+    _cache[cache_key] = provider
+    return provider
+
+
+def _fingerprint(key: str | None) -> str | None:
+    import hashlib
+
+    return hashlib.sha256(key.encode()).hexdigest()[:16] if key else None
+
+
+def _import(path: str) -> Any:
+    module, _, attr = path.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def get_async_model(model_id: str | None = None, **kwargs: Any) -> AsyncModel:
+    """The async model for an id (default: see `default_model_id`)."""
+    provider = make_provider(model_id, **kwargs)
+    return AsyncModel(provider, model_id or default_model_id())
+
+
+def get_model(model_id: str | None = None, **kwargs: Any) -> Model:
+    """The sync twin of `get_async_model`."""
+    provider = make_provider(model_id, **kwargs)
+    return Model(provider, model_id or default_model_id())

@@ -1,0 +1,506 @@
+"""Type hints to JSON schema, and JSON values back to Python values, with one tree of converters.
+
+Each hint becomes a `Converter` that knows both its schema (what the model is told) and how to
+turn what the model sent into the Python value the function expects. Keeping both in one object
+means the schema and the validation can never disagree.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import enum
+import pathlib
+import re
+import types
+import typing
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal, Union, get_args, get_origin
+
+from .errors import ToolArgumentsError, ToolDefinitionError
+
+_INT_RE = re.compile(r"^[+-]?\d+$")
+_NUMBER_RE = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+_NO_DEFAULT = object()
+
+
+class Invalid(Exception):
+    """A value does not fit; `path` says where (e.g. `items[2].city`)."""
+
+    def __init__(self, message: str, path: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.path = path
+
+    def at(self, part: str) -> Invalid:
+        sep = "" if not self.path or self.path.startswith("[") else "."
+        return Invalid(self.message, f"{part}{sep}{self.path}" if self.path else part)
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+class Converter:
+    """Schema plus coercion for one type."""
+
+    schema: dict[str, Any]
+
+    def convert(self, value: Any, strict: bool = False) -> Any:
+        raise NotImplementedError
+
+
+class AnyConv(Converter):
+    def __init__(self) -> None:
+        self.schema = {}
+
+    def convert(self, value: Any, strict: bool = False) -> Any:
+        return value
+
+
+class StrConv(Converter):
+    def __init__(self, fmt: str | None = None, factory: Callable[[str], Any] | None = None) -> None:
+        self.schema = {"type": "string"}
+        if fmt:
+            self.schema["format"] = fmt
+        self.factory = factory
+
+    def convert(self, value: Any, strict: bool = False) -> Any:
+        if isinstance(value, str):
+            text = value
+        elif not strict and isinstance(value, int | float) and not isinstance(value, bool):
+            text = str(value)
+        else:
+            raise Invalid(f"expected a string, got {_show(value)}")
+        if self.factory is None:
+            return text
+        try:
+            return self.factory(text)
+        except ValueError as exc:
+            raise Invalid(f"expected {self.schema.get('format', 'a string')}: {exc}") from None
+
+
+class IntConv(Converter):
+    schema = {"type": "integer"}
+
+    def convert(self, value: Any, strict: bool = False) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if not strict:
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            if isinstance(value, str) and _INT_RE.match(value.strip()):
+                return int(value.strip())
+        raise Invalid(f"expected an integer, got {_show(value)}")
+
+
+class FloatConv(Converter):
+    schema = {"type": "number"}
+
+    def convert(self, value: Any, strict: bool = False) -> Any:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        if not strict and isinstance(value, str) and _NUMBER_RE.match(value.strip()):
+            return float(value.strip())
+        raise Invalid(f"expected a number, got {_show(value)}")
+
+
+class BoolConv(Converter):
+    schema = {"type": "boolean"}
+
+    def convert(self, value: Any, strict: bool = False) -> Any:
+        if isinstance(value, bool):
+            return value
+        if not strict and isinstance(value, str) and value.strip().lower() in ("true", "false"):
+            return value.strip().lower() == "true"
+        raise Invalid(f"expected true or false, got {_show(value)}")
+
+
+class NoneConv(Converter):
+    schema = {"type": "null"}
+
+    def convert(self, value: Any, strict: bool = False) -> Any:
+        if value is None:
+            return None
+        raise Invalid(f"expected null, got {_show(value)}")
+
+
+class ListConv(Converter):
+    def __init__(self, item: Converter, factory: Callable[[list[Any]], Any] = list) -> None:
+        self.item = item
+        self.factory = factory
+        self.schema = {"type": "array", "items": item.schema}
+
+    def convert(self, value: Any, strict: bool = False) -> Any:
+        if not isinstance(value, list):
+            raise Invalid(f"expected an array, got {_show(value)}")
+        out = []
+        for i, v in enumerate(value):
+            try:
+                out.append(self.item.convert(v, strict))
+            except Invalid as exc:
+                raise exc.at(f"[{i}]") from None
+        return self.factory(out)
+
+
+class TupleConv(Converter):
+    def __init__(self, items: list[Converter]) -> None:
+        self.items = items
+        self.schema = {
+            "type": "array",
+            "prefixItems": [c.schema for c in items],
+            "minItems": len(items),
+            "maxItems": len(items),
+        }
+
+    def convert(self, value: Any, strict: bool = False) -> Any:
+        if not isinstance(value, list) or len(value) != len(self.items):
+            raise Invalid(f"expected an array of {len(self.items)} items, got {_show(value)}")
+        out = []
+        for i, (conv, v) in enumerate(zip(self.items, value, strict=True)):
+            try:
+                out.append(conv.convert(v, strict))
+            except Invalid as exc:
+                raise exc.at(f"[{i}]") from None
+        return tuple(out)
+
+
+class DictConv(Converter):
+    def __init__(self, value_conv: Converter) -> None:
+        self.value_conv = value_conv
+        self.schema = {"type": "object", "additionalProperties": value_conv.schema}
+
+    def convert(self, value: Any, strict: bool = False) -> Any:
+        if not isinstance(value, dict):
+            raise Invalid(f"expected an object, got {_show(value)}")
+        out = {}
+        for k, v in value.items():
+            try:
+                out[k] = self.value_conv.convert(v, strict)
+            except Invalid as exc:
+                raise exc.at(str(k)) from None
+        return out
+
+
+class UnionConv(Converter):
+    """Tries each option strictly first, then with coercion, so `int | str` keeps "3" a str."""
+
+    def __init__(self, options: list[Converter]) -> None:
+        self.options = options
+        non_null = [o for o in options if not isinstance(o, NoneConv)]
+        if len(non_null) == 1 and len(options) == 2:
+            self.schema = {"anyOf": [non_null[0].schema, {"type": "null"}]}
+        else:
+            self.schema = {"anyOf": [o.schema for o in options]}
+
+    def convert(self, value: Any, strict: bool = False) -> Any:
+        for mode in (True, False) if not strict else (True,):
+            for opt in self.options:
+                try:
+                    return opt.convert(value, mode)
+                except Invalid:
+                    continue
+        expected = " or ".join(_describe(o.schema) for o in self.options)
+        raise Invalid(f"expected {expected}, got {_show(value)}")
+
+
+class LiteralConv(Converter):
+    def __init__(self, values: Sequence[Any], factory: Callable[[Any], Any] | None = None) -> None:
+        self.values = list(values)
+        self.factory = factory
+        self.schema = {"enum": self.values}
+        kinds = {type(v) for v in self.values}
+        if kinds == {str}:
+            self.schema["type"] = "string"
+        elif kinds <= {int} and kinds:
+            self.schema["type"] = "integer"
+
+    def convert(self, value: Any, strict: bool = False) -> Any:
+        candidates = [value]
+        if not strict and isinstance(value, str):
+            stripped = value.strip()
+            if _INT_RE.match(stripped):
+                candidates.append(int(stripped))
+            candidates.append(stripped)
+        for cand in candidates:
+            for allowed in self.values:
+                if cand == allowed and type(cand) is type(allowed):
+                    return self.factory(allowed) if self.factory else allowed
+        raise Invalid(f"expected one of {', '.join(map(repr, self.values))}, got {_show(value)}")
+
+
+class ObjectConv(Converter):
+    """A TypedDict or dataclass: named fields, some required."""
+
+    def __init__(
+        self,
+        fields: dict[str, Converter],
+        required: set[str],
+        factory: Callable[..., Any],
+        descriptions: Mapping[str, str] | None = None,
+        title: str | None = None,
+    ) -> None:
+        self.fields = fields
+        self.required = required
+        self.factory = factory
+        props = {}
+        for name, conv in fields.items():
+            prop = dict(conv.schema)
+            if descriptions and descriptions.get(name):
+                prop["description"] = descriptions[name]
+            props[name] = prop
+        self.schema = {
+            "type": "object",
+            "properties": props,
+            "required": [n for n in fields if n in required],
+            "additionalProperties": False,
+        }
+        if title:
+            self.schema["title"] = title
+
+    def convert(self, value: Any, strict: bool = False) -> Any:
+        if not isinstance(value, dict):
+            raise Invalid(f"expected an object, got {_show(value)}")
+        return self.factory(**convert_fields(self.fields, self.required, value, strict))
+
+
+class PydanticConv(Converter):
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        self.schema = inline_refs(model.model_json_schema())
+
+    def convert(self, value: Any, strict: bool = False) -> Any:
+        import pydantic
+
+        try:
+            return self.model.model_validate(value, strict=strict or None)
+        except pydantic.ValidationError as exc:
+            first = exc.errors()[0]
+            loc = ".".join(str(p) for p in first.get("loc", ()))
+            raise Invalid(first.get("msg", str(exc)), loc) from None
+
+
+def convert_fields(
+    fields: Mapping[str, Converter], required: set[str], value: Mapping[str, Any], strict: bool
+) -> dict[str, Any]:
+    """Convert an object's fields; the messages name every missing and unknown key."""
+    unknown = [k for k in value if k not in fields]
+    if unknown:
+        known = ", ".join(fields) or "no arguments"
+        raise Invalid(f"unknown argument(s) {', '.join(map(repr, unknown))}; expected: {known}")
+    missing = [k for k in fields if k in required and k not in value]
+    if missing:
+        raise Invalid(f"missing required argument(s) {', '.join(map(repr, missing))}")
+    out = {}
+    for k, v in value.items():
+        try:
+            out[k] = fields[k].convert(v, strict)
+        except Invalid as exc:
+            raise exc.at(k) from None
+    return out
+
+
+def _describe(schema: dict[str, Any]) -> str:
+    if "enum" in schema:
+        return "one of " + ", ".join(map(repr, schema["enum"]))
+    return str(schema.get("type", "a value"))
+
+
+def inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
+    """Replace `$ref` to `$defs` with the definitions (providers such as Gemini reject `$ref`)."""
+    defs = schema.get("$defs", {})
+
+    def walk(node: Any, depth: int = 0) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/") and depth < 20:
+                target = defs.get(ref.split("/")[-1], {})
+                merged = {**target, **{k: v for k, v in node.items() if k != "$ref"}}
+                return walk(merged, depth + 1)
+            return {k: walk(v, depth) for k, v in node.items() if k != "$defs"}
+        if isinstance(node, list):
+            return [walk(v, depth) for v in node]
+        return node
+
+    result = walk(schema)
+    assert isinstance(result, dict)
+    return result
+
+
+def _is_typeddict(tp: Any) -> bool:
+    return isinstance(tp, type) and issubclass(tp, dict) and hasattr(tp, "__required_keys__")
+
+
+def _is_pydantic(tp: Any) -> bool:
+    if not isinstance(tp, type):
+        return False
+    try:
+        import pydantic
+    except ImportError:
+        return False
+    return issubclass(tp, pydantic.BaseModel)
+
+
+_SCALARS: dict[Any, Callable[[], Converter]] = {
+    str: StrConv,
+    int: IntConv,
+    float: FloatConv,
+    bool: BoolConv,
+    type(None): NoneConv,
+    None: NoneConv,
+    Any: AnyConv,
+    dt.datetime: lambda: StrConv("date-time", dt.datetime.fromisoformat),
+    dt.date: lambda: StrConv("date", dt.date.fromisoformat),
+    pathlib.Path: lambda: StrConv("path", pathlib.Path),
+}
+
+
+def converter_for(hint: Any, _seen: frozenset[Any] = frozenset()) -> Converter:
+    """Build the converter of a type hint; raises TypeError for hints it cannot express."""
+    if hint in _SCALARS:
+        return _SCALARS[hint]()
+    origin, args = get_origin(hint), get_args(hint)
+    if origin is typing.Annotated:
+        conv = converter_for(args[0], _seen)
+        text = next((a for a in args[1:] if isinstance(a, str)), None)
+        return _Described(conv, text) if text else conv
+    if origin in (Union, types.UnionType):
+        return UnionConv([converter_for(a, _seen) for a in args])
+    if origin is Literal:
+        return LiteralConv(args)
+    if origin in (list, Sequence, typing.Sequence, set, frozenset) or hint in (list, set):
+        item = converter_for(args[0], _seen) if args else AnyConv()
+        factory: Callable[[list[Any]], Any] = set if origin in (set,) or hint is set else list
+        if origin is frozenset:
+            factory = frozenset
+        return ListConv(item, factory)
+    if origin is tuple or hint is tuple:
+        if not args or (len(args) == 2 and args[1] is Ellipsis):
+            return ListConv(converter_for(args[0], _seen) if args else AnyConv(), tuple)
+        return TupleConv([converter_for(a, _seen) for a in args])
+    if origin in (dict, Mapping, typing.Mapping) or hint is dict:
+        if args and args[0] is not str:
+            raise TypeError(f"dict keys must be str (JSON object keys), not {args[0]!r}")
+        return DictConv(converter_for(args[1], _seen) if args else AnyConv())
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        return LiteralConv([m.value for m in hint], hint)
+    if hint in _seen:
+        raise TypeError(f"recursive type {hint!r} is not supported")
+    if _is_typeddict(hint):
+        hints = typing.get_type_hints(hint, include_extras=True)
+        fields = {k: converter_for(v, _seen | {hint}) for k, v in hints.items()}
+        return ObjectConv(fields, set(hint.__required_keys__), dict, title=hint.__name__)
+    if dataclasses.is_dataclass(hint) and isinstance(hint, type):
+        hints = typing.get_type_hints(hint, include_extras=True)
+        fields, required = {}, set()
+        for f in dataclasses.fields(hint):
+            if not f.init:
+                continue
+            fields[f.name] = converter_for(hints.get(f.name, Any), _seen | {hint})
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                required.add(f.name)
+        return ObjectConv(fields, required, hint, title=hint.__name__)
+    if _is_pydantic(hint):
+        return PydanticConv(hint)
+    raise TypeError(f"type {hint!r} cannot be expressed as JSON schema")
+
+
+class _Described(Converter):
+    """A converter with a description from `Annotated[T, "text"]`."""
+
+    def __init__(self, inner: Converter, description: str) -> None:
+        self.inner = inner
+        self.description = description
+        self.schema = {**inner.schema, "description": description}
+
+    def convert(self, value: Any, strict: bool = False) -> Any:
+        return self.inner.convert(value, strict)
+
+
+@dataclasses.dataclass
+class Parameters:
+    """The converted signature of a tool: one converter per parameter."""
+
+    fields: dict[str, Converter]
+    required: set[str]
+    defaults: dict[str, Any]
+    descriptions: dict[str, str]
+
+    @property
+    def schema(self) -> dict[str, Any]:
+        props = {}
+        for name, conv in self.fields.items():
+            prop = dict(conv.schema)
+            if name in self.descriptions and "description" not in prop:
+                prop["description"] = self.descriptions[name]
+            if name in self.defaults and _jsonable(self.defaults[name]):
+                prop["default"] = _json_default(self.defaults[name])
+            props[name] = prop
+        return {
+            "type": "object",
+            "properties": props,
+            "required": [n for n in self.fields if n in self.required],
+            "additionalProperties": False,
+        }
+
+    def validate(self, arguments: Any) -> dict[str, Any]:
+        """Turn the model's arguments into keyword arguments, or raise ToolArgumentsError."""
+        if arguments is None:
+            arguments = {}
+        if not isinstance(arguments, dict):
+            raise ToolArgumentsError(f"arguments must be a JSON object, got {_show(arguments)}")
+        try:
+            return convert_fields(self.fields, self.required, arguments, strict=False)
+        except Invalid as exc:
+            where = f"argument {exc.path!r}: " if exc.path else ""
+            raise ToolArgumentsError(where + exc.message) from None
+
+
+def _jsonable(value: Any) -> bool:
+    return value is None or isinstance(value, str | int | float | bool | enum.Enum)
+
+
+def _json_default(value: Any) -> Any:
+    return value.value if isinstance(value, enum.Enum) else value
+
+
+def parameters_from_signature(
+    fn: Callable[..., Any], descriptions: Mapping[str, str], tool_name: str
+) -> Parameters:
+    """Read a callable's signature and hints (with `Annotated` extras) into `Parameters`."""
+    import inspect
+
+    sig = inspect.signature(fn)
+    target = getattr(fn, "func", fn)  # functools.partial
+    if not (inspect.isfunction(target) or inspect.ismethod(target)):
+        target = type(target).__call__
+    try:
+        hints = typing.get_type_hints(target, include_extras=True)
+    except Exception as exc:
+        raise ToolDefinitionError(f"tool {tool_name!r}: cannot read type hints: {exc}") from None
+    fields: dict[str, Converter] = {}
+    required: set[str] = set()
+    defaults: dict[str, Any] = {}
+    for name, param in sig.parameters.items():
+        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            continue  # never leaked into the schema
+        if param.kind is param.POSITIONAL_ONLY:
+            raise ToolDefinitionError(
+                f"tool {tool_name!r}: parameter {name!r} is positional-only; "
+                "the model passes arguments by name"
+            )
+        hint = hints.get(name, Any)
+        if hint is Any and param.default is not param.empty and param.default is not None:
+            hint = type(param.default) if type(param.default) in _SCALARS else Any
+        try:
+            fields[name] = converter_for(hint)
+        except TypeError as exc:
+            raise ToolDefinitionError(
+                f"tool {tool_name!r}: parameter {name!r} has an unsupported type hint: {exc}"
+            ) from None
+        if param.default is param.empty:
+            required.add(name)
+        else:
+            defaults[name] = param.default
+    return Parameters(fields, required, defaults, dict(descriptions))

@@ -1,0 +1,309 @@
+"""Python callables as tools: schema from the signature, validated calls, results for the model.
+
+A `Tool` wraps a sync implementation, an async one, or both (paired with `@async_tool_is`).
+The chain calls `await tool.call(kwargs, prefer_sync=...)`, which is the one place that decides
+where the code runs: async implementations as coroutines on the loop, sync ones in a worker thread
+(`asyncio.to_thread`, so context variables such as the notebook's output routing follow), or on
+the loop thread for thread-affine code (`on_loop=True`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import enum
+import functools
+import inspect
+import json
+from collections.abc import Callable, Iterable
+from typing import Any, Literal, TypeVar, overload
+
+from .docstrings import parse_docstring
+from .errors import ToolDefinitionError
+from .messages import ToolSpec
+from .schema import Parameters, parameters_from_signature
+
+F = TypeVar("F", bound=Callable[..., Any])
+OnError = Literal["model", "raise"]
+
+_TOOL_ATTR = "__llm_tool__"
+_ASYNC_ATTR = "__llm_async_impl__"
+DEFAULT_MAX_RESULT_CHARS = 20_000
+
+
+@dataclasses.dataclass
+class ToolOptions:
+    """Per-tool policy; every field can also be set per run."""
+
+    requires_approval: bool = False
+    on_loop: bool = (
+        False  # run a sync tool on the loop thread (matplotlib, widgets); blocks the loop
+    )
+    timeout: float | None = None
+    on_error: OnError = "model"
+    max_result_chars: int = DEFAULT_MAX_RESULT_CHARS
+
+
+@dataclasses.dataclass(eq=False)
+class Tool:
+    """A function the model may call. Build it with `Tool.from_function` or `@tool`."""
+
+    name: str
+    description: str
+    parameters: Parameters
+    sync_impl: Callable[..., Any] | None = None
+    async_impl: Callable[..., Any] | None = None
+    options: ToolOptions = dataclasses.field(default_factory=ToolOptions)
+
+    @property
+    def schema(self) -> dict[str, Any]:
+        return self.parameters.schema
+
+    def spec(self) -> ToolSpec:
+        return ToolSpec(self.name, self.description, self.schema)
+
+    @classmethod
+    def from_function(
+        cls,
+        fn: Callable[..., Any],
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        **options: Any,
+    ) -> Tool:
+        """Make a tool from a function, `async def`, bound method, partial or callable object.
+
+        A function decorated with `@tool(...)` or `@async_tool_is(...)` keeps what the decorator
+        set; keyword arguments given here override it.
+        """
+        if isinstance(fn, Tool):
+            return fn.with_options(name=name, description=description, **options)
+        marked = getattr(fn, _TOOL_ATTR, None)
+        if isinstance(marked, Tool):
+            return marked.with_options(name=name, description=description, **options)
+        if not callable(fn):
+            raise ToolDefinitionError(f"{fn!r} is not callable, so it cannot be a tool")
+        tool_name = name or _callable_name(fn)
+        if not tool_name.isidentifier():
+            raise ToolDefinitionError(f"tool name {tool_name!r} must be a valid identifier")
+        doc = parse_docstring(_callable_doc(fn))
+        params = parameters_from_signature(fn, doc.params, tool_name)
+        paired = getattr(fn, _ASYNC_ATTR, None)
+        if paired is not None:
+            sync_impl, async_impl = fn, paired
+        elif _is_async_callable(fn):
+            sync_impl, async_impl = None, fn
+        else:
+            sync_impl, async_impl = fn, None
+        return cls(
+            name=tool_name,
+            description=description or doc.summary or f"Call {tool_name}.",
+            parameters=params,
+            sync_impl=sync_impl,
+            async_impl=async_impl,
+            options=ToolOptions(**options),
+        )
+
+    def with_options(
+        self, *, name: str | None = None, description: str | None = None, **options: Any
+    ) -> Tool:
+        if not (name or description or options):
+            return self
+        return dataclasses.replace(
+            self,
+            name=name or self.name,
+            description=description or self.description,
+            options=dataclasses.replace(self.options, **options),
+        )
+
+    def implementation(self, prefer_sync: bool = False) -> Literal["sync", "async"]:
+        """Which implementation a run in this colour uses."""
+        if self.sync_impl is not None and (prefer_sync or self.async_impl is None):
+            return "sync"
+        return "async"
+
+    async def call(self, kwargs: dict[str, Any], *, prefer_sync: bool = False) -> Any:
+        """Run the tool with validated keyword arguments; never blocks the loop (unless on_loop)."""
+        if self.implementation(prefer_sync) == "async":
+            assert self.async_impl is not None
+            result = self.async_impl(**kwargs)
+        elif self.options.on_loop:
+            assert self.sync_impl is not None
+            result = self.sync_impl(**kwargs)
+        else:
+            result = await asyncio.to_thread(self.sync_impl, **kwargs)  # type: ignore[arg-type]
+        while inspect.isawaitable(result):
+            result = await result
+        return result
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        impl = self.sync_impl or self.async_impl
+        assert impl is not None
+        return impl(*args, **kwargs)
+
+
+def _callable_name(fn: Any) -> str:
+    target = fn.func if isinstance(fn, functools.partial) else fn
+    name = getattr(target, "__name__", None)
+    if name is None or name == "<lambda>":
+        name = type(target).__name__ if name is None else "lambda_tool"
+    return str(name)
+
+
+def _callable_doc(fn: Any) -> str | None:
+    target = fn.func if isinstance(fn, functools.partial) else fn
+    doc = inspect.getdoc(target)
+    if doc and not inspect.isroutine(target) and doc == inspect.getdoc(type(target)):
+        call_doc = inspect.getdoc(type(target).__call__)
+        return doc if not call_doc else call_doc
+    return doc
+
+
+def _is_async_callable(fn: Any) -> bool:
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    if inspect.iscoroutinefunction(fn):
+        return True
+    call = getattr(type(fn), "__call__", None)  # noqa: B004
+    return not inspect.isroutine(fn) and inspect.iscoroutinefunction(call)
+
+
+@overload
+def tool(fn: F) -> F: ...
+@overload
+def tool(
+    fn: None = None,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    requires_approval: bool = False,
+    on_loop: bool = False,
+    timeout: float | None = None,
+    on_error: OnError = "model",
+    max_result_chars: int = DEFAULT_MAX_RESULT_CHARS,
+) -> Callable[[F], F]: ...
+def tool(fn: Any = None, **kwargs: Any) -> Any:
+    """Mark a function as a tool (found by `%%llm_chain` without `--tools`).
+
+    The function is returned unchanged, so it stays callable from your own code; the `Tool` is
+    stored on it and built at decoration time, so a bad hint fails here, not mid-chain.
+    """
+
+    def mark(f: F) -> F:
+        setattr(f, _TOOL_ATTR, Tool.from_function(f, **kwargs))
+        return f
+
+    return mark(fn) if fn is not None else mark
+
+
+def async_tool_is(async_impl: Callable[..., Any]) -> Callable[[F], F]:
+    """Pair a sync function with its async twin: one tool, each colour runs its own code.
+
+    Async runs (`await chain(...)`, `%%llm_chain`) call `async_impl`; sync runs
+    (`get_model(...).chain(...)`) call the decorated function. The signatures must match.
+    """
+    if not _is_async_callable(async_impl):
+        raise ToolDefinitionError(
+            f"async_tool_is() needs an async function, got {_callable_name(async_impl)!r}"
+        )
+
+    def pair(sync_fn: F) -> F:
+        if _is_async_callable(sync_fn):
+            raise ToolDefinitionError(
+                f"@async_tool_is goes on the sync implementation; {_callable_name(sync_fn)!r} "
+                "is async"
+            )
+        _check_compatible(sync_fn, async_impl)
+        setattr(sync_fn, _ASYNC_ATTR, async_impl)
+        setattr(sync_fn, _TOOL_ATTR, Tool.from_function(sync_fn))
+        return sync_fn
+
+    return pair
+
+
+def _check_compatible(sync_fn: Callable[..., Any], async_fn: Callable[..., Any]) -> None:
+    a, b = inspect.signature(sync_fn), inspect.signature(async_fn)
+    pa = [(p.name, p.kind, p.default) for p in a.parameters.values()]
+    pb = [(p.name, p.kind, p.default) for p in b.parameters.values()]
+    if pa != pb:
+        raise ToolDefinitionError(
+            f"@async_tool_is: {_callable_name(sync_fn)}{a} and {_callable_name(async_fn)}{b} "
+            "must take the same parameters (names, kinds and defaults)"
+        )
+    for p in a.parameters.values():
+        q = b.parameters[p.name]
+        if p.empty not in (p.annotation, q.annotation) and p.annotation != q.annotation:
+            raise ToolDefinitionError(
+                f"@async_tool_is: parameter {p.name!r} is {p.annotation!r} in the sync "
+                f"implementation but {q.annotation!r} in the async one"
+            )
+
+
+def to_tools(items: Iterable[Any]) -> list[Tool]:
+    """Tools from functions or tools; two tools with one name are an error."""
+    tools: list[Tool] = []
+    seen: dict[str, Any] = {}
+    for item in items:
+        t = Tool.from_function(item)
+        if t.name in seen:
+            raise ToolDefinitionError(
+                f"two tools are named {t.name!r}; rename one with Tool.from_function(fn, name=...)"
+            )
+        seen[t.name] = item
+        tools.append(t)
+    return tools
+
+
+def is_marked_tool(obj: Any) -> bool:
+    return isinstance(getattr(obj, _TOOL_ATTR, None), Tool)
+
+
+def serialize_result(value: Any, max_chars: int = DEFAULT_MAX_RESULT_CHARS) -> tuple[str, bool]:
+    """The text the model gets for a result, and whether it was truncated.
+
+    str as is; JSON where the value allows it (dataclasses, pydantic models, enums, sets and
+    dates included); `repr` as the last resort.
+    """
+    if isinstance(value, str):
+        text = value
+    elif value is None:
+        text = "null"
+    else:
+        try:
+            text = json.dumps(_jsonify(value), ensure_ascii=False, default=_json_fallback)
+        except (TypeError, ValueError):
+            text = repr(value)
+    if len(text) > max_chars:
+        omitted = len(text) - max_chars
+        return text[:max_chars] + f"\n[... {omitted} more characters not shown]", True
+    return text, False
+
+
+def _jsonify(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    dump = getattr(value, "model_dump", None)
+    if callable(dump) and not isinstance(value, type):
+        return dump(mode="json")
+    to_dict = getattr(value, "to_dict", None)
+    if callable(to_dict) and hasattr(value, "to_json"):  # pandas objects
+        return json.loads(value.to_json(orient="records", date_format="iso"))
+    return value
+
+
+class _NotJSON(TypeError):
+    pass
+
+
+def _json_fallback(value: Any) -> Any:
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    iso = getattr(value, "isoformat", None)
+    if callable(iso):
+        return iso()
+    converted = _jsonify(value)
+    if converted is not value:
+        return converted
+    raise _NotJSON(type(value).__name__)

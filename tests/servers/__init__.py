@@ -1,0 +1,26 @@
+"""Loopback HTTP servers speaking the OpenAI, Anthropic and Gemini wire formats, scripted per test.
+
+    from tests.servers import OpenAIServer, Reply, Call
+    with OpenAIServer([Reply(calls=[Call("add", {"a": 1})]), Reply(text="2")]) as server:
+        ...  # point a client at server.base_url; inspect server.requests / server.failures
+"""
+
+from .anthropic import AnthropicServer
+from .base import LoopbackServer, RecordedRequest
+from .gemini import GeminiServer
+from .openai import OpenAIServer
+from .script import Call, Reply
+
+KINDS = ("openai", "anthropic", "gemini", "openai-strict")
+
+
+def make_server(kind: str, script=None, **kwargs) -> LoopbackServer:
+    """An unstarted server for one of KINDS ("openai-strict" = OpenAIServer(strict=True))."""
+    if kind == "openai-strict":
+        return OpenAIServer(script, strict=True, **kwargs)
+    return {"openai": OpenAIServer, "anthropic": AnthropicServer, "gemini": GeminiServer}[kind](
+        script, **kwargs)
+
+
+__all__ = ["AnthropicServer", "Call", "GeminiServer", "KINDS", "LoopbackServer", "OpenAIServer",
+           "RecordedRequest", "Reply", "make_server"]

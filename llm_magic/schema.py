@@ -189,12 +189,15 @@ class UnionConv(Converter):
     def __init__(self, options: list[Converter]) -> None:
         self.options = options
         non_null = [o for o in options if not isinstance(o, NoneConv)]
-        if len(non_null) == 1 and len(options) == 2:
-            self.schema = {"anyOf": [non_null[0].schema, {"type": "null"}]}
+        self.optional_of = non_null[0] if len(non_null) == 1 and len(options) == 2 else None
+        if self.optional_of is not None:
+            self.schema = {"anyOf": [self.optional_of.schema, {"type": "null"}]}
         else:
             self.schema = {"anyOf": [o.schema for o in options]}
 
     def convert(self, value: Any, strict: bool = False) -> Any:
+        if self.optional_of is not None and value is not None:
+            return self.optional_of.convert(value, strict)  # its own, more precise, message
         for mode in (True, False) if not strict else (True,):
             for opt in self.options:
                 try:
@@ -361,6 +364,8 @@ def converter_for(hint: Any, _seen: frozenset[Any] = frozenset()) -> Converter:
     if hint in _SCALARS:
         return _SCALARS[hint]()
     origin, args = get_origin(hint), get_args(hint)
+    if origin in (typing.Required, typing.NotRequired):  # TypedDict keys, read with extras
+        return converter_for(args[0], _seen)
     if origin is typing.Annotated:
         conv = converter_for(args[0], _seen)
         text = next((a for a in args[1:] if isinstance(a, str)), None)
@@ -390,7 +395,15 @@ def converter_for(hint: Any, _seen: frozenset[Any] = frozenset()) -> Converter:
     if _is_typeddict(hint):
         hints = typing.get_type_hints(hint, include_extras=True)
         fields = {k: converter_for(v, _seen | {hint}) for k, v in hints.items()}
-        return ObjectConv(fields, set(hint.__required_keys__), dict, title=hint.__name__)
+        # Required/NotRequired read from the hints too: with string annotations (PEP 563)
+        # Python 3.11 computes __required_keys__ without seeing them.
+        required = {
+            k
+            for k, v in hints.items()
+            if get_origin(v) is typing.Required
+            or (k in hint.__required_keys__ and get_origin(v) is not typing.NotRequired)
+        }
+        return ObjectConv(fields, required, dict, title=hint.__name__)
     if dataclasses.is_dataclass(hint) and isinstance(hint, type):
         hints = typing.get_type_hints(hint, include_extras=True)
         fields, required = {}, set()

@@ -24,6 +24,8 @@ class SSEDecoder:
         self._pending_cr = False
 
     def feed(self, chunk: str) -> list[SSEEvent]:
+        if not chunk:  # an empty chunk must not forget a pending \r
+            return []
         if self._pending_cr and chunk.startswith("\n"):
             chunk = chunk[1:]  # the \n of a \r\n split across chunks
         self._pending_cr = chunk.endswith("\r")

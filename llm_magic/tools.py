@@ -154,8 +154,8 @@ def _callable_doc(fn: Any) -> str | None:
     target = fn.func if isinstance(fn, functools.partial) else fn
     doc = inspect.getdoc(target)
     if doc and not inspect.isroutine(target) and doc == inspect.getdoc(type(target)):
-        call_doc = inspect.getdoc(type(target).__call__)
-        return doc if not call_doc else call_doc
+        own = getattr(type(target).__call__, "__doc__", None)  # not object's inherited one
+        return inspect.cleandoc(own) if own else doc
     return doc
 
 
@@ -214,8 +214,13 @@ def async_tool_is(async_impl: Callable[..., Any]) -> Callable[[F], F]:
                 "is async"
             )
         _check_compatible(sync_fn, async_impl)
+        marked = getattr(sync_fn, _TOOL_ATTR, None)  # `@tool(...)` applied first keeps its options
         setattr(sync_fn, _ASYNC_ATTR, async_impl)
-        setattr(sync_fn, _TOOL_ATTR, Tool.from_function(sync_fn))
+        if isinstance(marked, Tool):
+            paired = dataclasses.replace(marked, sync_impl=sync_fn, async_impl=async_impl)
+        else:
+            paired = Tool.from_function(sync_fn)
+        setattr(sync_fn, _TOOL_ATTR, paired)
         return sync_fn
 
     return pair

@@ -69,15 +69,8 @@ def merge_user_messages(messages: list[Message]) -> list[list[Message]]:
     """Group consecutive messages that go into one wire turn (tool results + user text)."""
     groups: list[list[Message]] = []
     for msg in messages:
-        wire_role = "assistant" if msg.role == "assistant" else msg.role
-        if msg.role in ("user", "tool"):
-            wire_role = "user"
-        if (
-            groups
-            and groups[-1][0].role != "assistant"
-            and wire_role == "user"
-            and msg.role != "system"
-        ):
+        wire_role = "user" if msg.role in ("user", "tool") else msg.role
+        if groups and groups[-1][0].role in ("user", "tool") and wire_role == "user":
             groups[-1].append(msg)
         else:
             groups.append([msg])

@@ -37,6 +37,7 @@ class OpenAIProvider(Provider):
 
     def __init__(self, model: str, *, compat: OpenAICompat | None = None, **kwargs: Any) -> None:
         self.compat = compat or OPENAI
+        self.wire_model = model  # the name sent on the wire (the local model serves aliases)
         super().__init__(model, **kwargs)
 
     def auth_headers(self, api_key: str | None) -> dict[str, str]:
@@ -54,7 +55,7 @@ class OpenAIProvider(Provider):
     def build_body(self, request: ModelRequest) -> dict[str, Any]:
         compat = self.compat
         tools_on = bool(request.tools) and request.tool_choice != "none"
-        model = self.model
+        model = self.wire_model
         if not tools_on and compat.model_without_tools:
             model = compat.model_without_tools
         body: dict[str, Any] = {"model": model, "messages": self.wire_messages(request)}
@@ -78,7 +79,7 @@ class OpenAIProvider(Provider):
                 body["tool_choice"] = _tool_choice(request.tool_choice)
             if compat.parallel_tool_calls is not None:
                 body["parallel_tool_calls"] = compat.parallel_tool_calls
-        options = dict(request.options)
+        options = {**self.options, **request.options}
         if compat.max_tokens_field and "max_tokens" in options:
             options[compat.max_tokens_field] = options.pop("max_tokens")
         body.update(options)

@@ -22,5 +22,14 @@ def make_server(kind: str, script=None, **kwargs) -> LoopbackServer:
         script, **kwargs)
 
 
-__all__ = ["AnthropicServer", "Call", "GeminiServer", "KINDS", "LoopbackServer", "OpenAIServer",
-           "RecordedRequest", "Reply", "make_server"]
+__all__ = [
+    "KINDS",
+    "AnthropicServer",
+    "Call",
+    "GeminiServer",
+    "LoopbackServer",
+    "OpenAIServer",
+    "RecordedRequest",
+    "Reply",
+    "make_server",
+]

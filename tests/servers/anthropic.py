@@ -116,7 +116,8 @@ class AnthropicServer(LoopbackServer):
                 p.append(f"tools.{j}.custom.input_schema: must be a JSON schema with type 'object'")
             if "description" in t and not isinstance(t["description"], str):
                 p.append(f"tools.{j}.custom.description: Input should be a valid string")
-            p += [f"tools.{j}.custom.{k}: Extra inputs are not permitted" for k in set(t) - TOOL_KEYS]
+            p += [f"tools.{j}.custom.{k}: Extra inputs are not permitted"
+                  for k in set(t) - TOOL_KEYS]
         return names
 
     def _check_tool_choice(self, b, names, p):
@@ -125,9 +126,9 @@ class AnthropicServer(LoopbackServer):
             return
         kind = choice.get("type") if isinstance(choice, dict) else None
         if kind not in ("auto", "any", "tool", "none"):
-            p.append(f"tool_choice: Input tag {kind!r} found using 'type' does not match any of the "
-                     "expected tags: 'auto', 'any', 'tool', 'none'")
-        elif kind == "tool" and choice.get("name") not in names:
+            p.append(f"tool_choice: Input tag {kind!r} found using 'type' does not match any of "
+                     "the expected tags: 'auto', 'any', 'tool', 'none'")
+        elif kind == "tool" and str(choice.get("name")) not in names:
             p.append(f"tool_choice.name: no tool named {choice.get('name')!r}")
         thinking = b.get("thinking")
         if kind in ("any", "tool") and isinstance(thinking, dict) and thinking.get("type") in (
@@ -146,8 +147,8 @@ class AnthropicServer(LoopbackServer):
             if i == 0 and role != "user":
                 p.append('messages: first message must use the "user" role')
             if role == prev_role:
-                p.append(f'messages: roles must alternate between "user" and "assistant", but found '
-                         f'multiple "{role}" roles in a row')
+                p.append('messages: roles must alternate between "user" and "assistant", but '
+                         f'found multiple "{role}" roles in a row')
             blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
             last_assistant = role == "assistant" and i == len(msgs) - 1
             if not isinstance(blocks, list) or (not blocks and not last_assistant):
@@ -175,9 +176,9 @@ class AnthropicServer(LoopbackServer):
 
     @staticmethod
     def _dangling(i, ids, p):
-        p.append(f"messages.{i}: `tool_use` ids were found without `tool_result` blocks immediately "
-                 f"after: {', '.join(ids)}. Each `tool_use` block must have a corresponding "
-                 "`tool_result` block in the next message.")
+        p.append(f"messages.{i}: `tool_use` ids were found without `tool_result` blocks "
+                 f"immediately after: {', '.join(ids)}. Each `tool_use` block must have a "
+                 "corresponding `tool_result` block in the next message.")
 
     def _check_results(self, i, blocks, open_ids, p) -> bool:
         seen_other, answered = False, []
@@ -186,16 +187,16 @@ class AnthropicServer(LoopbackServer):
                 seen_other = True
                 continue
             if seen_other:
-                p.append(f"messages.{i}.content.{j}: tool_result blocks must come first in the user "
-                         "message, before any other content")
+                p.append(f"messages.{i}.content.{j}: tool_result blocks must come first in the "
+                         "user message, before any other content")
             tid = blk.get("tool_use_id")
             if not isinstance(tid, str) or not ID_RE.match(tid):
                 p.append(f"messages.{i}.content.{j}.tool_use_id: String should match pattern "
                          "'^[a-zA-Z0-9_-]+$'")
             elif tid not in open_ids:
-                p.append(f"messages.{i}.content.{j}: unexpected `tool_use_id` found in `tool_result` "
-                         f"blocks: {tid}. Each `tool_result` block must have a corresponding "
-                         "`tool_use` block in the previous message.")
+                p.append(f"messages.{i}.content.{j}: unexpected `tool_use_id` found in "
+                         f"`tool_result` blocks: {tid}. Each `tool_result` block must have a "
+                         "corresponding `tool_use` block in the previous message.")
             answered.append(tid)
             c = blk.get("content")
             if c is not None and not isinstance(c, (str, list)):
@@ -223,7 +224,7 @@ class AnthropicServer(LoopbackServer):
                              f"{tid} must be passed back unchanged as the first block")
             elif blk["type"] == "thinking":
                 sig = blk.get("signature")
-                if sig not in self.signatures:
+                if not isinstance(sig, str) or sig not in self.signatures:
                     p.append(f"messages.{i}.content.{j}: Invalid `signature` in `thinking` block")
                 elif self.signatures[sig] != blk.get("thinking"):
                     p.append(f"messages.{i}.content.{j}: `thinking` block was modified")
@@ -283,12 +284,12 @@ class AnthropicServer(LoopbackServer):
             deltas = [{"type": "thinking_delta", "thinking": t} for t in split_text(reply.thinking)]
             sig = reply._thinking_block["signature"]
             block({"type": "thinking", "thinking": "", "signature": ""},
-                  deltas + [{"type": "signature_delta", "signature": sig}])
+                  [*deltas, {"type": "signature_delta", "signature": sig}])
         if reply.text:
-            block({"type": "text", "text": ""}, [{"type": "text_delta", "text": t}
-                                                 for t in split_text(reply.text, reply.text_chunks)])
+            pieces = split_text(reply.text, reply.text_chunks)
+            block({"type": "text", "text": ""}, [{"type": "text_delta", "text": t} for t in pieces])
         for c in calls:
-            pieces = [""] + split_args(c.text if c.text.strip() else "")
+            pieces = [""] if c.obj == {} else ["", *split_args(c.text)]  # no-arg tools: just ""
             block({"type": "tool_use", "id": c.id, "name": c.name, "input": {}},
                   [{"type": "input_json_delta", "partial_json": s} for s in pieces])
         if index == 0:

@@ -1,12 +1,9 @@
 """LoopbackServer: a real HTTP/1.1 server on 127.0.0.1 that serves scripted model replies.
 
-Provider subclasses supply routing, auth, request checks and rendering; this module owns the
-socket, the script queue, the request log, and the exact bytes written:
-
-* a JSON response is one `write` (status line, headers and body together) with Content-Length;
-* a stream is `Transfer-Encoding: chunked`, one chunk (one write) per SSE event; a cut stream
-  stops without the terminating zero-length chunk and closes the socket, so an HTTP client sees
-  an incomplete body (httpx raises `RemoteProtocolError`).
+Provider subclasses supply routing, auth, checks and rendering; this module owns the socket, the
+script queue, the request log and the bytes: a JSON response is one write with Content-Length; a
+stream is chunked, one chunk (one write) per SSE event; a cut stream closes the socket without the
+final zero-length chunk, so the client sees an incomplete body (httpx: `RemoteProtocolError`).
 """
 
 from __future__ import annotations
@@ -16,8 +13,10 @@ import hashlib
 import itertools
 import json
 import socket
+import sys
 import threading
 import time
+import traceback
 from collections import deque
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -85,6 +84,10 @@ class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 256
     owner: LoopbackServer
+
+    def handle_error(self, request, client_address):
+        if not isinstance(sys.exc_info()[1], OSError):  # a client hanging up is not an error
+            super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -163,6 +166,11 @@ class LoopbackServer:
             self._script.extend(as_reply(r) for r in replies)
 
     @property
+    def kind(self) -> str:
+        """One of "openai", "anthropic", "gemini", "openai-strict" (as in provider_server)."""
+        return self.provider + ("-strict" if self.strict else "")
+
+    @property
     def pending(self) -> int:
         """Scripted replies not served yet."""
         return len(self._script)
@@ -193,40 +201,26 @@ class LoopbackServer:
         self.close()
 
     # ---- provider hooks --------------------------------------------------------------------
-    def route(self, method: str, path: str, query: dict) -> tuple[bool, str] | None:
-        """(stream, model-from-path) for a known endpoint, else None."""
-        raise NotImplementedError
-
+    # Subclasses implement:
+    #   route(method, path, query) -> (stream_by_path, model_from_path) | None for unknown endpoints
+    #   check_auth(rec) -> (status, message, code) | None
+    #   check_request(rec) -> list of problems (each one a recorded failure; any -> a 400)
+    #   error_body(status, message, code, reply) -> the provider's JSON error body
+    #   call_id() -> a fresh tool-call id in the provider's format (or None: no id)
+    #   render_json(reply, calls, rec) -> dict
+    #   render_events(reply, calls, rec) -> (framed SSE events incl. terminator, content type)
+    #   stream_error_event(message, reply) -> one framed in-stream error event
     def is_stream(self, routed_stream: bool, body: dict) -> bool:
         return body.get("stream") is True
-
-    def check_auth(self, rec: RecordedRequest) -> tuple[int, str, str | None] | None:
-        raise NotImplementedError
-
-    def check_request(self, rec: RecordedRequest) -> list[str]:
-        raise NotImplementedError
-
-    def error_body(self, status: int, message: str, code: str | None, reply: Reply | None):
-        raise NotImplementedError
-
-    def call_id(self) -> str:
-        raise NotImplementedError
-
-    def render_json(self, reply: Reply, calls: list[ResolvedCall], rec: RecordedRequest) -> dict:
-        raise NotImplementedError
-
-    def render_events(self, reply, calls, rec) -> tuple[list[bytes], str]:
-        """The full SSE event sequence (each event already framed) and its content type."""
-        raise NotImplementedError
-
-    def stream_error_event(self, message: str, reply: Reply) -> bytes:
-        raise NotImplementedError
 
     def remember(self, reply: Reply, calls: list[ResolvedCall]) -> None:
         """Note what a served reply issued (signatures...) for later echo checks."""
 
     def default_message(self, status: int) -> str:
-        return HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
+        try:
+            return HTTPStatus(status).phrase
+        except ValueError:
+            return "Error"
 
     # ---- machinery -------------------------------------------------------------------------
     def resolve(self, call: Call) -> ResolvedCall:
@@ -257,16 +251,15 @@ class LoopbackServer:
             headers.update(reply.headers)
         return Response(status, self.error_body(status, message, code, reply), headers)
 
-    def _respond(self, rec: RecordedRequest, routed) -> Response:
+    def _respond(self, rec: RecordedRequest, routed, valid_json: bool) -> Response:
         auth = self.check_auth(rec)
         if auth is not None:
             return self.error(*auth)
         if routed is None:
             self.fail(f"{rec.method} {rec.path}: no such endpoint on the {self.provider} server")
             return self.error(404, f"Unknown endpoint {rec.method} {rec.path}")
-        if rec.body is None:
+        if not valid_json:
             self.fail(f"{rec.path}: request body is not a JSON object")
-            rec.body = {}
             return self.error(400, "Request body is not valid JSON")
         problems = self.check_request(rec)
         if problems:
@@ -291,7 +284,7 @@ class LoopbackServer:
         cut = reply.cut_after
         if reply.stream_error is not None:
             keep = len(events) - self.terminal_events if cut is None else cut
-            events = events[:keep] + [self.stream_error_event(reply.stream_error, reply)]
+            events = [*events[:keep], self.stream_error_event(reply.stream_error, reply)]
             cut = None
         return Response(200, None, dict(reply.headers), events, ctype, cut, reply.chunk_delay)
 
@@ -304,14 +297,20 @@ class LoopbackServer:
             body = json.loads(raw) if raw else {}
         except ValueError:
             body = None
-        body = body if isinstance(body, dict) else None
+        valid = isinstance(body, dict)
+        body = body if valid else {}
         routed = self.route(h.command, split.path, query)
-        stream = routed is not None and body is not None and self.is_stream(routed[0], body)
+        stream = routed is not None and self.is_stream(routed[0], body)
         rec = RecordedRequest(h.path, headers, body, stream, h.command, query)
         with self._lock:
             self.requests.append(rec)
         try:
-            self._write(h, self._respond(rec, routed))
+            response = self._respond(rec, routed, valid)
+        except Exception as exc:  # a bug in a check or renderer: make it loud, not a hang
+            self.fail(f"{rec.path}: loopback server crashed: {exc!r}\n{traceback.format_exc()}")
+            response = Response(500, {"error": {"message": f"loopback server crashed: {exc!r}"}})
+        try:
+            self._write(h, response)
         except (BrokenPipeError, ConnectionResetError):  # the client went away mid-response
             h.close_connection = True
 

@@ -71,7 +71,9 @@ class GeminiServer(LoopbackServer):
 
     def route(self, method, path, query):
         m = PATH_RE.match(path)
-        return (m.group(3) == "streamGenerateContent", m.group(2)) if m and method == "POST" else None
+        if m is None or method != "POST":
+            return None
+        return m.group(3) == "streamGenerateContent", m.group(2)
 
     def is_stream(self, routed_stream, body):
         return routed_stream
@@ -146,8 +148,8 @@ class GeminiServer(LoopbackServer):
                     continue
                 p += [_unknown(x, where) for x in d if camel(x) not in DECL_KEYS]
                 if not isinstance(d.get("name"), str) or not NAME_RE.match(d["name"]):
-                    p.append(f"* {where}.name: Invalid function name. Must start with a letter or an"
-                             " underscore. Must be a-z, A-Z, 0-9, or contain underscores, dots, "
+                    p.append(f"* {where}.name: Invalid function name. Must start with a letter or "
+                             "an underscore. Must be a-z, A-Z, 0-9, or contain underscores, dots, "
                              "colons and dashes, with a maximum length of 128.")
                 params, pjs = g(d, "parameters"), g(d, "parametersJsonSchema")
                 if params is not None and pjs is not None:
@@ -164,7 +166,8 @@ class GeminiServer(LoopbackServer):
         if typ is not None and (not isinstance(typ, str) or typ.upper() not in TYPES):
             p.append(f"{where}.type: Invalid value {typ!r} (one of {sorted(TYPES)})")
         enum = s.get("enum")
-        if enum is not None and not (isinstance(enum, list) and all(isinstance(e, str) for e in enum)):
+        if enum is not None and not (isinstance(enum, list)
+                                     and all(isinstance(e, str) for e in enum)):
             p.append(f"{where}.enum: enum values must be strings")
         props = s.get("properties")
         for name, sub in (props.items() if isinstance(props, dict) else ()):
@@ -223,9 +226,9 @@ class GeminiServer(LoopbackServer):
             if cid and cid not in resp_ids:
                 p.append(f"contents[{i}]: functionResponse.id does not match functionCall.id "
                          f"({cid} has no response)")
-        known = {cid for cid in call_ids if cid}
+        known = {str(cid) for cid in call_ids if cid}
         for rid in resp_ids:
-            if rid and rid not in known:
+            if rid and str(rid) not in known:
                 p.append(f"contents[{i}]: functionResponse.id {rid!r} matches no functionCall.id")
         if not known:
             names = [c.get("name") for c in calls if isinstance(c, dict)]
@@ -250,7 +253,7 @@ class GeminiServer(LoopbackServer):
     # ---- rendering ---------------------------------------------------------------------------
     @staticmethod
     def _key(cid, name, args):
-        return cid or (name, json.dumps(args or {}, sort_keys=True))
+        return str(cid) if cid else (str(name), json.dumps(args or {}, sort_keys=True, default=str))
 
     def remember(self, reply, calls):
         first = next((c for c in calls if isinstance(c.obj, dict)), None)
@@ -315,7 +318,7 @@ class GeminiServer(LoopbackServer):
         if rec.query.get("alt") == "sse":
             return [b"data: " + dumps(c) + b"\r\n\r\n" for c in chunks], "text/event-stream"
         events = [(b"[" if n == 0 else b",\r\n") + dumps(c) for n, c in enumerate(chunks)]
-        return events + [b"]"], "application/json; charset=UTF-8"
+        return [*events, b"]"], "application/json; charset=UTF-8"
 
     def stream_error_event(self, message, reply):
         return b"data: " + dumps({"error": {"code": 500, "message": message,

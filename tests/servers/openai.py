@@ -75,7 +75,7 @@ class OpenAIServer(LoopbackServer):
                     None)
         key = auth[7:]
         if key != self.api_key:
-            masked = key[:6] + "*" * max(0, len(key) - 10) + key[-4:]
+            masked = key[:6] + "*" * (len(key) - 10) + key[-4:] if len(key) > 10 else key[:3] + "***"
             return (401, f"Incorrect API key provided: {masked}. You can find your API key at "
                     "https://platform.openai.com/account/api-keys.", "invalid_api_key")
         return None
@@ -123,7 +123,8 @@ class OpenAIServer(LoopbackServer):
             if "description" in f and not isinstance(f["description"], str):
                 p.append(f"Invalid type for 'tools[{j}].function.description': expected a string.")
             params = f.get("parameters")
-            if params is not None and (not isinstance(params, dict) or params.get("type") != "object"):
+            if params is not None and not (isinstance(params, dict)
+                                           and params.get("type") == "object"):
                 p.append(f"Invalid schema for function '{f.get('name')}': schema must be a JSON "
                          "Schema of 'type: \"object\"'.")
             for extra in set(f) - FUNCTION_KEYS:
@@ -141,7 +142,7 @@ class OpenAIServer(LoopbackServer):
                 p.append(f"Invalid value for 'tool_choice': '{choice}'.")
         elif isinstance(choice, dict) and choice.get("type") == "function":
             name = (choice.get("function") or {}).get("name")
-            if names and name not in names:
+            if names and str(name) not in names:
                 p.append(f"Invalid value for 'tool_choice': no function named '{name}' in tools.")
         elif not (isinstance(choice, dict) and choice.get("type") in ("allowed_tools", "custom")):
             p.append(f"Invalid value for 'tool_choice': {choice!r:.80}.")
@@ -202,7 +203,8 @@ class OpenAIServer(LoopbackServer):
                 ids.append(c["id"])
             f = c.get("function")
             if c.get("type") != "function" or not isinstance(f, dict):
-                p.append(f"Invalid value for '{where}': expected type 'function' with a 'function'.")
+                p.append(f"Invalid value for '{where}': expected type 'function' and a "
+                         "'function' object.")
                 continue
             if not isinstance(f.get("name"), str):
                 p.append(f"Missing required parameter: '{where}.function.name'.")

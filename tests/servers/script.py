@@ -37,7 +37,7 @@ class Reply:
     text_chunks: int | None = None  # split text into this many deltas (default: word-sized)
     finish_reason: str | None = None  # override stop/finish reason
     thinking: str | None = None  # Anthropic: a thinking block with a signature before the text
-    thought_signature: str | None = None  # Gemini 3: thoughtSignature on the first functionCall part
+    thought_signature: str | None = None  # Gemini 3: on the first functionCall part (else text)
     # Extras beyond the core vocabulary:
     error_code: str | None = None  # OpenAI error.code / Anthropic error.type / Gemini error.status
     headers: dict[str, str] = field(default_factory=dict)  # extra response headers (x-should-retry)

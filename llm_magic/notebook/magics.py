@@ -1,0 +1,304 @@
+"""`%load_ext llm_magic`: the `%%llm_chain` cell magic, `%llm_config` and `%llm_models`.
+
+A `%%llm_chain` cell is rewritten by a cleanup input transformer into
+
+    await __import__('llm_magic.notebook.magics', fromlist=['_']).cell_entry(line, cell)
+
+so it runs as a top-level await on the kernel's own loop: other cells queue behind it, widgets
+update live, an interrupt cancels it, and the cell's value is the result. A cell magic can not do
+this (IPython only displays a coroutine a magic returns), so the real registered `llm_chain` magic
+is the fallback, used for `run_cell_magic(...)`, `%autoawait off` or a non-asyncio loop runner: it
+runs the chain on llm_magic's private loop thread when a loop is already running, with
+`asyncio.run` when none is. Loading patches nothing process-wide and `unload` undoes it all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any
+
+from .. import registry
+from .config import MODEL_ENV, LLMMagic, get_config, set_active
+from .options import HELP, interpolate, parse_line  # noqa: F401  (interpolate: public here)
+
+MAGIC = "%%llm_chain"
+ENTRY = f"await __import__({__name__!r}, fromlist=['_']).cell_entry"
+CONFIG: LLMMagic | None = None
+
+
+# -- the input transformer ------------------------------------------------------------------------
+
+
+class CellTransformer:
+    """Rewrites a `%%llm_chain` cell into a top-level await (see the module docstring)."""
+
+    def __init__(self, shell: Any) -> None:
+        self.shell = shell
+
+    def can_await(self) -> bool:
+        if not getattr(self.shell, "autoawait", False):
+            return False
+        runner = getattr(self.shell, "loop_runner", None)
+        try:
+            from IPython.core.async_helpers import _asyncio_runner
+        except ImportError:  # pragma: no cover - very old IPython
+            return str(runner) == "asyncio"
+        return runner is _asyncio_runner or str(runner) == "asyncio"
+
+    def __call__(self, lines: list[str]) -> list[str]:
+        start = 0
+        while start < len(lines) and not lines[start].strip():
+            start += 1
+        if start == len(lines):
+            return lines
+        first = lines[start]
+        if not first.startswith(MAGIC):
+            return lines
+        rest = first[len(MAGIC) :]
+        if rest and not rest[0].isspace():  # %%llm_chain? or %%llm_chainX: not ours
+            return lines
+        if not self.can_await():
+            return lines
+        body = "".join(lines[start + 1 :])
+        return [f"{ENTRY}({rest.strip()!r}, {body!r})\n"]
+
+
+def transform_cell_source(text: str, shell: Any = None) -> str:
+    """What the transformer makes of a cell (for tests and curious users)."""
+    lines = text.splitlines(keepends=True)
+    return "".join(CellTransformer(shell or _AlwaysAwait())(lines))
+
+
+class _AlwaysAwait:
+    autoawait = True
+    loop_runner = "asyncio"
+
+
+# -- what the cell runs ---------------------------------------------------------------------------
+
+
+async def cell_entry(line: str, cell: str) -> Any:
+    """Run one `%%llm_chain` cell: parse the options, run the chain, bind `--out`."""
+    from . import NotebookError
+    from .session import run_chain, shell
+
+    opts = parse_line(line)
+    if opts.help:
+        print(HELP)
+        return None
+    prompt = cell.strip("\n").rstrip()
+    if not prompt.strip():
+        raise NotebookError(
+            "%%llm_chain: the cell has no prompt; write it below the %%llm_chain line"
+        )
+    ip = shell()
+    ns: dict[str, Any] = ip.user_ns if ip is not None else {}
+    continue_: Any = None
+    if opts.continue_ is True:
+        continue_ = True
+    elif isinstance(opts.continue_, str):
+        continue_ = _continue_target(opts.continue_, ns)
+    if opts.no_tools:
+        tools: list[Any] | None = []
+    else:
+        tools = list(opts.tools) if opts.tools is not None else None
+    result = await run_chain(
+        prompt,
+        tools=tools,
+        model=opts.model,
+        system=opts.system,
+        max_steps=opts.max_steps,
+        timeout=opts.timeout,
+        approve=opts.approve,
+        quiet=True if opts.quiet else None,
+        stream=False if opts.no_stream else None,
+        continue_=continue_,
+        reset=opts.reset,
+        history=opts.history,
+        interpolate=get_config().interpolate and not opts.no_interpolate,
+        namespace=ns,
+    )
+    if opts.out:
+        ns[opts.out] = result
+    return result
+
+
+def _continue_target(name: str, ns: dict[str, Any]) -> Any:
+    from ..chain import ChainResult
+    from ..models import AsyncConversation, Conversation
+    from . import NotebookError
+    from .options import close_names, lookup
+
+    found, value = lookup(name, ns)
+    if not found:
+        candidates = [
+            k
+            for k, v in ns.items()
+            if isinstance(v, ChainResult | AsyncConversation | Conversation)
+        ]
+        close = close_names(name, candidates)
+        hint = f"; did you mean {' or '.join(close)}?" if close else ""
+        raise NotebookError(
+            f"%%llm_chain: --continue {name}: no variable {name!r} in the notebook{hint} "
+            "(bind a result with --out NAME, or use --continue alone for the last conversation)"
+        )
+    if not isinstance(value, ChainResult | AsyncConversation | Conversation):
+        raise NotebookError(
+            f"%%llm_chain: --continue {name}: {name!r} is a {type(value).__name__}; it must be "
+            "the result of a chain (--out NAME) or a conversation"
+        )
+    return value
+
+
+def llm_chain(line: str, cell: str) -> Any:
+    """Fallback: runs when the cell was not rewritten (run_cell_magic, %autoawait off)."""
+    coro = cell_entry(line, cell)
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    from .._loop import run_sync
+
+    try:
+        return run_sync(coro)
+    except KeyboardInterrupt as exc:  # run_sync has cancelled the run; say so in one line
+        line = "KeyboardInterrupt: the chain was interrupted and its run cancelled"
+        exc._render_traceback_ = lambda: [line]  # type: ignore[attr-defined]
+        raise
+
+
+llm_chain.__doc__ = HELP
+
+
+# -- line magics ----------------------------------------------------------------------------------
+
+
+def mask(key: str | None) -> str:
+    """An API key as `sk-…1234`; short keys are hidden entirely."""
+    if not key:
+        return "not set"
+    if len(key) < 12:
+        return "****"
+    return f"{key[:3]}…{key[-4:]}"
+
+
+def _model_source(cfg: LLMMagic) -> str:
+    if cfg.default_model:
+        return "%config LLMMagic.default_model"
+    if os.environ.get(MODEL_ENV):
+        return f"environment variable {MODEL_ENV}"
+    for env, _ in registry.DEFAULT_FOR_KEY:
+        if os.environ.get(env):
+            return f"first provider with a key ({env})"
+    return "no key set: the embedded local model"
+
+
+def config_report() -> str:
+    from .session import default_model_id, state
+
+    cfg = get_config()
+    lines = [
+        f"model: {default_model_id()}  ({_model_source(cfg)})",
+        "",
+        "LLMMagic settings (change with %config LLMMagic.<name> = value):",
+    ]
+    values = cfg.effective()
+    width = max(len(name) for name in values)
+    for name in sorted(values):
+        lines.append(f"  {name:<{width}}  {values[name]!r}")
+    lines += ["", "API keys and endpoints (environment):"]
+    seen: set[str] = set()
+    for info in registry.PROVIDERS.values():
+        for env in info.key_env:
+            if env not in seen:
+                seen.add(env)
+                lines.append(f"  {env:<27}  {mask(os.environ.get(env))}")
+    for info in registry.PROVIDERS.values():
+        env = info.base_url_env
+        if env and env not in seen and os.environ.get(env):
+            seen.add(env)
+            lines.append(f"  {env:<27}  {os.environ[env]}")
+    conv = state.conversation
+    window = cfg.history_window or "all"
+    if conv is None:
+        lines += ["", f"notebook conversation: none yet (history window: {window} messages)"]
+    else:
+        lines += [
+            "",
+            f"notebook conversation: {len(conv.messages)} messages with {conv.model.model_id} "
+            f"(history window: {window}; %%llm_chain --continue goes on, --reset starts afresh)",
+        ]
+    return "\n".join(lines)
+
+
+def models_report() -> str:
+    from .session import default_model_id
+
+    default = default_model_id()
+    lines = [f"known models (%%llm_chain -m MODEL; default now: {default}):"]
+    for model_id in registry.KNOWN_MODELS:
+        info, _ = registry.resolve(model_id)
+        if not info.key_required:
+            key = "no key needed"
+        elif any(os.environ.get(env) for env in info.key_env):
+            key = f"{info.key_env[0]} set"
+        else:
+            key = f"needs {' or '.join(info.key_env)}"
+        lines.append(f"  {model_id:<22} {info.name:<10} {key}")
+    if registry.aliases:
+        lines.append("aliases (llm_magic.register_alias):")
+        for alias, target in sorted(registry.aliases.items()):
+            lines.append(f"  {alias:<22} -> {target}")
+    prefixes = [f"{p}:NAME" for p in registry.PROVIDERS if p not in ("local", "openai-compatible")]
+    prefixes.append("openai-compatible:NAME@http://host:port/v1")
+    lines.append(f"any other model: {', '.join(prefixes)}")
+    return "\n".join(lines)
+
+
+def llm_config(line: str = "") -> None:
+    """Show the effective llm_magic configuration (API keys masked)."""
+    print(config_report())
+
+
+def llm_models(line: str = "") -> None:
+    """List the models llm_magic knows, their provider, and whether its key is set."""
+    print(models_report())
+
+
+# -- %load_ext / %unload_ext ----------------------------------------------------------------------
+
+_MAGICS = (
+    ("cell", "llm_chain", llm_chain),
+    ("line", "llm_config", llm_config),
+    ("line", "llm_models", llm_models),
+)
+
+
+def load(ip: Any) -> None:
+    """Register the transformer, the magics and the `LLMMagic` configurable on this shell."""
+    global CONFIG
+    unload(ip)
+    CONFIG = LLMMagic(parent=ip)
+    set_active(CONFIG)
+    ip.configurables.append(CONFIG)
+    ip.input_transformers_cleanup.insert(0, CellTransformer(ip))
+    for kind, name, func in _MAGICS:
+        ip.register_magic_function(func, kind, name)
+
+
+def unload(ip: Any) -> None:
+    """Remove everything `load` registered."""
+    global CONFIG
+    cleanup = ip.input_transformers_cleanup
+    cleanup[:] = [t for t in cleanup if not isinstance(t, CellTransformer)]
+    manager = ip.magics_manager
+    for kind, name, func in _MAGICS:
+        if manager.magics.get(kind, {}).get(name) is func:
+            del manager.magics[kind][name]
+            if getattr(manager.user_magics, name, None) is func:
+                delattr(manager.user_magics, name)
+    ip.configurables[:] = [c for c in ip.configurables if not isinstance(c, LLMMagic)]
+    if CONFIG is not None:
+        set_active(None)
+        CONFIG = None

@@ -1,0 +1,348 @@
+"""Anthropic Messages (`POST /v1/messages`).
+
+One neutral assistant message becomes one assistant turn of content blocks (thinking blocks
+first and unchanged, then text, then `tool_use`); the results of a turn and any user text that
+follows become ONE user turn, `tool_result` blocks first. Ids are sanitised to the pattern
+Anthropic accepts, with the same mapping on both sides of a call.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import ConfigError, ProviderError, StreamError
+from ..messages import Message, ModelRequest, ModelTurn, ToolCall, Usage
+from .base import Provider, TextCallback, arguments_object, merge_user_messages, new_call_id
+
+VERSIONS = ("2023-06-01", "2026-10-21")
+SAMPLING_OPTIONS = ("temperature", "top_p", "top_k")  # a 400 under 2026-10-21
+THINKING_KEY = "anthropic_thinking"  # provider_data key of the turn's thinking blocks
+DEFAULT_MAX_TOKENS = 4096
+_ID_OK = re.compile(r"^[a-zA-Z0-9_-]+$")
+_ID_BAD = re.compile(r"[^a-zA-Z0-9_-]")
+
+
+class AnthropicProvider(Provider):
+    name = "anthropic"
+    default_base_url = "https://api.anthropic.com"
+
+    def __init__(self, model: str, *, api_version: str = "2026-10-21", **kwargs: Any) -> None:
+        if api_version not in VERSIONS:
+            raise ConfigError(
+                f"unknown anthropic api_version {api_version!r}; use one of {', '.join(VERSIONS)}"
+            )
+        self.api_version = api_version
+        self._warned_sampling = False
+        super().__init__(model, **kwargs)
+
+    def auth_headers(self, api_key: str | None) -> dict[str, str]:
+        headers = {"anthropic-version": self.api_version}
+        if api_key:
+            if self.api_version == "2023-06-01":
+                headers["x-api-key"] = api_key
+            else:
+                headers["authorization"] = f"Bearer {api_key}"
+        return headers
+
+    async def turn(self, request: ModelRequest, on_text: TextCallback | None = None) -> ModelTurn:
+        body = self.build_body(request)
+        if body.get("stream"):
+            return await self._stream(body, on_text)
+        turn = parse_message(await self.http.post_json("/v1/messages", body))
+        if on_text and turn.text:
+            on_text(turn.text)
+        return turn
+
+    # ---- request ---------------------------------------------------------------------------
+    def build_body(self, request: ModelRequest) -> dict[str, Any]:
+        options = {**self.options, **request.options}
+        body: dict[str, Any] = {
+            "model": self.model,
+            "max_tokens": int(options.pop("max_tokens", None) or DEFAULT_MAX_TOKENS),
+        }
+        system = "\n\n".join(
+            t
+            for t in [request.system, *(m.text for m in request.messages if m.role == "system")]
+            if t
+        )
+        if system:
+            body["system"] = system
+        if request.tools:
+            body["tools"] = [
+                {"name": t.name, "description": t.description, "input_schema": t.parameters}
+                for t in request.tools
+            ]
+            if request.tool_choice:
+                body["tool_choice"] = tool_choice(request.tool_choice)
+        body["messages"] = wire_messages(request.messages)
+        if request.stream:
+            body["stream"] = True
+        if "stop" in options:
+            stop = options.pop("stop")
+            options["stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)
+        if self.api_version == "2026-10-21":
+            dropped = [k for k in SAMPLING_OPTIONS if k in options]
+            for k in dropped:
+                del options[k]
+            if dropped and not self._warned_sampling:
+                self._warned_sampling = True
+                warnings.warn(
+                    f"anthropic api_version 2026-10-21 does not accept {', '.join(dropped)}; "
+                    "the option was left out (pass api_version='2023-06-01' to use it)",
+                    stacklevel=2,
+                )
+        body.update(options)
+        return body
+
+    # ---- streaming -------------------------------------------------------------------------
+    async def _stream(self, body: dict[str, Any], on_text: TextCallback | None) -> ModelTurn:
+        acc = StreamAccumulator()
+        async with self.http.stream("/v1/messages", body) as events:
+            try:
+                async for event in events:
+                    if not event.data.strip() or event.event == "ping":
+                        continue
+                    try:
+                        data = json.loads(event.data)
+                    except ValueError:
+                        raise ProviderError(
+                            f"malformed {event.event!r} event in stream: {event.data[:200]!r}",
+                            provider=self.name,
+                        ) from None
+                    delta = acc.add(event.event, data)
+                    if delta and on_text:
+                        on_text(delta)
+                    if acc.done:
+                        break
+            except StreamError as exc:
+                exc.partial_text = acc.text()
+                raise
+        if not acc.done:
+            raise StreamError(
+                "the stream ended before its message_stop event",
+                provider=self.name,
+                partial_text=acc.text(),
+            )
+        return acc.turn()
+
+
+# ---- request building (pure functions) ------------------------------------------------------
+def tool_choice(choice: str) -> dict[str, Any]:
+    if choice == "auto":
+        return {"type": "auto"}
+    if choice == "required":
+        return {"type": "any"}
+    if choice == "none":
+        return {"type": "none"}
+    return {"type": "tool", "name": choice}
+
+
+def sanitize_id(call_id: str) -> str:
+    """The id itself when Anthropic accepts it, else a deterministic valid one (same input, same
+    output; distinct inputs stay distinct thanks to a short hash of the original)."""
+    if _ID_OK.match(call_id):
+        return call_id
+    digest = hashlib.sha256(call_id.encode()).hexdigest()[:8]
+    return f"{_ID_BAD.sub('_', call_id)}_{digest}"
+
+
+def wire_messages(messages: list[Message]) -> list[dict[str, Any]]:
+    """Neutral messages as Anthropic turns; system messages go to the top-level `system`."""
+    out: list[dict[str, Any]] = []
+    for group in merge_user_messages([m for m in messages if m.role != "system"]):
+        if group[0].role == "assistant":
+            out.append({"role": "assistant", "content": _assistant_blocks(group[0])})
+        else:
+            out.append({"role": "user", "content": _user_blocks(group)})
+    return out
+
+
+def _assistant_blocks(msg: Message) -> list[dict[str, Any]]:
+    blocks: list[dict[str, Any]] = list(msg.provider_data.get(THINKING_KEY) or ())
+    if msg.text:
+        blocks.append({"type": "text", "text": msg.text})
+    blocks += [
+        {
+            "type": "tool_use",
+            "id": sanitize_id(c.id),
+            "name": c.name,
+            "input": arguments_object(c.arguments),
+        }
+        for c in msg.tool_calls
+    ]
+    return blocks or [{"type": "text", "text": "(empty)"}]
+
+
+def _user_blocks(group: list[Message]) -> list[dict[str, Any]]:
+    """Every tool_result of the group first, then the user text blocks."""
+    results: list[dict[str, Any]] = []
+    texts: list[dict[str, Any]] = []
+    for msg in group:
+        for r in msg.tool_results:
+            block: dict[str, Any] = {
+                "type": "tool_result",
+                "tool_use_id": sanitize_id(r.call_id),
+                "content": r.content or "(empty)",
+            }
+            if r.is_error:
+                block["is_error"] = True
+            results.append(block)
+        if msg.role == "user" and msg.text:
+            texts.append({"type": "text", "text": msg.text})
+    return results + texts or [{"type": "text", "text": "(empty)"}]
+
+
+# ---- response parsing ------------------------------------------------------------------------
+def _usage(raw: dict[str, Any] | None, into: Usage | None = None) -> Usage:
+    """Input = input_tokens + both cache fields; values are totals, so they overwrite."""
+    usage = into or Usage()
+    if not raw:
+        return usage
+    if any(k in raw for k in ("input_tokens", "cache_creation_input_tokens")):
+        usage.input_tokens = sum(
+            raw.get(k) or 0
+            for k in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+        )
+    if raw.get("output_tokens") is not None:
+        usage.output_tokens = raw["output_tokens"]
+    return usage
+
+
+def _args_text(value: Any) -> str:
+    return json.dumps(value if value is not None else {}, ensure_ascii=False)
+
+
+def parse_message(data: dict[str, Any]) -> ModelTurn:
+    if data.get("type") == "error":
+        err = data.get("error") or {}
+        raise ProviderError(f"{err.get('message', err)} [{err.get('type')}]", provider="anthropic")
+    text: list[str] = []
+    calls: list[ToolCall] = []
+    thinking: list[dict[str, Any]] = []
+    for block in data.get("content") or ():
+        kind = block.get("type")
+        if kind == "text":
+            text.append(block.get("text") or "")
+        elif kind == "tool_use":
+            calls.append(
+                ToolCall(
+                    block.get("id") or new_call_id(),
+                    block.get("name", ""),
+                    _args_text(block.get("input")),
+                )
+            )
+        elif kind in ("thinking", "redacted_thinking"):
+            thinking.append(block)
+    turn = ModelTurn("".join(text), calls, _usage(data.get("usage")), data.get("stop_reason"))
+    if thinking:
+        turn.provider_data[THINKING_KEY] = thinking
+    return turn
+
+
+@dataclass
+class _Block:
+    """One content block being streamed: its start event and the deltas so far."""
+
+    start: dict[str, Any]
+    text: list[str] = field(default_factory=list)
+    json: list[str] = field(default_factory=list)
+    thinking: list[str] = field(default_factory=list)
+    signature: list[str] = field(default_factory=list)
+
+
+class StreamAccumulator:
+    """Builds a ModelTurn from Messages SSE events; blocks are keyed by their `index`."""
+
+    def __init__(self) -> None:
+        self.blocks: dict[int, _Block] = {}
+        self.parts: list[str] = []  # text deltas in arrival order
+        self.usage = Usage()
+        self.stop_reason: str | None = None
+        self.done = False
+
+    def text(self) -> str:
+        return "".join(self.parts)
+
+    def add(self, event: str, data: dict[str, Any]) -> str:
+        """Take one event; return the text it adds (for `on_text`)."""
+        kind = data.get("type") or event
+        if kind == "message_start":
+            _usage((data.get("message") or {}).get("usage"), self.usage)
+        elif kind == "content_block_start":
+            block = _Block(dict(data.get("content_block") or {}))
+            self.blocks[int(data.get("index", len(self.blocks)))] = block
+            if block.start.get("type") == "text" and block.start.get("text"):
+                return self._text(block, block.start["text"])
+        elif kind == "content_block_delta":
+            slot = self.blocks.get(int(data.get("index", -1)))
+            if slot is None:
+                raise ProviderError(
+                    f"content_block_delta for unknown block {data.get('index')!r}",
+                    provider="anthropic",
+                )
+            delta = data.get("delta") or {}
+            dtype = delta.get("type")
+            if dtype == "text_delta":
+                return self._text(slot, delta.get("text") or "")
+            if dtype == "input_json_delta":
+                slot.json.append(delta.get("partial_json") or "")
+            elif dtype == "thinking_delta":
+                slot.thinking.append(delta.get("thinking") or "")
+            elif dtype == "signature_delta":
+                slot.signature.append(delta.get("signature") or "")
+        elif kind == "message_delta":
+            self.stop_reason = (data.get("delta") or {}).get("stop_reason") or self.stop_reason
+            _usage(data.get("usage"), self.usage)
+        elif kind == "message_stop":
+            self.done = True
+        elif kind == "error":
+            err = data.get("error") or {}
+            raise ProviderError(
+                f"error in stream: {err.get('message', err)} [{err.get('type')}]",
+                provider="anthropic",
+            )
+        return ""  # ping, content_block_stop and unknown events
+
+    def _text(self, slot: _Block, text: str) -> str:
+        if text:
+            slot.text.append(text)
+            self.parts.append(text)
+        return text
+
+    def turn(self) -> ModelTurn:
+        text: list[str] = []
+        calls: list[ToolCall] = []
+        thinking: list[dict[str, Any]] = []
+        for _, slot in sorted(self.blocks.items()):
+            block = slot.start
+            kind = block.get("type")
+            if kind == "text":
+                text.append("".join(slot.text))
+            elif kind == "tool_use":
+                raw = "".join(slot.json)
+                try:  # the same text as the non-streaming parse when the JSON is whole
+                    arguments = _args_text(json.loads(raw)) if raw.strip() else "{}"
+                except ValueError:
+                    arguments = raw  # truncated (max_tokens): the chain reports it to the model
+                calls.append(
+                    ToolCall(block.get("id") or new_call_id(), block.get("name", ""), arguments)
+                )
+            elif kind == "thinking":
+                thinking.append(
+                    {
+                        "type": "thinking",
+                        "thinking": (block.get("thinking") or "") + "".join(slot.thinking),
+                        "signature": (block.get("signature") or "") + "".join(slot.signature),
+                    }
+                )
+            elif kind == "redacted_thinking":
+                thinking.append(block)
+        turn = ModelTurn("".join(text), calls, self.usage, self.stop_reason)
+        if thinking:
+            turn.provider_data[THINKING_KEY] = thinking
+        return turn

@@ -1,0 +1,340 @@
+"""Google Gemini `generateContent` / `streamGenerateContent?alt=sse` (v1beta).
+
+Call ids: Gemini 3 sends `functionCall.id` and wants it back on the call and on its
+`functionResponse`; older models send none, so an id is made up client-side and never sent
+(results are matched by name and order). A `thoughtSignature` stays on the exact part it came
+on. Streaming has no terminator: a stream that ends without any `finishReason` was cut.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any, Literal
+from urllib.parse import quote
+
+from ..errors import ProviderError, StreamError, ToolDefinitionError
+from ..messages import Message, ModelRequest, ModelTurn, ToolCall, ToolResult, ToolSpec, Usage
+from ..schema import inline_refs
+from ._schema import translate_schema
+from .base import Provider, TextCallback, arguments_object, merge_user_messages, new_call_id
+
+SchemaFormat = Literal["auto", "parameters", "json_schema"]
+ID_KEY = "gemini_id"  # ToolCall.provider_data: the id Gemini issued (echoed back)
+SIGNATURE_KEY = "gemini_thought_signature"  # ToolCall.provider_data: the part's thoughtSignature
+TEXT_SIGNATURE_KEY = "gemini_text_signature"  # ModelTurn.provider_data: signature on text
+ORIGIN_KEY = "gemini"  # ToolCall.provider_data: the call came from Gemini
+SKIP_SIGNATURE = "skip_thought_signature_validator"  # documented value for foreign histories
+BLOCKED = {
+    "SAFETY",
+    "RECITATION",
+    "BLOCKLIST",
+    "PROHIBITED_CONTENT",
+    "SPII",
+    "IMAGE_SAFETY",
+    "LANGUAGE",
+    "OTHER",
+    "IMAGE_PROHIBITED_CONTENT",
+    "IMAGE_RECITATION",
+    "IMAGE_OTHER",
+}
+NORMAL_FINISH = {None, "STOP", "MAX_TOKENS", "FINISH_REASON_UNSPECIFIED"}
+_OPTION_NAMES = {"max_tokens": "maxOutputTokens", "stop": "stopSequences"}
+_TOP_LEVEL = {"safetySettings", "cachedContent", "labels"}
+
+
+class GeminiProvider(Provider):
+    name = "gemini"
+    default_base_url = "https://generativelanguage.googleapis.com/v1beta"
+
+    def __init__(self, model: str, *, schema_format: SchemaFormat = "auto", **kwargs: Any) -> None:
+        """`schema_format`: "parameters" sends every tool schema translated to Gemini's subset
+        (ToolDefinitionError when it cannot be); "json_schema" sends `parametersJsonSchema`;
+        "auto" translates and falls back to `parametersJsonSchema` for a tool that cannot be."""
+        if schema_format not in ("auto", "parameters", "json_schema"):
+            raise ValueError(
+                f"schema_format must be auto, parameters or json_schema, not {schema_format!r}"
+            )
+        self.schema_format = schema_format
+        super().__init__(model.removeprefix("models/"), **kwargs)
+
+    def auth_headers(self, api_key: str | None) -> dict[str, str]:
+        return {"x-goog-api-key": api_key} if api_key else {}
+
+    async def turn(self, request: ModelRequest, on_text: TextCallback | None = None) -> ModelTurn:
+        body = self.build_body(request)
+        model = quote(self.model, safe="-._~")
+        if not request.stream:
+            acc = Accumulator()
+            acc.add(await self.http.post_json(f"/models/{model}:generateContent", body))
+            turn = acc.turn()
+            if on_text and turn.text:
+                on_text(turn.text)
+            return turn
+        return await self._stream(f"/models/{model}:streamGenerateContent?alt=sse", body, on_text)
+
+    async def _stream(
+        self, path: str, body: dict[str, Any], on_text: TextCallback | None
+    ) -> ModelTurn:
+        acc = Accumulator()
+        async with self.http.stream(path, body) as events:
+            try:
+                async for event in events:
+                    if not event.data.strip():
+                        continue
+                    try:
+                        chunk = json.loads(event.data)
+                    except ValueError:
+                        raise ProviderError(
+                            f"malformed chunk in stream: {event.data[:200]!r}", provider=self.name
+                        ) from None
+                    delta = acc.add(chunk)
+                    if delta and on_text:
+                        on_text(delta)
+            except StreamError as exc:
+                exc.partial_text = acc.text()
+                raise
+        if acc.finish_reason is None and acc.block_reason is None:
+            raise StreamError(
+                "the stream ended before a chunk with a finishReason",
+                provider=self.name,
+                partial_text=acc.text(),
+            )
+        return acc.turn()
+
+    # ---- request ---------------------------------------------------------------------------
+    def build_body(self, request: ModelRequest) -> dict[str, Any]:
+        system = "\n\n".join(
+            t
+            for t in [request.system, *(m.text for m in request.messages if m.role == "system")]
+            if t
+        )
+        body: dict[str, Any] = {}
+        if system:
+            body["systemInstruction"] = {"parts": [{"text": system}]}
+        body["contents"] = wire_contents(request.messages)
+        if request.tools:
+            body["tools"] = [{"functionDeclarations": [self.declaration(t) for t in request.tools]}]
+            if request.tool_choice:
+                body["toolConfig"] = {"functionCallingConfig": tool_config(request.tool_choice)}
+        generation: dict[str, Any] = {}
+        for key, value in {**self.options, **request.options}.items():
+            name = _OPTION_NAMES.get(key) or _camel(key)
+            if name == "stopSequences" and isinstance(value, str):
+                value = [value]
+            if name in _TOP_LEVEL:
+                body[name] = value
+            elif name == "generationConfig" and isinstance(value, dict):
+                generation.update(value)
+            else:
+                generation[name] = value
+        if generation:
+            body["generationConfig"] = generation
+        return body
+
+    def declaration(self, tool: ToolSpec) -> dict[str, Any]:
+        decl: dict[str, Any] = {"name": tool.name, "description": tool.description}
+        schema = tool.parameters or {}
+        if not schema.get("properties") and not schema.get("$ref"):
+            return decl  # no arguments: Gemini rejects an OBJECT without properties here
+        if self.schema_format == "json_schema":
+            decl["parametersJsonSchema"] = schema
+            return decl
+        try:
+            decl["parameters"] = translate_schema(schema, tool.name)
+        except ToolDefinitionError:
+            if self.schema_format == "parameters":
+                raise
+            decl["parametersJsonSchema"] = inline_refs(schema)
+        return decl
+
+
+# ---- request building (pure functions) ------------------------------------------------------
+def tool_config(choice: str) -> dict[str, Any]:
+    if choice in ("auto", "none", "required"):
+        return {"mode": {"auto": "AUTO", "none": "NONE", "required": "ANY"}[choice]}
+    return {"mode": "ANY", "allowedFunctionNames": [choice]}
+
+
+def _camel(key: str) -> str:
+    head, *rest = key.split("_")
+    return head + "".join(w[:1].upper() + w[1:] for w in rest)
+
+
+def wire_contents(messages: list[Message]) -> list[dict[str, Any]]:
+    """Neutral messages as Gemini contents (system messages go to systemInstruction)."""
+    calls = {c.id: c for m in messages if m.role == "assistant" for c in m.tool_calls}
+    contents: list[dict[str, Any]] = []
+    previous: Message | None = None
+    for group in merge_user_messages([m for m in messages if m.role != "system"]):
+        if group[0].role == "assistant":
+            previous = group[0]
+            parts = _model_parts(previous)
+            if parts:
+                contents.append({"role": "model", "parts": parts})
+            continue
+        parts = _user_parts(group, calls, previous)
+        if parts:
+            contents.append({"role": "user", "parts": parts})
+    return contents
+
+
+def _model_parts(msg: Message) -> list[dict[str, Any]]:
+    parts: list[dict[str, Any]] = []
+    if msg.text:
+        part: dict[str, Any] = {"text": msg.text}
+        if msg.provider_data.get(TEXT_SIGNATURE_KEY):
+            part["thoughtSignature"] = msg.provider_data[TEXT_SIGNATURE_KEY]
+        parts.append(part)
+    foreign = not any(c.provider_data.get(ORIGIN_KEY) for c in msg.tool_calls)
+    for i, call in enumerate(msg.tool_calls):
+        fc: dict[str, Any] = {}
+        if call.provider_data.get(ID_KEY):
+            fc["id"] = call.provider_data[ID_KEY]
+        fc["name"] = call.name
+        fc["args"] = arguments_object(call.arguments)
+        part = {"functionCall": fc}
+        if call.provider_data.get(SIGNATURE_KEY):
+            part["thoughtSignature"] = call.provider_data[SIGNATURE_KEY]
+        elif foreign and i == 0:  # calls made by another provider: Gemini 3 wants a signature
+            part["thoughtSignature"] = SKIP_SIGNATURE
+        parts.append(part)
+    return parts
+
+
+def _user_parts(
+    group: list[Message], calls: dict[str, ToolCall], previous: Message | None
+) -> list[dict[str, Any]]:
+    results = [r for m in group for r in m.tool_results]
+    order = {c.id: i for i, c in enumerate(previous.tool_calls)} if previous else {}
+    results.sort(key=lambda r: order.get(r.call_id, len(order)))  # the calls' order
+    parts: list[dict[str, Any]] = [_function_response(r, calls.get(r.call_id)) for r in results]
+    parts += [{"text": m.text} for m in group if m.role == "user" and m.text]
+    return parts
+
+
+def _function_response(result: ToolResult, call: ToolCall | None) -> dict[str, Any]:
+    fr: dict[str, Any] = {}
+    if call is not None and call.provider_data.get(ID_KEY):
+        fr["id"] = call.provider_data[ID_KEY]
+    fr["name"] = result.name or (call.name if call else "")
+    if result.is_error:
+        fr["response"] = {"error": result.content}
+    else:
+        fr["response"] = {"result": _result_value(result.content)}
+    return {"functionResponse": fr}
+
+
+def _result_value(content: str) -> Any:
+    """The result as JSON when it is JSON (NaN/Infinity are not), else the text itself."""
+
+    def reject(name: str) -> Any:
+        raise ValueError(name)
+
+    try:
+        value = json.loads(content, parse_constant=reject)
+    except ValueError:
+        return content
+    if isinstance(value, float) and not math.isfinite(value):
+        return content
+    return value
+
+
+# ---- response parsing ------------------------------------------------------------------------
+class Accumulator:
+    """Builds a ModelTurn from GenerateContentResponse chunks (a whole response is one chunk)."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.calls: list[ToolCall] = []
+        self.usage = Usage()
+        self.finish_reason: str | None = None
+        self.finish_message: str | None = None
+        self.block_reason: str | None = None
+        self.block_message: str | None = None
+        self.text_signature: str | None = None
+
+    def text(self) -> str:
+        return "".join(self.parts)
+
+    def add(self, chunk: Any) -> str:
+        """Take one chunk; return the text it adds."""
+        if isinstance(chunk, list):  # a non-SSE array, or an error wrapped in [ ]
+            return "".join(self.add(c) for c in chunk)
+        if not isinstance(chunk, dict):
+            raise ProviderError(f"unexpected chunk: {str(chunk)[:200]}", provider="gemini")
+        if "error" in chunk:
+            err = chunk["error"]
+            message = err.get("message", str(err)) if isinstance(err, dict) else str(err)
+            status = err.get("status") if isinstance(err, dict) else None
+            raise ProviderError(
+                f"error in stream: {message}" + (f" [{status}]" if status else ""),
+                provider="gemini",
+            )
+        usage = chunk.get("usageMetadata")
+        if usage:
+            self.usage = Usage(
+                usage.get("promptTokenCount") or 0,
+                (usage.get("candidatesTokenCount") or 0) + (usage.get("thoughtsTokenCount") or 0),
+            )
+        feedback = chunk.get("promptFeedback") or {}
+        if feedback.get("blockReason"):
+            self.block_reason = feedback["blockReason"]
+            self.block_message = feedback.get("blockReasonMessage")
+        delta = ""
+        for cand in (chunk.get("candidates") or ())[:1]:
+            if cand.get("finishReason"):
+                self.finish_reason = cand["finishReason"]
+                self.finish_message = cand.get("finishMessage")
+            for part in (cand.get("content") or {}).get("parts") or ():
+                delta += self._part(part)
+        return delta
+
+    def _part(self, part: dict[str, Any]) -> str:
+        fc = part.get("functionCall")
+        if fc is not None:
+            data: dict[str, Any] = {ORIGIN_KEY: True}
+            if fc.get("id"):
+                data[ID_KEY] = fc["id"]
+            if part.get("thoughtSignature"):
+                data[SIGNATURE_KEY] = part["thoughtSignature"]
+            args = json.dumps(fc.get("args") or {}, ensure_ascii=False)
+            self.calls.append(
+                ToolCall(fc.get("id") or new_call_id(), fc.get("name", ""), args, data)
+            )
+            return ""
+        if part.get("thought"):  # a thought summary: neither answer text nor echoed
+            return ""
+        text = part.get("text")
+        if text is None:
+            return ""
+        if part.get("thoughtSignature"):
+            self.text_signature = part["thoughtSignature"]
+        self.parts.append(text)
+        return text
+
+    def turn(self) -> ModelTurn:
+        if not self.parts and not self.calls:
+            self._raise_if_empty()
+        turn = ModelTurn(self.text(), self.calls, self.usage, self.finish_reason)
+        if self.text_signature:
+            turn.provider_data[TEXT_SIGNATURE_KEY] = self.text_signature
+        return turn
+
+    def _raise_if_empty(self) -> None:
+        if self.block_reason:
+            extra = f": {self.block_message}" if self.block_message else ""
+            raise ProviderError(
+                f"the prompt was blocked (promptFeedback.blockReason {self.block_reason}{extra})",
+                provider="gemini",
+            )
+        reason = self.finish_reason
+        extra = f": {self.finish_message}" if self.finish_message else ""
+        if reason in BLOCKED:
+            raise ProviderError(
+                f"the response was blocked (finishReason {reason}{extra})", provider="gemini"
+            )
+        if reason not in NORMAL_FINISH:
+            raise ProviderError(
+                f"the model returned no content (finishReason {reason}{extra})", provider="gemini"
+            )

@@ -1,0 +1,60 @@
+"""The embedded `local` model: the OpenAI adapter pointed at the llama-cpp-python server.
+
+The server is started on the first turn (not at import or model lookup), so choosing the model
+costs nothing. Its quirks are compatibility switches, not branches: `content` must be a string,
+tool turns are non-streaming (with `stream: true` plus tools it returns no call), and turns
+without tools go to the alias that renders tool results as text (`gemma-chat`).
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from ..http import HTTPSession
+from ..local import CHAT_MODEL, TOOLS_MODEL, LocalServer, get_local_server
+from ..messages import ModelRequest, ModelTurn
+from .base import TextCallback
+from .openai import OpenAICompat, OpenAIProvider
+
+LOCAL_COMPAT = OpenAICompat(
+    content_string=True,
+    stream_with_tools=False,
+    stream_usage=False,
+    model_without_tools=CHAT_MODEL,
+)
+
+
+def _stderr(message: str) -> None:
+    print(f"[llm_magic] {message}", file=sys.stderr, flush=True)
+
+
+class LocalProvider(OpenAIProvider):
+    name = "local"
+
+    def __init__(
+        self,
+        model: str = "local",
+        *,
+        server: LocalServer | None = None,
+        progress: Any = _stderr,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("api_key", None)
+        self.explicit_base_url = kwargs.get("base_url")
+        kwargs["base_url"] = self.explicit_base_url or "http://127.0.0.1:1/v1"
+        super().__init__(model, compat=LOCAL_COMPAT, **kwargs)
+        self.wire_model = TOOLS_MODEL
+        self.server = server or get_local_server()
+        self.progress = progress
+        self._session_kwargs = kwargs
+
+    async def turn(self, request: ModelRequest, on_text: TextCallback | None = None) -> ModelTurn:
+        if not self.explicit_base_url:
+            url = await self.server.ensure_started(progress=self.progress)
+            if url != self.http.base_url:
+                self.base_url = url
+                self.http = HTTPSession(
+                    self.name, url, {}, retry=self.http.retry, timeout=self.http._timeout
+                )
+        return await super().turn(request, on_text)

@@ -1,0 +1,6 @@
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # make `tests.servers` importable
+
+pytest_plugins = ["tests.servers.fixtures"]

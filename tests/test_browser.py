@@ -1,0 +1,212 @@
+"""The timeline in a real browser: JupyterLab on loopback, headless Debian Chromium, Playwright.
+
+The test starts the loopback OpenAI server and JupyterLab itself, writes a notebook whose cells
+run a chain against that server with a Timeline, runs it in the browser, and checks while the
+cell is still running: tool-call entries appear, one expands, the call that needs approval is
+approved with a click. The screenshot of the timeline is kept in artifacts/timeline.png.
+
+Run alone with `pytest -m browser`. Needs `apt-get install chromium` (Playwright cannot download
+browsers here) and JupyterLab with jupyterlab_widgets in this environment.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.servers import OpenAIServer
+from tests.test_timeline import demo_notebook, demo_script
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "artifacts"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-dev-shm-usage",
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_http(url: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.25)
+    raise TimeoutError(f"{url} did not answer within {timeout} s")
+
+
+@pytest.fixture
+def lab(tmp_path):
+    """JupyterLab on a free loopback port, no token, fresh settings; yields (url, root_dir)."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian chromium is not installed (apt-get install chromium)")
+    pytest.importorskip("playwright")
+    root = tmp_path / "nb"
+    root.mkdir()
+    settings = tmp_path / "settings"
+    news = settings / "@jupyterlab" / "apputils-extension"
+    news.mkdir(parents=True)
+    (news / "notification.jupyterlab-settings").write_text(
+        json.dumps({"fetchNews": "false", "checkForUpdates": False})
+    )
+    port = _free_port()
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    env["JUPYTER_CONFIG_DIR"] = str(tmp_path / "config")
+    env["JUPYTER_RUNTIME_DIR"] = str(tmp_path / "runtime")
+    log = open(tmp_path / "lab.log", "w")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "jupyter",
+            "lab",
+            "--no-browser",
+            "--ip",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--ServerApp.token=",
+            "--ServerApp.password=",
+            "--ServerApp.disable_check_xsrf=True",
+            f"--ServerApp.root_dir={root}",
+            f"--LabApp.user_settings_dir={settings}",
+            f"--LabApp.workspaces_dir={tmp_path / 'workspaces'}",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        cwd=root,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_http(f"{url}/api/status")
+        yield url, root
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+@pytest.fixture
+def browser_page(tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        context = p.chromium.launch_persistent_context(
+            str(tmp_path / "chromium-profile"),
+            executable_path=CHROMIUM,
+            args=CHROMIUM_ARGS,
+            headless=True,
+            viewport={"width": 1200, "height": 1000},
+        )
+        try:
+            page = context.pages[0] if context.pages else context.new_page()
+            yield page
+        finally:
+            context.close()
+
+
+def _cell_running(page, index: int) -> bool:
+    prompt = page.locator(".jp-Cell .jp-InputPrompt").nth(index).inner_text()
+    return "*" in prompt
+
+
+def test_timeline_live_in_jupyterlab(lab, browser_page):
+    url, root = lab
+    page = browser_page
+    with OpenAIServer(demo_script(final_chunk_delay=0.03)) as server:
+        nb = demo_notebook(server.base_url, server.api_key, delay=2.0)
+        (root / "timeline.ipynb").write_text(json.dumps(nb))
+        page.goto(f"{url}/lab/tree/timeline.ipynb", wait_until="domcontentloaded")
+        page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+        # wait for the kernel to be ready before running
+        page.wait_for_selector(
+            ".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000
+        )
+        page.locator(".jp-Notebook").first.click()
+        page.keyboard.press("Escape")
+        page.locator(".jp-Cell").first.click()
+        # Run All, as a user would (menu command through its keyboard-free path)
+        page.locator("text=Run").first.click()
+        page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+
+        timeline = page.locator(".llm-magic-timeline").first
+        timeline.wait_for(timeout=60_000)
+        # tool-call entries show while the cell still runs (the tools sleep 2 s)
+        rows = timeline.locator(".llm-call-row")
+        rows.nth(3).wait_for(timeout=30_000)
+        run_cell = 1
+        assert _cell_running(page, run_cell), "the cell finished before the entries showed"
+        live_text = timeline.inner_text()
+        assert "get_weather" in live_text and "city_table" in live_text
+        assert "running" in live_text
+
+        # expand the table call once it has its result
+        table_row = timeline.locator(".llm-call", has_text="city_table").first
+        table_row.locator(".llm-call-row", has_text="ok").wait_for(timeout=30_000)
+        table_row.locator("button").first.click()
+        table_row.locator("table.dataframe").wait_for(timeout=15_000)
+
+        # approve the call that needs approval, while the cell waits for it
+        approve = timeline.locator("button", has_text="Approve")
+        approve.wait_for(timeout=30_000)
+        assert _cell_running(page, run_cell)
+        approve.click()
+        timeline.locator(".llm-call", has_text="delete_file").locator(
+            ".llm-call-row", has_text="ok"
+        ).wait_for(timeout=30_000)
+
+        # the run finishes, the cell ends and the next cell runs
+        page.wait_for_function(
+            "() => document.querySelector('.llm-magic-timeline') &&"
+            " document.querySelector('.llm-magic-timeline').innerText.includes('done')",
+            timeout=60_000,
+        )
+        page.locator(".jp-OutputArea-output", has_text="after the chain").wait_for(
+            timeout=30_000
+        )
+        final = timeline.inner_text()
+        assert "Rome" in final and "delete_file" in final
+        ARTIFACTS.mkdir(exist_ok=True)
+        timeline.scroll_into_view_if_needed()
+        timeline.screenshot(path=str(ARTIFACTS / "timeline.png"))
+        page.screenshot(path=str(ARTIFACTS / "timeline-page.png"), full_page=True)
+        assert server.pending == 0
+
+
+if __name__ == "__main__":  # pragma: no cover - manual run: python tests/test_browser.py
+    sys.exit(pytest.main([__file__, "-m", "browser", "-x", "-s"]))
+
+
+def _unused() -> None:  # keep shutil import meaningful for manual debugging
+    shutil.which("chromium")

@@ -4,8 +4,10 @@
     python -m bench.profile scaling                                  # events/s by answer length
     python -m bench.profile overhead [--chains 300]                  # cProfile of chains
     python -m bench.profile executor                                 # 8 sync tools vs thread pool
+    python -m bench.profile keepalive                                # streamed turns vs connections
 
-Uses the same loopback server as bench.run; never changes llm_magic.
+Uses the same loopback server as bench.run. llm_magic's files are never changed; the what-if
+rows (`executor`, `keepalive`) patch objects in this process only, to size a proposed fix.
 """
 
 from __future__ import annotations
@@ -36,8 +38,10 @@ async def _stream(server: Server, tokens: int, repeats: int, limit: int) -> None
     url = server.url(mode) + "/chat/completions"
     await magic.stream_events(mode)
     await bare.stream_events(url)
-    for name, fn in (("llm_magic", lambda: magic.stream_events(mode)),
-                     ("bare_httpx", lambda: bare.stream_events(url))):
+    for name, fn in (
+        ("llm_magic", lambda: magic.stream_events(mode)),
+        ("bare_httpx", lambda: bare.stream_events(url)),
+    ):
         prof = cProfile.Profile()
         prof.enable()
         for _ in range(repeats):
@@ -59,8 +63,10 @@ async def _scaling(server: Server) -> None:
         await bare.stream_events(url)
         rates: dict[str, list[float]] = {"m": [], "b": []}
         for _ in range(max(3, 20000 // tokens)):
-            for key, fn in (("m", lambda: magic.stream_events(mode)),
-                            ("b", lambda: bare.stream_events(url))):
+            for key, fn in (
+                ("m", lambda m=mode: magic.stream_events(m)),
+                ("b", lambda u=url: bare.stream_events(u)),
+            ):
                 t = time.perf_counter()
                 n = await fn()
                 rates[key].append(n / (time.perf_counter() - t))
@@ -89,8 +95,10 @@ async def _executor(server: Server) -> None:
     magic = Magic(server)
     mode = "par8"
     loop = asyncio.get_running_loop()
-    print(f"os.cpu_count() = {os.cpu_count()}; asyncio's default executor has "
-          f"min(32, cpu_count + 4) = {min(32, (os.cpu_count() or 1) + 4)} workers")
+    print(
+        f"os.cpu_count() = {os.cpu_count()}; asyncio's default executor has "
+        f"min(32, cpu_count + 4) = {min(32, (os.cpu_count() or 1) + 4)} workers"
+    )
 
     async def measure(label: str) -> None:
         await magic.tools(slow_sync, mode)  # warm the pool
@@ -101,8 +109,10 @@ async def _executor(server: Server) -> None:
                 await magic.tools(slow_sync, mode)
                 walls.append(time.perf_counter() - t)
             delays.append(ticker.max_delay)
-        print(f"{label:<44} wall/0.2 s = {statistics.median(walls) / 0.2:.2f}x, "
-              f"ticker max {max(delays) * 1000:.1f} ms")
+        print(
+            f"{label:<44} wall/0.2 s = {statistics.median(walls) / 0.2:.2f}x, "
+            f"ticker max {max(delays) * 1000:.1f} ms"
+        )
 
     await measure("default executor (as shipped)")
     loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(max_workers=8))
@@ -110,9 +120,64 @@ async def _executor(server: Server) -> None:
     await magic.aclose()
 
 
+async def _keepalive(server: Server, chains: int) -> None:
+    import contextlib
+
+    from llm_magic import http as lm_http
+
+    magic, bare = Magic(server), Bare(server)
+
+    async def measure(label: str) -> None:
+        for _ in range(20):
+            await magic.chain(True)
+            await bare.chain(True)
+        prof = cProfile.Profile()  # only to count connect() calls, on 20 chains
+        prof.enable()
+        for _ in range(20):
+            await magic.chain(True)
+        prof.disable()
+        connects = sum(
+            v[0]
+            for k, v in pstats.Stats(prof).stats.items()
+            if k[2] == "<method 'connect' of '_socket.socket' objects>"
+        )
+        ratios, tm = [], []
+        for _ in range(chains):
+            t = time.perf_counter()
+            await magic.chain(True)
+            a = time.perf_counter() - t
+            t = time.perf_counter()
+            await bare.chain(True)
+            ratios.append(a / (time.perf_counter() - t))
+            tm.append(a)
+        print(
+            f"{label:<50} {connects / 20:.1f} connects/chain, "
+            f"{statistics.median(tm) * 1000:.2f} ms/chain, "
+            f"paired ratio to bare {statistics.median(ratios):.2f}x"
+        )
+
+    await measure("streaming chain as shipped")
+    shipped = lm_http.HTTPSession.stream
+
+    @contextlib.asynccontextmanager
+    async def draining(self, path, body):  # what-if: read the body to its end before closing
+        async with shipped(self, path, body) as events:
+            yield events
+            async for _ in events:
+                pass
+
+    lm_http.HTTPSession.stream = draining  # type: ignore[method-assign]
+    try:
+        await measure("what-if: events drained after [DONE] (no break)")
+    finally:
+        lm_http.HTTPSession.stream = shipped  # type: ignore[method-assign]
+    await magic.aclose()
+    await bare.aclose()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=("stream", "scaling", "overhead", "executor"))
+    parser.add_argument("what", choices=("stream", "scaling", "overhead", "executor", "keepalive"))
     parser.add_argument("--tokens", type=int, default=2000)
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--chains", type=int, default=300)
@@ -125,6 +190,8 @@ def main() -> None:
             asyncio.run(_scaling(server))
         elif args.what == "overhead":
             asyncio.run(_overhead(server, args.chains, args.limit))
+        elif args.what == "keepalive":
+            asyncio.run(_keepalive(server, args.chains))
         else:
             asyncio.run(_executor(server))
 

@@ -227,7 +227,9 @@ class Bare:
                     continue
                 data = line[6:]
                 if data == "[DONE]":
-                    break
+                    # read on to the end of the body rather than break: a response closed
+                    # before its last chunk takes its connection out of the pool
+                    continue
                 for choice in json.loads(data)["choices"]:
                     delta = choice["delta"]
                     if delta.get("content"):
@@ -243,8 +245,11 @@ class Bare:
         message: dict[str, Any] = {"role": "assistant", "content": "".join(text) or None}
         if calls:
             message["tool_calls"] = [
-                {"id": c["id"], "type": "function",
-                 "function": {"name": c["name"], "arguments": c["arguments"]}}
+                {
+                    "id": c["id"],
+                    "type": "function",
+                    "function": {"name": c["name"], "arguments": c["arguments"]},
+                }
                 for _, c in sorted(calls.items())
             ]
         return message
@@ -266,8 +271,12 @@ class Bare:
     async def stream_events(self, url: str) -> int:
         """Bare SSE parsing of a streamed answer: the count of text deltas."""
         body = json.dumps(
-            {"model": "bench", "messages": [{"role": "user", "content": "Write."}],
-             "stream": True, "stream_options": {"include_usage": True}}
+            {
+                "model": "bench",
+                "messages": [{"role": "user", "content": "Write."}],
+                "stream": True,
+                "stream_options": {"include_usage": True},
+            }
         ).encode()
         count = 0
         headers = {"content-type": "application/json"}
@@ -277,7 +286,7 @@ class Bare:
                     continue
                 data = line[6:]
                 if data == "[DONE]":
-                    break
+                    continue  # read to the end: keeps the connection alive
                 for choice in json.loads(data)["choices"]:
                     if choice["delta"].get("content"):
                         count += 1
@@ -383,7 +392,7 @@ async def bench_overhead(contenders: list[Any], cfg: Config) -> dict[str, Any]:
             # the median of per-round ratios: each round's contenders ran back to back, so
             # a slow patch of the machine (other processes) cancels out
             stats["ratio_to_bare"] = round(
-                statistics.median(t / b for t, b in zip(times[name], bare)), 3
+                statistics.median(t / b for t, b in zip(times[name], bare, strict=True)), 3
             )
             stats["ratio_of_medians"] = round(
                 stats["median_ms"] / section["bare_httpx"]["median_ms"], 3
@@ -451,7 +460,9 @@ async def bench_streaming(
             "events_per_s_median": round(statistics.median(values)),
             "events": counts[name],
             # median of per-round ratios (each round runs the contenders back to back)
-            "ratio_to_bare": round(statistics.median(v / b for v, b in zip(values, bare)), 3),
+            "ratio_to_bare": round(
+                statistics.median(v / b for v, b in zip(values, bare, strict=True)), 3
+            ),
             "ratio_of_medians": round(statistics.median(values) / statistics.median(bare), 3),
             "runs": len(values),
         }
@@ -494,7 +505,11 @@ def _startup_once(what: str, env: dict[str, str]) -> dict[str, Any]:
     t = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, "-c", _STARTUP, what],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     wall = (time.perf_counter() - t) * 1000
     for line in proc.stdout.splitlines():
@@ -592,17 +607,47 @@ def floors(r: dict[str, Any]) -> list[dict[str, Any]]:
     ov, tc, st, su = r["overhead"], r["tool_concurrency"], r["streaming"], r["startup"]
     load = su.get("load_ext_beyond_ipython_ms")
     rows = [
-        ("overhead non-streaming, llm_magic / bare", ov["non_streaming"]["llm_magic"]["ratio_to_bare"], "<= 1.5", lambda v: v <= 1.5),
-        ("overhead streaming, llm_magic / bare", ov["streaming"]["llm_magic"]["ratio_to_bare"], "<= 1.5", lambda v: v <= 1.5),
-        ("8 sync tools, wall / 0.2 s", tc["sync"]["llm_magic"]["ratio_to_one_tool"], "<= 1.5", lambda v: v <= 1.5),
-        ("8 sync tools, ticker max delay ms", tc["sync"]["llm_magic"]["ticker_max_delay_ms"], "<= 20", lambda v: v <= 20),
-        ("8 async tools, wall / 0.2 s", tc["async"]["llm_magic"]["ratio_to_one_tool"], "<= 1.3", lambda v: v <= 1.3),
-        ("streaming events/s, llm_magic / bare", st["llm_magic"]["ratio_to_bare"], ">= 0.8", lambda v: v >= 0.8),
+        (
+            "overhead non-streaming, llm_magic / bare",
+            ov["non_streaming"]["llm_magic"]["ratio_to_bare"],
+            "<= 1.5",
+            lambda v: v <= 1.5,
+        ),
+        (
+            "overhead streaming, llm_magic / bare",
+            ov["streaming"]["llm_magic"]["ratio_to_bare"],
+            "<= 1.5",
+            lambda v: v <= 1.5,
+        ),
+        (
+            "8 sync tools, wall / 0.2 s",
+            tc["sync"]["llm_magic"]["ratio_to_one_tool"],
+            "<= 1.5",
+            lambda v: v <= 1.5,
+        ),
+        (
+            "8 sync tools, ticker max delay ms",
+            tc["sync"]["llm_magic"]["ticker_max_delay_ms"],
+            "<= 20",
+            lambda v: v <= 20,
+        ),
+        (
+            "8 async tools, wall / 0.2 s",
+            tc["async"]["llm_magic"]["ratio_to_one_tool"],
+            "<= 1.3",
+            lambda v: v <= 1.3,
+        ),
+        (
+            "streaming events/s, llm_magic / bare",
+            st["llm_magic"]["ratio_to_bare"],
+            ">= 0.8",
+            lambda v: v >= 0.8,
+        ),
         ("%load_ext beyond IPython, ms", load, "< 150", lambda v: v < 150),
     ]
     out = []
     for name, value, target, ok in rows:
-        met = None if value is None or su.get("errors") and "load_ext" in name else ok(value)
+        met = None if value is None or (su.get("errors") and "load_ext" in name) else ok(value)
         out.append({"floor": name, "value": value, "target": target, "met": met})
     return out
 
@@ -616,28 +661,63 @@ def table(r: dict[str, Any]) -> str:
     for key, label in (("non_streaming", "non-stream"), ("streaming", "stream")):
         s = r["overhead"][key]
         for stat in ("median_ms", "p90_ms"):
-            rows.append((f"1. chain {label} {stat.replace('_ms', '')} ms",
-                         *(f(s[n][stat]) for n in ("llm_magic", "llm", "bare_httpx"))))
-        rows.append((f"1. chain {label} ratio to bare (paired median)",
-                     *(f(s[n]["ratio_to_bare"], "{:.2f}x") for n in ("llm_magic", "llm", "bare_httpx"))))
+            rows.append(
+                (
+                    f"1. chain {label} {stat.replace('_ms', '')} ms",
+                    *(f(s[n][stat]) for n in ("llm_magic", "llm", "bare_httpx")),
+                )
+            )
+        rows.append(
+            (
+                f"1. chain {label} ratio to bare (paired median)",
+                *(f(s[n]["ratio_to_bare"], "{:.2f}x") for n in ("llm_magic", "llm", "bare_httpx")),
+            )
+        )
     tc = r["tool_concurrency"]
     for kind in ("sync", "async"):
-        rows.append((f"2. {tc['parallel_calls']} {kind} tools: wall / 0.2 s",
-                     f(tc[kind]["llm_magic"]["ratio_to_one_tool"], "{:.2f}x"),
-                     f(tc[kind]["llm"]["ratio_to_one_tool"], "{:.2f}x"), "-"))
-        rows.append((f"3. ticker max delay ms ({kind} tools)",
-                     f(tc[kind]["llm_magic"]["ticker_max_delay_ms"], "{:.1f}"),
-                     f(tc[kind]["llm"]["ticker_max_delay_ms"], "{:.1f}"), "-"))
+        rows.append(
+            (
+                f"2. {tc['parallel_calls']} {kind} tools: wall / 0.2 s",
+                f(tc[kind]["llm_magic"]["ratio_to_one_tool"], "{:.2f}x"),
+                f(tc[kind]["llm"]["ratio_to_one_tool"], "{:.2f}x"),
+                "-",
+            )
+        )
+        rows.append(
+            (
+                f"3. ticker max delay ms ({kind} tools)",
+                f(tc[kind]["llm_magic"]["ticker_max_delay_ms"], "{:.1f}"),
+                f(tc[kind]["llm"]["ticker_max_delay_ms"], "{:.1f}"),
+                "-",
+            )
+        )
     st = r["streaming"]
-    rows.append((f"4. stream {st['tokens']} tokens: events/s",
-                 *(f(st[n]["events_per_s_median"], "{:,.0f}") for n in ("llm_magic", "llm", "bare_httpx"))))
-    rows.append(("4. events/s ratio to bare",
-                 *(f(st[n]["ratio_to_bare"], "{:.2f}x") for n in ("llm_magic", "llm", "bare_httpx"))))
+    rows.append(
+        (
+            f"4. stream {st['tokens']} tokens: events/s",
+            *(
+                f(st[n]["events_per_s_median"], "{:,.0f}")
+                for n in ("llm_magic", "llm", "bare_httpx")
+            ),
+        )
+    )
+    rows.append(
+        (
+            "4. events/s ratio to bare",
+            *(f(st[n]["ratio_to_bare"], "{:.2f}x") for n in ("llm_magic", "llm", "bare_httpx")),
+        )
+    )
     su = r["startup"]
     rows.append(("5. import llm_magic ms", f(su["import_llm_magic_ms"], "{:.0f}"), "-", "-"))
     rows.append(("5. import IPython ms (alone)", "-", "-", f(su["import_ipython_ms"], "{:.0f}")))
-    rows.append(("5. %load_ext beyond IPython ms",
-                 "n/a" if su["errors"] else f(su["load_ext_beyond_ipython_ms"], "{:.0f}"), "-", "-"))
+    rows.append(
+        (
+            "5. %load_ext beyond IPython ms",
+            "n/a" if su["errors"] else f(su["load_ext_beyond_ipython_ms"], "{:.0f}"),
+            "-",
+            "-",
+        )
+    )
     tl = r["timeline_cost"]
     if tl.get("status") == "ok":
         res = tl["result"]
@@ -649,8 +729,13 @@ def table(r: dict[str, Any]) -> str:
     else:
         rows.append(("6. timeline cost", str(tl.get("status")), "-", "-"))
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
-             for row in rows]
+    lines = [
+        "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(row, widths, strict=True))
+        )
+        for row in rows
+    ]
     lines.insert(1, "-" * len(lines[0]))
     lines.append("")
     lines.append("floors (llm_magic):")
@@ -667,8 +752,11 @@ def table(r: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description="llm_magic benchmark")
     parser.add_argument("--quick", action="store_true", help="tiny counts (the smoke test)")
-    parser.add_argument("--out", default=str(HERE / "results" / "latest.json"),
-                        help="a .json file, or a directory to write latest.json in")
+    parser.add_argument(
+        "--out",
+        default=str(HERE / "results" / "latest.json"),
+        help="a .json file, or a directory to write latest.json in",
+    )
     args = parser.parse_args(argv)
     cfg = QUICK if args.quick else Config()
     out = Path(args.out)
@@ -678,7 +766,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="llm_magic_bench_") as tmpdir:
         tmp = Path(tmpdir)
         with Server() as server:
-            llm = setup_llm(server, ["chain", f"par{cfg.parallel}", f"long{cfg.stream_tokens}"], tmp)
+            llm = setup_llm(
+                server, ["chain", f"par{cfg.parallel}", f"long{cfg.stream_tokens}"], tmp
+            )
             results = asyncio.run(bench_async(server, llm, cfg))
         results["startup"] = bench_startup(cfg, tmp)
     results["timeline_cost"] = bench_timeline(cfg)

@@ -78,13 +78,14 @@ def render_json(kind: str, tool: str, n: int) -> bytes:
             "object": "chat.completion",
             "created": 1700000000,
             "model": "bench",
-            "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
+            "choices": [
+                {"index": 0, "message": message, "logprobs": None, "finish_reason": finish}
+            ],
             "usage": _USAGE,
         }
     )
     head = (
-        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
-        f"content-length: {len(body)}\r\n\r\n"
+        f"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\n\r\n"
     ).encode()
     return head + body
 
@@ -95,8 +96,12 @@ def render_stream(kind: str, tool: str, n: int, usage: bool) -> tuple[bytes, ...
     events: list[dict] = []
     if kind == "calls":
         for i, call in enumerate(_calls(tool, n)):
-            head = {"index": i, "id": call["id"], "type": "function",
-                    "function": {"name": tool, "arguments": ""}}
+            head = {
+                "index": i,
+                "id": call["id"],
+                "type": "function",
+                "function": {"name": tool, "arguments": ""},
+            }
             delta: dict = {"tool_calls": [head]}
             if i == 0:
                 delta = {"role": "assistant", "content": None, **delta}

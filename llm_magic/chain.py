@@ -197,9 +197,15 @@ class ChainRun:
         except RuntimeError:
             running = None
         if running is loop:
-            task.cancel()
+            self._cancel_task()
         else:
-            loop.call_soon_threadsafe(task.cancel)
+            loop.call_soon_threadsafe(self._cancel_task)
+
+    def _cancel_task(self) -> None:
+        # A task cancelled before its first step never enters `_run`, so it would end without a
+        # result (and leave the conversation busy); `_run` checks the reason when it starts.
+        if self._task is not None and not self._task.done() and self.status != "pending":
+            self._task.cancel()
 
     # -- the response vocabulary (awaited here; called plainly on the sync twin) -------------
     async def text(self) -> str:
@@ -235,6 +241,8 @@ class ChainRun:
         self._emit(ev.RunStarted(self.provider.model, self.prompt or "", list(self.tools)))
         error: BaseException | None = None
         try:
+            if self._cancel_reason is not None:  # cancelled before it started
+                raise asyncio.CancelledError
             async with asyncio.timeout(self.options.timeout):
                 await self._loop_turns()
         except TimeoutError:

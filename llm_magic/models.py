@@ -129,6 +129,14 @@ class ChainResponse:
     def __str__(self) -> str:
         return self.text()
 
+    def start(self) -> None:
+        """Start the run on the private loop without waiting; ask for its result later."""
+
+        async def begin() -> None:
+            self._run.start()
+
+        run_sync(begin())
+
     def result(self) -> ChainResult:
         if self._run.final is not None:
             return self._run.final

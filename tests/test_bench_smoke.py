@@ -11,7 +11,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
-pytest.importorskip("llm", reason="the benchmark compares against the llm library (pip install llm)")
+pytest.importorskip(
+    "llm", reason="the benchmark compares against the llm library (pip install llm)"
+)
 
 
 @pytest.mark.timeout(120)
@@ -26,8 +28,16 @@ def test_bench_quick_writes_every_section(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
     data = json.loads((tmp_path / "latest.json").read_text())
 
-    for section in ("meta", "overhead", "tool_concurrency", "loop_responsiveness", "streaming",
-                    "startup", "timeline_cost", "floors"):
+    for section in (
+        "meta",
+        "overhead",
+        "tool_concurrency",
+        "loop_responsiveness",
+        "streaming",
+        "startup",
+        "timeline_cost",
+        "floors",
+    ):
         assert section in data, section
     meta = data["meta"]
     assert meta["quick"] is True

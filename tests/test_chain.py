@@ -55,7 +55,10 @@ def tool_messages(server: OpenAIServer, i: int = -1) -> dict[str, str]:
 
 def call_ids(server: OpenAIServer, i: int = -1) -> list[str]:
     return [
-        c["id"] for m in messages(server, i) if m["role"] == "assistant" for c in m.get("tool_calls", [])
+        c["id"]
+        for m in messages(server, i)
+        if m["role"] == "assistant"
+        for c in m.get("tool_calls", [])
     ]
 
 
@@ -76,7 +79,9 @@ async def fetch(key: str) -> str:
 # ---- the basic chain ---------------------------------------------------------------------------
 
 
-async def test_two_step_chain_with_sync_and_async_tool(openai_server: OpenAIServer, model: Any) -> None:
+async def test_two_step_chain_with_sync_and_async_tool(
+    openai_server: OpenAIServer, model: Any
+) -> None:
     openai_server.push(
         Reply(calls=[Call("lookup", {"key": "a"})]),
         Reply(text="Now the other.", calls=[Call("fetch", {"key": "b"})]),
@@ -141,7 +146,9 @@ async def test_parallel_sync_calls_overlap_while_the_loop_keeps_ticking(
 
 
 @pytest.mark.parametrize("stream", [True, False], ids=["stream", "json"])
-async def test_streaming_flag_is_sent(openai_server: OpenAIServer, model: Any, stream: bool) -> None:
+async def test_streaming_flag_is_sent(
+    openai_server: OpenAIServer, model: Any, stream: bool
+) -> None:
     openai_server.push(Reply(text="hello there"))
     result = await model.chain("hi", stream=stream)
     assert result.text == "hello there"
@@ -173,7 +180,10 @@ async def test_streaming_and_non_streaming_give_identical_results(
             r.steps,
             r.usage,
             [t.text for t in r.turns],
-            [(c.name, c.raw_arguments, c.arguments, c.output, c.result, c.status) for c in r.tool_calls],
+            [
+                (c.name, c.raw_arguments, c.arguments, c.output, c.result, c.status)
+                for c in r.tool_calls
+            ],
             [(m.role, m.text, [c.name for c in m.tool_calls]) for m in r.messages],
         )
 
@@ -286,7 +296,7 @@ async def test_invalid_json_arguments_go_back_to_the_model(
     assert bad.status == "error" and bad.arguments is None and good.result == "A"
     sent = tool_messages(openai_server, 1)[bad.id]
     assert sent.startswith("error: the arguments are not valid JSON") and '"key"' in sent
-    echoed = [m for m in messages(openai_server, 1) if m["role"] == "assistant"][0]
+    echoed = next(m for m in messages(openai_server, 1) if m["role"] == "assistant")
     json.loads(echoed["tool_calls"][0]["function"]["arguments"])  # echoed as valid JSON
 
 
@@ -297,7 +307,9 @@ async def test_wrong_argument_types_go_back_to_the_model(
         return word * times
 
     openai_server.push(
-        Reply(calls=[Call("repeat", {"word": "ab", "times": "three"}), Call("repeat", {"word": "x"})]),
+        Reply(
+            calls=[Call("repeat", {"word": "ab", "times": "three"}), Call("repeat", {"word": "x"})]
+        ),
         Reply(calls=[Call("repeat", {"word": "ab", "times": "3"})]),
         Reply(text="ababab"),
     )
@@ -342,7 +354,10 @@ async def test_run_timeout_during_a_tool_leaves_every_call_answered(
     conv = model.conversation(tools=[stuck, lookup])
     result = await conv.chain("go", timeout=0.5)
     assert result.status == "timeout"
-    assert [(r.name, r.status) for r in result.tool_calls] == [("stuck", "cancelled"), ("lookup", "ok")]
+    assert [(r.name, r.status) for r in result.tool_calls] == [
+        ("stuck", "cancelled"),
+        ("lookup", "ok"),
+    ]
     openai_server.push(Reply(text="ok"))
     assert (await conv.chain("next")).text == "ok"
     assert tool_messages(openai_server) == {
@@ -355,12 +370,16 @@ async def test_401_message_has_the_provider_text_and_never_the_key(
     openai_server: OpenAIServer,
 ) -> None:
     secret = "sk-live-VERY-SECRET-0123456789abcdef"
-    model = llm_magic.get_async_model("openai:test", base_url=openai_server.base_url, api_key=secret)
+    model = llm_magic.get_async_model(
+        "openai:test", base_url=openai_server.base_url, api_key=secret
+    )
     with pytest.raises(AuthenticationError) as err:
         await model.chain("hi")
     text = str(err.value)
     assert err.value.status == 401 and "Incorrect API key provided" in text
-    assert secret not in text and secret not in repr(err.value) and secret not in repr(model.provider)
+    assert (
+        secret not in text and secret not in repr(err.value) and secret not in repr(model.provider)
+    )
     assert len(openai_server.requests) == 1  # not retried
     # a server that echoes the whole key: scrubbed
     echo = f"The key {openai_server.api_key} was revoked."
@@ -368,7 +387,9 @@ async def test_401_message_has_the_provider_text_and_never_the_key(
     openai_server.push(Reply(status=401, error_message=echo))
     with pytest.raises(AuthenticationError) as err:
         await good.chain("hi")
-    assert "The key *** was revoked." in str(err.value) and openai_server.api_key not in str(err.value)
+    assert "The key *** was revoked." in str(err.value) and openai_server.api_key not in str(
+        err.value
+    )
     await model.aclose()
     await good.aclose()
 
@@ -428,7 +449,9 @@ async def test_approval_callback_approves_and_denies(
         return Approval(True) if rec.arguments["n"] == 1 else Approval(False, "n=2 is precious")  # type: ignore[index]
 
     openai_server.push(
-        Reply(calls=[Call("delete", {"n": 1}), Call("delete", {"n": 2}), Call("lookup", {"key": "k"})]),
+        Reply(
+            calls=[Call("delete", {"n": 1}), Call("delete", {"n": 2}), Call("lookup", {"key": "k"})]
+        ),
         Reply(text="deleted 1 only"),
     )
     run = model.chain(
@@ -444,7 +467,9 @@ async def test_approval_callback_approves_and_denies(
     assert types.count(ev.ToolCallAwaitingApproval) == 2 and types.count(ev.ToolCallDenied) == 1
 
 
-async def test_approval_per_tool_with_bool_callback(openai_server: OpenAIServer, model: Any) -> None:
+async def test_approval_per_tool_with_bool_callback(
+    openai_server: OpenAIServer, model: Any
+) -> None:
     @tool(requires_approval=True)
     def guarded(x: int) -> int:
         return x + 1
@@ -601,7 +626,12 @@ async def test_cancel_while_waiting_for_the_model(openai_server: OpenAIServer, m
     openai_server.push(Reply(calls=[Call("lookup", {"key": "a"})]), Reply(text="late", delay=2))
     conv = model.conversation(tools=[lookup])
     run = conv.chain("go")
-    run.subscribe(lambda e: isinstance(e, ev.ToolCallFinished) and asyncio.get_running_loop().call_later(0.2, run.cancel))
+    run.subscribe(
+        lambda e: (
+            isinstance(e, ev.ToolCallFinished)
+            and asyncio.get_running_loop().call_later(0.2, run.cancel)
+        )
+    )
     result = await run
     assert result.status == "cancelled" and result.tool_calls[0].status == "ok"
     openai_server.push(Reply(text="ok"))
@@ -727,7 +757,9 @@ async def test_per_tool_and_per_run_timeouts(openai_server: OpenAIServer, model:
     assert result.tool_calls[0].output == "error: dawdle timed out after 0.1 s"
 
 
-async def test_on_loop_tool_runs_on_the_loop_thread(openai_server: OpenAIServer, model: Any) -> None:
+async def test_on_loop_tool_runs_on_the_loop_thread(
+    openai_server: OpenAIServer, model: Any
+) -> None:
     threads: dict[str, int] = {}
 
     @tool(on_loop=True)
@@ -814,7 +846,9 @@ async def test_strict_server_rejects_plain_openai_requests(
 
 
 async def test_compat_switches(openai_server: OpenAIServer) -> None:
-    compat = OpenAICompat(stream_with_tools=False, parallel_tool_calls=False, max_tokens_field="max_completion_tokens")
+    compat = OpenAICompat(
+        stream_with_tools=False, parallel_tool_calls=False, max_tokens_field="max_completion_tokens"
+    )
     model = get_model(openai_server, compat=compat)
     openai_server.push(Reply(calls=[Call("lookup", {"key": "a"}, id="")]), Reply(text="A"))
     result = await model.chain("go", tools=[lookup], model_options={"max_tokens": 50})
@@ -840,3 +874,14 @@ async def test_stream_missing_tool_call_ids(openai_server: OpenAIServer, model: 
     ids = [r.id for r in result.tool_calls]
     assert len(set(ids)) == 2 and [r.result for r in result.tool_calls] == ["A", "B"]
     assert set(tool_messages(openai_server)) == set(ids)
+
+
+async def test_cancel_before_the_first_step(openai_server: OpenAIServer, model: Any) -> None:
+    openai_server.push(Reply(text="first"))
+    conv = model.conversation()
+    run = conv.chain("hi")
+    run.start()
+    run.cancel()
+    result = await run
+    assert result.status == "cancelled" and isinstance(run.events[-1], ev.RunCancelled)
+    assert (await conv.chain("again")).text == "first"

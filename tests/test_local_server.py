@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -207,6 +208,26 @@ async def test_concurrent_starts_share_one_process_and_restart_after_death():
         srv.stop()
     assert pid is not None and _wait_gone(pid, 5)
     assert not srv.is_running() and srv.base_url is None
+
+
+@pytest.mark.local_model
+def test_a_server_that_dies_at_start_up_is_reported_with_its_log(monkeypatch, tmp_path):
+    bogus = tmp_path / "bogus.gguf"
+    bogus.write_bytes(b"GGUF but not really")
+    monkeypatch.setenv(GGUF_ENV_VAR, str(bogus))
+    messages: list[str] = []
+    srv = LocalServer(progress=messages.append)
+    try:
+        with pytest.raises(LocalServerError, match="exited with code") as info:
+            srv.ensure_started_sync()
+    except LocalModelUnavailable as exc:
+        pytest.fail(str(exc), pytrace=False)
+    assert "Failed to load model" in str(info.value)  # the tail of the server's log
+    assert info.value.log_path is not None and info.value.log_path.is_file()
+    assert messages[0].startswith("Starting the local model (bogus.gguf)")
+    assert "failed to start" in messages[-1]
+    assert not srv.is_running()
+    shutil.rmtree(info.value.log_path.parent, ignore_errors=True)
 
 
 _CHILD = r"""

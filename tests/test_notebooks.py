@@ -94,10 +94,7 @@ def test_quickstart_runs_against_loopback(tmp_path: Path) -> None:
         assert server.pending == 0
 
     errors = [
-        out
-        for cell in nb.cells
-        for out in cell.get("outputs", [])
-        if out["output_type"] == "error"
+        out for cell in nb.cells for out in cell.get("outputs", []) if out["output_type"] == "error"
     ]
     assert errors == []
     assert len(requests) == len(QUICKSTART_SCRIPT)

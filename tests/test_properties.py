@@ -6,6 +6,7 @@ import asyncio
 import codecs
 import dataclasses
 import enum
+import itertools
 import json
 import math
 from collections.abc import Callable
@@ -19,9 +20,7 @@ from llm_magic import Tool
 from llm_magic.errors import ToolArgumentsError
 from llm_magic.sse import SSEDecoder, SSEEvent, aiter_sse
 
-SETTINGS = settings(
-    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 class Shade(enum.Enum):
@@ -90,7 +89,9 @@ LEAVES = [
     ),
     Spec(
         Box,
-        st.builds(lambda w, s: ({"w": w, "label": s}, {"w": w, "label": s}), st.integers(), st.text()),
+        st.builds(
+            lambda w, s: ({"w": w, "label": s}, {"w": w, "label": s}), st.integers(), st.text()
+        ),
         frozenset({"dict"}),
     ),
 ]
@@ -98,19 +99,21 @@ LEAVES = [
 literal_specs = st.lists(
     st.one_of(st.text(max_size=4), st.integers(-3, 3)), min_size=1, max_size=4, unique=True
 ).map(
-    lambda vals: Spec(
-        Literal.__getitem__(tuple(vals)), st.sampled_from(vals).map(_same), NUMBERISH
-    )
+    lambda vals: Spec(Literal.__getitem__(tuple(vals)), st.sampled_from(vals).map(_same), NUMBERISH)
 )
 
 
 def _extend(inner: st.SearchStrategy[Spec]) -> st.SearchStrategy[Spec]:
     def list_of(s: Spec) -> Spec:
-        values = st.lists(s.values, max_size=4).map(lambda xs: ([w for w, _ in xs], [e for _, e in xs]))
+        values = st.lists(s.values, max_size=4).map(
+            lambda xs: ([w for w, _ in xs], [e for _, e in xs])
+        )
         return Spec(list[s.hint], values, frozenset({"list"}), s.exact)
 
     def tuple_of(a: Spec, b: Spec) -> Spec:
-        values = st.tuples(a.values, b.values).map(lambda p: ([p[0][0], p[1][0]], (p[0][1], p[1][1])))
+        values = st.tuples(a.values, b.values).map(
+            lambda p: ([p[0][0], p[1][0]], (p[0][1], p[1][1]))
+        )
         return Spec(tuple[a.hint, b.hint], values, frozenset({"list"}), a.exact and b.exact)
 
     def var_tuple_of(s: Spec) -> Spec:
@@ -283,7 +286,9 @@ def sse_streams(draw: Callable[..., Any]) -> tuple[bytes, list[SSEEvent]]:
         if name is not None:
             text += f"event: {name}" + draw(ends)
         for line in lines:
-            text += ("data:" if line and not line.startswith(" ") and draw(st.booleans()) else "data: ")
+            text += (
+                "data:" if line and not line.startswith(" ") and draw(st.booleans()) else "data: "
+            )
             text += line + draw(ends)
         text += draw(ends)  # the blank line that ends the event
         expected.append(SSEEvent(name or "message", "\n".join(lines)))
@@ -302,7 +307,7 @@ def decode(chunks: list[bytes]) -> list[SSEEvent]:
 
 def split(data: bytes, cuts: list[int]) -> list[bytes]:
     bounds = [0, *sorted({c % (len(data) + 1) for c in cuts}), len(data)]
-    return [data[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
+    return [data[a:b] for a, b in itertools.pairwise(bounds)]
 
 
 @SETTINGS
@@ -337,7 +342,7 @@ def test_aiter_sse_matches(stream: Any, cuts: list[int]) -> None:
     bounds = [0, *sorted({c % (len(text) + 1) for c in cuts}), len(text)]
 
     async def chunks() -> Any:
-        for a, b in zip(bounds, bounds[1:], strict=False):
+        for a, b in itertools.pairwise(bounds):
             yield text[a:b]
 
     async def collect() -> list[SSEEvent]:

@@ -211,7 +211,13 @@ def test_containers() -> None:
     kw = t.parameters.validate(
         {"xs": ["1", 2], "pair": ["a", "2"], "many": [1, 2.5], "table": {}, "anything": [1, "a"]}
     )
-    assert kw == {"xs": [1, 2], "pair": ("a", 2), "many": (1.0, 2.5), "table": {}, "anything": [1, "a"]}
+    assert kw == {
+        "xs": [1, 2],
+        "pair": ("a", 2),
+        "many": (1.0, 2.5),
+        "table": {},
+        "anything": [1, "a"],
+    }
     assert isinstance(kw["pair"], tuple) and isinstance(kw["many"], tuple)
 
 
@@ -237,7 +243,7 @@ def test_optional_union_literal_enum() -> None:
     assert v({"a": "4", "b": 3})["a"] == 4
     out = v({"a": 1, "b": 1, "color": "green", "level": "2", "mode": "slow"})
     assert out["color"] is Color.GREEN and out["level"] is Level.HIGH and out["mode"] == "slow"
-    with pytest.raises(ToolArgumentsError, match="'mode'.*one of 'fast', 'slow'"):
+    with pytest.raises(ToolArgumentsError, match=r"'mode'.*one of 'fast', 'slow'"):
         v({"a": 1, "b": 1, "mode": "medium"})
     with pytest.raises(ToolArgumentsError, match="'color'"):
         v({"a": 1, "b": 1, "color": "RED"})
@@ -251,7 +257,7 @@ def test_typeddict() -> None:
     assert schema["properties"]["zip"] == {"type": "string", "description": "postal code"}
     v = Tool.from_function(f).parameters.validate
     assert v({"addr": {"city": "Paris"}}) == {"addr": {"city": "Paris"}}
-    with pytest.raises(ToolArgumentsError, match="'addr'.*missing.*'city'"):
+    with pytest.raises(ToolArgumentsError, match=r"'addr'.*missing.*'city'"):
         v({"addr": {"zip": "75001"}})
 
 
@@ -279,7 +285,7 @@ def test_pydantic_model() -> None:
         {"person": {"name": "Ada", "age": "36", "home": {"x": 1}}}
     )
     assert out["person"] == Person(name="Ada", age=36, home=Point(1.0))
-    with pytest.raises(ToolArgumentsError, match="'person.age'"):
+    with pytest.raises(ToolArgumentsError, match=r"'person.age'"):
         Tool.from_function(f).parameters.validate({"person": {"name": "Ada", "age": "old"}})
 
 
@@ -322,19 +328,19 @@ def test_var_args_never_in_schema() -> None:
 
     t = Tool.from_function(f)
     assert list(t.schema["properties"]) == ["a", "key"]
-    with pytest.raises(ToolArgumentsError, match="unknown argument.*'args'"):
+    with pytest.raises(ToolArgumentsError, match=r"unknown argument.*'args'"):
         t.parameters.validate({"a": 1, "args": [1]})
 
 
 def test_unsupported_hint_names_the_parameter() -> None:
     def f(ok: int, bad: complex) -> None: ...
 
-    with pytest.raises(ToolDefinitionError, match="'f'.*parameter 'bad'.*complex"):
+    with pytest.raises(ToolDefinitionError, match=r"'f'.*parameter 'bad'.*complex"):
         Tool.from_function(f)
 
     def g(m: dict[int, str]) -> None: ...
 
-    with pytest.raises(ToolDefinitionError, match="parameter 'm'.*keys must be str"):
+    with pytest.raises(ToolDefinitionError, match=r"parameter 'm'.*keys must be str"):
         Tool.from_function(g)
 
     with pytest.raises(ToolDefinitionError, match="parameter 'bad'"):

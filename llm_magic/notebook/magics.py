@@ -215,10 +215,10 @@ def config_report() -> str:
                 seen.add(env)
                 lines.append(f"  {env:<27}  {mask(os.environ.get(env))}")
     for info in registry.PROVIDERS.values():
-        env = info.base_url_env
-        if env and env not in seen and os.environ.get(env):
-            seen.add(env)
-            lines.append(f"  {env:<27}  {os.environ[env]}")
+        url_env = info.base_url_env
+        if url_env and url_env not in seen and os.environ.get(url_env):
+            seen.add(url_env)
+            lines.append(f"  {url_env:<27}  {os.environ[url_env]}")
     conv = state.conversation
     window = cfg.history_window or "all"
     if conv is None:

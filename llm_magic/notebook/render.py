@@ -526,7 +526,7 @@ def static_html(state: RunState, detail: Any = None) -> str:
 def _static_call(rec: ToolCallRecord, detail: Any) -> str:
     body = detail(rec) if detail is not None else call_detail_html(rec)
     return (
-        f'<details style="margin:1px 0"><summary style="cursor:pointer;list-style-position:'
+        f'<details class="llm-call" style="margin:1px 0"><summary style="cursor:pointer;list-style-position:'
         f'outside;padding:1px 0"><div style="display:inline-block;vertical-align:middle;'
         f'width:calc(100% - 20px)">{call_line_html(rec)}</div></summary>'
         f'<div style="padding:0 0 0 18px">{body}</div></details>'

@@ -448,11 +448,16 @@ class _CallView:
         self.rec = rec
         self.expanded = False
         self.toggle = W.Button(
-            description="▸", tooltip="show details", layout=S.caret, style=S.caret_style
+            description="▸",
+            tooltip="show details",
+            layout=S.caret,
+            style=S.caret_style,
+            _dom_classes=("llm-toggle",),
         )
         self.toggle.on_click(lambda _b, i=rec.id: view.tl._post(view.toggle, i))
         self.line = W.HTML(value=R.call_line_html(rec), layout=S.line, style=S.html_style)
-        self.box = W.VBox([W.HBox([self.toggle, self.line], layout=S.row)], layout=S.entry)
+        row = W.HBox([self.toggle, self.line], layout=S.row, _dom_classes=("llm-call-row",))
+        self.box = W.VBox([row], layout=S.entry, _dom_classes=("llm-call",))
         self.detail: Any = None
         self.detail_html: Any = None
         self.bar: Any = None
@@ -467,12 +472,12 @@ class _TurnView:
     def __init__(self, view: _WidgetView, turn: TurnState) -> None:
         W, S = view.W, view.S
         self.turn = turn
-        self.line = W.HTML(layout=S.plain, style=S.html_style)
+        self.line = W.HTML(layout=S.plain, style=S.html_style, _dom_classes=("llm-turn-line",))
         self.text: Any = None
         self.group: Any = None
         self.label: Any = None
         self.calls: _Chunked | None = None
-        self.box = W.VBox([self.line], layout=S.entry)
+        self.box = W.VBox([self.line], layout=S.entry, _dom_classes=("llm-turn",))
 
 
 class _WidgetView:
@@ -486,24 +491,27 @@ class _WidgetView:
         self.turns: dict[int, _TurnView] = {}
         self.calls: dict[str, _CallView] = {}
         self.lists: dict[int, _Chunked] = {}  # chunk lists with appends to commit
-        self.header = W.HTML(layout=S.flex, style=S.html_style)
+        self.header = W.HTML(layout=S.flex, style=S.html_style, _dom_classes=("llm-header",))
 
-        def button(label: str, tip: str, fn: Callable[[], None], kind: str = "") -> Any:
+        def button(label: str, tip: str, fn: Callable[[], None], css: str, kind: str = "") -> Any:
             b = W.Button(
                 description=label,
                 tooltip=tip,
                 button_style=kind,
                 layout=S.small_button,
                 style=S.button_style,
+                _dom_classes=(css,),
             )
             b.on_click(lambda _b: tl._post(fn))
             return b
 
-        self.expand_all = button("Expand all", "expand every entry", lambda: self.set_all(True))
-        self.collapse_all = button(
-            "Collapse all", "collapse every entry", lambda: self.set_all(False)
+        self.expand_all = button(
+            "Expand all", "expand every entry", lambda: self.set_all(True), "llm-expand-all"
         )
-        self.cancel = button("Cancel", "stop the run", tl._cancel, "danger")
+        self.collapse_all = button(
+            "Collapse all", "collapse every entry", lambda: self.set_all(False), "llm-collapse-all"
+        )
+        self.cancel = button("Cancel", "stop the run", tl._cancel, "llm-cancel", "danger")
         bar = W.HBox(
             [self.header, self.expand_all, self.collapse_all, self.cancel],
             layout=W.Layout(
@@ -513,7 +521,9 @@ class _WidgetView:
                 border_bottom="1px solid var(--jp-border-color2, #d0d7de)",
             ),
         )
-        self.note = W.HTML(layout=W.Layout(margin="4px 8px 0", display="none"))
+        self.note = W.HTML(
+            layout=W.Layout(margin="4px 8px 0", display="none"), _dom_classes=("llm-note",)
+        )
         self.body_box = W.VBox(layout=W.Layout(width="auto", padding="4px 8px 6px", margin="0"))
         self.body = _Chunked(W, self.body_box, S.chunk)
         self.root = W.VBox(
@@ -525,8 +535,8 @@ class _WidgetView:
                 padding="0",
                 overflow="hidden",
             ),
+            _dom_classes=("llm-magic-timeline",),
         )
-        self.root.add_class("llm-magic-timeline")
         state = tl.state
         for turn in state.turns:
             self.add_turn(turn)
@@ -553,7 +563,7 @@ class _WidgetView:
             self._append(self.body, cv.box)
         else:
             if tv.calls is None:
-                tv.group = self.W.VBox(layout=self.S.group)
+                tv.group = self.W.VBox(layout=self.S.group, _dom_classes=("llm-group",))
                 tv.calls = _Chunked(self.W, tv.group, self.S.chunk)
                 tv.box.children = (*tv.box.children, tv.group)
             self._append(tv.calls, cv.box)
@@ -592,7 +602,9 @@ class _WidgetView:
         if text:
             markup = R.turn_text_html(text, streaming=turn.status == "streaming")
             if tv.text is None:
-                tv.text = W.HTML(value=markup, layout=S.text, style=S.html_style)
+                tv.text = W.HTML(
+                    value=markup, layout=S.text, style=S.html_style, _dom_classes=("llm-text",)
+                )
                 tv.box.children = (tv.line, tv.text, *tv.box.children[1:])
             else:
                 tv.text.value = markup
@@ -612,13 +624,18 @@ class _WidgetView:
         children: list[Any] = [cv.box.children[0]]
         waiting = rec.id in tl._approvals and rec.status == "awaiting_approval"
         if waiting and cv.bar is None:
-            reason = W.Text(placeholder="reason (optional, sent to the model)", layout=S.reason)
+            reason = W.Text(
+                placeholder="reason (optional, sent to the model)",
+                layout=S.reason,
+                _dom_classes=("llm-reason",),
+            )
             approve = W.Button(
                 description="Approve",
                 button_style="success",
                 icon="check",
                 layout=S.small_button,
                 style=S.button_style,
+                _dom_classes=("llm-approve",),
             )
             deny = W.Button(
                 description="Deny",
@@ -626,6 +643,7 @@ class _WidgetView:
                 icon="times",
                 layout=S.small_button,
                 style=S.button_style,
+                _dom_classes=("llm-deny",),
             )
             approve.on_click(lambda _b, i=rec.id: tl._post(self.decide, i, True))
             deny.on_click(lambda _b, i=rec.id: tl._post(self.decide, i, False))
@@ -633,7 +651,9 @@ class _WidgetView:
                 value=f'<b style="color:#7d4e00;font-size:13px">Run {R.esc(rec.name)}?</b>',
                 layout=W.Layout(margin="0 10px 0 0", width="auto"),
             )
-            cv.bar = W.HBox([prompt, approve, deny, reason], layout=S.bar)
+            cv.bar = W.HBox(
+                [prompt, approve, deny, reason], layout=S.bar, _dom_classes=("llm-approval",)
+            )
             cv.bar_buttons = (approve, deny, reason)
         elif not waiting and cv.bar is not None:
             cv.bar = None
@@ -643,30 +663,41 @@ class _WidgetView:
         if cv.expanded:
             markup = tl._detail_html(rec)
             if cv.detail is None:
-                cv.detail_html = W.HTML(value=markup, layout=S.detail_html, style=S.html_style)
+                cv.detail_html = W.HTML(
+                    value=markup,
+                    layout=S.detail_html,
+                    style=S.html_style,
+                    _dom_classes=("llm-detail-html",),
+                )
                 copy_args = W.Button(
                     description="Copy arguments (JSON)",
                     icon="copy",
                     layout=S.small_button,
                     style=S.button_style,
+                    _dom_classes=("llm-copy-args",),
                 )
                 copy_result = W.Button(
                     description="Copy call (JSON)",
                     icon="copy",
                     layout=S.small_button,
                     style=S.button_style,
+                    _dom_classes=("llm-copy-call",),
                 )
                 copy_args.on_click(lambda _b, i=rec.id: tl._post(self.copy, i, "arguments"))
                 copy_result.on_click(lambda _b, i=rec.id: tl._post(self.copy, i, "call"))
                 cv.detail = W.VBox(
-                    [cv.detail_html, W.HBox([copy_args, copy_result])], layout=S.detail
+                    [cv.detail_html, W.HBox([copy_args, copy_result])],
+                    layout=S.detail,
+                    _dom_classes=("llm-detail",),
                 )
             else:
                 cv.detail_html.value = markup
             if cv.copy_what:
                 text = R.arguments_json(rec) if cv.copy_what == "arguments" else R.result_json(rec)
                 if cv.copy_area is None:
-                    cv.copy_area = W.Textarea(value=text, layout=S.copy)
+                    cv.copy_area = W.Textarea(
+                        value=text, layout=S.copy, _dom_classes=("llm-copy-area",)
+                    )
                     cv.detail.children = (*cv.detail.children[:2], cv.copy_area)
                 else:
                     cv.copy_area.value = text

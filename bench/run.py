@@ -372,6 +372,20 @@ class LLM:
         pass
 
 
+def settle() -> None:
+    """Collect garbage between timed runs, so no contender pays for another's cyclic garbage.
+
+    Cheap because `freeze()` below moved everything alive after the warm-up out of the
+    collector's reach; each contender still pays for the collections its own allocations set off.
+    """
+    gc.collect()
+
+
+def freeze() -> None:
+    gc.collect()
+    gc.freeze()
+
+
 # -- 1. overhead per chain -----------------------------------------------------------------------
 async def bench_overhead(contenders: list[Any], cfg: Config) -> dict[str, Any]:
     out: dict[str, Any] = {}
@@ -379,10 +393,12 @@ async def bench_overhead(contenders: list[Any], cfg: Config) -> dict[str, Any]:
         for _ in range(cfg.warmup):
             for c in contenders:
                 await c.chain(stream)
+        freeze()
         times: dict[str, list[float]] = {c.name: [] for c in contenders}
         clock = time.perf_counter
         for _ in range(cfg.chains):  # interleaved: A, B, C, A, B, C...
             for c in contenders:
+                settle()
                 t = clock()
                 await c.chain(stream)
                 times[c.name].append(clock() - t)
@@ -413,6 +429,7 @@ async def bench_concurrency(contenders: list[Any], cfg: Config) -> dict[str, Any
             await c.tools(fn, mode)
         for _ in range(cfg.concurrency_repeats):
             for c in contenders:
+                settle()
                 async with Ticker() as ticker:
                     t = time.perf_counter()
                     await c.tools(fn, mode)
@@ -447,8 +464,10 @@ async def bench_streaming(
         await run()
     rates: dict[str, list[float]] = {name: [] for name in runners}
     counts: dict[str, int] = {}
+    freeze()
     for _ in range(cfg.stream_repeats):
         for name, run in runners.items():
+            settle()
             t = time.perf_counter()
             n = await run()
             rates[name].append(n / (time.perf_counter() - t))
@@ -577,13 +596,12 @@ async def bench_async(server: Server, llm: Any, cfg: Config) -> dict[str, Any]:
     magic, llm_c, bare = Magic(server), LLM(llm), Bare(server)
     try:
         overhead = await bench_overhead([magic, llm_c, bare], cfg)
-        gc.collect()
         concurrency = await bench_concurrency([magic, llm_c], cfg)
-        gc.collect()
         streaming = await bench_streaming(magic, llm_c, bare, server, cfg)
     finally:
         await magic.aclose()
         await bare.aclose()
+        gc.unfreeze()
     responsiveness = {
         kind: {name: v["ticker_max_delay_ms"] for name, v in concurrency[kind].items()}
         for kind in ("sync", "async")

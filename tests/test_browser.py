@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -91,8 +90,12 @@ def lab(tmp_path):
             "127.0.0.1",
             "--port",
             str(port),
-            "--ServerApp.token=",
+            "--allow-root",
+            "--IdentityProvider.token=",
             "--ServerApp.password=",
+            "--LabApp.extension_manager=readonly",
+            "--LabApp.news_url=",
+            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
             "--ServerApp.disable_check_xsrf=True",
             f"--ServerApp.root_dir={root}",
             f"--LabApp.user_settings_dir={settings}",
@@ -127,7 +130,7 @@ def browser_page(tmp_path):
             executable_path=CHROMIUM,
             args=CHROMIUM_ARGS,
             headless=True,
-            viewport={"width": 1200, "height": 1000},
+            viewport={"width": 1280, "height": 1900},
         )
         try:
             page = context.pages[0] if context.pages else context.new_page()
@@ -153,8 +156,8 @@ def test_timeline_live_in_jupyterlab(lab, browser_page):
         page.wait_for_selector(
             ".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000
         )
-        page.locator(".jp-Notebook").first.click()
-        page.keyboard.press("Escape")
+        # close the file browser: more room for the notebook
+        page.locator(".jp-SideBar.jp-mod-left .lm-TabBar-tab.lm-mod-current").first.click()
         page.locator(".jp-Cell").first.click()
         # Run All, as a user would (menu command through its keyboard-free path)
         page.locator("text=Run").first.click()
@@ -181,6 +184,8 @@ def test_timeline_live_in_jupyterlab(lab, browser_page):
         approve = timeline.locator("button", has_text="Approve")
         approve.wait_for(timeout=30_000)
         assert _cell_running(page, run_cell)
+        ARTIFACTS.mkdir(exist_ok=True)
+        timeline.screenshot(path=str(ARTIFACTS / "timeline-approval.png"))
         approve.click()
         timeline.locator(".llm-call", has_text="delete_file").locator(
             ".llm-call-row", has_text="ok"
@@ -197,7 +202,6 @@ def test_timeline_live_in_jupyterlab(lab, browser_page):
         )
         final = timeline.inner_text()
         assert "Rome" in final and "delete_file" in final
-        ARTIFACTS.mkdir(exist_ok=True)
         timeline.scroll_into_view_if_needed()
         timeline.screenshot(path=str(ARTIFACTS / "timeline.png"))
         page.screenshot(path=str(ARTIFACTS / "timeline-page.png"), full_page=True)
@@ -206,7 +210,3 @@ def test_timeline_live_in_jupyterlab(lab, browser_page):
 
 if __name__ == "__main__":  # pragma: no cover - manual run: python tests/test_browser.py
     sys.exit(pytest.main([__file__, "-m", "browser", "-x", "-s"]))
-
-
-def _unused() -> None:  # keep shutil import meaningful for manual debugging
-    shutil.which("chromium")

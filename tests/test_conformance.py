@@ -79,7 +79,11 @@ async def test_one_tool_call(provider_server):
     assert result.status == "done"
     assert result.text == "It is 21 in Paris."
     [call] = result.tool_calls
-    assert (call.name, call.status, call.result) == ("get_weather", "ok", {"city": "Paris", "temp": 21})
+    assert (call.name, call.status, call.result) == (
+        "get_weather",
+        "ok",
+        {"city": "Paris", "temp": 21},
+    )
     [(content, is_error)] = tool_results_sent(provider_server)
     assert "Paris" in content and not is_error
 
@@ -146,7 +150,9 @@ async def test_cut_stream_is_a_clear_error_and_keeps_partial_text(provider_serve
     with pytest.raises(StreamError) as info:
         await model_for(provider_server).chain("Paris?", tools=[get_weather])
     err = info.value
-    assert err.partial_text and "The weather in Paris is sunny and warm".startswith(err.partial_text)
+    assert err.partial_text and "The weather in Paris is sunny and warm".startswith(
+        err.partial_text
+    )
     assert err.result.status == "failed" and err.result.text == err.partial_text
     assert "cut" in str(err) or "ended" in str(err)
 

@@ -98,7 +98,7 @@ def test_chain_cell_then_two_queued_cells_all_complete(kernel, server):
     server.push(Reply(calls=[Call("get_weather", {"city": "Paris"})]), Reply(text="Warm."))
     cells = kernel.run(
         [
-            "%%llm_chain -q -t get_weather\nWeather in Paris?",
+            "%%llm_chain -t get_weather\nWeather in Paris?",  # with its live timeline
             "x = 41\nprint('c1 ran')",
             "print('c2 ran', x + 1)",
         ]
@@ -114,7 +114,7 @@ def test_chain_cell_then_two_queued_cells_all_complete(kernel, server):
 
 def test_print_from_a_sync_tool_lands_in_the_chain_cell(kernel, server):
     server.push(Reply(calls=[Call("get_weather", {"city": "Rome"})]), Reply(text="Hot."))
-    chain, after = kernel.run(["%%llm_chain -q -t get_weather\nRome?", "print('next cell')"])
+    chain, after = kernel.run(["%%llm_chain -t get_weather\nRome?", "print('next cell')"])
     msg = next(
         m
         for c in (chain, after)

@@ -714,3 +714,31 @@ def test_window(limit, first):
     assert (got[0].text if got else None) == first
     assert not got or got[0].role == "user"
     assert limit is None or limit == 0 or len(got) <= limit
+
+
+def test_await_chain_with_an_approval_callback(ip):
+    ip.server.push(
+        Reply(calls=[Call("get_weather", {"city": "Rome"}), Call("unmarked", {"x": 1})]), "ok"
+    )
+    ok(
+        ip,
+        "seen = []\n"
+        "async def decide(record):\n"
+        "    seen.append(record.name)\n"
+        "    return llm_magic.Approval(record.name == 'get_weather', 'not that one')\n",
+    )
+    result, _ = ok(
+        ip,
+        "await llm_magic.chain('go', tools=[get_weather, unmarked], approve='all',"
+        " approval_callback=decide, quiet=True)",
+    )
+    assert sorted(ip.user_ns["seen"]) == ["get_weather", "unmarked"]
+    assert [c.status for c in result.tool_calls] == ["ok", "denied"]
+    assert "not that one" in result.tool_calls[1].output
+
+
+def test_await_chain_continue_true_uses_the_notebook_conversation(ip):
+    ip.server.push("one", "two")
+    ok(ip, "%%llm_chain -q --no-tools\nfirst\n")
+    ok(ip, "await llm_magic.chain('second', continue_=True, tools=[], quiet=True)")
+    assert [m["content"] for m in bodies(ip)[1]["messages"]] == ["first", "one", "second"]

@@ -23,9 +23,20 @@ def build(server, history=None, *, stream=False, key=None, headers=None, **extra
     key, p = key or server.api_key, server.provider
     if p == "openai":
         url, hdrs = server.base_url + "/chat/completions", {"Authorization": f"Bearer {key}"}
-        body = {"model": "gpt-4.1", "messages": history or [{"role": "user", "content": USER}],
-                "tools": [{"type": "function", "function": {
-                    "name": "get_weather", "description": "Weather", "parameters": SCHEMA}}]}
+        body = {
+            "model": "gpt-4.1",
+            "messages": history or [{"role": "user", "content": USER}],
+            "tools": [
+                {
+                    "type": "function",
+                    "function": {
+                        "name": "get_weather",
+                        "description": "Weather",
+                        "parameters": SCHEMA,
+                    },
+                }
+            ],
+        }
         if stream:
             body["stream"] = True
             if not server.strict:
@@ -33,16 +44,27 @@ def build(server, history=None, *, stream=False, key=None, headers=None, **extra
     elif p == "anthropic":
         url = server.base_url + "/v1/messages"
         hdrs = {"x-api-key": key, "anthropic-version": "2023-06-01"}
-        body = {"model": "claude-sonnet-4-5", "max_tokens": 1024, "stream": stream,
-                "messages": history or [{"role": "user", "content": USER}],
-                "tools": [{"name": "get_weather", "description": "W", "input_schema": SCHEMA}]}
+        body = {
+            "model": "claude-sonnet-4-5",
+            "max_tokens": 1024,
+            "stream": stream,
+            "messages": history or [{"role": "user", "content": USER}],
+            "tools": [{"name": "get_weather", "description": "W", "input_schema": SCHEMA}],
+        }
     else:
         method = "streamGenerateContent?alt=sse" if stream else "generateContent"
         url = f"{server.base_url}/models/gemini-3-flash:{method}"
         hdrs = {"x-goog-api-key": key}
-        body = {"contents": history or [{"role": "user", "parts": [{"text": USER}]}],
-                "tools": [{"functionDeclarations": [{"name": "get_weather", "description": "W",
-                                                     "parameters": SCHEMA}]}]}
+        body = {
+            "contents": history or [{"role": "user", "parts": [{"text": USER}]}],
+            "tools": [
+                {
+                    "functionDeclarations": [
+                        {"name": "get_weather", "description": "W", "parameters": SCHEMA}
+                    ]
+                }
+            ],
+        }
     body.update(extra)
     for k, v in (headers or {}).items():  # a None value removes a default header
         hdrs.pop(k) if v is None else hdrs.__setitem__(k, v)
@@ -73,8 +95,11 @@ def parse(provider, stream, out):
     """(text, [(id, name, args)], finish) from a JSON body or a list of decoded SSE events."""
     text, calls, finish, args = "", [], None, {}
     if provider == "openai":
-        for ch in out if stream else [{"choices": [{"delta": out["choices"][0]["message"],
-                                                    **out["choices"][0]}]}]:
+        for ch in (
+            out
+            if stream
+            else [{"choices": [{"delta": out["choices"][0]["message"], **out["choices"][0]}]}]
+        ):
             for c in ch.get("choices", []) if isinstance(ch, dict) else []:
                 d, finish = c["delta"], c.get("finish_reason") or finish
                 text += d.get("content") or ""
@@ -87,8 +112,9 @@ def parse(provider, stream, out):
     if provider == "anthropic":
         if not stream:
             text = "".join(b["text"] for b in out["content"] if b["type"] == "text")
-            calls = [(b["id"], b["name"], b["input"])
-                     for b in out["content"] if b["type"] == "tool_use"]
+            calls = [
+                (b["id"], b["name"], b["input"]) for b in out["content"] if b["type"] == "tool_use"
+            ]
             return text, calls, out["stop_reason"]
         for ev in (e for e in out if isinstance(e, dict)):
             if ev["type"] == "content_block_start" and ev["content_block"]["type"] == "tool_use":
@@ -115,34 +141,59 @@ def parse(provider, stream, out):
 def results_history(provider, calls):
     """The follow-up history: user, the assistant's calls echoed, one result per call."""
     if provider == "openai":
-        tcs = [{"id": i, "type": "function", "function": {"name": n, "arguments": json.dumps(a)}}
-               for i, n, a in calls]
-        return [{"role": "user", "content": USER},
-                {"role": "assistant", "content": "", "tool_calls": tcs},
-                *({"role": "tool", "tool_call_id": i, "content": "18C"} for i, _, _ in calls)]
+        tcs = [
+            {"id": i, "type": "function", "function": {"name": n, "arguments": json.dumps(a)}}
+            for i, n, a in calls
+        ]
+        return [
+            {"role": "user", "content": USER},
+            {"role": "assistant", "content": "", "tool_calls": tcs},
+            *({"role": "tool", "tool_call_id": i, "content": "18C"} for i, _, _ in calls),
+        ]
     if provider == "anthropic":
         uses = [{"type": "tool_use", "id": i, "name": n, "input": a} for i, n, a in calls]
-        return [{"role": "user", "content": USER}, {"role": "assistant", "content": uses},
-                {"role": "user", "content": [{"type": "tool_result", "tool_use_id": i,
-                                              "content": "18C"} for i, _, _ in calls]}]
-    return [{"role": "user", "parts": [{"text": USER}]},
-            {"role": "model", "parts": [{"functionCall": {"id": i, "name": n, "args": a}}
-                                        for i, n, a in calls]},
-            {"role": "user", "parts": [{"functionResponse": {"id": i, "name": n, "response": {
-                "output": "18C"}}} for i, n, _ in calls]}]
+        return [
+            {"role": "user", "content": USER},
+            {"role": "assistant", "content": uses},
+            {
+                "role": "user",
+                "content": [
+                    {"type": "tool_result", "tool_use_id": i, "content": "18C"} for i, _, _ in calls
+                ],
+            },
+        ]
+    return [
+        {"role": "user", "parts": [{"text": USER}]},
+        {
+            "role": "model",
+            "parts": [{"functionCall": {"id": i, "name": n, "args": a}} for i, n, a in calls],
+        },
+        {
+            "role": "user",
+            "parts": [
+                {"functionResponse": {"id": i, "name": n, "response": {"output": "18C"}}}
+                for i, n, _ in calls
+            ],
+        },
+    ]
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
 def test_text_then_two_calls_then_results(provider_server, stream):
     s, p = provider_server, provider_server.provider
-    s.push(Reply(text="Hello loopback world"), Reply(text="Checking.", calls=TWO_CALLS),
-           Reply(text="Both 18C."))
+    s.push(
+        Reply(text="Hello loopback world"),
+        Reply(text="Checking.", calls=TWO_CALLS),
+        Reply(text="Both 18C."),
+    )
     status, out = post(s, stream=stream)
     assert status == 200 and parse(p, stream, out)[0] == "Hello loopback world"
     status, out = post(s, stream=stream)
     text, calls, finish = parse(p, stream, out)
     assert text == "Checking." and [(n, a) for _, n, a in calls] == [
-        ("get_weather", {"city": "Paris"}), ("get_weather", {"city": "Rome"})]
+        ("get_weather", {"city": "Paris"}),
+        ("get_weather", {"city": "Rome"}),
+    ]
     assert finish == {"openai": "tool_calls", "anthropic": "tool_use", "gemini": "STOP"}[p]
     assert all(i for i, _, _ in calls) and len({i for i, _, _ in calls}) == 2
     if stream:  # OpenAI/Anthropic split each call's arguments; Gemini sends calls whole
@@ -156,8 +207,16 @@ def test_text_then_two_calls_then_results(provider_server, stream):
     assert [r.stream for r in s.requests] == [stream] * 3
 
 
-FAULTS = [("openai", 429), ("openai", 500), ("openai", 503), ("anthropic", 429),
-          ("anthropic", 500), ("anthropic", 529), ("gemini", 429), ("gemini", 503)]
+FAULTS = [
+    ("openai", 429),
+    ("openai", 500),
+    ("openai", 503),
+    ("anthropic", 429),
+    ("anthropic", 500),
+    ("anthropic", 529),
+    ("gemini", 429),
+    ("gemini", 503),
+]
 
 
 @pytest.mark.parametrize("provider,status", FAULTS)
@@ -173,8 +232,10 @@ def test_error_faults(request, provider, status):
         assert body["error"]["type"] == ("requests" if status == 429 else "server_error")
     elif provider == "anthropic":
         assert body["type"] == "error" and body["error"]["message"] == "slow down"
-        assert body["error"]["type"] == {429: "rate_limit_error", 500: "api_error",
-                                         529: "overloaded_error"}[status]
+        assert (
+            body["error"]["type"]
+            == {429: "rate_limit_error", 500: "api_error", 529: "overloaded_error"}[status]
+        )
     else:
         err = body["error"]
         assert err["code"] == status and "retry-after" not in r.headers
@@ -198,8 +259,10 @@ def test_cut_response_is_incomplete(provider_server, stream):
 
 def test_checks_catch_dangling_call_and_wrong_id(provider_server):
     s, p = provider_server, provider_server.provider
-    calls = [("call_1", "get_weather", {"city": "Paris"}),
-             ("call_2", "get_weather", {"city": "Rome"})]
+    calls = [
+        ("call_1", "get_weather", {"city": "Paris"}),
+        ("call_2", "get_weather", {"city": "Rome"}),
+    ]
     history = results_history(p, calls)
     # dangling: call_2 never answered (a plain user turn comes next); then a result for "call_9"
     if p == "openai":
@@ -231,8 +294,11 @@ def test_wrong_key(request, provider):
 
 def test_anthropic_2026_version_bearer_and_thinking_echo(anthropic_server):
     s = anthropic_server
-    new = {"anthropic-version": "2026-10-21", "Authorization": f"Bearer {s.api_key}",
-           "x-api-key": None}
+    new = {
+        "anthropic-version": "2026-10-21",
+        "Authorization": f"Bearer {s.api_key}",
+        "x-api-key": None,
+    }
     s.push(Reply(thinking="Two cities.", calls=TWO_CALLS[:1]), Reply(text="ok"))
     status, out = post(s, headers=new, temperature=0.2)
     assert status == 400 and "temperature" in s.take_failures()[0]

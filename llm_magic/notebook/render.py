@@ -198,11 +198,28 @@ def outcome_summary(rec: ToolCallRecord, width: int = 70) -> str:
     return ""
 
 
-def pretty_json(value: Any) -> str:
+def pretty_json(value: Any, width: int = 72) -> str:
+    """Indented JSON that keeps short lists and objects on one line."""
     try:
-        return json.dumps(value, indent=2, ensure_ascii=False, default=repr)
-    except (TypeError, ValueError):
+        return _pretty(json.loads(json.dumps(value, ensure_ascii=False, default=repr)), 0, width)
+    except (TypeError, ValueError, RecursionError):
         return repr(value)
+
+
+def _pretty(value: Any, indent: int, width: int) -> str:
+    flat = json.dumps(value, ensure_ascii=False)
+    top_object = indent == 0 and isinstance(value, dict) and len(value) > 1
+    if not isinstance(value, dict | list) or not value or (len(flat) + indent <= width and not top_object):
+        return flat
+    pad, inner = " " * indent, " " * (indent + 2)
+    if isinstance(value, list):
+        items = [inner + _pretty(v, indent + 2, width) for v in value]
+        return "[\n" + ",\n".join(items) + "\n" + pad + "]"
+    items = [
+        f"{inner}{json.dumps(str(k), ensure_ascii=False)}: {_pretty(v, indent + 2, width)}"
+        for k, v in value.items()
+    ]
+    return "{\n" + ",\n".join(items) + "\n" + pad + "}"
 
 
 def arguments_json(rec: ToolCallRecord) -> str:
@@ -299,15 +316,16 @@ def rich_html(value: Any) -> str:
         return pre("None")
     if isinstance(value, dict | list | tuple | int | float | bool):
         try:
-            return folded(json.dumps(value, indent=2, ensure_ascii=False))
-        except (TypeError, ValueError):
+            return folded(_pretty(json.loads(json.dumps(value, ensure_ascii=False)), 0, 72))
+        except (TypeError, ValueError, RecursionError):
             pass
     data = _format(value)
     markup = data.get("text/html")
     if isinstance(markup, str) and len(markup) <= MAX_RICH_HTML and not _UNSAFE_HTML.search(markup):
         return (
-            f'<div style="overflow:auto;max-height:420px;max-width:100%;font-size:12px">'
-            f"{markup}</div>"
+            f'<div style="overflow:auto;max-height:420px;max-width:100%">'
+            f'<div class="jp-RenderedHTMLCommon" style="display:inline-block;font-size:12px;'
+            f'padding:0;min-width:0">{markup}</div></div>'
         )
     for mime in ("image/png", "image/jpeg", "image/gif", "image/svg+xml"):
         blob = data.get(mime)
@@ -520,7 +538,10 @@ def static_html(state: RunState, detail: Any = None) -> str:
     for rec in orphans:
         out.append(_static_call(rec, detail))
     out.append("</div></div>")
-    return "".join(out)
+    # the root sets font and colour once; nested fragments (shared with the widgets, where each
+    # stands alone) need not repeat them
+    head, body = out[0], "".join(out[1:])
+    return head + body.replace(f'style="{FONT};{FG};', 'style="')
 
 
 def _static_call(rec: ToolCallRecord, detail: Any) -> str:

@@ -372,13 +372,16 @@ class LLM:
         pass
 
 
-def settle() -> None:
-    """Collect garbage between timed runs, so no contender pays for another's cyclic garbage.
+async def settle() -> None:
+    """Collect garbage between timed runs, so no contender pays for another's leftovers.
 
-    Cheap because `freeze()` below moved everything alive after the warm-up out of the
-    collector's reach; each contender still pays for the collections its own allocations set off.
+    Cheap because `freeze()` moved everything alive after the warm-up out of the collector's
+    reach. The short sleep lets what the collection set off (finalizers closing a client's
+    sockets, the server seeing them close) finish before the next timer starts. Each contender
+    still pays for the collections its own allocations trigger while it runs.
     """
     gc.collect()
+    await asyncio.sleep(0.002)
 
 
 def freeze() -> None:
@@ -398,7 +401,7 @@ async def bench_overhead(contenders: list[Any], cfg: Config) -> dict[str, Any]:
         clock = time.perf_counter
         for _ in range(cfg.chains):  # interleaved: A, B, C, A, B, C...
             for c in contenders:
-                settle()
+                await settle()
                 t = clock()
                 await c.chain(stream)
                 times[c.name].append(clock() - t)
@@ -429,7 +432,7 @@ async def bench_concurrency(contenders: list[Any], cfg: Config) -> dict[str, Any
             await c.tools(fn, mode)
         for _ in range(cfg.concurrency_repeats):
             for c in contenders:
-                settle()
+                await settle()
                 async with Ticker() as ticker:
                     t = time.perf_counter()
                     await c.tools(fn, mode)
@@ -467,7 +470,7 @@ async def bench_streaming(
     freeze()
     for _ in range(cfg.stream_repeats):
         for name, run in runners.items():
-            settle()
+            await settle()
             t = time.perf_counter()
             n = await run()
             rates[name].append(n / (time.perf_counter() - t))
@@ -739,7 +742,14 @@ def table(r: dict[str, Any]) -> str:
     tl = r["timeline_cost"]
     if tl.get("status") == "ok":
         res = tl["result"]
-        if isinstance(res, dict) and all(isinstance(v, int | float) for v in res.values()):
+        if isinstance(res, dict) and all(isinstance(v, dict) for v in res.values()):
+            for count, fig in res.items():
+                keys = [k for k in ("handler_us", "event_flush_us") if k in fig] or [
+                    k for k, v in fig.items() if isinstance(v, int | float)
+                ][:2]
+                for k in keys:
+                    rows.append((f"6. timeline {count} calls: {k}", f(fig[k], "{:.4g}"), "-", "-"))
+        elif isinstance(res, dict) and all(isinstance(v, int | float) for v in res.values()):
             for k, v in res.items():
                 rows.append((f"6. timeline {k}", f(v, "{:.4g}"), "-", "-"))
         else:

@@ -61,7 +61,9 @@ def _events(n_calls: int) -> list[ev.Event | tuple[str, ToolCallRecord]]:
         total = total + usage
         out.append(ev.UsageReported(step, usage, total))
         batch = [
-            ToolCallRecord(f"call_{len(records) + i}", "lookup", f'{{"key": {len(records) + i}}}', step)
+            ToolCallRecord(
+                f"call_{len(records) + i}", "lookup", f'{{"key": {len(records) + i}}}', step
+            )
             for i in range(min(PER_TURN, n_calls - len(records)))
         ]
         out.append(ev.TurnFinished(step, "Looking up the next batch.", batch, usage))
@@ -105,7 +107,14 @@ def measure(n_calls: int) -> dict[str, float]:
     sent = {"msgs": 0, "opens": 0}
 
     class CountingComm(BaseComm):
-        def publish_msg(self, msg_type: str, data: Any = None, metadata: Any = None, buffers: Any = None, **keys: Any) -> None:
+        def publish_msg(
+            self,
+            msg_type: str,
+            data: Any = None,
+            metadata: Any = None,
+            buffers: Any = None,
+            **keys: Any,
+        ) -> None:
             sent["opens" if msg_type == "comm_open" else "msgs"] += 1
 
     original = comm.create_comm

@@ -54,7 +54,7 @@ Subscriber = Callable[[ev.Event], None]
 class ChainOptions:
     """Per-run settings. Tools keep their own options; a run-level value overrides them."""
 
-    max_steps: int = 10
+    max_steps: int | None = None  # None: the provider's default (Provider.default_max_steps)
     max_tool_calls: int = 100
     timeout: float | None = None
     final_turn_on_limit: bool = True
@@ -298,7 +298,7 @@ class ChainRun:
             await self._run_tools(turn.tool_calls)
             if len(self.records) >= self.options.max_tool_calls:
                 limit = "max_tool_calls"
-            elif self.steps >= self.options.max_steps:
+            elif self.steps >= (self.options.max_steps or self.provider.default_max_steps):
                 limit = "max_steps"
             if limit is not None and not (self.options.final_turn_on_limit and self.tools):
                 self.status = limit

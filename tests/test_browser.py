@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from tests.servers import OpenAIServer
-from tests.test_timeline import demo_notebook, demo_script
+from tests.test_timeline import _execute_notebook, demo_notebook, demo_script
 
 pytestmark = pytest.mark.browser
 
@@ -78,7 +78,7 @@ def lab(tmp_path):
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     env["JUPYTER_CONFIG_DIR"] = str(tmp_path / "config")
     env["JUPYTER_RUNTIME_DIR"] = str(tmp_path / "runtime")
-    log = open(tmp_path / "lab.log", "w")  # noqa: SIM115 - closed below
+    log = open(tmp_path / "lab.log", "w")  # closed below
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -197,15 +197,53 @@ def test_timeline_live_in_jupyterlab(lab, browser_page):
             " document.querySelector('.llm-magic-timeline').innerText.includes('done')",
             timeout=60_000,
         )
-        page.locator(".jp-OutputArea-output", has_text="after the chain").wait_for(
-            timeout=30_000
-        )
+        page.locator(".jp-OutputArea-output", has_text="after the chain").wait_for(timeout=30_000)
         final = timeline.inner_text()
         assert "Rome" in final and "delete_file" in final
         timeline.scroll_into_view_if_needed()
         timeline.screenshot(path=str(ARTIFACTS / "timeline.png"))
         page.screenshot(path=str(ARTIFACTS / "timeline-page.png"), full_page=True)
         assert server.pending == 0
+
+
+def test_nbconvert_page_shows_every_call(tmp_path, browser_page):
+    """A notebook saved without widget state (JupyterLab's default), converted by nbconvert:
+    the static timeline shows every call, and its entries open without any script."""
+    import nbformat
+
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian chromium is not installed (apt-get install chromium)")
+    with OpenAIServer(demo_script()) as server:
+        nb = _execute_notebook(tmp_path, server, store_widget_state=False)
+    path = tmp_path / "static.ipynb"
+    nbformat.write(nb, path)
+    subprocess.run(
+        [sys.executable, "-m", "jupyter", "nbconvert", "--to", "html", str(path)],
+        check=True,
+        capture_output=True,
+        cwd=tmp_path,
+    )
+    page = browser_page
+    page.route("http*://**", lambda route: route.abort())  # closed network: fail fast
+    page.goto((tmp_path / "static.html").as_uri(), wait_until="domcontentloaded")
+    timeline = page.locator(".llm-magic-timeline").first
+    timeline.wait_for(timeout=15_000)
+    text = timeline.inner_text()
+    for line in (
+        'get_weather(city="Paris")',
+        'get_weather(city="Rome")',
+        'get_weather(city="Oslo")',
+        "city_table(",
+        'delete_file(path="old.csv")',
+    ):
+        assert line in text, line
+    assert "done" in text and "Rome is the warmest" in text
+    table = timeline.locator("details.llm-call", has_text="city_table").first
+    assert not table.locator("table").first.is_visible()
+    table.locator("summary").first.click()
+    assert table.locator("table").first.is_visible()
+    ARTIFACTS.mkdir(exist_ok=True)
+    timeline.screenshot(path=str(ARTIFACTS / "timeline-static.png"))
 
 
 if __name__ == "__main__":  # pragma: no cover - manual run: python tests/test_browser.py

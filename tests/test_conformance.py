@@ -7,7 +7,6 @@ OpenAI-compatible server in its stricter mode. The servers check every request t
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 import pytest

@@ -7,6 +7,7 @@ scripted with the replies the notebook's cells need; the notebooks themselves ne
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -126,3 +127,35 @@ def test_quickstart_runs_against_loopback(tmp_path: Path) -> None:
     offered = [t["function"]["name"] for t in requests[8].body["tools"]]
     assert offered == ["city_facts"]
     assert "arrondissements" in tool_messages(requests[9])[0]["content"]
+
+
+@pytest.mark.parametrize(
+    ("kind", "model", "env_prefix"),
+    [("anthropic", "claude-test", "ANTHROPIC"), ("gemini", "gemini-test", "GEMINI")],
+)
+def test_quickstart_runs_on_anthropic_and_gemini_wire_formats(
+    tmp_path: Path, kind: str, model: str, env_prefix: str
+) -> None:
+    """`%%llm_chain` and `await chain()` with claude-*/gemini-* models, by base-URL configuration."""
+    from tests.servers import make_server
+
+    with make_server(kind, QUICKSTART_SCRIPT) as server:
+        env = {
+            "LLM_MAGIC_MODEL": model,
+            f"{env_prefix}_API_KEY": server.api_key,
+            f"{env_prefix}_BASE_URL": server.base_url,
+        }
+        nb = execute(QUICKSTART, env, tmp_path)
+        assert server.failures == []
+        assert server.pending == 0
+        requests = list(server.requests)
+    errors = [o for c in nb.cells for o in c.get("outputs", []) if o["output_type"] == "error"]
+    assert errors == []
+    assert len(requests) == len(QUICKSTART_SCRIPT)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    chain_cell = next(c for c in code if c.source.startswith("%%llm_chain --tools get_weather"))
+    assert "It is 21 °C and sunny in Paris." in outputs_text(chain_cell)
+    # the tool's result went back in this provider's own form
+    sent = json.dumps(requests[1].body)
+    assert ("tool_result" if kind == "anthropic" else "functionResponse") in sent
+    assert "temperature" in sent

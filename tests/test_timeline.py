@@ -117,10 +117,16 @@ def demo_notebook(base_url: str, api_key: str, delay: float = 0.3, auto: bool = 
             + (AUTO_APPROVE if auto else "")
         ),
         nbformat.v4.new_code_cell(RUN.format(approver="auto_approve" if auto else "tl.approve")),
-        nbformat.v4.new_code_cell('print("after the chain:", result.status, len(result.tool_calls))'),
+        nbformat.v4.new_code_cell(
+            'print("after the chain:", result.status, len(result.tool_calls))'
+        ),
     ]
     nb = nbformat.v4.new_notebook(cells=cells)
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     return nb
 
 
@@ -178,13 +184,13 @@ async def until(check: Callable[[], Any], timeout: float = 10.0) -> Any:
 
 
 def model_for(server: OpenAIServer) -> Any:
-    return llm_magic.get_async_model("openai:test", base_url=server.base_url, api_key=server.api_key)
+    return llm_magic.get_async_model(
+        "openai:test", base_url=server.base_url, api_key=server.api_key
+    )
 
 
 def calls_html(tl: Timeline) -> list[str]:
-    return [
-        find(box, "llm-call-row")[0].children[1].value for box in find(tl.widget, "llm-call")
-    ]
+    return [find(box, "llm-call-row")[0].children[1].value for box in find(tl.widget, "llm-call")]
 
 
 def add(a: int, b: int) -> int:
@@ -203,7 +209,11 @@ async def test_entries_statuses_and_grouping(comms):
     script = [
         Reply(
             text="Adding.",
-            calls=[Call("add", {"a": 1, "b": 2}), Call("add", {"a": 3, "b": 4}), Call("broken", {"x": 1})],
+            calls=[
+                Call("add", {"a": 1, "b": 2}),
+                Call("add", {"a": 3, "b": 4}),
+                Call("broken", {"x": 1}),
+            ],
         ),
         Reply(calls=[Call("add", {"a": 3, "b": 7})]),
         Reply(text="3, 7, and 10."),
@@ -230,7 +240,13 @@ async def test_entries_statuses_and_grouping(comms):
     assert "broken" in lines[2] and ">error<" in lines[2] and "ValueError: bad x 1" in lines[2]
     assert "a=3, b=7" in lines[3]
     header = one(root, "llm-header").value
-    for text in ("test-model", ">done<", "2 steps", "4 tool calls (3 ok, 1 error)", "30 in / 15 out"):
+    for text in (
+        "test-model",
+        ">done<",
+        "2 steps",
+        "4 tool calls (3 ok, 1 error)",
+        "30 in / 15 out",
+    ):
         assert text in header, text
     texts = [w.value for w in find(root, "llm-text")]
     assert "Adding." in texts[0] and "3, 7, and 10." in texts[-1]
@@ -282,7 +298,7 @@ async def test_expand_details_rich_result_and_copy(comms):
     tl.flush()
     detail = one(calls[0], "llm-detail-html").value
     assert "<table" in detail and "dataframe" in detail  # pandas' own HTML table
-    assert '&quot;n&quot;: 3' in detail and "sent to the model" in detail
+    assert "&quot;n&quot;: 3" in detail and "sent to the model" in detail
     assert one(calls[0], "llm-toggle").description == "▾"
     # expand all / collapse all
     one(root, "llm-expand-all").click()
@@ -315,7 +331,11 @@ async def test_expand_details_rich_result_and_copy(comms):
     assert "<script" not in html and "&lt;missing&gt;" in html and "<table" in html
 
 
-async def test_approval_flow(comms):
+@pytest.mark.parametrize("from_thread", [False, True], ids=["loop-thread", "other-thread"])
+async def test_approval_flow(comms, from_thread):
+    """Approve by a click; the click may arrive on another thread (a subshell)."""
+    import threading
+
     @tool(requires_approval=True)
     def delete_file(path: str) -> str:
         """Delete a file."""
@@ -332,9 +352,14 @@ async def test_approval_flow(comms):
         line = calls_html(tl)[0]
         assert "needs approval" in line
         # the entry opened itself so the arguments are visible before deciding
-        assert '&quot;path&quot;: &quot;old.csv&quot;' in one(root, "llm-detail-html").value
+        assert "&quot;path&quot;: &quot;old.csv&quot;" in one(root, "llm-detail-html").value
         assert not task.done()
-        approve[0].click()
+        if from_thread:
+            clicker = threading.Thread(target=approve[0].click)
+            clicker.start()
+            clicker.join()
+        else:
+            approve[0].click()
         result = await asyncio.wait_for(task, 10)
         tl.close()
     assert result.status == "done" and result.tool_calls[0].status == "ok"
@@ -376,7 +401,9 @@ async def test_cancel_flow(comms):
         await asyncio.sleep(seconds)
         return "woke up"
 
-    script = [Reply(text="Waiting.", calls=[Call("slow", {"seconds": 30}), Call("slow", {"seconds": 30})])]
+    script = [
+        Reply(text="Waiting.", calls=[Call("slow", {"seconds": 30}), Call("slow", {"seconds": 30})])
+    ]
     with OpenAIServer(script) as server:
         run = model_for(server).chain("wait", tools=[slow])
         tl = Timeline(run, model="m")
@@ -395,6 +422,63 @@ async def test_cancel_flow(comms):
     assert ">cancelled<" in one(root, "llm-header").value
     assert cancel.disabled and cancel.layout.display == "none"
     assert "cancelled from the timeline" in result.tool_calls[0].reason
+
+
+async def test_cancel_while_awaiting_approval(comms):
+    @tool(requires_approval=True)
+    def risky(x: int) -> int:
+        """Risky."""
+        return x
+
+    with OpenAIServer([Reply(calls=[Call("risky", {"x": 1})])]) as server:
+        run = model_for(server).chain("go", tools=[risky])
+        tl = Timeline(run, model="m")
+        run.options.approval_callback = tl.approve
+        root = tl.widget
+        task = asyncio.ensure_future(run)
+        await until(lambda: find(root, "llm-approve"))
+        one(root, "llm-cancel").click()
+        result = await asyncio.wait_for(task, 10)
+        tl.close()
+    assert result.status == "cancelled"
+    assert result.tool_calls[0].status == "cancelled"
+    assert not find(root, "llm-approval")
+    assert ">cancelled<" in calls_html(tl)[0]
+
+
+async def test_failed_run_shows_the_error(comms):
+    with OpenAIServer([Reply(status=400, error_message="bad request: no such model")]) as server:
+        run = model_for(server).chain("go")
+        tl = Timeline(run, model="m")
+        root = tl.widget
+        with pytest.raises(llm_magic.ProviderError):
+            await run
+        tl.close()
+    header = one(root, "llm-header").value
+    assert ">failed<" in header and "no such model" in header
+    assert "no such model" in tl._repr_mimebundle_()["text/plain"]
+
+
+def test_old_kernel_note(monkeypatch, comms):
+    import ipykernel
+
+    from llm_magic.notebook import timeline as timeline_module
+
+    class _Run:
+        def subscribe(self, cb):
+            return cb
+
+    monkeypatch.setattr(ipykernel, "__version__", "7.3.2")
+    monkeypatch.setattr(timeline_module, "_in_kernel", lambda: True)
+    monkeypatch.setattr("IPython.display.display", lambda *a, **k: None)
+    tl = Timeline(_Run(), model="m")  # type: ignore[arg-type]
+    tl.show()
+    note = one(tl.widget, "llm-note")
+    assert note.layout.display != "none"
+    assert "ipykernel 7.3.2" in note.value and "7.4" in note.value
+    assert "ipykernel 7.3.2" in tl._repr_mimebundle_()["text/plain"]
+    monkeypatch.setattr(ipykernel, "__version__", "7.4.0")
+    assert timeline_module._kernel_note() is None
 
 
 async def test_streamed_answer_is_throttled(comms):
@@ -428,8 +512,10 @@ async def test_streamed_answer_is_throttled(comms):
     assert len(updates) < tokens / 5
     assert len(text_updates) >= 3  # it did stream, live
     assert "w499" in seen_values[-1] and "w499" not in seen_values[0]
-    print(f"\n{tokens} tokens in {elapsed:.2f} s: {len(text_updates)} text updates, "
-          f"{len(updates)} comm updates in all")
+    print(
+        f"\n{tokens} tokens in {elapsed:.2f} s: {len(text_updates)} text updates, "
+        f"{len(updates)} comm updates in all"
+    )
 
 
 async def test_thousand_calls_stay_chunked(comms):
@@ -542,7 +628,9 @@ class Kernel:
         msg_id = self.execute(code)
         return self.collect(msg_id, timeout)
 
-    def collect(self, msg_id: str, timeout: float = 60, stop: Callable[[dict], bool] | None = None) -> list[dict]:
+    def collect(
+        self, msg_id: str, timeout: float = 60, stop: Callable[[dict], bool] | None = None
+    ) -> list[dict]:
         out: list[dict] = []
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -613,8 +701,9 @@ def test_kernel_approve_click_mid_run(kernel):
 
         before = kernel.collect(msg_id, 60, stop=approve_shown)
         assert "approve" in found, "no Approve button was opened"
-        assert not any(m["msg_type"] == "status" and m["content"]["execution_state"] == "idle"
-                       for m in before)
+        assert not any(
+            m["msg_type"] == "status" and m["content"]["execution_state"] == "idle" for m in before
+        )
         live_updates = sum(1 for m in before if m["msg_type"] == "comm_msg")
         assert live_updates > 0  # the timeline updated while the cell ran
         kernel.click(found["approve"])
@@ -631,7 +720,9 @@ def test_kernel_approve_click_mid_run(kernel):
 
 @pytest.mark.kernel
 def test_kernel_cancel_click_mid_run(kernel):
-    script = [Reply(calls=[Call("get_weather", {"city": "Paris"}), Call("get_weather", {"city": "Rome"})])]
+    script = [
+        Reply(calls=[Call("get_weather", {"city": "Paris"}), Call("get_weather", {"city": "Rome"})])
+    ]
     with OpenAIServer(script) as server:
         kernel.run(SETUP.format(base_url=server.base_url, api_key=server.api_key, delay=30))
         msg_id = kernel.execute(RUN.format(approver="tl.approve"))
@@ -655,7 +746,9 @@ def test_kernel_cancel_click_mid_run(kernel):
         check = kernel.run("print(result.status, [r.status for r in result.tool_calls])")
     assert took < 10, took
     assert "cancelled ['cancelled', 'cancelled']" in _outputs_text(check)
-    html = [m for m in after if m["msg_type"] == "update_display_data"][-1]["content"]["data"]["text/html"]
+    html = [m for m in after if m["msg_type"] == "update_display_data"][-1]["content"]["data"][
+        "text/html"
+    ]
     assert ">cancelled<" in html
 
 
@@ -688,7 +781,10 @@ def _execute_notebook(tmp_path: Path, server: OpenAIServer, store_widget_state: 
     env_path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     os.environ["PYTHONPATH"] = env_path
     client = NotebookClient(
-        nb, timeout=120, kernel_name="python3", store_widget_state=store_widget_state,
+        nb,
+        timeout=120,
+        kernel_name="python3",
+        store_widget_state=store_widget_state,
         resources={"metadata": {"path": str(tmp_path)}},
     )
     client.execute()
@@ -721,15 +817,24 @@ def test_nbclient_saves_final_html_and_nbconvert_shows_it(tmp_path, store_widget
     nbformat.write(nb, path)
     subprocess.run(
         [sys.executable, "-m", "jupyter", "nbconvert", "--to", "html", str(path)],
-        check=True, capture_output=True, cwd=tmp_path,
+        check=True,
+        capture_output=True,
+        cwd=tmp_path,
     )
     page = (tmp_path / "executed.html").read_text()
     # Every call's name and argument summary, HTML-escaped, in the page: as the static timeline
     # (no widget state: nbconvert falls through to text/html), or in the embedded widget state
     # that nbconvert's html-manager renders (nbclient's default store_widget_state=True).
     shown = page.replace("<\\/", "</").replace("&quot;", '"')
-    for text in ('get_weather</b>', 'city="Paris"', 'city="Rome"', 'city="Oslo"',
-                 'city_table</b>', 'delete_file</b>', 'path="old.csv"'):
+    for text in (
+        "get_weather</b>",
+        'city="Paris"',
+        'city="Rome"',
+        'city="Oslo"',
+        "city_table</b>",
+        "delete_file</b>",
+        'path="old.csv"',
+    ):
         assert text in shown, text
     if store_widget_state:
         assert "application/vnd.jupyter.widget-state+json" in page

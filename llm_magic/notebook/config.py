@@ -28,7 +28,9 @@ class LLMMagic(Configurable):
         "model of the first provider with an API key set, else 'local'.",
     ).tag(config=True)
     default_max_steps = Int(
-        10, help="Rounds of tool calls a run may take before it must answer."
+        0,
+        help="Rounds of tool calls a run may take before it must answer. 0: the model's own "
+        "default (10; 1 for the small local model, which cannot tell when to stop).",
     ).tag(config=True)
     history_window = Int(
         40,

@@ -21,10 +21,10 @@ from ..messages import Usage
 # -- look ------------------------------------------------------------------------------------
 
 FONT = (
-    "font-family:var(--jp-ui-font-family,-apple-system,BlinkMacSystemFont,'Segoe UI',"
-    "Helvetica,Arial,sans-serif);font-size:13px;line-height:1.45"
+    "font-family:var(--jp-ui-font-family,system-ui,-apple-system,'Segoe UI',sans-serif);"
+    "font-size:13px;line-height:1.45"
 )
-MONO = "font-family:var(--jp-code-font-family,SFMono-Regular,Menlo,Consolas,monospace)"
+MONO = "font-family:var(--jp-code-font-family,SFMono-Regular,Menlo,monospace)"
 FG = "color:var(--jp-ui-font-color1,#1f2328)"
 MUTED = "color:var(--jp-ui-font-color2,#656d76)"
 BORDER = "var(--jp-border-color2,#d0d7de)"
@@ -71,6 +71,8 @@ def pill(status: str) -> str:
 def fmt_duration(seconds: float | None) -> str:
     if seconds is None:
         return ""
+    if seconds < 0.001:
+        return "<1 ms"
     if seconds < 1:
         return f"{seconds * 1000:.0f} ms"
     if seconds < 60:
@@ -209,7 +211,11 @@ def pretty_json(value: Any, width: int = 72) -> str:
 def _pretty(value: Any, indent: int, width: int) -> str:
     flat = json.dumps(value, ensure_ascii=False)
     top_object = indent == 0 and isinstance(value, dict) and len(value) > 1
-    if not isinstance(value, dict | list) or not value or (len(flat) + indent <= width and not top_object):
+    if (
+        not isinstance(value, dict | list)
+        or not value
+        or (len(flat) + indent <= width and not top_object)
+    ):
         return flat
     pad, inner = " " * indent, " " * (indent + 2)
     if isinstance(value, list):
@@ -282,11 +288,11 @@ def _safe_repr(obj: Any) -> str:
         return f"<unrepresentable {type(obj).__name__}: {exc!r}>"
 
 
-def pre(text: str, *, extra: str = "") -> str:
+def pre(text: str) -> str:
     return (
-        f'<pre style="{MONO};font-size:12px;line-height:1.4;margin:0;padding:6px 8px;'
-        f"white-space:pre-wrap;word-break:break-word;overflow-wrap:anywhere;"
-        f'background:{SUBTLE_BG};border-radius:4px;{FG};{extra}">{esc(text)}</pre>'
+        f'<pre style="{MONO};font-size:12px;line-height:1.4;margin:0;padding:5px 8px;'
+        f'white-space:pre-wrap;overflow-wrap:anywhere;background:{SUBTLE_BG};border-radius:4px">'
+        f"{esc(text)}</pre>"
     )
 
 
@@ -352,6 +358,21 @@ def _label(text: str) -> str:
     )
 
 
+def _sent_as_shown(rec: ToolCallRecord) -> bool:
+    """True when the text the model got is the result exactly as the view shows it."""
+    if rec.truncated or rec.status != "ok":
+        return False
+    value = rec.result
+    if isinstance(value, str):
+        return rec.output == value
+    if isinstance(value, dict | list | int | float | bool) or value is None:
+        try:
+            return json.loads(rec.output) == value
+        except ValueError:
+            return False
+    return False
+
+
 def glyph(status: str) -> str:
     _label, icon, fg, bg = STATUS.get(status, STATUS["queued"])
     return (
@@ -389,8 +410,10 @@ def call_line_html(rec: ToolCallRecord) -> str:
 def call_detail_html(rec: ToolCallRecord, result_markup: str | None = None) -> str:
     """The expanded part: arguments, rich result, text sent to the model, error and traceback."""
     parts = [_label("arguments"), pre(arguments_json(rec))]
+    same = _sent_as_shown(rec)
     if rec.status == "ok":
-        parts += [_label(f"result · {type(rec.result).__name__}")]
+        kind = type(rec.result).__name__
+        parts += [_label(f"result · {kind}" + (" · sent to the model as is" if same else ""))]
         parts.append(result_markup if result_markup is not None else rich_html(rec.result))
     if rec.status == "error":
         err = rec.error
@@ -404,7 +427,7 @@ def call_detail_html(rec: ToolCallRecord, result_markup: str | None = None) -> s
             parts += [_label("traceback"), folded(rec.traceback)]
     if rec.reason and rec.status in ("denied", "cancelled"):
         parts += [_label("reason"), f'<div style="{FG}">{esc(rec.reason)}</div>']
-    if rec.status in ("ok", "error", "denied", "cancelled"):
+    if rec.status in ("ok", "error", "denied", "cancelled") and not same:
         sent = "sent to the model"
         if rec.truncated:
             sent += " · truncated for the model (the full result is above)"

@@ -346,7 +346,13 @@ async def run_chain(
     notebook's conversation, a ChainResult or conversation goes on with that one, None follows
     `LLMMagic.auto_continue`; `reset=True` forgets the notebook's conversation first. history:
     how many earlier messages a continued run sends (default `LLMMagic.history_window`).
+    interpolate: fill `{name}` placeholders from the notebook (on in `%%llm_chain`; off here,
+    where f-strings do it). approve: tool names or "all"; the timeline's Approve/Deny buttons
+    decide, or `approval_callback`; with neither (quiet, no notebook) the call is denied with
+    a reason the model sees. api_key / base_url: for the model given by id.
     Any `ChainOptions` field (max_tool_calls, tool_timeout, tool_choice, ...) is accepted too.
+    A kernel interrupt cancels the run (marked "cancelled", history kept valid) and the
+    CancelledError propagates; configuration and provider errors show as one line.
     """
     cfg = get_config()
     ip = shell()
@@ -375,7 +381,7 @@ async def run_chain(
     approve_opt = _approve_option(approve, tool_list)
     quiet = cfg.quiet if quiet is None else quiet
     chain_options: dict[str, Any] = {
-        "max_steps": max_steps if max_steps is not None else cfg.default_max_steps,
+        "max_steps": max_steps if max_steps is not None else (cfg.default_max_steps or None),
         "timeout": timeout if timeout is not None else cfg.timeout,
         "stream": cfg.stream if stream is None else stream,
         "approve": approve_opt,

@@ -798,7 +798,9 @@ class _TextView:
 
     def call(self, rec: ToolCallRecord, event: ev.Event) -> None:
         if isinstance(event, ev.ToolCallRequested | ev.ToolCallStarted):
-            return  # one line per call, when it ends (or waits for approval)
+            return  # one line per call, when it ends
+        if isinstance(event, ev.ToolCallAwaitingApproval):
+            return  # the approval prompt is the line
         self._end_text()
         self.write("    " + R.call_text(rec) + "\n")
 
@@ -813,7 +815,8 @@ class _TextView:
 
 
 async def _ask_in_terminal(record: ToolCallRecord) -> Approval:
-    prompt = f"    approve {R.call_text(record)}? [y/N, or a reason to deny] "
+    call = f"{record.name}({R.arg_summary(record, 70)})"
+    prompt = f"    ? approve {call}? [y/N, or a reason to deny] "
     try:
         answer = (await asyncio.to_thread(input, prompt)).strip()
     except (EOFError, OSError):

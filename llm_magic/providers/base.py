@@ -21,6 +21,7 @@ class Provider(ABC):
 
     name = "provider"
     default_base_url = ""
+    default_max_steps = 10  # rounds of tool calls before the run must answer
 
     def __init__(
         self,

@@ -37,6 +37,7 @@ def _stderr(message: str) -> None:
 
 class LocalProvider(OpenAIProvider):
     name = "local"
+    default_max_steps = 1  # a 270M base model calls the tool again and again; answer after one round
 
     def __init__(
         self,

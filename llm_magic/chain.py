@@ -130,7 +130,9 @@ class ChainRun:
         self.steps = 0
         self.events: list[ev.Event] = []
         self._subscribers: list[Subscriber] = []
-        self._queues: list[asyncio.Queue[ev.Event | None]] = []
+        self._readers = 0  # open `async for` consumers
+        self._waiter: asyncio.Future[None] | None = None  # woken on the next event
+        self._ended = False
         self._task: asyncio.Task[ChainResult] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._partial: list[str] = []
@@ -168,22 +170,23 @@ class ChainRun:
             raise
 
     async def __aiter__(self) -> AsyncIterator[ev.Event]:
-        queue: asyncio.Queue[ev.Event | None] = asyncio.Queue()
-        for past in self.events:
-            queue.put_nowait(past)
-        if self.final is not None:
-            queue.put_nowait(None)
-        self._queues.append(queue)
+        # A cursor over `self.events`; one shared future wakes every waiting reader.
         task = self.start()
+        self._readers += 1
+        seen = 0
         try:
             while True:
-                item = await queue.get()
-                if item is None:
+                while seen < len(self.events):
+                    seen += 1
+                    yield self.events[seen - 1]
+                if self._ended:
                     break
-                yield item
+                if self._waiter is None or self._waiter.done():
+                    self._waiter = asyncio.get_running_loop().create_future()
+                await self._waiter
         finally:
-            self._queues.remove(queue)
-            if not task.done() and not self._queues and not self._subscribers:
+            self._readers -= 1
+            if not task.done() and not self._readers and not self._subscribers:
                 self.cancel("the event iterator was closed")
 
     def cancel(self, reason: str = "cancelled by the user") -> None:
@@ -230,8 +233,9 @@ class ChainRun:
                 import logging
 
                 logging.getLogger("llm_magic").warning("event subscriber failed: %r", exc)
-        for queue in self._queues:
-            queue.put_nowait(event)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     async def _run(self) -> ChainResult:
         self.started_at = time.monotonic()
@@ -277,8 +281,9 @@ class ChainRun:
             self._emit(ev.RunFailed(self.final, error))
         else:
             self._emit(ev.RunFinished(self.final))
-        for queue in self._queues:
-            queue.put_nowait(None)
+        self._ended = True
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
         if error is not None:
             error.result = self.final  # type: ignore[attr-defined]
             raise error

@@ -10,6 +10,8 @@ the loop thread for thread-affine code (`on_loop=True`).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextvars
 import dataclasses
 import enum
 import functools
@@ -131,7 +133,7 @@ class Tool:
             assert self.sync_impl is not None
             result = self.sync_impl(**kwargs)
         else:
-            result = await asyncio.to_thread(self.sync_impl, **kwargs)  # type: ignore[arg-type]
+            result = await _in_thread(self.sync_impl, kwargs)
         while inspect.isawaitable(result):
             result = await result
         return result
@@ -140,6 +142,22 @@ class Tool:
         impl = self.sync_impl or self.async_impl
         assert impl is not None
         return impl(*args, **kwargs)
+
+
+_POOL: concurrent.futures.ThreadPoolExecutor | None = None
+POOL_THREADS = 32
+
+
+async def _in_thread(fn: Callable[..., Any] | None, kwargs: dict[str, Any]) -> Any:
+    """Like `asyncio.to_thread` (the context, and so the notebook's output routing, follows),
+    but on llm_magic's own pool: the default one has cpu+4 threads, so 8 parallel calls on two
+    cores would run in two waves."""
+    global _POOL
+    if _POOL is None:
+        _POOL = concurrent.futures.ThreadPoolExecutor(POOL_THREADS, thread_name_prefix="llm_tool")
+    context = contextvars.copy_context()
+    call = functools.partial(context.run, fn, **kwargs)  # type: ignore[arg-type]
+    return await asyncio.get_running_loop().run_in_executor(_POOL, call)
 
 
 def _callable_name(fn: Any) -> str:

@@ -59,9 +59,9 @@ def _wait_http(url: str, timeout: float = 60.0) -> None:
     raise TimeoutError(f"{url} did not answer within {timeout} s")
 
 
-@pytest.fixture
-def lab(tmp_path):
-    """JupyterLab on a free loopback port, no token, fresh settings; yields (url, root_dir)."""
+@pytest.fixture(params=["light", "dark"])
+def lab(request, tmp_path):
+    """JupyterLab on a free loopback port, no token, fresh settings; yields (url, root, theme)."""
     if not Path(CHROMIUM).exists():
         pytest.skip("Debian chromium is not installed (apt-get install chromium)")
     pytest.importorskip("playwright")
@@ -73,6 +73,8 @@ def lab(tmp_path):
     (news / "notification.jupyterlab-settings").write_text(
         json.dumps({"fetchNews": "false", "checkForUpdates": False})
     )
+    if request.param == "dark":
+        (news / "themes.jupyterlab-settings").write_text(json.dumps({"theme": "JupyterLab Dark"}))
     port = _free_port()
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
@@ -109,7 +111,7 @@ def lab(tmp_path):
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_http(f"{url}/api/status")
-        yield url, root
+        yield url, root, request.param
     finally:
         proc.terminate()
         try:
@@ -145,7 +147,8 @@ def _cell_running(page, index: int) -> bool:
 
 
 def test_timeline_live_in_jupyterlab(lab, browser_page):
-    url, root = lab
+    url, root, theme = lab
+    suffix = "" if theme == "light" else f"-{theme}"
     page = browser_page
     with OpenAIServer(demo_script(final_chunk_delay=0.03)) as server:
         nb = demo_notebook(server.base_url, server.api_key, delay=2.0)
@@ -185,7 +188,7 @@ def test_timeline_live_in_jupyterlab(lab, browser_page):
         approve.wait_for(timeout=30_000)
         assert _cell_running(page, run_cell)
         ARTIFACTS.mkdir(exist_ok=True)
-        timeline.screenshot(path=str(ARTIFACTS / "timeline-approval.png"))
+        timeline.screenshot(path=str(ARTIFACTS / f"timeline-approval{suffix}.png"))
         approve.click()
         timeline.locator(".llm-call", has_text="delete_file").locator(
             ".llm-call-row", has_text="ok"
@@ -201,8 +204,8 @@ def test_timeline_live_in_jupyterlab(lab, browser_page):
         final = timeline.inner_text()
         assert "Rome" in final and "delete_file" in final
         timeline.scroll_into_view_if_needed()
-        timeline.screenshot(path=str(ARTIFACTS / "timeline.png"))
-        page.screenshot(path=str(ARTIFACTS / "timeline-page.png"), full_page=True)
+        timeline.screenshot(path=str(ARTIFACTS / f"timeline{suffix}.png"))
+        page.screenshot(path=str(ARTIFACTS / f"timeline-page{suffix}.png"), full_page=True)
         assert server.pending == 0
 
 

@@ -384,7 +384,6 @@ def glyph(status: str) -> str:
 
 def call_line_html(rec: ToolCallRecord) -> str:
     """The collapsed line: status, tool name, argument summary, outcome, duration."""
-    fg = STATUS.get(rec.status, STATUS["queued"])[2]
     outcome = outcome_summary(rec)
     outcome_html = (
         f'<span style="{MUTED};overflow:hidden;text-overflow:ellipsis;min-width:0;'
@@ -393,7 +392,7 @@ def call_line_html(rec: ToolCallRecord) -> str:
         else ""
     )
     strike = "text-decoration:line-through;" if rec.status == "cancelled" else ""
-    name_color = "inherit" if rec.status in ("ok", "queued", "running") else fg
+    name_color = {"error": "#d1242f", "denied": "#bc4c00"}.get(rec.status, "inherit")
     return (
         f'<div style="{FONT};{FG};display:flex;align-items:center;gap:8px;white-space:nowrap;'
         f'overflow:hidden;min-width:0">{glyph(rec.status)}'
@@ -420,7 +419,7 @@ def call_detail_html(rec: ToolCallRecord, result_markup: str | None = None) -> s
         title = f"{type(err).__name__}: {err}" if err is not None else rec.output
         parts += [
             _label("error"),
-            f'<div style="color:#a40e26;{MONO};font-size:12px;white-space:pre-wrap">'
+            f'<div style="color:#d1242f;{MONO};font-size:12px;white-space:pre-wrap">'
             f"{esc(title)}</div>",
         ]
         if rec.traceback:
@@ -506,7 +505,7 @@ def header_stats(state: RunState) -> str:
 
 def header_html(state: RunState) -> str:
     error = (
-        f'<div style="color:#a40e26;font-size:12px;margin-top:2px;white-space:pre-wrap">'
+        f'<div style="color:#d1242f;font-size:12px;margin-top:2px;white-space:pre-wrap">'
         f"{esc(state.error)}</div>"
         if state.error
         else ""

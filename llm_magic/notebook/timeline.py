@@ -648,7 +648,7 @@ class _WidgetView:
             approve.on_click(lambda _b, i=rec.id: tl._post(self.decide, i, True))
             deny.on_click(lambda _b, i=rec.id: tl._post(self.decide, i, False))
             prompt = W.HTML(
-                value=f'<b style="color:#7d4e00;font-size:13px">Run {R.esc(rec.name)}?</b>',
+                value=f'<b style="font-size:13px">Run {R.esc(rec.name)}?</b>',
                 layout=W.Layout(margin="0 10px 0 0", width="auto"),
             )
             cv.bar = W.HBox(

@@ -120,9 +120,11 @@ class OpenAIProvider(Provider):
             try:
                 async for event in events:
                     data = event.data
+                    if done:
+                        continue  # read to the end so the connection goes back to the pool
                     if data.startswith("[DONE]"):
                         done = True
-                        break
+                        continue
                     chunk = json.loads(data)
                     if "error" in chunk:
                         err = chunk["error"]

@@ -32,6 +32,8 @@ def main() -> int:
         nb,
         timeout=args.timeout,
         kernel_name="python3",
+        # without saved widget state, GitHub/nbviewer/nbconvert show the timeline's static HTML
+        store_widget_state=False,
         resources={"metadata": {"path": str(args.notebook.parent)}},
     )
     try:
@@ -43,7 +45,7 @@ def main() -> int:
         for cell in nb.cells
         for out in cell.get("outputs", [])
     )
-    calls = len(re.findall(r"data-llm-call=", html))
+    calls = len(re.findall(r'<details class="llm-call"', html))
     print(f"executed {args.notebook} in {time.monotonic() - started:.1f} s -> {output}")
     print(f"tool calls shown in the saved timelines: {calls}")
     return 0

@@ -766,6 +766,7 @@ def test_kernel_stream_comm_messages_bounded(kernel):
         elapsed = time.monotonic() - started
     assert f"{tokens}" in _outputs_text(msgs)
     comm_msgs = sum(1 for m in msgs if m["msg_type"] == "comm_msg")
+    print(f"\nkernel: {tokens} tokens in {elapsed:.2f} s -> {comm_msgs} comm_msg on IOPub")
     assert comm_msgs <= 3 * (elapsed / INTERVAL + 3), (comm_msgs, elapsed)
     assert comm_msgs < tokens / 5, comm_msgs
 

@@ -196,7 +196,7 @@ def outcome_summary(rec: ToolCallRecord, width: int = 70) -> str:
             return shorten(f"{type(rec.error).__name__}: {rec.error}", width)
         return shorten(rec.output.removeprefix("error: "), width)
     if rec.status in ("denied", "cancelled"):
-        return shorten(rec.reason or rec.output, width)
+        return shorten(rec.reason or rec.output.removeprefix("denied: "), width)
     return ""
 
 
@@ -392,6 +392,13 @@ def call_line_html(rec: ToolCallRecord) -> str:
         else ""
     )
     strike = "text-decoration:line-through;" if rec.status == "cancelled" else ""
+    truncated = (
+        '<span title="the text sent to the model was truncated; the full result is in the '
+        'details" style="font-size:11px;color:#bc4c00;margin-right:6px">truncated for the '
+        "model</span>"
+        if rec.truncated
+        else ""
+    )
     name_color = {"error": "#d1242f", "denied": "#bc4c00"}.get(rec.status, "inherit")
     return (
         f'<div style="{FONT};{FG};display:flex;align-items:center;gap:8px;white-space:nowrap;'
@@ -400,7 +407,7 @@ def call_line_html(rec: ToolCallRecord) -> str:
         f'flex:0 1 auto;{strike}"><b style="color:{name_color}">{esc(rec.name)}</b>'
         f'<span style="{MUTED}">(</span>{esc(arg_summary(rec))}<span style="{MUTED}">)</span></span>'
         f"{outcome_html}"
-        f'<span style="margin-left:auto;flex:none;padding-left:8px">{pill(rec.status)}</span>'
+        f'<span style="margin-left:auto;flex:none;padding-left:8px">{truncated}{pill(rec.status)}</span>'
         f'<span style="flex:none;width:56px;text-align:right;{MUTED};font-size:12px">'
         f"{esc(fmt_duration(rec.duration))}</span></div>"
     )

@@ -37,7 +37,9 @@ def _stderr(message: str) -> None:
 
 class LocalProvider(OpenAIProvider):
     name = "local"
-    default_max_steps = 1  # a 270M base model calls the tool again and again; answer after one round
+    default_max_steps = (
+        1  # a 270M base model calls the tool again and again; answer after one round
+    )
 
     def __init__(
         self,

@@ -1,8 +1,8 @@
 """Loopback HTTP servers speaking the OpenAI, Anthropic and Gemini wire formats, scripted per test.
 
-    from tests.servers import OpenAIServer, Reply, Call
-    with OpenAIServer([Reply(calls=[Call("add", {"a": 1})]), Reply(text="2")]) as server:
-        ...  # point a client at server.base_url; inspect server.requests / server.failures
+from tests.servers import OpenAIServer, Reply, Call
+with OpenAIServer([Reply(calls=[Call("add", {"a": 1})]), Reply(text="2")]) as server:
+    ...  # point a client at server.base_url; inspect server.requests / server.failures
 """
 
 from .anthropic import AnthropicServer
@@ -19,7 +19,8 @@ def make_server(kind: str, script=None, **kwargs) -> LoopbackServer:
     if kind == "openai-strict":
         return OpenAIServer(script, strict=True, **kwargs)
     return {"openai": OpenAIServer, "anthropic": AnthropicServer, "gemini": GeminiServer}[kind](
-        script, **kwargs)
+        script, **kwargs
+    )
 
 
 __all__ = [

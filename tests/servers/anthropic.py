@@ -16,15 +16,38 @@ from .script import split_args, split_text
 VERSIONS = ("2023-06-01", "2026-10-21")
 NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 ID_RE = re.compile(r"^[a-zA-Z0-9_-]+$")
-TOOL_KEYS = {"name", "description", "input_schema", "cache_control", "strict", "input_examples",
-             "defer_loading", "eager_input_streaming", "allowed_callers", "type"}
-_TYPES = {400: "invalid_request_error", 401: "authentication_error", 402: "billing_error",
-          403: "permission_error", 404: "not_found_error", 409: "conflict_error",
-          413: "request_too_large", 429: "rate_limit_error", 500: "api_error",
-          503: "api_error", 504: "timeout_error", 529: "overloaded_error"}
-_MESSAGES = {429: "This request would exceed the rate limit for your organization of 50 requests "
-                  "per minute. For details, refer to: https://docs.claude.com/en/api/rate-limits.",
-             500: "Internal server error", 529: "Overloaded"}
+TOOL_KEYS = {
+    "name",
+    "description",
+    "input_schema",
+    "cache_control",
+    "strict",
+    "input_examples",
+    "defer_loading",
+    "eager_input_streaming",
+    "allowed_callers",
+    "type",
+}
+_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    402: "billing_error",
+    403: "permission_error",
+    404: "not_found_error",
+    409: "conflict_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    500: "api_error",
+    503: "api_error",
+    504: "timeout_error",
+    529: "overloaded_error",
+}
+_MESSAGES = {
+    429: "This request would exceed the rate limit for your organization of 50 requests "
+    "per minute. For details, refer to: https://docs.claude.com/en/api/rate-limits.",
+    500: "Internal server error",
+    529: "Overloaded",
+}
 
 
 def _sse(name: str, data: dict) -> bytes:
@@ -58,8 +81,11 @@ class AnthropicServer(LoopbackServer):
 
     def error_body(self, status, message, code, reply):
         typ = code or _TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
-        return {"type": "error", "error": {"type": typ, "message": message},
-                "request_id": "req_011" + token(21)}
+        return {
+            "type": "error",
+            "error": {"type": typ, "message": message},
+            "request_id": "req_011" + token(21),
+        }
 
     def check_auth(self, rec):
         key = rec.headers.get("x-api-key")
@@ -79,8 +105,11 @@ class AnthropicServer(LoopbackServer):
         elif version not in VERSIONS:
             p.append(f"anthropic-version: invalid version '{version}'")
         elif version == "2026-10-21":
-            p += [f"{k}: not supported with anthropic-version 2026-10-21"
-                  for k in ("temperature", "top_p", "top_k") if k in b]
+            p += [
+                f"{k}: not supported with anthropic-version 2026-10-21"
+                for k in ("temperature", "top_p", "top_k")
+                if k in b
+            ]
         if not isinstance(b.get("model"), str) or not b["model"]:
             p.append("model: Field required")
         if not isinstance(b.get("max_tokens"), int) or b["max_tokens"] < 1:
@@ -103,21 +132,25 @@ class AnthropicServer(LoopbackServer):
                 continue
             if t.get("type") not in (None, "custom"):
                 if t["type"] == "function" or "function" in t:
-                    p.append(f"tools.{j}: OpenAI-style tool; expected {{name, description, "
-                             "input_schema}")
+                    p.append(
+                        f"tools.{j}: OpenAI-style tool; expected {{name, description, "
+                        "input_schema}"
+                    )
                 continue  # a server tool (web_search_20250305, ...)
             name = t.get("name")
             if not isinstance(name, str) or not NAME_RE.match(name):
-                p.append(f"tools.{j}.custom.name: String should match pattern "
-                         "'^[a-zA-Z0-9_-]{1,64}$'")
+                p.append(
+                    f"tools.{j}.custom.name: String should match pattern '^[a-zA-Z0-9_-]{{1,64}}$'"
+                )
             names.add(name)
             schema = t.get("input_schema")
             if not isinstance(schema, dict) or schema.get("type") != "object":
                 p.append(f"tools.{j}.custom.input_schema: must be a JSON schema with type 'object'")
             if "description" in t and not isinstance(t["description"], str):
                 p.append(f"tools.{j}.custom.description: Input should be a valid string")
-            p += [f"tools.{j}.custom.{k}: Extra inputs are not permitted"
-                  for k in set(t) - TOOL_KEYS]
+            p += [
+                f"tools.{j}.custom.{k}: Extra inputs are not permitted" for k in set(t) - TOOL_KEYS
+            ]
         return names
 
     def _check_tool_choice(self, b, names, p):
@@ -126,13 +159,18 @@ class AnthropicServer(LoopbackServer):
             return
         kind = choice.get("type") if isinstance(choice, dict) else None
         if kind not in ("auto", "any", "tool", "none"):
-            p.append(f"tool_choice: Input tag {kind!r} found using 'type' does not match any of "
-                     "the expected tags: 'auto', 'any', 'tool', 'none'")
+            p.append(
+                f"tool_choice: Input tag {kind!r} found using 'type' does not match any of "
+                "the expected tags: 'auto', 'any', 'tool', 'none'"
+            )
         elif kind == "tool" and str(choice.get("name")) not in names:
             p.append(f"tool_choice.name: no tool named {choice.get('name')!r}")
         thinking = b.get("thinking")
-        if kind in ("any", "tool") and isinstance(thinking, dict) and thinking.get("type") in (
-                "enabled", "adaptive"):
+        if (
+            kind in ("any", "tool")
+            and isinstance(thinking, dict)
+            and thinking.get("type") in ("enabled", "adaptive")
+        ):
             p.append("Thinking may not be enabled when tool_choice forces tool use.")
 
     def _check_messages(self, msgs, p) -> bool:
@@ -147,13 +185,17 @@ class AnthropicServer(LoopbackServer):
             if i == 0 and role != "user":
                 p.append('messages: first message must use the "user" role')
             if role == prev_role:
-                p.append('messages: roles must alternate between "user" and "assistant", but '
-                         f'found multiple "{role}" roles in a row')
+                p.append(
+                    'messages: roles must alternate between "user" and "assistant", but '
+                    f'found multiple "{role}" roles in a row'
+                )
             blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
             last_assistant = role == "assistant" and i == len(msgs) - 1
             if not isinstance(blocks, list) or (not blocks and not last_assistant):
-                p.append(f"messages.{i}: all messages must have non-empty content except for the "
-                         "optional final assistant message")
+                p.append(
+                    f"messages.{i}: all messages must have non-empty content except for the "
+                    "optional final assistant message"
+                )
                 blocks = []
             for j, blk in enumerate(blocks):
                 if not isinstance(blk, dict) or not isinstance(blk.get("type"), str):
@@ -176,9 +218,11 @@ class AnthropicServer(LoopbackServer):
 
     @staticmethod
     def _dangling(i, ids, p):
-        p.append(f"messages.{i}: `tool_use` ids were found without `tool_result` blocks "
-                 f"immediately after: {', '.join(ids)}. Each `tool_use` block must have a "
-                 "corresponding `tool_result` block in the next message.")
+        p.append(
+            f"messages.{i}: `tool_use` ids were found without `tool_result` blocks "
+            f"immediately after: {', '.join(ids)}. Each `tool_use` block must have a "
+            "corresponding `tool_result` block in the next message."
+        )
 
     def _check_results(self, i, blocks, open_ids, p) -> bool:
         seen_other, answered = False, []
@@ -187,16 +231,22 @@ class AnthropicServer(LoopbackServer):
                 seen_other = True
                 continue
             if seen_other:
-                p.append(f"messages.{i}.content.{j}: tool_result blocks must come first in the "
-                         "user message, before any other content")
+                p.append(
+                    f"messages.{i}.content.{j}: tool_result blocks must come first in the "
+                    "user message, before any other content"
+                )
             tid = blk.get("tool_use_id")
             if not isinstance(tid, str) or not ID_RE.match(tid):
-                p.append(f"messages.{i}.content.{j}.tool_use_id: String should match pattern "
-                         "'^[a-zA-Z0-9_-]+$'")
+                p.append(
+                    f"messages.{i}.content.{j}.tool_use_id: String should match pattern "
+                    "'^[a-zA-Z0-9_-]+$'"
+                )
             elif tid not in open_ids:
-                p.append(f"messages.{i}.content.{j}: unexpected `tool_use_id` found in "
-                         f"`tool_result` blocks: {tid}. Each `tool_result` block must have a "
-                         "corresponding `tool_use` block in the previous message.")
+                p.append(
+                    f"messages.{i}.content.{j}: unexpected `tool_use_id` found in "
+                    f"`tool_result` blocks: {tid}. Each `tool_result` block must have a "
+                    "corresponding `tool_use` block in the previous message."
+                )
             answered.append(tid)
             c = blk.get("content")
             if c is not None and not isinstance(c, (str, list)):
@@ -212,16 +262,20 @@ class AnthropicServer(LoopbackServer):
             if blk["type"] == "tool_use":
                 tid = blk.get("id")
                 if not isinstance(tid, str) or not ID_RE.match(tid):
-                    p.append(f"messages.{i}.content.{j}.tool_use.id: String should match pattern "
-                             "'^[a-zA-Z0-9_-]+$'")
+                    p.append(
+                        f"messages.{i}.content.{j}.tool_use.id: String should match pattern "
+                        "'^[a-zA-Z0-9_-]+$'"
+                    )
                     tid = str(tid)
                 if not isinstance(blk.get("input"), dict):
                     p.append(f"messages.{i}.content.{j}.tool_use.input: Input should be an object")
                 ids.append(tid)
                 want = self.thinking_for.get(tid)
                 if want is not None and (not blocks or blocks[0] != want):
-                    p.append(f"messages.{i}.content.0: the `thinking` block issued with tool_use "
-                             f"{tid} must be passed back unchanged as the first block")
+                    p.append(
+                        f"messages.{i}.content.0: the `thinking` block issued with tool_use "
+                        f"{tid} must be passed back unchanged as the first block"
+                    )
             elif blk["type"] == "thinking":
                 sig = blk.get("signature")
                 if not isinstance(sig, str) or sig not in self.signatures:
@@ -249,58 +303,92 @@ class AnthropicServer(LoopbackServer):
         return reply.finish_reason or ("tool_use" if calls else "end_turn")
 
     def _message(self, reply, rec, content, stop, output_tokens):
-        return {"id": "msg_01" + token(22), "type": "message", "role": "assistant",
-                "model": rec.body.get("model"), "content": content, "stop_reason": stop,
-                "stop_sequence": None,
-                "usage": {"input_tokens": reply.usage[0], "cache_creation_input_tokens": 0,
-                          "cache_read_input_tokens": 0, "output_tokens": output_tokens,
-                          "service_tier": "standard"}}
+        return {
+            "id": "msg_01" + token(22),
+            "type": "message",
+            "role": "assistant",
+            "model": rec.body.get("model"),
+            "content": content,
+            "stop_reason": stop,
+            "stop_sequence": None,
+            "usage": {
+                "input_tokens": reply.usage[0],
+                "cache_creation_input_tokens": 0,
+                "cache_read_input_tokens": 0,
+                "output_tokens": output_tokens,
+                "service_tier": "standard",
+            },
+        }
 
     def render_json(self, reply, calls, rec):
         content = [reply._thinking_block] if reply._thinking_block else []
         if reply.text:
             content.append({"type": "text", "text": reply.text})
-        content += [{"type": "tool_use", "id": c.id, "name": c.name, "input": self._input(c)}
-                    for c in calls]
+        content += [
+            {"type": "tool_use", "id": c.id, "name": c.name, "input": self._input(c)} for c in calls
+        ]
         return self._message(reply, rec, content, self._stop(reply, calls), reply.usage[1])
 
     def render_events(self, reply, calls, rec):
-        ev = [_sse("message_start", {"type": "message_start", "message": self._message(
-            reply, rec, [], None, 1)})]
+        ev = [
+            _sse(
+                "message_start",
+                {"type": "message_start", "message": self._message(reply, rec, [], None, 1)},
+            )
+        ]
         index = 0
 
         def block(start: dict, deltas: list[dict]):
             nonlocal index
-            ev.append(_sse("content_block_start", {"type": "content_block_start", "index": index,
-                                                   "content_block": start}))
+            ev.append(
+                _sse(
+                    "content_block_start",
+                    {"type": "content_block_start", "index": index, "content_block": start},
+                )
+            )
             if index == 0:
                 ev.append(_sse("ping", {"type": "ping"}))
-            ev.extend(_sse("content_block_delta", {"type": "content_block_delta", "index": index,
-                                                   "delta": d}) for d in deltas)
+            ev.extend(
+                _sse(
+                    "content_block_delta",
+                    {"type": "content_block_delta", "index": index, "delta": d},
+                )
+                for d in deltas
+            )
             ev.append(_sse("content_block_stop", {"type": "content_block_stop", "index": index}))
             index += 1
 
         if reply.thinking is not None:
             deltas = [{"type": "thinking_delta", "thinking": t} for t in split_text(reply.thinking)]
             sig = reply._thinking_block["signature"]
-            block({"type": "thinking", "thinking": "", "signature": ""},
-                  [*deltas, {"type": "signature_delta", "signature": sig}])
+            block(
+                {"type": "thinking", "thinking": "", "signature": ""},
+                [*deltas, {"type": "signature_delta", "signature": sig}],
+            )
         if reply.text:
             pieces = split_text(reply.text, reply.text_chunks)
             block({"type": "text", "text": ""}, [{"type": "text_delta", "text": t} for t in pieces])
         for c in calls:
             pieces = [""] if c.obj == {} else ["", *split_args(c.text)]  # no-arg tools: just ""
-            block({"type": "tool_use", "id": c.id, "name": c.name, "input": {}},
-                  [{"type": "input_json_delta", "partial_json": s} for s in pieces])
+            block(
+                {"type": "tool_use", "id": c.id, "name": c.name, "input": {}},
+                [{"type": "input_json_delta", "partial_json": s} for s in pieces],
+            )
         if index == 0:
             ev.append(_sse("ping", {"type": "ping"}))
-        ev.append(_sse("message_delta", {"type": "message_delta", "delta": {
-            "stop_reason": self._stop(reply, calls), "stop_sequence": None},
-            "usage": {"output_tokens": reply.usage[1]}}))
+        ev.append(
+            _sse(
+                "message_delta",
+                {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": self._stop(reply, calls), "stop_sequence": None},
+                    "usage": {"output_tokens": reply.usage[1]},
+                },
+            )
+        )
         ev.append(_sse("message_stop", {"type": "message_stop"}))
         return ev, "text/event-stream; charset=utf-8"
 
     def stream_error_event(self, message, reply):
         err = self.error_body(529, message, reply.error_code, reply)
         return _sse("error", {"type": "error", "error": err["error"]})
-

@@ -148,8 +148,11 @@ class LoopbackServer:
         self._httpd = _HTTPServer(("127.0.0.1", 0), _Handler)
         self._httpd.owner = self
         self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True,
-            name=f"{type(self).__name__}:{self.port}")
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            daemon=True,
+            name=f"{type(self).__name__}:{self.port}",
+        )
         self._thread.start()
         return self
 
@@ -278,8 +281,12 @@ class LoopbackServer:
         calls = [self.resolve(c) for c in reply.calls]
         self.remember(reply, calls)
         if not rec.stream:
-            return Response(200, self.render_json(reply, calls, rec), dict(reply.headers),
-                            cut_after=reply.cut_after)
+            return Response(
+                200,
+                self.render_json(reply, calls, rec),
+                dict(reply.headers),
+                cut_after=reply.cut_after,
+            )
         events, ctype = self.render_events(reply, calls, rec)
         cut = reply.cut_after
         if reply.stream_error is not None:

@@ -21,8 +21,11 @@ def _serve(kind: str):
     finally:
         server.close()
     if server.failures:
-        pytest.fail(f"{kind} loopback server saw {len(server.failures)} malformed request(s):\n"
-                    + "\n".join(f"  - {f}" for f in server.failures), pytrace=False)
+        pytest.fail(
+            f"{kind} loopback server saw {len(server.failures)} malformed request(s):\n"
+            + "\n".join(f"  - {f}" for f in server.failures),
+            pytrace=False,
+        )
 
 
 @pytest.fixture

@@ -19,24 +19,77 @@ from .script import split_text
 
 PATH_RE = re.compile(r"^/(v1beta|v1)/models/([^/:]+):(generateContent|streamGenerateContent)$")
 NAME_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_.:-]{0,127}$")
-SCHEMA_KEYS = {"type", "format", "title", "description", "nullable", "enum", "items", "minItems",
-               "maxItems", "properties", "required", "minProperties", "maxProperties", "minLength",
-               "maxLength", "pattern", "example", "anyOf", "propertyOrdering", "default",
-               "minimum", "maximum"}
+SCHEMA_KEYS = {
+    "type",
+    "format",
+    "title",
+    "description",
+    "nullable",
+    "enum",
+    "items",
+    "minItems",
+    "maxItems",
+    "properties",
+    "required",
+    "minProperties",
+    "maxProperties",
+    "minLength",
+    "maxLength",
+    "pattern",
+    "example",
+    "anyOf",
+    "propertyOrdering",
+    "default",
+    "minimum",
+    "maximum",
+}
 TYPES = {"STRING", "NUMBER", "INTEGER", "BOOLEAN", "ARRAY", "OBJECT", "NULL"}
-BODY_KEYS = {"model", "contents", "tools", "toolConfig", "systemInstruction", "generationConfig",
-             "safetySettings", "cachedContent", "labels"}
-TOOL_KINDS = {"functionDeclarations", "googleSearch", "googleSearchRetrieval", "codeExecution",
-              "urlContext", "fileSearch", "googleMaps", "computerUse"}
-DECL_KEYS = {"name", "description", "parameters", "parametersJsonSchema", "response",
-             "responseJsonSchema", "behavior"}
-_STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED",
-           404: "NOT_FOUND", 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE",
-           504: "DEADLINE_EXCEEDED"}
-_MESSAGES = {429: "You exceeded your current quota, please check your plan and billing details.",
-             500: "An internal error has occurred. Please retry or report in "
-                  "https://developers.generativeai.google/guide/troubleshooting",
-             503: "The model is overloaded. Please try again later."}
+BODY_KEYS = {
+    "model",
+    "contents",
+    "tools",
+    "toolConfig",
+    "systemInstruction",
+    "generationConfig",
+    "safetySettings",
+    "cachedContent",
+    "labels",
+}
+TOOL_KINDS = {
+    "functionDeclarations",
+    "googleSearch",
+    "googleSearchRetrieval",
+    "codeExecution",
+    "urlContext",
+    "fileSearch",
+    "googleMaps",
+    "computerUse",
+}
+DECL_KEYS = {
+    "name",
+    "description",
+    "parameters",
+    "parametersJsonSchema",
+    "response",
+    "responseJsonSchema",
+    "behavior",
+}
+_STATUS = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
+_MESSAGES = {
+    429: "You exceeded your current quota, please check your plan and billing details.",
+    500: "An internal error has occurred. Please retry or report in "
+    "https://developers.generativeai.google/guide/troubleshooting",
+    503: "The model is overloaded. Please try again later.",
+}
 SKIP_SIGNATURE = "skip_thought_signature_validator"
 
 
@@ -61,8 +114,16 @@ class GeminiServer(LoopbackServer):
     default_model = "gemini-3-flash"
     retry_after_header = False
 
-    def __init__(self, script=None, *, strict=False, api_key="sk-test-123", ids=True,
-                 retry_header=False, wrap_errors=False):
+    def __init__(
+        self,
+        script=None,
+        *,
+        strict=False,
+        api_key="sk-test-123",
+        ids=True,
+        retry_header=False,
+        wrap_errors=False,
+    ):
         super().__init__(script, strict=strict, api_key=api_key)
         self.ids, self.wrap_errors = ids, wrap_errors
         self.retry_after_header = retry_header
@@ -87,23 +148,44 @@ class GeminiServer(LoopbackServer):
         return _MESSAGES.get(status) or super().default_message(status)
 
     def error_body(self, status, message, code, reply):
-        err = {"code": status, "message": message,
-               "status": _STATUS.get(status, "INTERNAL" if status >= 500 else "INVALID_ARGUMENT")}
+        err = {
+            "code": status,
+            "message": message,
+            "status": _STATUS.get(status, "INTERNAL" if status >= 500 else "INVALID_ARGUMENT"),
+        }
         details = []
         if code == "API_KEY_INVALID":
-            details.append({"@type": "type.googleapis.com/google.rpc.ErrorInfo",
-                            "reason": "API_KEY_INVALID", "domain": "googleapis.com",
-                            "metadata": {"service": "generativelanguage.googleapis.com"}})
+            details.append(
+                {
+                    "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                    "reason": "API_KEY_INVALID",
+                    "domain": "googleapis.com",
+                    "metadata": {"service": "generativelanguage.googleapis.com"},
+                }
+            )
         elif code:
             err["status"] = code
         if status == 429:
-            details.append({"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": [
-                {"quotaMetric": "generativelanguage.googleapis.com/generate_content_free_tier_"
-                                "requests", "quotaId": "GenerateRequestsPerMinutePerProjectPerModel"
-                                "-FreeTier", "quotaValue": "20"}]})
+            details.append(
+                {
+                    "@type": "type.googleapis.com/google.rpc.QuotaFailure",
+                    "violations": [
+                        {
+                            "quotaMetric": "generativelanguage.googleapis.com/generate_content_free_tier_"
+                            "requests",
+                            "quotaId": "GenerateRequestsPerMinutePerProjectPerModel-FreeTier",
+                            "quotaValue": "20",
+                        }
+                    ],
+                }
+            )
             if reply is not None and reply.retry_after is not None:
-                details.append({"@type": "type.googleapis.com/google.rpc.RetryInfo",
-                                "retryDelay": f"{reply.retry_after:g}s"})
+                details.append(
+                    {
+                        "@type": "type.googleapis.com/google.rpc.RetryInfo",
+                        "retryDelay": f"{reply.retry_after:g}s",
+                    }
+                )
         if details:
             err["details"] = details
         return [{"error": err}] if self.wrap_errors else {"error": err}
@@ -111,9 +193,13 @@ class GeminiServer(LoopbackServer):
     def check_auth(self, rec):
         key = rec.headers.get("x-goog-api-key", rec.query.get("key"))
         if key is None:
-            return (403, "Method doesn't allow unregistered callers (callers without established "
-                    "identity). Please use API Key or other form of API consumer identity to call "
-                    "this API.", None)
+            return (
+                403,
+                "Method doesn't allow unregistered callers (callers without established "
+                "identity). Please use API Key or other form of API consumer identity to call "
+                "this API.",
+                None,
+            )
         if key != self.api_key:
             return 400, "API key not valid. Please pass a valid API key.", "API_KEY_INVALID"
         return None
@@ -148,9 +234,11 @@ class GeminiServer(LoopbackServer):
                     continue
                 p += [_unknown(x, where) for x in d if camel(x) not in DECL_KEYS]
                 if not isinstance(d.get("name"), str) or not NAME_RE.match(d["name"]):
-                    p.append(f"* {where}.name: Invalid function name. Must start with a letter or "
-                             "an underscore. Must be a-z, A-Z, 0-9, or contain underscores, dots, "
-                             "colons and dashes, with a maximum length of 128.")
+                    p.append(
+                        f"* {where}.name: Invalid function name. Must start with a letter or "
+                        "an underscore. Must be a-z, A-Z, 0-9, or contain underscores, dots, "
+                        "colons and dashes, with a maximum length of 128."
+                    )
                 params, pjs = g(d, "parameters"), g(d, "parametersJsonSchema")
                 if params is not None and pjs is not None:
                     p.append(f"{where}: only one of parameters and parametersJsonSchema may be set")
@@ -166,11 +254,12 @@ class GeminiServer(LoopbackServer):
         if typ is not None and (not isinstance(typ, str) or typ.upper() not in TYPES):
             p.append(f"{where}.type: Invalid value {typ!r} (one of {sorted(TYPES)})")
         enum = s.get("enum")
-        if enum is not None and not (isinstance(enum, list)
-                                     and all(isinstance(e, str) for e in enum)):
+        if enum is not None and not (
+            isinstance(enum, list) and all(isinstance(e, str) for e in enum)
+        ):
             p.append(f"{where}.enum: enum values must be strings")
         props = s.get("properties")
-        for name, sub in (props.items() if isinstance(props, dict) else ()):
+        for name, sub in props.items() if isinstance(props, dict) else ():
             self._check_schema(sub, f"{where}.properties[{name}]", p)
         if "items" in s:
             self._check_schema(s["items"], where + ".items", p)
@@ -186,13 +275,16 @@ class GeminiServer(LoopbackServer):
                 p.append(f"contents[{i}].role: Please use a valid role: user, model.")
                 continue
             if not isinstance(parts, list) or not parts:
-                p.append(f"* GenerateContentRequest.contents[{i}].parts: contents.parts must not be"
-                         " empty.")
+                p.append(
+                    f"* GenerateContentRequest.contents[{i}].parts: contents.parts must not be"
+                    " empty."
+                )
                 parts = []
             parts = [x for x in parts if isinstance(x, dict)]
             calls = [g(x, "functionCall") for x in parts if g(x, "functionCall") is not None]
-            responses = [g(x, "functionResponse") for x in parts
-                         if g(x, "functionResponse") is not None]
+            responses = [
+                g(x, "functionResponse") for x in parts if g(x, "functionResponse") is not None
+            ]
             if role == "model":
                 if pending:
                     self._dangling(i - 1, p)
@@ -200,12 +292,15 @@ class GeminiServer(LoopbackServer):
                 pending = calls or None
                 continue
             if responses and not pending:
-                p.append(f"contents[{i}]: functionResponse parts without a preceding functionCall "
-                         "turn")
+                p.append(
+                    f"contents[{i}]: functionResponse parts without a preceding functionCall turn"
+                )
             elif pending:
                 if len(responses) != len(pending):
-                    p.append("Please ensure that the number of function response parts is equal to "
-                             "the number of function call parts of the function call turn.")
+                    p.append(
+                        "Please ensure that the number of function response parts is equal to "
+                        "the number of function call parts of the function call turn."
+                    )
                 self._match(i, pending, responses, p)
             pending = None
         if pending:
@@ -213,8 +308,10 @@ class GeminiServer(LoopbackServer):
 
     @staticmethod
     def _dangling(i, p):
-        p.append(f"contents[{i}]: a functionCall turn must be followed by a user turn with one "
-                 "functionResponse per functionCall")
+        p.append(
+            f"contents[{i}]: a functionCall turn must be followed by a user turn with one "
+            "functionResponse per functionCall"
+        )
 
     def _match(self, i, calls, responses, p):
         call_ids = [c.get("id") for c in calls if isinstance(c, dict)]
@@ -224,8 +321,10 @@ class GeminiServer(LoopbackServer):
                 p.append(f"contents[{i}]: functionResponse.response must be a JSON object")
         for cid in call_ids:
             if cid and cid not in resp_ids:
-                p.append(f"contents[{i}]: functionResponse.id does not match functionCall.id "
-                         f"({cid} has no response)")
+                p.append(
+                    f"contents[{i}]: functionResponse.id does not match functionCall.id "
+                    f"({cid} has no response)"
+                )
         known = {str(cid) for cid in call_ids if cid}
         for rid in resp_ids:
             if rid and str(rid) not in known:
@@ -234,8 +333,10 @@ class GeminiServer(LoopbackServer):
             names = [c.get("name") for c in calls if isinstance(c, dict)]
             got = [r.get("name") for r in responses if isinstance(r, dict)]
             if len(got) == len(names) and got != names:
-                p.append(f"contents[{i}]: functionResponse names {got} do not follow the "
-                         f"functionCall order {names}")
+                p.append(
+                    f"contents[{i}]: functionResponse names {got} do not follow the "
+                    f"functionCall order {names}"
+                )
 
     def _check_signatures(self, i, parts, p):
         for j, part in enumerate(parts):
@@ -246,9 +347,14 @@ class GeminiServer(LoopbackServer):
             got = g(part, "thoughtSignature")
             if want is None or got in (want, SKIP_SIGNATURE):
                 continue
-            p.append(f"contents[{i}].parts[{j}]: " + (
-                "Function call is missing a thought_signature in functionCall parts."
-                if got is None else "thought_signature does not match the one issued"))
+            p.append(
+                f"contents[{i}].parts[{j}]: "
+                + (
+                    "Function call is missing a thought_signature in functionCall parts."
+                    if got is None
+                    else "thought_signature does not match the one issued"
+                )
+            )
 
     # ---- rendering ---------------------------------------------------------------------------
     @staticmethod
@@ -286,10 +392,18 @@ class GeminiServer(LoopbackServer):
         usage = {"promptTokenCount": i, "totalTokenCount": i}
         if finish:
             cand["finishReason"] = finish
-            usage = {"promptTokenCount": i, "candidatesTokenCount": o, "totalTokenCount": i + o,
-                     "promptTokensDetails": [{"modality": "TEXT", "tokenCount": i}]}
-        return {"candidates": [cand], "usageMetadata": usage, "modelVersion": model,
-                "responseId": rid}
+            usage = {
+                "promptTokenCount": i,
+                "candidatesTokenCount": o,
+                "totalTokenCount": i + o,
+                "promptTokensDetails": [{"modality": "TEXT", "tokenCount": i}],
+            }
+        return {
+            "candidates": [cand],
+            "usageMetadata": usage,
+            "modelVersion": model,
+            "responseId": rid,
+        }
 
     def _model(self, rec):
         return self.route("POST", rec.path.split("?")[0], {})[1]
@@ -300,8 +414,9 @@ class GeminiServer(LoopbackServer):
         if reply.thought_signature and parts and not call_parts:
             parts[-1]["thoughtSignature"] = reply.thought_signature
         parts += call_parts
-        return self._chunk(reply, self._model(rec), token(23), parts,
-                           self._finish(reply, calls, call_parts))
+        return self._chunk(
+            reply, self._model(rec), token(23), parts, self._finish(reply, calls, call_parts)
+        )
 
     def render_events(self, reply, calls, rec):
         model, rid = self._model(rec), token(23)
@@ -313,13 +428,18 @@ class GeminiServer(LoopbackServer):
         if not groups:
             groups = [[{"text": ""}]]
         finish = self._finish(reply, calls, call_parts)
-        chunks = [self._chunk(reply, model, rid, parts, finish if n == len(groups) - 1 else None)
-                  for n, parts in enumerate(groups)]
+        chunks = [
+            self._chunk(reply, model, rid, parts, finish if n == len(groups) - 1 else None)
+            for n, parts in enumerate(groups)
+        ]
         if rec.query.get("alt") == "sse":
             return [b"data: " + dumps(c) + b"\r\n\r\n" for c in chunks], "text/event-stream"
         events = [(b"[" if n == 0 else b",\r\n") + dumps(c) for n, c in enumerate(chunks)]
         return [*events, b"]"], "application/json; charset=UTF-8"
 
     def stream_error_event(self, message, reply):
-        return b"data: " + dumps({"error": {"code": 500, "message": message,
-                                            "status": "INTERNAL"}}) + b"\r\n\r\n"
+        return (
+            b"data: "
+            + dumps({"error": {"code": 500, "message": message, "status": "INTERNAL"}})
+            + b"\r\n\r\n"
+        )

@@ -31,7 +31,7 @@ _ERRORS = {  # status -> (type, code)
 }
 _MESSAGES = {
     429: "Rate limit reached for gpt-4.1 on requests per min (RPM): Limit 3, Used 3, Requested 1. "
-         "Please try again in 20s.",
+    "Please try again in 20s.",
     500: "The server had an error while processing your request. Sorry about that!",
     503: "The engine is currently overloaded, please try again later",
 }
@@ -41,7 +41,8 @@ def _content_ok(content) -> bool:
     if isinstance(content, str):
         return True
     return isinstance(content, list) and all(
-        isinstance(p, dict) and isinstance(p.get("type"), str) for p in content)
+        isinstance(p, dict) and isinstance(p.get("type"), str) for p in content
+    )
 
 
 class OpenAIServer(LoopbackServer):
@@ -63,21 +64,31 @@ class OpenAIServer(LoopbackServer):
         return _MESSAGES.get(status) or super().default_message(status)
 
     def error_body(self, status, message, code, reply):
-        typ, dcode = _ERRORS.get(status, ("server_error", None) if status >= 500
-                                 else ("invalid_request_error", None))
+        typ, dcode = _ERRORS.get(
+            status, ("server_error", None) if status >= 500 else ("invalid_request_error", None)
+        )
         return {"error": {"message": message, "type": typ, "param": None, "code": code or dcode}}
 
     def check_auth(self, rec):
         auth = rec.headers.get("authorization", "")
         if not auth.startswith("Bearer "):
-            return (401, "You didn't provide an API key. You need to provide your API key in an "
-                    "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
-                    None)
+            return (
+                401,
+                "You didn't provide an API key. You need to provide your API key in an "
+                "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
+                None,
+            )
         key = auth[7:]
         if key != self.api_key:
-            masked = key[:6] + "*" * (len(key) - 10) + key[-4:] if len(key) > 10 else key[:3] + "***"
-            return (401, f"Incorrect API key provided: {masked}. You can find your API key at "
-                    "https://platform.openai.com/account/api-keys.", "invalid_api_key")
+            masked = (
+                key[:6] + "*" * (len(key) - 10) + key[-4:] if len(key) > 10 else key[:3] + "***"
+            )
+            return (
+                401,
+                f"Incorrect API key provided: {masked}. You can find your API key at "
+                "https://platform.openai.com/account/api-keys.",
+                "invalid_api_key",
+            )
         return None
 
     # ---- request checks ----------------------------------------------------------------------
@@ -88,8 +99,10 @@ class OpenAIServer(LoopbackServer):
         tools = b.get("tools")
         names = self._check_tools(tools, p) if tools is not None else set()
         if "parallel_tool_calls" in b and not tools:
-            p.append("Invalid value for 'parallel_tool_calls': 'parallel_tool_calls' is only "
-                     "allowed when 'tools' are specified.")
+            p.append(
+                "Invalid value for 'parallel_tool_calls': 'parallel_tool_calls' is only "
+                "allowed when 'tools' are specified."
+            )
         if "stream_options" in b and b.get("stream") is not True:
             p.append("The 'stream_options' parameter is only allowed when 'stream' is enabled.")
         self._check_tool_choice(b.get("tool_choice", None), tools, names, p)
@@ -112,21 +125,28 @@ class OpenAIServer(LoopbackServer):
         for j, t in enumerate(tools):
             f = t.get("function") if isinstance(t, dict) else None
             if not isinstance(t, dict) or t.get("type") != "function" or not isinstance(f, dict):
-                p.append(f"tools[{j}]: expected {{'type': 'function', 'function': {{name, "
-                         f"description, parameters}}}}, got {t!r:.120}")
+                p.append(
+                    f"tools[{j}]: expected {{'type': 'function', 'function': {{name, "
+                    f"description, parameters}}}}, got {t!r:.120}"
+                )
                 continue
             if not isinstance(f.get("name"), str) or not NAME_RE.match(f["name"]):
-                p.append(f"Invalid 'tools[{j}].function.name': string does not match pattern "
-                         "'^[a-zA-Z0-9_-]{1,64}$'.")
+                p.append(
+                    f"Invalid 'tools[{j}].function.name': string does not match pattern "
+                    "'^[a-zA-Z0-9_-]{1,64}$'."
+                )
             else:
                 names.add(f["name"])
             if "description" in f and not isinstance(f["description"], str):
                 p.append(f"Invalid type for 'tools[{j}].function.description': expected a string.")
             params = f.get("parameters")
-            if params is not None and not (isinstance(params, dict)
-                                           and params.get("type") == "object"):
-                p.append(f"Invalid schema for function '{f.get('name')}': schema must be a JSON "
-                         "Schema of 'type: \"object\"'.")
+            if params is not None and not (
+                isinstance(params, dict) and params.get("type") == "object"
+            ):
+                p.append(
+                    f"Invalid schema for function '{f.get('name')}': schema must be a JSON "
+                    "Schema of 'type: \"object\"'."
+                )
             for extra in set(f) - FUNCTION_KEYS:
                 p.append(f"Unrecognized request argument supplied: tools[{j}].function.{extra}")
         return names
@@ -135,8 +155,10 @@ class OpenAIServer(LoopbackServer):
         if choice is None:
             return
         if choice != "none" and not tools:
-            p.append("Invalid value for 'tool_choice': 'tool_choice' is only allowed when 'tools' "
-                     "are specified.")
+            p.append(
+                "Invalid value for 'tool_choice': 'tool_choice' is only allowed when 'tools' "
+                "are specified."
+            )
         if isinstance(choice, str):
             if choice not in ("none", "auto", "required"):
                 p.append(f"Invalid value for 'tool_choice': '{choice}'.")
@@ -160,18 +182,24 @@ class OpenAIServer(LoopbackServer):
                 if not isinstance(tid, str) or not tid:
                     p.append(f"Missing required parameter: 'messages[{i}].tool_call_id'.")
                 elif not group:
-                    p.append("Invalid parameter: messages with role 'tool' must be a response to a "
-                             "preceeding message with 'tool_calls'.")
+                    p.append(
+                        "Invalid parameter: messages with role 'tool' must be a response to a "
+                        "preceeding message with 'tool_calls'."
+                    )
                 elif tid not in group:
-                    p.append(f"Invalid parameter: 'tool_call_id' of '{tid}' not found in "
-                             "'tool_calls' of previous message.")
+                    p.append(
+                        f"Invalid parameter: 'tool_call_id' of '{tid}' not found in "
+                        "'tool_calls' of previous message."
+                    )
                 elif tid not in open_ids:
                     p.append(f"messages[{i}]: duplicate tool message for tool_call_id '{tid}'.")
                 else:
                     open_ids.remove(tid)
                 if not _content_ok(m.get("content")):
-                    p.append(f"Invalid type for 'messages[{i}].content': expected one of a string "
-                             "or array of objects, but got " + type(m.get("content")).__name__)
+                    p.append(
+                        f"Invalid type for 'messages[{i}].content': expected one of a string "
+                        "or array of objects, but got " + type(m.get("content")).__name__
+                    )
                 continue
             self._dangling(open_ids, p)
             group, open_ids = set(), []
@@ -181,8 +209,10 @@ class OpenAIServer(LoopbackServer):
                 group = set(open_ids)
             content = m.get("content")
             if role == "assistant" and "content" in m and content is None and self.strict:
-                p.append(f"[strict] messages[{i}]: assistant 'content' must not be null "
-                         "(send \"\" or omit it)")
+                p.append(
+                    f"[strict] messages[{i}]: assistant 'content' must not be null "
+                    '(send "" or omit it)'
+                )
             elif content is None and not calls:
                 p.append(f"Invalid value for 'messages[{i}].content': expected a string, got null.")
             elif content is not None and not _content_ok(content):
@@ -203,8 +233,10 @@ class OpenAIServer(LoopbackServer):
                 ids.append(c["id"])
             f = c.get("function")
             if c.get("type") != "function" or not isinstance(f, dict):
-                p.append(f"Invalid value for '{where}': expected type 'function' and a "
-                         "'function' object.")
+                p.append(
+                    f"Invalid value for '{where}': expected type 'function' and a "
+                    "'function' object."
+                )
                 continue
             if not isinstance(f.get("name"), str):
                 p.append(f"Missing required parameter: '{where}.function.name'.")
@@ -215,9 +247,11 @@ class OpenAIServer(LoopbackServer):
     @staticmethod
     def _dangling(open_ids, p):
         if open_ids:
-            p.append("An assistant message with 'tool_calls' must be followed by tool messages "
-                     "responding to each 'tool_call_id'. The following tool_call_ids did not have "
-                     "response messages: " + ", ".join(open_ids))
+            p.append(
+                "An assistant message with 'tool_calls' must be followed by tool messages "
+                "responding to each 'tool_call_id'. The following tool_call_ids did not have "
+                "response messages: " + ", ".join(open_ids)
+            )
 
     # ---- rendering ---------------------------------------------------------------------------
     def _finish(self, reply: Reply, calls, rec) -> str:
@@ -238,25 +272,47 @@ class OpenAIServer(LoopbackServer):
     @staticmethod
     def _usage(reply: Reply) -> dict:
         i, o = reply.usage
-        return {"prompt_tokens": i, "completion_tokens": o, "total_tokens": i + o,
-                "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
-                "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0,
-                                              "accepted_prediction_tokens": 0,
-                                              "rejected_prediction_tokens": 0}}
+        return {
+            "prompt_tokens": i,
+            "completion_tokens": o,
+            "total_tokens": i + o,
+            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+            "completion_tokens_details": {
+                "reasoning_tokens": 0,
+                "audio_tokens": 0,
+                "accepted_prediction_tokens": 0,
+                "rejected_prediction_tokens": 0,
+            },
+        }
 
     def _envelope(self, rec, obj: str) -> dict:
-        return {"id": "chatcmpl-" + token(29), "object": obj, "created": int(time.time()),
-                "model": rec.body.get("model"), "service_tier": "default",
-                "system_fingerprint": "fp_loopback"}
+        return {
+            "id": "chatcmpl-" + token(29),
+            "object": obj,
+            "created": int(time.time()),
+            "model": rec.body.get("model"),
+            "service_tier": "default",
+            "system_fingerprint": "fp_loopback",
+        }
 
     def render_json(self, reply, calls, rec):
-        msg = {"role": "assistant", "content": reply.text or None, "refusal": None,
-               "annotations": []}
+        msg = {
+            "role": "assistant",
+            "content": reply.text or None,
+            "refusal": None,
+            "annotations": [],
+        }
         if calls:
             msg["tool_calls"] = [self._call(c) for c in calls]
         out = self._envelope(rec, "chat.completion")
-        out["choices"] = [{"index": 0, "message": msg, "logprobs": None,
-                           "finish_reason": self._finish(reply, calls, rec)}]
+        out["choices"] = [
+            {
+                "index": 0,
+                "message": msg,
+                "logprobs": None,
+                "finish_reason": self._finish(reply, calls, rec),
+            }
+        ]
         out["usage"] = self._usage(reply)
         return out
 
@@ -269,20 +325,24 @@ class OpenAIServer(LoopbackServer):
             choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
             return b"data: " + head + b'"choices":[' + dumps(choice) + b"]" + tail
 
-        events = [chunk({"role": "assistant", "content": "" if reply.text else None,
-                         "refusal": None})]
+        events = [
+            chunk({"role": "assistant", "content": "" if reply.text else None, "refusal": None})
+        ]
         events += [chunk({"content": t}) for t in split_text(reply.text, reply.text_chunks)]
         for n, c in enumerate(calls):
             if self.whole_calls:
                 events.append(chunk({"tool_calls": [self._call(c, n)]}))
                 continue
             events.append(chunk({"tool_calls": [self._call(c, n, "")]}))
-            events += [chunk({"tool_calls": [{"index": n, "function": {"arguments": a}}]})
-                       for a in split_args(c.text)]
+            events += [
+                chunk({"tool_calls": [{"index": n, "function": {"arguments": a}}]})
+                for a in split_args(c.text)
+            ]
         events.append(chunk({}, self._finish(reply, calls, rec)))
         if usage:
-            events.append(b"data: " + head + b'"choices":[],"usage":' + dumps(self._usage(reply))
-                          + b"}\n\n")
+            events.append(
+                b"data: " + head + b'"choices":[],"usage":' + dumps(self._usage(reply)) + b"}\n\n"
+            )
         events.append(b"data: [DONE]\n\n")
         return events, "text/event-stream; charset=utf-8"
 

@@ -49,3 +49,48 @@ def test_sync_api_on_local_model():
     calls = response.tool_calls()
     assert calls and calls[0].status == "ok" and SEEN
     assert response.result().status in ("done", "max_steps")
+
+
+@pytest.mark.parametrize("graceful", [True, False], ids=["shutdown", "kill"])
+def test_kernel_shutdown_leaves_no_server_behind(graceful: bool):
+    """A kernel that ran a chain on the local model, then shut down (or killed), leaves no
+    llama-cpp server process behind."""
+    import os
+    import time
+
+    from tests.kernel_harness import KernelSession
+
+    session = KernelSession()
+    try:
+        cell = session.run_one(
+            "import llm_magic.local as L\n"
+            "srv = L.get_local_server(); srv.ensure_started_sync()\n"
+            "print('PID', srv.pid)",
+            timeout=180,
+        )
+        out = cell.stream()
+        pid = int(out.split("PID", 1)[1].split()[0])
+        os.kill(pid, 0)  # the server is running
+        session.kc.stop_channels()
+        session.km.shutdown_kernel(now=not graceful)
+    finally:
+        session._tmp.cleanup()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+            _reap(pid)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"the local model server (pid {pid}) outlived its kernel")
+
+
+def _reap(pid: int) -> None:
+    """A zombie (exited, not yet reaped by its parent) still answers kill(pid, 0)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            if fh.read().split(")")[-1].split()[0] == "Z":
+                raise ProcessLookupError
+    except FileNotFoundError:
+        raise ProcessLookupError from None

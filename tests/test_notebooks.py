@@ -151,6 +151,7 @@ def test_quickstart_runs_on_anthropic_and_gemini_wire_formats(
         requests = list(server.requests)
     errors = [o for c in nb.cells for o in c.get("outputs", []) if o["output_type"] == "error"]
     assert errors == []
+    assert server.api_key not in json.dumps(nb)  # %llm_config masks it; nothing else shows it
     assert len(requests) == len(QUICKSTART_SCRIPT)
     code = [c for c in nb.cells if c.cell_type == "code"]
     chain_cell = next(c for c in code if c.source.startswith("%%llm_chain --tools get_weather"))

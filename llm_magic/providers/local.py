@@ -56,7 +56,6 @@ class LocalProvider(OpenAIProvider):
         self.wire_model = TOOLS_MODEL
         self.server = server or get_local_server()
         self.progress = progress
-        self._session_kwargs = kwargs
 
     async def turn(self, request: ModelRequest, on_text: TextCallback | None = None) -> ModelTurn:
         if not self.explicit_base_url:
@@ -67,6 +66,12 @@ class LocalProvider(OpenAIProvider):
                     self.name, url, {}, retry=self.http.retry, timeout=self.http._timeout
                 )
         turn = await super().turn(self.adapt(request), on_text)
+        if not turn.tool_calls and not turn.text.strip() and request.tool_choice != "none":
+            # The tools alias chose text but wrote none (it cannot see earlier tool results);
+            # ask the answer alias, which can, instead of ending the run with no answer.
+            answer = await super().turn(dataclasses.replace(request, tool_choice="none"), on_text)
+            answer.usage = turn.usage + answer.usage
+            turn = answer
         turn.text = turn.text.strip()  # the answer alias starts its text with a space
         return turn
 
@@ -75,7 +80,14 @@ class LocalProvider(OpenAIProvider):
         """What this 270M base model needs to call tools at all (measured: without an explicit
         `tool_choice: "auto"` the server offers no tools; with this system prompt 8 of 8
         weather prompts made a call, against 4 of 8 without one)."""
-        if not request.tools or request.tool_choice == "none":
+        if request.tool_choice == "none":
+            msgs = request.messages
+            if len(msgs) >= 2 and msgs[-1].role == "user" and msgs[-2].role == "tool":
+                # the chain's "answer now" note: the answer alias's transcript format would
+                # render it as a new question and answer that instead of the user's
+                return dataclasses.replace(request, messages=msgs[:-1])
+            return request
+        if not request.tools:
             return request
         return dataclasses.replace(
             request,

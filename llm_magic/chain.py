@@ -90,6 +90,10 @@ class ChainResult:
     def __str__(self) -> str:
         return self.text
 
+    def _repr_markdown_(self) -> str | None:
+        """Models answer in Markdown: a notebook renders the answer, `text/plain` keeps the raw."""
+        return self.text or None
+
     @property
     def ok(self) -> bool:
         return self.status == "done"
@@ -448,7 +452,8 @@ class ChainRun:
             async with asyncio.timeout(limit):
                 value = await tool.call(kwargs, prefer_sync=self.options.prefer_sync)
         except TimeoutError as exc:
-            return self._end(rec, "error", f"error: {tool.name} timed out after {limit} s", exc)
+            rec.reason = f"timed out after {limit} s"
+            return self._end(rec, "error", f"error: {tool.name} {rec.reason}", exc)
         except Exception as exc:
             if (self.options.on_tool_error or tool.options.on_error) == "raise":
                 self._end(rec, "error", f"error: {type(exc).__name__}: {exc}", exc)

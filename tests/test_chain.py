@@ -751,6 +751,7 @@ async def test_per_tool_and_per_run_timeouts(openai_server: OpenAIServer, model:
     result = await model.chain("s", tools=[slowpoke, lookup])
     slow, quick = result.tool_calls
     assert slow.status == "error" and slow.output == "error: slowpoke timed out after 0.2 s"
+    assert slow.reason == "timed out after 0.2 s"
     assert quick.status == "ok" and result.status == "done"
     openai_server.push(Reply(calls=[Call("dawdle", {"x": 1})]), Reply(text="too slow"))
     result = await model.chain("s", tools=[dawdle], tool_timeout=0.1)

@@ -742,3 +742,11 @@ def test_await_chain_continue_true_uses_the_notebook_conversation(ip):
     ok(ip, "%%llm_chain -q --no-tools\nfirst\n")
     ok(ip, "await llm_magic.chain('second', continue_=True, tools=[], quiet=True)")
     assert [m["content"] for m in bodies(ip)[1]["messages"]] == ["first", "one", "second"]
+
+
+def test_the_cell_value_renders_the_answer_as_markdown(ip):
+    ip.server.push("**Rome** is warmest")
+    result, _ = ok(ip, "%%llm_chain -q\nhi\n")
+    data, _ = ip.display_formatter.format(result)
+    assert data["text/plain"] == "**Rome** is warmest"
+    assert data["text/markdown"] == "**Rome** is warmest"

@@ -654,6 +654,14 @@ class Kernel:
         )
         self.kc.shell_channel.send(msg)
 
+    def set_state(self, comm_id: str, state: dict) -> None:
+        """A frontend's edit of a widget (typing into a Text), as an `update` comm_msg."""
+        msg = self.kc.session.msg(
+            "comm_msg",
+            {"comm_id": comm_id, "data": {"method": "update", "state": state, "buffer_paths": []}},
+        )
+        self.kc.shell_channel.send(msg)
+
     def close(self) -> None:
         self.kc.stop_channels()
         self.km.shutdown_kernel(now=True)
@@ -716,6 +724,42 @@ def test_kernel_approve_click_mid_run(kernel):
     assert final, "close() did not refresh the display"
     html = final[-1]["content"]["data"]["text/html"]
     assert "delete_file" in html and "city_table" in html and ">done<" in html
+
+
+@pytest.mark.kernel
+def test_kernel_deny_with_reason_mid_run(kernel):
+    """Type a reason, click Deny: the tool does not run and the model is told why."""
+    with OpenAIServer(demo_script()) as server:
+        kernel.run(SETUP.format(base_url=server.base_url, api_key=server.api_key, delay=0.2))
+        msg_id = kernel.execute(RUN.format(approver="tl.approve"))
+        found: dict[str, str] = {}
+
+        def bar_shown(msg: dict) -> bool:
+            for css in ("llm-deny", "llm-reason"):
+                cid = _widget_with_class(msg, css)
+                if cid:
+                    found[css] = cid
+            return len(found) == 2
+
+        kernel.collect(msg_id, 60, stop=bar_shown)
+        assert len(found) == 2, found
+        kernel.set_state(found["llm-reason"], {"value": "keep old.csv, it is the backup"})
+        kernel.click(found["llm-deny"])
+        after = kernel.collect(msg_id, 60)
+        assert not [m for m in after if m["msg_type"] == "error"], _outputs_text(after)
+        check = kernel.run(
+            "print(result.status, [r.status for r in result.tool_calls]);"
+            "print(result.tool_calls[-1].output)"
+        )
+        sent = server.requests[-1].body
+    out = _outputs_text(check)
+    assert "done ['ok', 'ok', 'ok', 'ok', 'denied']" in out, out
+    assert "denied: the user did not allow this call: keep old.csv, it is the backup" in out
+    assert "keep old.csv, it is the backup" in json.dumps(sent)
+    html = [m for m in after if m["msg_type"] == "update_display_data"][-1]["content"]["data"][
+        "text/html"
+    ]
+    assert ">denied<" in html and "deleted old.csv" not in _outputs_text(after)
 
 
 @pytest.mark.kernel

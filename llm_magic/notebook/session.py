@@ -8,16 +8,24 @@ While a run is awaited, a small ticker task wakes the loop every 0.1 s: ipykerne
 kernel interrupt with a plain `call_soon` from the signal handler, which only runs when the loop
 next wakes up (ipykernel issue 881); without the ticker an interrupt during a long tool or a
 non-streaming request would wait for it to end.
+
+Terminal IPython runs top-level await with `run_until_complete` on a loop that lives on: Ctrl-C
+there raises KeyboardInterrupt out of the selector and leaves the run going into later cells.
+For the duration of a run only, Ctrl-C cancels the awaiting task instead (as `asyncio.run`
+does); the previous SIGINT handler is put back when the run ends.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import logging
+import signal
 import sys
+import threading
 import warnings
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from .. import registry
@@ -315,6 +323,31 @@ async def _tick() -> None:
         await asyncio.sleep(TICK_SECONDS)
 
 
+@contextlib.contextmanager
+def _ctrl_c_cancels(ip: Any) -> Iterator[None]:
+    """In terminal IPython, Ctrl-C during the run cancels the awaiting task (see the module doc).
+
+    Kernels deliver interrupts themselves, and only the main thread may set signal handlers.
+    """
+    in_terminal = ip is not None and getattr(ip, "kernel", None) is None
+    if not in_terminal or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    previous = signal.getsignal(signal.SIGINT)
+
+    def interrupt(signum: int, frame: Any) -> None:
+        if task is not None:
+            loop.call_soon_threadsafe(task.cancel)
+
+    signal.signal(signal.SIGINT, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 # -- the entry point ------------------------------------------------------------------------------
 
 
@@ -424,7 +457,8 @@ async def run_chain(
     state.last_run = run
     ticker = asyncio.get_running_loop().create_task(_tick(), name="llm_magic-ticker")
     try:
-        result = await run
+        with _ctrl_c_cancels(ip):
+            result = await run
     except asyncio.CancelledError as exc:
         run.cancel("interrupted")  # the run stops, marks itself cancelled and repairs history
         _interrupted_line(exc, run)

@@ -249,5 +249,47 @@ def test_nbconvert_page_shows_every_call(tmp_path, browser_page):
     timeline.screenshot(path=str(ARTIFACTS / "timeline-static.png"))
 
 
+HOSTILE_HTML = [
+    '<b>report</b><svg/onload="document.body.dataset.pwned=1"></svg>',
+    '<img/src=x/onerror="document.body.dataset.pwned=2">',
+    '<a href="jav&#x61;script:document.body.dataset.pwned=3" id="evil-link">open</a>',
+    "<script>document.body.dataset.pwned=4</script>",
+    '<style>body{background:red}</style><div style="x" onclick="x">styled</div>',
+]
+
+
+class _Hostile:
+    def __init__(self, markup: str) -> None:
+        self.markup = markup
+
+    def _repr_html_(self) -> str:
+        return self.markup
+
+
+class _HostilePNG:
+    def _repr_png_(self) -> str:  # a broken formatter: not base64, an attribute breakout
+        return 'x" onerror="document.body.dataset.pwned=5'
+
+
+def test_tool_results_run_no_code_in_the_page(tmp_path, browser_page):
+    """Results' own HTML goes through the sanitizer: nothing in it runs in a real browser."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian chromium is not installed (apt-get install chromium)")
+    from llm_magic.notebook import render
+
+    parts = [render.rich_html(_Hostile(m)) for m in HOSTILE_HTML]
+    parts.append(render.rich_html(_HostilePNG()))
+    page_html = tmp_path / "hostile.html"
+    page_html.write_text("<!doctype html><html><body>" + "".join(parts) + "</body></html>")
+    page = browser_page
+    page.goto(page_html.as_uri(), wait_until="load")
+    page.locator("#evil-link, a", has_text="open").first.click()
+    page.wait_for_timeout(300)
+    assert page.evaluate("document.body.dataset.pwned") is None
+    assert "report" in page.inner_text("body") and "styled" in page.inner_text("body")
+    background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert background != "rgb(255, 0, 0)"
+
+
 if __name__ == "__main__":  # pragma: no cover - manual run: python tests/test_browser.py
     sys.exit(pytest.main([__file__, "-m", "browser", "-x", "-s"]))

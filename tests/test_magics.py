@@ -326,7 +326,7 @@ def test_continue_named_result(ip):
     ok(ip, "%%llm_chain -q --no-tools\nquestion B\n")
     ok(ip, "%%llm_chain -q --no-tools --continue first\nmore on A\n")
     assert [m["content"] for m in bodies(ip)[2]["messages"]] == ["question A", "A1", "more on A"]
-    assert len(ip.user_ns["first"].messages) == 4  # the result's conversation went on
+    assert len(ip.user_ns["first"].messages) == 2  # a result stays the point it ended at
 
 
 def test_auto_continue_config_and_reset_option(ip):
@@ -483,6 +483,7 @@ def test_a_failing_attribute_never_crashes(ip):
         ("--tools a --no-tools", "use either --tools or --no-tools"),
         ("--reset -c", "use either --reset"),
         ("-o 'not a name'", "--out needs a variable name"),
+        ("-o class", "--out needs a variable name, got 'class'"),
         ("-s 'unclosed", "cannot read the options"),
         ("what is this", "unexpected 'what' on the magic line"),
         ("-m", "argument -m/--model: expected one argument"),
@@ -583,9 +584,11 @@ def test_llm_config_masks_keys(ip, monkeypatch):
     assert mask("short") == "****" and mask(None) == "not set"
 
 
-def test_llm_models_lists_models_and_keys(ip):
+def test_llm_models_lists_models_and_keys(ip, monkeypatch):
     import llm_magic
 
+    monkeypatch.delenv("GEMINI_API_KEY", raising=False)
+    monkeypatch.setenv("GOOGLE_API_KEY", "g-key-1234567890")
     llm_magic.register_alias("fast", "gpt-4.1-mini")
     try:
         _, cap = ok(ip, "%llm_models")
@@ -596,6 +599,8 @@ def test_llm_models_lists_models_and_keys(ip):
     assert "claude-sonnet-4-5" in cap.stdout and "needs ANTHROPIC_API_KEY" in cap.stdout
     assert "OPENAI_API_KEY set" in cap.stdout
     assert "fast" in cap.stdout and "-> gpt-4.1-mini" in cap.stdout
+    assert "GOOGLE_API_KEY set" in cap.stdout and "GEMINI_API_KEY set" not in cap.stdout
+    assert "g-key-1234567890" not in cap.stdout
 
 
 # -- the registered fallback magic ----------------------------------------------------------------
@@ -706,14 +711,27 @@ def _exchange(n: int) -> list[Message]:
 
 @pytest.mark.parametrize(
     ("limit", "first"),
-    [(0, "q0"), (None, "q0"), (12, "q0"), (8, "q1"), (6, "q2"), (5, "q2"), (4, "q2"), (3, None)],
+    [(0, "q0"), (None, "q0"), (12, "q0"), (8, "q1"), (6, "q2"), (5, "q2"), (4, "q2"), (1, "q2")],
 )
 def test_window(limit, first):
+    """A window never cuts the last exchange, even when it alone is longer than the limit."""
     messages = _exchange(0) + _exchange(1) + _exchange(2)
     got = nb_session.window(messages, limit)
-    assert (got[0].text if got else None) == first
-    assert not got or got[0].role == "user"
-    assert limit is None or limit == 0 or len(got) <= limit
+    assert got[0].text == first and got[0].role == "user"
+    assert not limit or len(got) <= max(limit, 4)
+    assert got[-4:] == messages[-4:]
+
+
+def test_continue_after_a_long_tool_run_keeps_the_last_exchange(ip):
+    ip.run_cell("@tool\ndef lookup(i: int) -> int:\n    'Look up.'\n    return i\n")
+    ip.server.push(*[Reply(calls=[Call("lookup", {"i": i})]) for i in range(25)])
+    ip.server.push("The secret word is PINEAPPLE.")
+    ok(ip, "%%llm_chain -q --max-steps 30\nLook up 0..24, then a secret word.\n")
+    ip.server.push("PINEAPPLE")
+    ok(ip, "%%llm_chain --continue\nWhat was the secret word?\n")
+    sent = bodies(ip)[-1]["messages"]
+    assert any("PINEAPPLE" in (m.get("content") or "") for m in sent)
+    assert len(sent) == 53  # the whole first exchange (52 messages), then the new question
 
 
 def test_await_chain_with_an_approval_callback(ip):
@@ -750,3 +768,37 @@ def test_the_cell_value_renders_the_answer_as_markdown(ip):
     data, _ = ip.display_formatter.format(result)
     assert data["text/plain"] == "**Rome** is warmest"
     assert data["text/markdown"] == "**Rome** is warmest"
+
+
+def test_a_result_is_a_branch_point(ip):
+    """`--continue a` goes on from where `a` ended, whatever ran after it; `a` never changes."""
+    ip.server.push("A1")
+    ok(ip, "%%llm_chain -q --no-tools -o a\nQ1\n")
+    ip.server.push("B1")
+    ok(ip, "%%llm_chain -q --no-tools --continue -o b\nQ2\n")
+    a, b = ip.user_ns["a"], ip.user_ns["b"]
+    assert [m.text for m in a.messages] == ["Q1", "A1"]
+    assert [m.text for m in b.messages] == ["Q1", "A1", "Q2", "B1"]
+    ip.server.push("C1")
+    ok(ip, "%%llm_chain -q --no-tools --continue a -o c\nQ3\n")
+    sent = [m["content"] for m in bodies(ip)[-1]["messages"]]
+    assert sent == ["Q1", "A1", "Q3"]
+    assert len(a.messages) == 2 and len(b.messages) == 4
+    ip.server.push("D1")
+    ok(ip, "%%llm_chain -q --no-tools --continue\nQ4\n")  # the notebook now follows the branch
+    assert [m["content"] for m in bodies(ip)[-1]["messages"]] == ["Q1", "A1", "Q3", "C1", "Q4"]
+
+
+@pytest.mark.parametrize("autoawait", [True, False])
+def test_dollar_names_on_the_magic_line_expand_in_both_paths(ip, autoawait):
+    """`-m $name` works like any IPython magic line, whether or not the cell is transformed."""
+    ok(ip, "model_name = 'openai:other-model'")
+    ok(ip, f"%autoawait {'on' if autoawait else 'off'}")
+    try:
+        ip.server.push("ok")
+        ok(ip, "%%llm_chain -q --no-tools -m $model_name --system 'costs $5'\nhi\n")
+    finally:
+        ok(ip, "%autoawait on")
+    body = bodies(ip)[-1]
+    assert body["model"] == "other-model"
+    assert body["messages"][0]["content"] == "costs $5"

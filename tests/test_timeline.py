@@ -16,6 +16,7 @@ import asyncio
 import json
 import os
 import queue
+import re
 import subprocess
 import sys
 import time
@@ -552,7 +553,10 @@ def _walk(widget: Any) -> Iterator[Any]:
 
 
 async def test_terminal_text_mode(capsys):
-    script = [Reply(text="Sum:", calls=[Call("add", {"a": 2, "b": 2})]), Reply(text="It is 4.")]
+    script = [
+        Reply(text="Sum:", calls=[Call("add", {"a": 2, "b": 2})]),
+        Reply(text="It is 4.\nQuite sure."),
+    ]
     with OpenAIServer(script) as server:
         run = model_for(server).chain("add", tools=[add])
         tl = Timeline(run, model="term-model")
@@ -563,7 +567,7 @@ async def test_terminal_text_mode(capsys):
     lines = out.splitlines()
     assert lines[0] == "LLM term-model"
     assert "    ✓ add(a=2, b=2) · ok" in out
-    assert "It is 4." in out
+    assert "  It is 4.\n  Quite sure.\n" in out  # every answer line indented under the header
     assert lines[-1].startswith("LLM term-model · done · 1 step · 1 tool call")
     assert "ipywidgets" not in type(tl._text).__module__
 
@@ -588,6 +592,27 @@ def test_render_helpers():
     assert render.fmt_duration(0.0123) == "12 ms" and render.fmt_duration(75) == "1 min 15 s"
     assert "show all" in render.folded("x\n" * 100)
     assert "<img" in render.rich_html(_PNG())
+
+
+def test_rich_html_is_sanitized():
+    class Hostile:
+        def _repr_html_(self) -> str:
+            return (
+                '<table class="dataframe" border="1"><tr><td onclick="x()">1</td></tr></table>'
+                '<svg/onload="x()"></svg><img/src=x/onerror=x()><script>x()</script>'
+                '<a href="jav&#x61;script:x()">a</a>'
+            )
+
+    html = render.rich_html(Hostile())
+    assert '<table class="dataframe" border="1">' in html and "<td>1</td>" in html
+    assert not re.search(r"[\s/]on[a-z]+\s*=", html.replace('src="x/onerror', 'src="x'))
+    assert "<script" not in html and "javascript" not in html and "<svg" not in html
+
+    class NotBase64:
+        def _repr_png_(self) -> str:
+            return 'x" onerror="x()'
+
+    assert "onerror" not in render.rich_html(NotBase64())
 
 
 class _PNG:

@@ -78,12 +78,18 @@ class _AlwaysAwait:
 # -- what the cell runs ---------------------------------------------------------------------------
 
 
-async def cell_entry(line: str, cell: str) -> Any:
-    """Run one `%%llm_chain` cell: parse the options, run the chain, bind `--out`."""
+async def cell_entry(line: str, cell: str, expand: bool = True) -> Any:
+    """Run one `%%llm_chain` cell: parse the options, run the chain, bind `--out`.
+
+    expand: fill `$name` / `{name}` in the options line from the notebook, as IPython does for
+    every magic line (the fallback magic gets a line IPython has already expanded).
+    """
     from . import NotebookError
     from .session import run_chain, shell
 
-    opts = parse_line(line)
+    ip = shell()
+    ns: dict[str, Any] = ip.user_ns if ip is not None else {}
+    opts = parse_line(_expand(line, ns) if expand else line)
     if opts.help:
         print(HELP)
         return None
@@ -92,8 +98,6 @@ async def cell_entry(line: str, cell: str) -> Any:
         raise NotebookError(
             "%%llm_chain: the cell has no prompt; write it below the %%llm_chain line"
         )
-    ip = shell()
-    ns: dict[str, Any] = ip.user_ns if ip is not None else {}
     continue_: Any = None
     if opts.continue_ is True:
         continue_ = True
@@ -122,6 +126,17 @@ async def cell_entry(line: str, cell: str) -> Any:
     if opts.out:
         ns[opts.out] = result
     return result
+
+
+def _expand(line: str, ns: dict[str, Any]) -> str:
+    """IPython's magic-line expansion (`InteractiveShell.var_expand`) over the user namespace
+    only; like it, anything that does not expand leaves the line as written."""
+    from IPython.utils.text import DollarFormatter
+
+    try:
+        return DollarFormatter().vformat(line, args=[], kwargs=ns)
+    except Exception:
+        return line
 
 
 def _continue_target(name: str, ns: dict[str, Any]) -> Any:
@@ -153,7 +168,7 @@ def _continue_target(name: str, ns: dict[str, Any]) -> Any:
 
 def llm_chain(line: str, cell: str) -> Any:
     """Fallback: runs when the cell was not rewritten (run_cell_magic, %autoawait off)."""
-    coro = cell_entry(line, cell)
+    coro = cell_entry(line, cell, expand=False)
     try:
         asyncio.get_running_loop()
     except RuntimeError:
@@ -241,8 +256,8 @@ def models_report() -> str:
         info, _ = registry.resolve(model_id)
         if not info.key_required:
             key = "no key needed"
-        elif any(os.environ.get(env) for env in info.key_env):
-            key = f"{info.key_env[0]} set"
+        elif found := [env for env in info.key_env if os.environ.get(env)]:
+            key = f"{found[0]} set"
         else:
             key = f"needs {' or '.join(info.key_env)}"
         lines.append(f"  {model_id:<22} {info.name:<10} {key}")

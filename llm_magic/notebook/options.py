@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import keyword
 import re
 import shlex
 import types
@@ -188,7 +189,7 @@ def _check(opts: CellOptions) -> None:
         )
     if opts.history is not None and opts.history < 0:
         raise OptionError(f"%%llm_chain: --history must be 0 (all) or more, got {opts.history}")
-    if opts.out is not None and not opts.out.isidentifier():
+    if opts.out is not None and (not opts.out.isidentifier() or keyword.iskeyword(opts.out)):
         raise OptionError(f"%%llm_chain: --out needs a variable name, got {opts.out!r}")
     if isinstance(opts.continue_, str) and not _dotted(opts.continue_):
         raise OptionError(f"%%llm_chain: --continue takes a variable name, got {opts.continue_!r}")

@@ -8,6 +8,7 @@ content, never a script, so a saved notebook shows it on GitHub, nbviewer and VS
 from __future__ import annotations
 
 import base64
+import functools
 import html
 import json
 import re
@@ -261,7 +262,29 @@ def result_json(rec: ToolCallRecord) -> str:
 
 # -- rich results --------------------------------------------------------------------------------
 
-_UNSAFE_HTML = re.compile(r"<\s*(script|iframe|object|embed)\b|javascript:|\son[a-z]+\s*=", re.I)
+_BASE64 = re.compile(r"[A-Za-z0-9+/=\s]+")
+# A tool result's own HTML (a DataFrame's table, a fetched page wrapped for display) is data, not
+# code: an allowlist sanitizer (ammonia, through nh3) keeps tables and text and drops scripts,
+# event handlers, `<style>`, `javascript:` links and every other way to run code in the notebook.
+_HTML_ATTRIBUTES = {"*": {"class", "title"}, "table": {"border"}}
+_URL_SCHEMES = {"http", "https", "data"}
+
+
+@functools.cache
+def _allowed_attributes() -> dict[str, set[str]]:
+    import nh3
+
+    attributes = {tag: set(nh3.ALLOWED_ATTRIBUTES.get(tag, ())) for tag in nh3.ALLOWED_TAGS}
+    for tag, extra in _HTML_ATTRIBUTES.items():
+        attributes.setdefault(tag, set()).update(extra)
+    return attributes
+
+
+def safe_html(markup: str) -> str:
+    """`markup` with everything that could run code removed (see `_HTML_ATTRIBUTES`)."""
+    import nh3
+
+    return nh3.clean(markup, attributes=_allowed_attributes(), url_schemes=_URL_SCHEMES)
 
 
 def _format(obj: Any) -> dict[str, Any]:
@@ -327,11 +350,11 @@ def rich_html(value: Any) -> str:
             pass
     data = _format(value)
     markup = data.get("text/html")
-    if isinstance(markup, str) and len(markup) <= MAX_RICH_HTML and not _UNSAFE_HTML.search(markup):
+    if isinstance(markup, str) and len(markup) <= MAX_RICH_HTML:
         return (
             f'<div style="overflow:auto;max-height:420px;max-width:100%">'
             f'<div class="jp-RenderedHTMLCommon" style="display:inline-block;font-size:12px;'
-            f'padding:0;min-width:0">{markup}</div></div>'
+            f'padding:0;min-width:0">{safe_html(markup)}</div></div>'
         )
     for mime in ("image/png", "image/jpeg", "image/gif", "image/svg+xml"):
         blob = data.get(mime)
@@ -341,8 +364,10 @@ def rich_html(value: Any) -> str:
             b64 = base64.b64encode(blob).decode()
         elif mime == "image/svg+xml":
             b64 = base64.b64encode(str(blob).encode()).decode()
+        elif isinstance(blob, str) and _BASE64.fullmatch(blob):
+            b64 = re.sub(r"\s", "", blob)
         else:
-            b64 = str(blob).replace("\n", "")
+            continue  # not base64: never put it into an attribute
         return f'<img style="max-width:100%;max-height:420px" src="data:{mime};base64,{b64}"/>'
     text = data.get("text/plain")
     return folded(text if isinstance(text, str) else _safe_repr(value))

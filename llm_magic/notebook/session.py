@@ -227,14 +227,26 @@ def window(messages: list[Message], limit: int | None) -> list[Message]:
     """The last `limit` messages or fewer, starting at a user message (0/None: all).
 
     Starting at a user message means no tool call is separated from its result and every
-    provider accepts the slice as the start of a conversation.
+    provider accepts the slice as the start of a conversation. The last exchange is never cut:
+    when it alone is longer than `limit` (a run of many tool steps), it is sent whole.
     """
     if not limit or len(messages) <= limit:
         return list(messages)
-    for i in range(len(messages) - limit, len(messages)):
-        if messages[i].role == "user":
-            return list(messages[i:])
-    return []
+    users = [i for i, m in enumerate(messages) if m.role == "user"]
+    inside = [i for i in users if i >= len(messages) - limit]
+    start = inside[0] if inside else (users[-1] if users else 0)
+    return list(messages[start:])
+
+
+def _fork(conversation: AsyncConversation) -> AsyncConversation:
+    """A copy that grows on its own: a result is a point in history that later runs branch from,
+    so continuing the notebook's conversation never changes what an earlier result holds."""
+    return AsyncConversation(
+        conversation.model,
+        system=conversation.system,
+        tools=conversation.tools,
+        messages=conversation.messages,
+    )
 
 
 def _target(continue_: Any) -> AsyncConversation | None:
@@ -247,7 +259,7 @@ def _target(continue_: Any) -> AsyncConversation | None:
         conv = continue_.conversation
         if conv is None:
             raise NotebookError("that result has no conversation to continue")
-        continue_ = conv
+        return _fork(conv._async if isinstance(conv, Conversation) else conv)
     if isinstance(continue_, Conversation):
         return continue_._async
     if isinstance(continue_, AsyncConversation):
@@ -474,7 +486,7 @@ async def run_chain(
             store.messages.extend(view.messages[base:])
         state.conversation = store
         if run.final is not None:
-            run.final.conversation = store
+            run.final.conversation = _fork(store)
             state.last_result = run.final
     return result
 

@@ -788,11 +788,11 @@ class _TextView:
         if not self.open_text:
             self.write("  ")
             self.open_text = True
-        self.write(text)
+        self.write(text.replace("\n", "\n  "))  # every line of the answer under the header
 
     def turn_done(self, turn: TurnState) -> None:
         if not self.open_text and turn.final_text:
-            self.write("  " + turn.final_text)
+            self.write("  " + turn.final_text.replace("\n", "\n  "))
             self.open_text = True
         self._end_text()
 

@@ -19,6 +19,7 @@ from .errors import (
     StreamError,
     ToolDefinitionError,
     ToolError,
+    UnknownModelError,
 )
 from .events import ToolCallRecord
 from .messages import Message, ToolCall, ToolResult, Usage
@@ -55,6 +56,7 @@ __all__ = [
     "ToolDefinitionError",
     "ToolError",
     "ToolResult",
+    "UnknownModelError",
     "Usage",
     "async_tool_is",
     "chain",

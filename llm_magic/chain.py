@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from . import events as ev
+from ._loop import CallerThread
 from .errors import LLMMagicError, ToolArgumentsError, ToolError
 from .events import ToolCallRecord
 from .messages import Message, ModelRequest, ModelTurn, ToolCall, ToolResult, Usage
@@ -67,6 +68,13 @@ class ChainOptions:
     prefer_sync: bool = False  # the sync API prefers sync implementations of paired tools
     tool_choice: str | None = None
     model_options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # 0 used to fall back to the default silently (10 rounds instead of none): say so now
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ValueError(
+                f"max_steps must be 1 or more (None: the provider's default), got {self.max_steps}"
+            )
 
 
 @dataclass(eq=False)
@@ -144,6 +152,8 @@ class ChainRun:
         self._cancel_reason: str | None = None
         self.final: ChainResult | None = None
         self.started_at = 0.0
+        # The sync facade's waiting thread, where `on_loop` tools run; None: the loop's thread.
+        self.caller: CallerThread | None = None
 
     # -- consuming -------------------------------------------------------------------------
     def subscribe(self, callback: Subscriber) -> Subscriber:
@@ -248,17 +258,19 @@ class ChainRun:
             self.conversation.messages.append(Message("user", self.prompt))
         self._emit(ev.RunStarted(self.provider.model, self.prompt or "", list(self.tools)))
         error: BaseException | None = None
+        deadline = asyncio.timeout(self.options.timeout)
         try:
             if self._cancel_reason is not None:  # cancelled before it started
                 raise asyncio.CancelledError
-            async with asyncio.timeout(self.options.timeout):
+            async with deadline:
                 await self._loop_turns()
-        except TimeoutError:
-            self.status = "timeout"
         except asyncio.CancelledError:
             self.status = "cancelled"
-        except Exception as exc:
-            self.status, error = "failed", exc
+        except Exception as exc:  # a TimeoutError raised by other code is a failure, not ours
+            if isinstance(exc, TimeoutError) and deadline.expired():
+                self.status = "timeout"
+            else:
+                self.status, error = "failed", exc
         finally:
             self._repair()
         result = self._finish(error)
@@ -307,11 +319,15 @@ class ChainRun:
             await self._run_tools(turn.tool_calls)
             if len(self.records) >= self.options.max_tool_calls:
                 limit = "max_tool_calls"
-            elif self.steps >= (self.options.max_steps or self.provider.default_max_steps):
+            elif self.steps >= self._max_steps():
                 limit = "max_steps"
             if limit is not None and not (self.options.final_turn_on_limit and self.tools):
                 self.status = limit
                 return
+
+    def _max_steps(self) -> int:
+        steps = self.options.max_steps
+        return steps if steps is not None else self.provider.default_max_steps
 
     async def _model_turn(self, tools_on: bool) -> ModelTurn:
         step = len(self.turns) + 1
@@ -448,22 +464,30 @@ class ChainRun:
         rec.started_at = time.monotonic()
         self._emit(ev.ToolCallStarted(rec))
         limit = self.options.tool_timeout or tool.options.timeout
+        deadline = asyncio.timeout(limit)
         try:
-            async with asyncio.timeout(limit):
-                value = await tool.call(kwargs, prefer_sync=self.options.prefer_sync)
-        except TimeoutError as exc:
-            rec.reason = f"timed out after {limit} s"
-            return self._end(rec, "error", f"error: {tool.name} {rec.reason}", exc)
-        except Exception as exc:
-            if (self.options.on_tool_error or tool.options.on_error) == "raise":
-                self._end(rec, "error", f"error: {type(exc).__name__}: {exc}", exc)
-                raise ToolError(tool.name, exc) from exc
-            return self._end(rec, "error", f"error: {type(exc).__name__}: {exc}", exc)
+            async with deadline:
+                value = await tool.call(
+                    kwargs, prefer_sync=self.options.prefer_sync, caller=self.caller
+                )
+        # SystemExit too: a tool wrapping an argparse CLI must not end the run (nor, in the
+        # sync API, the private loop's thread); the model gets the error like any other.
+        except (Exception, SystemExit) as exc:
+            if isinstance(exc, TimeoutError) and deadline.expired():
+                rec.reason = f"timed out after {limit} s"
+                return self._end(rec, "error", f"error: {tool.name} {rec.reason}", exc)
+            return self._tool_failed(tool, rec, exc)
         rec.result = value
         rec.output, rec.truncated = serialize_result(value, tool.options.max_result_chars)
         rec.status = "ok"
         rec.ended_at = time.monotonic()
         self._emit(ev.ToolCallFinished(rec))
+
+    def _tool_failed(self, tool: Tool, rec: ToolCallRecord, exc: BaseException) -> None:
+        """The tool raised: tell the model, or end the run if the policy says raise."""
+        self._end(rec, "error", f"error: {type(exc).__name__}: {exc}", exc)
+        if (self.options.on_tool_error or tool.options.on_error) == "raise":
+            raise ToolError(tool.name, exc) from exc
 
     def _repair(self) -> None:
         """Leave a conversation the provider accepts: partial text kept, every call answered."""

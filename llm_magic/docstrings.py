@@ -16,7 +16,8 @@ _GOOGLE_HEAD = re.compile(
 )
 _GOOGLE_PARAMS = {"Args", "Arguments", "Parameters", "Params", "Keyword Args", "Keyword Arguments"}
 _GOOGLE_ITEM = re.compile(r"^\*{0,2}(\w+)\s*(\([^)]*\))?\s*:\s*(.*)$")
-_NUMPY_ITEM = re.compile(r"^\*{0,2}(\w+)\s*(:.*)?$")
+# `name : type`, or several names sharing one entry: `x, y : float`
+_NUMPY_ITEM = re.compile(r"^(\*{0,2}\w+(?:\s*,\s*\*{0,2}\w+)*)\s*(:.*)?$")
 _REST_PARAM = re.compile(r"^:param\s+(?:[^:]*\s)?(\w+)\s*:\s*(.*)$")
 _REST_ANY = re.compile(r"^:\w+")
 
@@ -81,19 +82,19 @@ def _parse_numpy(lines: list[str]) -> Docstring | None:
         end = starts[n + 1] if n + 1 < len(starts) else len(lines)
         if lines[start].strip() not in ("Parameters", "Other Parameters", "Keyword Arguments"):
             continue
-        current: str | None = None
+        current: list[str] = []  # the names the indented text describes
         for raw in lines[start + 2 : end]:
             if not raw.strip():
                 continue
             if not raw.startswith((" ", "\t")):
                 m = _NUMPY_ITEM.match(raw.strip())
                 if m:
-                    for name in m.group(1).split(","):
-                        out.params.setdefault(name.strip(), "")
-                    current = m.group(1)
+                    current = [name.strip().lstrip("*") for name in m.group(1).split(",")]
+                    for name in current:
+                        out.params.setdefault(name, "")
                     continue
-            if current:
-                out.params[current] = _join([out.params.get(current, ""), raw])
+            for name in current:
+                out.params[name] = _join([out.params[name], raw])
     return out
 
 

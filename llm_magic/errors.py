@@ -6,6 +6,8 @@ own error text and the request id only.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 
 class LLMMagicError(Exception):
     """Base class of every error llm_magic raises on purpose."""
@@ -13,6 +15,10 @@ class LLMMagicError(Exception):
 
 class ConfigError(LLMMagicError):
     """Bad configuration: unknown model, missing key, bad option."""
+
+
+class UnknownModelError(ConfigError):
+    """No provider serves this model id; the notebook suggests close ids."""
 
 
 class MissingKeyError(ConfigError):
@@ -54,6 +60,11 @@ class ProviderError(LLMMagicError):
         self.retry_after = retry_after
         self.provider_message = message
         super().__init__(self._format())
+
+    def redact(self, clean: Callable[[str], str]) -> None:
+        """Rewrite the message in place (the key scrubbed), keeping the type and attributes."""
+        self.provider_message = clean(self.provider_message)
+        self.args = (self._format(),)
 
     def _format(self) -> str:
         head = self.provider or "provider"

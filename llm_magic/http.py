@@ -1,7 +1,8 @@
 """The HTTP layer every provider shares: one AsyncClient per event loop, retries, clear errors.
 
-Retries follow what the official SDKs do: 408/409/429/5xx (and Anthropic's 529) and connection
-errors, exponential backoff with jitter, `Retry-After` / `retry-after-ms` honoured up to a cap.
+Retries follow what the official SDKs do: 408/409/429/5xx (and Anthropic's 529), connection
+errors and timeouts, exponential backoff with jitter, `Retry-After` / `retry-after-ms` honoured
+up to a cap.
 Errors quote the provider's own message and request id, and never the API key.
 """
 
@@ -14,8 +15,8 @@ import random
 import re
 import time
 import weakref
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,8 +54,12 @@ def retry_after(headers: httpx.Headers) -> float | None:
     try:
         return max(0.0, float(value))
     except ValueError:
+        pass
+    try:
         parsed = email.utils.parsedate_to_datetime(value)
-        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+    except (TypeError, ValueError):  # neither seconds nor a date: use our own backoff
+        return None
+    return max(0.0, parsed.timestamp() - time.time())
 
 
 def scrub(text: str, secret: str | None) -> str:
@@ -109,6 +114,16 @@ class HTTPSession:
         if client is not None:
             await client.aclose()
 
+    @contextmanager
+    def redacting(self) -> Iterator[None]:
+        """Scrub the key from any ProviderError raised inside: the provider's own text (an error
+        event in a stream, an error in a 200 body) may quote it, like HTTP error bodies do."""
+        try:
+            yield
+        except ProviderError as exc:
+            exc.redact(lambda text: scrub(text, self._secret))
+            raise
+
     async def post_json(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         response = await self._send(path, body, stream=False)
         try:
@@ -129,7 +144,8 @@ class HTTPSession:
         """Yield the response's SSE events; a connection cut mid-way raises StreamError."""
         response = await self._send(path, body, stream=True)
         try:
-            yield self._events(response)
+            with self.redacting():
+                yield self._events(response)
         finally:
             await response.aclose()
 
@@ -137,7 +153,12 @@ class HTTPSession:
         try:
             async for event in aiter_sse(response.aiter_text()):
                 yield event
-        except (httpx.RemoteProtocolError, httpx.ReadError, httpx.ReadTimeout) as exc:
+        except httpx.ReadTimeout:
+            raise StreamError(
+                f"the stream stalled: no data for {getattr(self._timeout, 'read', self._timeout)} s",
+                provider=self.provider,
+            ) from None
+        except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
             raise StreamError(
                 f"the stream was cut before it ended ({type(exc).__name__})", provider=self.provider
             ) from None
@@ -151,12 +172,9 @@ class HTTPSession:
             try:
                 request = client.build_request("POST", path, content=content, headers=headers)
                 response = await client.send(request, stream=stream)
-            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError) as exc:
+            except (httpx.ConnectError, httpx.TimeoutException, httpx.RemoteProtocolError) as exc:
                 if attempt >= self.retry.max_retries:
-                    raise ProviderError(
-                        f"cannot reach {self.base_url}: {type(exc).__name__}: {exc}",
-                        provider=self.provider,
-                    ) from None
+                    raise self._transport_error(exc) from None
                 await asyncio.sleep(self.retry.backoff(attempt))
                 attempt += 1
                 continue
@@ -180,6 +198,16 @@ class HTTPSession:
                 attempt += 1
                 continue
             raise self._error(response)
+
+    def _transport_error(self, exc: httpx.TransportError) -> ProviderError:
+        """No response: httpx's own message is often empty (a read timeout), so say what."""
+        if isinstance(exc, httpx.ConnectTimeout) or not isinstance(exc, httpx.TimeoutException):
+            message = f"cannot reach {self.base_url}: {type(exc).__name__}: {exc}"
+        else:
+            kind = {httpx.WriteTimeout: "write", httpx.PoolTimeout: "pool"}.get(type(exc), "read")
+            limit = getattr(self._timeout, kind, self._timeout)
+            message = f"the request to {self.base_url} timed out after {limit} s ({kind} timeout)"
+        return ProviderError(scrub(message, self._secret), provider=self.provider)
 
     def _error(self, response: httpx.Response, extra: str = "") -> ProviderError:
         message, auth = _error_message(response)

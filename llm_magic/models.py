@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from . import events as ev
-from ._loop import run_sync
+from ._loop import CallerThread, run_sync
 from .chain import ChainOptions, ChainResult, ChainRun
 from .errors import LLMMagicError
 from .events import ToolCallRecord
@@ -117,10 +117,15 @@ class AsyncModel:
 
 
 class ChainResponse:
-    """The sync twin of ChainRun: the same method names, called without await."""
+    """The sync twin of ChainRun: the same method names, called without await.
+
+    `on_loop` tools run on the thread that waits here (in `result()`, `text()`, iteration):
+    in sync code that is the thread the user called from.
+    """
 
     def __init__(self, run: ChainRun) -> None:
         self._run = run
+        self._caller = run.caller = CallerThread()
 
     def __repr__(self) -> str:
         state = self._run.final.status if self._run.final else "not run yet"
@@ -138,9 +143,12 @@ class ChainResponse:
         run_sync(begin())
 
     def result(self) -> ChainResult:
-        if self._run.final is not None:
-            return self._run.final
-        return run_sync(self._run.result())
+        final = self._run.final
+        if final is None:
+            return run_sync(self._run.result(), self._caller)
+        if final.error is not None:  # like `await run`: a failed run raises every time
+            raise final.error
+        return final
 
     def text(self) -> str:
         return self.result().text
@@ -165,7 +173,7 @@ class ChainResponse:
 
         while True:
             try:
-                yield run_sync(step())
+                yield run_sync(step(), self._caller)
             except StopAsyncIteration:
                 return
 

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import ConfigError, MissingKeyError
+from .errors import ConfigError, MissingKeyError, UnknownModelError
 from .models import AsyncModel, Model
 from .providers.base import Provider
 
@@ -124,13 +124,15 @@ def resolve(model_id: str) -> tuple[ProviderInfo, str]:
         model_id = aliases[model_id]
     prefix, sep, rest = model_id.partition(":")
     if sep and prefix in PROVIDERS:
+        if not rest.partition("@")[0].strip():
+            raise ConfigError(f"model id {model_id!r} names no model: write {prefix}:MODEL_NAME")
         return PROVIDERS[prefix], rest
     if model_id == "local":
         return PROVIDERS["local"], model_id
     for pattern, name in _PATTERNS:
         if pattern.match(model_id):
             return PROVIDERS[name], model_id
-    raise ConfigError(
+    raise UnknownModelError(
         f"unknown model {model_id!r}: use a gpt-*, o*, claude-* or gemini-* id, 'local', or a "
         f"prefix ({', '.join(p + ':' for p in PROVIDERS if p != 'local')}); "
         f"known models: {', '.join(KNOWN_MODELS)}"
@@ -157,6 +159,11 @@ def make_provider(
         )
     url = base_url or (os.environ.get(info.base_url_env) if info.base_url_env else None)
     url = url or info.default_base_url
+    if url and not url.lower().startswith(("http://", "https://")):
+        shown = url.rpartition("@")[2]  # never echo credentials written into a URL
+        raise ConfigError(
+            f"base URL {shown!r} for {info.name} needs http:// or https://, e.g. 'http://{shown}'"
+        )
     if info.name == "openai-compatible" and not url:
         raise ConfigError(
             "openai-compatible models need a base URL: 'openai-compatible:MODEL@http://host:port/v1'"

@@ -91,8 +91,15 @@ class IntConv(Converter):
             if isinstance(value, float) and value.is_integer():
                 return int(value)
             if isinstance(value, str) and _INT_RE.match(value.strip()):
-                return int(value.strip())
+                return _parse_int(value.strip())
         raise Invalid(f"expected an integer, got {_show(value)}")
+
+
+def _parse_int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:  # past Python's limit on digits (sys.get_int_max_str_digits)
+        raise Invalid(f"integer too long ({len(text)} characters)") from None
 
 
 class FloatConv(Converter):
@@ -265,7 +272,11 @@ class ObjectConv(Converter):
     def convert(self, value: Any, strict: bool = False) -> Any:
         if not isinstance(value, dict):
             raise Invalid(f"expected an object, got {_show(value)}")
-        return self.factory(**convert_fields(self.fields, self.required, value, strict))
+        fields = convert_fields(self.fields, self.required, value, strict)
+        try:
+            return self.factory(**fields)
+        except Exception as exc:  # a dataclass's __post_init__ rejecting the value, typically
+            raise Invalid(f"{type(exc).__name__}: {exc}") from None
 
 
 class PydanticConv(Converter):
@@ -468,6 +479,8 @@ class Parameters:
         except Invalid as exc:
             where = f"argument {exc.path!r}: " if exc.path else ""
             raise ToolArgumentsError(where + exc.message) from None
+        except Exception as exc:  # a converter's own code (an enum, a factory) rejected it
+            raise ToolArgumentsError(f"{type(exc).__name__}: {exc}") from None
 
 
 def _jsonable(value: Any) -> bool:

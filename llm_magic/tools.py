@@ -3,23 +3,27 @@
 A `Tool` wraps a sync implementation, an async one, or both (paired with `@async_tool_is`).
 The chain calls `await tool.call(kwargs, prefer_sync=...)`, which is the one place that decides
 where the code runs: async implementations as coroutines on the loop, sync ones in a worker thread
-(`asyncio.to_thread`, so context variables such as the notebook's output routing follow), or on
-the loop thread for thread-affine code (`on_loop=True`).
+(`asyncio.to_thread`, so context variables such as the notebook's output routing follow), or,
+for thread-affine code (`on_loop=True`), on the caller's thread: the loop thread in async runs
+(the kernel's main thread in a notebook), the thread waiting for the result in sync runs.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import contextvars
 import dataclasses
 import enum
 import functools
 import inspect
 import json
+import types
 from collections.abc import Callable, Iterable
 from typing import Any, Literal, TypeVar, overload
 
+from ._loop import CallerThread
 from .docstrings import parse_docstring
 from .errors import ToolDefinitionError
 from .messages import ToolSpec
@@ -38,9 +42,10 @@ class ToolOptions:
     """Per-tool policy; every field can also be set per run."""
 
     requires_approval: bool = False
-    on_loop: bool = (
-        False  # run a sync tool on the loop thread (matplotlib, widgets); blocks the loop
-    )
+    # run a sync tool on the caller's thread (matplotlib, widgets) instead of a worker thread:
+    # the running loop's thread in async runs (it blocks that loop meanwhile), the thread that
+    # waits for the result in sync runs
+    on_loop: bool = False
     timeout: float | None = None
     on_error: OnError = "model"
     max_result_chars: int = DEFAULT_MAX_RESULT_CHARS
@@ -82,6 +87,8 @@ class Tool:
             return fn.with_options(name=name, description=description, **options)
         marked = getattr(fn, _TOOL_ATTR, None)
         if isinstance(marked, Tool):
+            if inspect.ismethod(fn):
+                marked = _bind_marked(marked, fn)
             return marked.with_options(name=name, description=description, **options)
         if not callable(fn):
             raise ToolDefinitionError(f"{fn!r} is not callable, so it cannot be a tool")
@@ -124,14 +131,25 @@ class Tool:
             return "sync"
         return "async"
 
-    async def call(self, kwargs: dict[str, Any], *, prefer_sync: bool = False) -> Any:
-        """Run the tool with validated keyword arguments; never blocks the loop (unless on_loop)."""
+    async def call(
+        self,
+        kwargs: dict[str, Any],
+        *,
+        prefer_sync: bool = False,
+        caller: CallerThread | None = None,
+    ) -> Any:
+        """Run the tool with validated keyword arguments; never blocks the loop (unless on_loop).
+
+        `caller` is the thread of a sync run's caller: `on_loop` tools run there, since in sync
+        code "the thread I called from" is that one, not llm_magic's private loop thread.
+        """
         if self.implementation(prefer_sync) == "async":
             assert self.async_impl is not None
             result = self.async_impl(**kwargs)
         elif self.options.on_loop:
             assert self.sync_impl is not None
-            result = self.sync_impl(**kwargs)
+            bound = functools.partial(self.sync_impl, **kwargs)
+            result = bound() if caller is None else await caller.call(bound)
         else:
             result = await _in_thread(self.sync_impl, kwargs)
         while inspect.isawaitable(result):
@@ -186,6 +204,35 @@ def _is_async_callable(fn: Any) -> bool:
     return not inspect.isroutine(fn) and inspect.iscoroutinefunction(call)
 
 
+def _bind_marked(marked: Tool, method: Any) -> Tool:
+    """The tool of a bound method whose function was marked in the class body.
+
+    The decorator saw the plain function, so its tool takes `self`; the bound method's tool
+    must not ask the model for it, and each implementation must run on the same instance.
+    """
+    func = method.__func__
+    if func is not marked.sync_impl and func is not marked.async_impl:
+        return marked
+
+    def bind(impl: Callable[..., Any] | None) -> Callable[..., Any] | None:
+        return types.MethodType(impl, method.__self__) if inspect.isfunction(impl) else impl
+
+    sync_impl, async_impl = bind(marked.sync_impl), bind(marked.async_impl)
+    params = parameters_from_signature(method, marked.parameters.descriptions, marked.name)
+    return dataclasses.replace(
+        marked, parameters=params, sync_impl=sync_impl, async_impl=async_impl
+    )
+
+
+def _attach(fn: F, marked: Tool) -> F:
+    """Store the tool on `fn`; a bound method cannot carry attributes, so it gets the tool."""
+    try:
+        setattr(fn, _TOOL_ATTR, marked)
+    except AttributeError:
+        return marked  # type: ignore[return-value]  # callable like `fn`
+    return fn
+
+
 @overload
 def tool(fn: F) -> F: ...
 @overload
@@ -208,8 +255,7 @@ def tool(fn: Any = None, **kwargs: Any) -> Any:
     """
 
     def mark(f: F) -> F:
-        setattr(f, _TOOL_ATTR, Tool.from_function(f, **kwargs))
-        return f
+        return _attach(f, Tool.from_function(f, **kwargs))
 
     return mark(fn) if fn is not None else mark
 
@@ -219,6 +265,8 @@ def async_tool_is(async_impl: Callable[..., Any]) -> Callable[[F], F]:
 
     Async runs (`await chain(...)`, `%%llm_chain`) call `async_impl`; sync runs
     (`get_model(...).chain(...)`) call the decorated function. The signatures must match.
+    Used in a class body, each instance's bound method is a tool without `self`; called on
+    bound methods (`async_tool_is(obj.aget)(obj.get)`), it returns the `Tool` itself.
     """
     if not _is_async_callable(async_impl):
         raise ToolDefinitionError(
@@ -232,14 +280,11 @@ def async_tool_is(async_impl: Callable[..., Any]) -> Callable[[F], F]:
                 "is async"
             )
         _check_compatible(sync_fn, async_impl)
-        marked = getattr(sync_fn, _TOOL_ATTR, None)  # `@tool(...)` applied first keeps its options
-        setattr(sync_fn, _ASYNC_ATTR, async_impl)
-        if isinstance(marked, Tool):
-            paired = dataclasses.replace(marked, sync_impl=sync_fn, async_impl=async_impl)
-        else:
-            paired = Tool.from_function(sync_fn)
-        setattr(sync_fn, _TOOL_ATTR, paired)
-        return sync_fn
+        base = Tool.from_function(sync_fn)  # `@tool(...)` applied first keeps its options
+        paired = dataclasses.replace(base, sync_impl=sync_fn, async_impl=async_impl)
+        with contextlib.suppress(AttributeError):  # a bound method: `_attach` returns the tool
+            setattr(sync_fn, _ASYNC_ATTR, async_impl)
+        return _attach(sync_fn, paired)
 
     return pair
 
@@ -284,8 +329,9 @@ def is_marked_tool(obj: Any) -> bool:
 def serialize_result(value: Any, max_chars: int = DEFAULT_MAX_RESULT_CHARS) -> tuple[str, bool]:
     """The text the model gets for a result, and whether it was truncated.
 
-    str as is; JSON where the value allows it (dataclasses, pydantic models, enums, sets and
-    dates included); `repr` as the last resort.
+    str as is; JSON where the value allows it (dataclasses, pydantic models, enums, sets,
+    dates, NumPy scalars and arrays included); `repr` as the last resort. The user keeps the
+    real object in the call's record; only this text goes to the model.
     """
     if isinstance(value, str):
         text = value
@@ -329,4 +375,8 @@ def _json_fallback(value: Any) -> Any:
     converted = _jsonify(value)
     if converted is not value:
         return converted
+    for method in ("tolist", "item"):  # NumPy scalars and arrays (and tensors), without numpy
+        convert = getattr(value, method, None)
+        if callable(convert):
+            return convert()
     raise _NotJSON(type(value).__name__)

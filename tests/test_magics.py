@@ -515,6 +515,26 @@ def test_unknown_model_suggests_close_ids(ip):
     assert "%llm_models" in text
 
 
+@pytest.mark.parametrize(
+    ("model", "expected"),
+    [
+        ("openai-compatible:llama@localhost:8000/v1", "base URL 'localhost:8000/v1' for"),
+        ("openai-compatible:llama@me:secret@h:1/v1", "base URL 'h:1/v1' for openai-compatible"),
+        ("openai:", "model id 'openai:' names no model: write openai:MODEL_NAME"),
+    ],
+)
+def test_bad_model_ids_and_urls_are_one_line(ip, model, expected):
+    text = error_line(ip, f"%%llm_chain -m {model}\nhi\n")
+    assert expected in text and "secret" not in text
+    assert bodies(ip) == []  # nothing was sent
+
+
+def test_base_url_without_scheme_from_the_environment(ip, monkeypatch):
+    monkeypatch.setenv("OPENAI_BASE_URL", "127.0.0.1:9/v1")
+    text = error_line(ip, "%%llm_chain -m gpt-4.1-mini\nhi\n")
+    assert "needs http:// or https://, e.g. 'http://127.0.0.1:9/v1'" in text
+
+
 def test_missing_key_is_one_line(ip, monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY")
     text = error_line(ip, "%%llm_chain -m gpt-4.1-mini\nhi\n")

@@ -30,7 +30,7 @@ from typing import Any
 
 from .. import registry
 from ..chain import Approval, ApprovalCallback, ChainOptions, ChainResult, ChainRun
-from ..errors import ConfigError, ProviderError, ToolDefinitionError
+from ..errors import ConfigError, ProviderError, ToolDefinitionError, UnknownModelError
 from ..events import ToolCallRecord
 from ..messages import Message
 from ..models import AsyncConversation, AsyncModel, Conversation, Model
@@ -204,7 +204,7 @@ def resolve_model(
     model = model.strip()
     try:
         registry.resolve(model)
-    except ConfigError:
+    except UnknownModelError:
         from .options import close_names
 
         close = close_names(model, model_choices())
@@ -214,6 +214,8 @@ def resolve_model(
             "or a provider prefix such as openai:NAME, ollama:NAME, "
             "openai-compatible:NAME@http://host:port/v1"
         ) from None
+    except ConfigError as exc:
+        raise one_line(exc) from None
     try:
         return registry.get_async_model(model, api_key=api_key, base_url=base_url)
     except ConfigError as exc:

@@ -53,7 +53,9 @@ class AnthropicProvider(Provider):
         body = self.build_body(request)
         if body.get("stream"):
             return await self._stream(body, on_text)
-        turn = parse_message(await self.http.post_json("/v1/messages", body))
+        data = await self.http.post_json("/v1/messages", body)
+        with self.http.redacting():  # an error object in a 200 body
+            turn = parse_message(data)
         if on_text and turn.text:
             on_text(turn.text)
         return turn

@@ -66,8 +66,10 @@ class GeminiProvider(Provider):
         model = quote(self.model, safe="-._~")
         if not request.stream:
             acc = Accumulator()
-            acc.add(await self.http.post_json(f"/models/{model}:generateContent", body))
-            turn = acc.turn()
+            data = await self.http.post_json(f"/models/{model}:generateContent", body)
+            with self.http.redacting():  # an error object in a 200 body
+                acc.add(data)
+                turn = acc.turn()
             if on_text and turn.text:
                 on_text(turn.text)
             return turn

@@ -47,7 +47,9 @@ class OpenAIProvider(Provider):
         body = self.build_body(request)
         if body["stream"]:
             return await self._stream(body, on_text)
-        turn = parse_completion(await self.http.post_json("/chat/completions", body))
+        data = await self.http.post_json("/chat/completions", body)
+        with self.http.redacting():
+            turn = parse_completion(data)
         if on_text and turn.text:
             on_text(turn.text)
         return turn

@@ -94,6 +94,13 @@ class CallerThread:
                 work()
 
 
+# The CallerThread of the `run_sync` in progress, for runs created inside the coroutine (the
+# notebook's fallback magic): `run_coroutine_threadsafe` carries the caller's context over.
+current_caller: contextvars.ContextVar[CallerThread | None] = contextvars.ContextVar(
+    "llm_magic_caller", default=None
+)
+
+
 def run_sync(coro: Coroutine[Any, Any, T], caller: CallerThread | None = None) -> T:
     """Run a coroutine to completion from sync code; Ctrl-C cancels it and re-raises.
 
@@ -107,7 +114,12 @@ def run_sync(coro: Coroutine[Any, Any, T], caller: CallerThread | None = None) -
     if running is loop:
         coro.close()
         raise RuntimeError("run_sync() called on llm_magic's own loop thread; await instead")
-    future = asyncio.run_coroutine_threadsafe(coro, loop)
+    token = current_caller.set(caller) if caller is not None else None
+    try:
+        future = asyncio.run_coroutine_threadsafe(coro, loop)
+    finally:
+        if token is not None:
+            current_caller.reset(token)
     try:
         if caller is not None:
             caller.serve(future)

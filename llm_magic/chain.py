@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from . import events as ev
-from ._loop import CallerThread
+from ._loop import CallerThread, current_caller
 from .errors import LLMMagicError, ToolArgumentsError, ToolError
 from .events import ToolCallRecord
 from .messages import Message, ModelRequest, ModelTurn, ToolCall, ToolResult, Usage
@@ -153,7 +153,7 @@ class ChainRun:
         self.final: ChainResult | None = None
         self.started_at = 0.0
         # The sync facade's waiting thread, where `on_loop` tools run; None: the loop's thread.
-        self.caller: CallerThread | None = None
+        self.caller: CallerThread | None = current_caller.get()
 
     # -- consuming -------------------------------------------------------------------------
     def subscribe(self, callback: Subscriber) -> Subscriber:

@@ -162,6 +162,27 @@ def test_interrupt_with_autoawait_off_uses_the_fallback(kernel, server):
     assert after.stream() == "cancelled\n"
 
 
+def test_on_loop_tools_run_on_the_kernel_thread_in_both_paths(kernel, server):
+    """`@tool(on_loop=True)` (matplotlib, widgets) runs on the kernel's main thread, whether the
+    cell is transformed (the kernel's loop) or runs through the fallback magic (%autoawait off)."""
+    kernel.run_one(
+        "import threading\n"
+        "@llm_magic.tool(on_loop=True)\n"
+        "def where() -> str:\n"
+        "    'The thread this runs on.'\n"
+        "    return threading.current_thread().name\n"
+    )
+    for autoawait in ("on", "off"):
+        server.push(Reply(calls=[Call("where", {})]), "ok")
+        kernel.run_one(f"%autoawait {autoawait}")
+        try:
+            kernel.run_one("%%llm_chain -q -t where -o r\nWhere?")
+        finally:
+            kernel.run_one("%autoawait on")
+        check = kernel.run_one("print(r.tool_calls[0].status, r.tool_calls[0].result)")
+        assert check.stream() == "ok MainThread\n", (autoawait, check.stream())
+
+
 def test_errors_are_one_line_on_the_wire(kernel, server):
     bad_option = kernel.run_one("%%llm_chain --modle x\nhi")
     (error,) = bad_option.errors

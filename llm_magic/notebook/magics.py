@@ -173,10 +173,10 @@ def llm_chain(line: str, cell: str) -> Any:
         asyncio.get_running_loop()
     except RuntimeError:
         return asyncio.run(coro)
-    from .._loop import run_sync
+    from .._loop import CallerThread, run_sync
 
-    try:
-        return run_sync(coro)
+    try:  # the kernel's thread waits here: `on_loop` tools run on it, as in a transformed cell
+        return run_sync(coro, CallerThread())
     except KeyboardInterrupt as exc:  # run_sync has cancelled the run; say so in one line
         line = "KeyboardInterrupt: the chain was interrupted and its run cancelled"
         exc._render_traceback_ = lambda: [line]  # type: ignore[attr-defined]

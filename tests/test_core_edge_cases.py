@@ -1,4 +1,4 @@
-"""Regressions from the core review: each test failed before its fix, over real loopback HTTP.
+"""Edge cases of the core that once broke it (each test failed before its fix), over real HTTP.
 
 Tool errors that used to escape the run (SystemExit, a tool's own TimeoutError, argument
 validation), bound methods marked in a class body, where `on_loop` tools run in sync code,

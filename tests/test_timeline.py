@@ -911,3 +911,14 @@ def test_nbclient_saves_final_html_and_nbconvert_shows_it(tmp_path, store_widget
     else:
         assert "llm-magic-timeline" in page and page.count('class="llm-call"') == 5
         assert "widget-state+json" not in page
+
+
+def test_answers_render_as_markdown_once_the_turn_is_done():
+    text = (
+        "**Rome** is warmest\n\n| city | °C |\n|---|---|\n| Rome | 19 |\n\n<b onclick=x()>raw</b>"
+    )
+    done = render.turn_text_html(text)
+    assert "<strong>Rome</strong>" in done and "<td>Rome</td>" in done
+    assert "&lt;b onclick=x()&gt;raw&lt;/b&gt;" in done  # the model's raw HTML stays text
+    streaming = render.turn_text_html(text, streaming=True)
+    assert "**Rome**" in streaming and "<strong>" not in streaming

@@ -500,11 +500,33 @@ def turn_line_html(turn: TurnState, model: str) -> str:
 
 
 def turn_text_html(text: str, streaming: bool = False) -> str:
-    cursor = '<span style="color:#6639ba">▍</span>' if streaming else ""
+    """A model's text: as it streams, plain with a cursor; once the turn is done, its Markdown."""
+    if streaming:
+        return (
+            f'<div style="{FONT};{FG};white-space:pre-wrap;word-break:break-word;'
+            f'padding:2px 0 4px 2px;max-height:480px;overflow:auto">{esc(text)}'
+            '<span style="color:#6639ba">▍</span></div>'
+        )
     return (
-        f'<div style="{FONT};{FG};white-space:pre-wrap;word-break:break-word;'
-        f'padding:2px 0 4px 2px;max-height:480px;overflow:auto">{esc(text)}{cursor}</div>'
+        f'<div class="jp-RenderedHTMLCommon llm-answer" style="{FONT};{FG};word-break:break-word;'
+        f'padding:0 0 2px 2px;max-height:480px;overflow:auto">{markdown_html(text)}</div>'
     )
+
+
+@functools.cache
+def _markdown() -> Any:
+    from markdown_it import MarkdownIt
+
+    # raw HTML in the model's text is shown as text, never parsed (html=False)
+    return MarkdownIt("commonmark", {"html": False}).enable(["table", "strikethrough"])
+
+
+def markdown_html(text: str) -> str:
+    """Markdown as HTML: CommonMark with tables; raw HTML escaped, the result sanitized too."""
+    try:
+        return safe_html(_markdown().render(text))
+    except Exception:  # never lose the text over a rendering problem
+        return f'<div style="white-space:pre-wrap">{esc(text)}</div>'
 
 
 def group_label_html(n: int) -> str:

@@ -94,11 +94,20 @@ class CallerThread:
                 work()
 
 
-# The CallerThread of the `run_sync` in progress, for runs created inside the coroutine (the
-# notebook's fallback magic): `run_coroutine_threadsafe` carries the caller's context over.
+# A CallerThread handed to the one run that a coroutine given to `run_sync` will create (the
+# notebook's fallback magic): `run_coroutine_threadsafe` carries the caller's context over, and
+# `take_caller` empties it so that tools and the runs they start never inherit it.
 current_caller: contextvars.ContextVar[CallerThread | None] = contextvars.ContextVar(
     "llm_magic_caller", default=None
 )
+
+
+def take_caller() -> CallerThread | None:
+    """The CallerThread handed over in this context, once (see `current_caller`)."""
+    caller = current_caller.get()
+    if caller is not None:
+        current_caller.set(None)
+    return caller
 
 
 def run_sync(coro: Coroutine[Any, Any, T], caller: CallerThread | None = None) -> T:
@@ -114,12 +123,7 @@ def run_sync(coro: Coroutine[Any, Any, T], caller: CallerThread | None = None) -
     if running is loop:
         coro.close()
         raise RuntimeError("run_sync() called on llm_magic's own loop thread; await instead")
-    token = current_caller.set(caller) if caller is not None else None
-    try:
-        future = asyncio.run_coroutine_threadsafe(coro, loop)
-    finally:
-        if token is not None:
-            current_caller.reset(token)
+    future = asyncio.run_coroutine_threadsafe(coro, loop)
     try:
         if caller is not None:
             caller.serve(future)

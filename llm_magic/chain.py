@@ -17,10 +17,11 @@ import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Generator
 from dataclasses import dataclass, field
+from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
 from . import events as ev
-from ._loop import CallerThread, current_caller
+from ._loop import CallerThread
 from .errors import LLMMagicError, ToolArgumentsError, ToolError
 from .events import ToolCallRecord
 from .messages import Message, ModelRequest, ModelTurn, ToolCall, ToolResult, Usage
@@ -151,9 +152,10 @@ class ChainRun:
         self._pending: list[ToolCallRecord] = []
         self._cancel_reason: str | None = None
         self.final: ChainResult | None = None
+        self.error_traceback: TracebackType | None = None  # a failed run's, for re-raising
         self.started_at = 0.0
         # The sync facade's waiting thread, where `on_loop` tools run; None: the loop's thread.
-        self.caller: CallerThread | None = current_caller.get()
+        self.caller: CallerThread | None = None
 
     # -- consuming -------------------------------------------------------------------------
     def subscribe(self, callback: Subscriber) -> Subscriber:
@@ -302,6 +304,7 @@ class ChainRun:
             self._waiter.set_result(None)
         if error is not None:
             error.result = self.final  # type: ignore[attr-defined]
+            self.error_traceback = error.__traceback__
             raise error
         return self.final
 

@@ -135,7 +135,12 @@ class ChainResponse:
         return self.text()
 
     def start(self) -> None:
-        """Start the run on the private loop without waiting; ask for its result later."""
+        """Start the run on the private loop without waiting; ask for its result later.
+
+        A started run goes on in the background with no thread waiting for it, so its
+        `on_loop` tools run on llm_magic's loop thread instead of waiting for one.
+        """
+        self._run.caller = None
 
         async def begin() -> None:
             self._run.start()
@@ -146,8 +151,8 @@ class ChainResponse:
         final = self._run.final
         if final is None:
             return run_sync(self._run.result(), self._caller)
-        if final.error is not None:  # like `await run`: a failed run raises every time
-            raise final.error
+        if final.error is not None:  # like `await run`: a failed run raises every time, with
+            raise final.error.with_traceback(self._run.error_traceback)  # the same traceback
         return final
 
     def text(self) -> str:

@@ -356,8 +356,20 @@ def _jsonify(value: Any) -> Any:
         return dump(mode="json")
     to_dict = getattr(value, "to_dict", None)
     if callable(to_dict) and hasattr(value, "to_json"):  # pandas objects
+        _not_too_big(value)
         return json.loads(value.to_json(orient="records", date_format="iso"))
     return value
+
+
+_MAX_ELEMENTS = 10_000  # past this, JSON would be cut anyway: the summarising repr says more
+
+
+def _not_too_big(value: Any) -> None:
+    """Arrays and frames too big to send whole go as their (summarised) repr, quickly: a full
+    `.tolist()` of 5 million floats takes seconds and hundreds of MB before it is cut."""
+    size = getattr(value, "size", None)
+    if isinstance(size, int) and size > _MAX_ELEMENTS:
+        raise _NotJSON(f"{type(value).__name__} of {size} elements")
 
 
 class _NotJSON(TypeError):
@@ -378,5 +390,6 @@ def _json_fallback(value: Any) -> Any:
     for method in ("tolist", "item"):  # NumPy scalars and arrays (and tensors), without numpy
         convert = getattr(value, method, None)
         if callable(convert):
+            _not_too_big(value)
             return convert()
     raise _NotJSON(type(value).__name__)

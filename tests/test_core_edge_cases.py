@@ -11,6 +11,7 @@ import asyncio
 import dataclasses
 import sys
 import threading
+import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -261,6 +262,17 @@ async def test_in_stream_error_event_is_scrubbed(provider_server: Any) -> None:
     assert key not in str(info.value) and key not in info.value.provider_message
 
 
+@pytest.mark.parametrize("stream", [False, True])
+async def test_gemini_blocked_turn_message_is_scrubbed(gemini_server: Any, stream: bool) -> None:
+    key = gemini_server.api_key
+    gemini_server.push(
+        Reply(text="", finish_reason="OTHER", finish_message=f"invalid credential {key}")
+    )
+    with pytest.raises(ProviderError, match=r"blocked .*invalid credential \*\*\*") as info:
+        await amodel(gemini_server, "gemini-test").chain("hi", stream=stream)
+    assert key not in str(info.value)
+
+
 # -- 7. a tool's own TimeoutError --------------------------------------------------------------
 def fetch(url: str) -> str:
     """Fetch a URL."""
@@ -291,9 +303,58 @@ def test_max_steps_below_one_is_an_error() -> None:
 def test_sync_failed_run_raises_every_time(openai_server: OpenAIServer) -> None:
     openai_server.push(Reply(status=400, error_message="bad request"))
     response = smodel(openai_server).chain("hi", stream=False)
-    for _ in range(2):
-        with pytest.raises(ProviderError, match="bad request"):
+    depths = []
+    for _ in range(3):
+        with pytest.raises(ProviderError, match="bad request") as info:
             response.text()
+        depths.append(len(traceback.extract_tb(info.value.__traceback__)))
+    assert depths[1] == depths[2]  # the same traceback each time, not one that keeps growing
+
+
+def test_a_started_run_with_an_on_loop_tool_finishes_without_a_waiter(
+    openai_server: OpenAIServer,
+) -> None:
+    """After start() no thread waits for the run: its on_loop tools run on the loop thread."""
+
+    @tool(on_loop=True)
+    def plot() -> str:
+        """Draw."""
+        return threading.current_thread().name
+
+    openai_server.push(Reply(calls=[Call("plot", {})]), Reply(text="drawn"))
+    done = threading.Event()
+    response = smodel(openai_server).chain("go", tools=[plot])
+    response.subscribe(lambda e: isinstance(e, llm_magic.events.RunEnded) and done.set())
+    response.start()
+    assert done.wait(30), "the started run never finished"
+    assert response.result().tool_calls[0].result == "llm_magic-loop"
+
+
+def test_a_run_inside_an_on_loop_tool_does_not_inherit_the_callers_thread(
+    openai_server: OpenAIServer,
+) -> None:
+    """An async run made inside a sync run's tool runs its on_loop tools on its own loop."""
+
+    @tool(on_loop=True)
+    def where() -> str:
+        """Which thread."""
+        return threading.current_thread().name
+
+    @tool(on_loop=True)
+    def outer() -> str:
+        """Runs a chain of its own."""
+        inner = amodel(openai_server).chain("x", tools=[where], timeout=10)
+        result = asyncio.run(inner.result())
+        return f"{result.status} {result.tool_calls[0].result}"
+
+    openai_server.push(
+        Reply(calls=[Call("outer", {})]),
+        Reply(calls=[Call("where", {})]),
+        Reply(text="inner done"),
+        Reply(text="outer done"),
+    )
+    result = smodel(openai_server).chain("go", tools=[outer]).result()
+    assert result.tool_calls[0].result == f"done {threading.current_thread().name}"
 
 
 # -- 10. NumPy values in tool results ----------------------------------------------------------
@@ -305,6 +366,18 @@ def test_numpy_values_are_sent_as_json() -> None:
     )
     assert serialize_result(np.arange(3))[0] == "[0, 1, 2]"
     assert serialize_result([np.float32(0.5), np.zeros((1, 2))])[0] == "[0.5, [[0.0, 0.0]]]"
+
+
+def test_big_arrays_and_frames_go_as_their_summarising_repr() -> None:
+    """Not a full `.tolist()` (seconds and hundreds of MB for 5M floats) that is then cut."""
+    np = pytest.importorskip("numpy")
+    big = np.zeros(5_000_000)
+    text, truncated = serialize_result({"values": big})
+    assert text == repr({"values": big}) and "..." in text and not truncated
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame({"x": range(50_000)})
+    text, truncated = serialize_result(frame)
+    assert text == repr(frame) and not truncated
 
 
 # -- 11. Retry-After that is neither seconds nor a date ----------------------------------------

@@ -599,14 +599,21 @@ def test_rich_html_is_sanitized():
         def _repr_html_(self) -> str:
             return (
                 '<table class="dataframe" border="1"><tr><td onclick="x()">1</td></tr></table>'
-                '<svg/onload="x()"></svg><img/src=x/onerror=x()><script>x()</script>'
+                "<img/src=x/onerror=x()><style>td{color:red}</style>"
                 '<a href="jav&#x61;script:x()">a</a>'
             )
 
     html = render.rich_html(Hostile())
     assert '<table class="dataframe" border="1">' in html and "<td>1</td>" in html
     assert not re.search(r"[\s/]on[a-z]+\s*=", html.replace('src="x/onerror', 'src="x'))
-    assert "<script" not in html and "javascript" not in html and "<svg" not in html
+    assert "<style" not in html and "javascript" not in html
+
+    class Active(Hostile):
+        def _repr_html_(self) -> str:
+            return '<b>hi</b><svg/onload="x()"></svg><script>x()</script>'
+
+    html = render.rich_html(Active())  # active markup: shown as its text form, escaped
+    assert "<svg" not in html and "<script" not in html and "&lt;" in html
 
     class NotBase64:
         def _repr_png_(self) -> str:
@@ -922,3 +929,33 @@ def test_answers_render_as_markdown_once_the_turn_is_done():
     assert "&lt;b onclick=x()&gt;raw&lt;/b&gt;" in done  # the model's raw HTML stays text
     streaming = render.turn_text_html(text, streaming=True)
     assert "**Rome**" in streaming and "<strong>" not in streaming
+
+
+def test_script_or_frame_html_falls_back_to_the_image_or_text():
+    """Plotly/Bokeh-like (div + script), Folium-like (iframe), inline SVG: sanitizing would leave
+    an empty box, so the object's image or text form is shown instead."""
+
+    class PlotlyLike:
+        def _repr_html_(self) -> str:
+            return '<div id="p"></div><script>Plotly.newPlot("p", [])</script>'
+
+        def __repr__(self) -> str:
+            return "Figure({'data': [...]})"
+
+    class SvgOnly:
+        def _repr_html_(self) -> str:
+            return '<svg width="10" height="10"><circle r="4"/></svg>'
+
+        def _repr_svg_(self) -> str:
+            return '<svg width="10" height="10"><circle r="4"/></svg>'
+
+    class EmptyAfterCleaning:
+        def _repr_html_(self) -> str:
+            return "<style>.x{}</style><div></div>"
+
+        def __repr__(self) -> str:
+            return "EmptyAfterCleaning()"
+
+    assert "Figure({&#x27;data&#x27;: [...]})" in render.rich_html(PlotlyLike())
+    assert 'src="data:image/svg+xml;base64,' in render.rich_html(SvgOnly())
+    assert "EmptyAfterCleaning()" in render.rich_html(EmptyAfterCleaning())

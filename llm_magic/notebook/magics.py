@@ -173,14 +173,19 @@ def llm_chain(line: str, cell: str) -> Any:
         asyncio.get_running_loop()
     except RuntimeError:
         return asyncio.run(coro)
-    from .._loop import CallerThread, run_sync
+    from .._loop import CallerThread, current_caller, run_sync
 
-    try:  # the kernel's thread waits here: `on_loop` tools run on it, as in a transformed cell
-        return run_sync(coro, CallerThread())
+    # the kernel's thread waits here: `on_loop` tools run on it, as in a transformed cell
+    caller = CallerThread()
+    token = current_caller.set(caller)
+    try:
+        return run_sync(coro, caller)
     except KeyboardInterrupt as exc:  # run_sync has cancelled the run; say so in one line
         line = "KeyboardInterrupt: the chain was interrupted and its run cancelled"
         exc._render_traceback_ = lambda: [line]  # type: ignore[attr-defined]
         raise
+    finally:
+        current_caller.reset(token)
 
 
 llm_chain.__doc__ = HELP

@@ -262,6 +262,9 @@ def result_json(rec: ToolCallRecord) -> str:
 
 # -- rich results --------------------------------------------------------------------------------
 
+# HTML that is mostly code or a frame (Plotly, Altair, Bokeh, Folium, inline SVG) would sanitize
+# to an empty box: such objects show as their image or text form instead.
+_ACTIVE_HTML = re.compile(r"<\s*(script|iframe|object|embed|svg|canvas)\b", re.I)
 _BASE64 = re.compile(r"[A-Za-z0-9+/=\s]+")
 # A tool result's own HTML (a DataFrame's table, a fetched page wrapped for display) is data, not
 # code: an allowlist sanitizer (ammonia, through nh3) keeps tables and text and drops scripts,
@@ -337,6 +340,15 @@ def folded(text: str) -> str:
     )
 
 
+def _static_html(markup: Any) -> str | None:
+    """An object's HTML, sanitized, if it is static and something is left to see."""
+    if not isinstance(markup, str) or len(markup) > MAX_RICH_HTML or _ACTIVE_HTML.search(markup):
+        return None
+    clean = safe_html(markup)
+    visible = re.sub(r"<[^>]*>", "", clean).strip() or re.search(r"<(img|hr)\b", clean)
+    return clean if visible else None
+
+
 def rich_html(value: Any) -> str:
     """A result rendered for the user: HTML table, image, JSON or folded text."""
     if isinstance(value, str):
@@ -349,12 +361,12 @@ def rich_html(value: Any) -> str:
         except (TypeError, ValueError, RecursionError):
             pass
     data = _format(value)
-    markup = data.get("text/html")
-    if isinstance(markup, str) and len(markup) <= MAX_RICH_HTML:
+    markup = _static_html(data.get("text/html"))
+    if markup is not None:
         return (
             f'<div style="overflow:auto;max-height:420px;max-width:100%">'
             f'<div class="jp-RenderedHTMLCommon" style="display:inline-block;font-size:12px;'
-            f'padding:0;min-width:0">{safe_html(markup)}</div></div>'
+            f'padding:0;min-width:0">{markup}</div></div>'
         )
     for mime in ("image/png", "image/jpeg", "image/gif", "image/svg+xml"):
         blob = data.get(mime)

@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from .. import registry
+from .._loop import take_caller
 from ..chain import Approval, ApprovalCallback, ChainOptions, ChainResult, ChainRun
 from ..errors import ConfigError, ProviderError, ToolDefinitionError, UnknownModelError
 from ..events import ToolCallRecord
@@ -458,6 +459,7 @@ async def run_chain(
             store.system = system
     base = len(view.messages)
     run = view.chain(prompt, tools=tool_list, system=system, **chain_options)
+    run.caller = take_caller()  # the fallback magic's waiting thread, for `on_loop` tools
 
     timeline = None if quiet or ip is None else make_timeline(run, chosen.model_id)
     if approve_opt is not None or any(t.options.requires_approval for t in tool_list):

@@ -102,7 +102,8 @@ class GeminiProvider(Provider):
                 provider=self.name,
                 partial_text=acc.text(),
             )
-        return acc.turn()
+        with self.http.redacting():  # the empty-turn error quotes the server's words
+            return acc.turn()
 
     # ---- request ---------------------------------------------------------------------------
     def build_body(self, request: ModelRequest) -> dict[str, Any]:
@@ -316,7 +317,7 @@ class Accumulator:
         return text
 
     def turn(self) -> ModelTurn:
-        if not self.parts and not self.calls:
+        if not self.calls and not self.text():  # a stream may carry only empty text parts
             self._raise_if_empty()
         turn = ModelTurn(self.text(), self.calls, self.usage, self.finish_reason)
         if self.text_signature:

@@ -392,6 +392,8 @@ class GeminiServer(LoopbackServer):
         usage = {"promptTokenCount": i, "totalTokenCount": i}
         if finish:
             cand["finishReason"] = finish
+            if reply.finish_message:
+                cand["finishMessage"] = reply.finish_message
             usage = {
                 "promptTokenCount": i,
                 "candidatesTokenCount": o,

@@ -36,6 +36,7 @@ class Reply:
     chunk_delay: float = 0.0  # seconds between SSE events
     text_chunks: int | None = None  # split text into this many deltas (default: word-sized)
     finish_reason: str | None = None  # override stop/finish reason
+    finish_message: str | None = None  # Gemini: finishMessage beside the finishReason
     thinking: str | None = None  # Anthropic: a thinking block with a signature before the text
     thought_signature: str | None = None  # Gemini 3: on the first functionCall part (else text)
     # Extras beyond the core vocabulary:

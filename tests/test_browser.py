@@ -209,15 +209,21 @@ def test_timeline_live_in_jupyterlab(lab, browser_page):
         assert server.pending == 0
 
 
-def test_nbconvert_page_shows_every_call(tmp_path, browser_page):
-    """A notebook saved without widget state (JupyterLab's default), converted by nbconvert:
-    the static timeline shows every call, and its entries open without any script."""
+@pytest.mark.parametrize(
+    ("store_widget_state", "static"),
+    [(False, False), (True, True)],
+    ids=["no-widget-state", "widget-state-static-after-run"],
+)
+def test_nbconvert_page_shows_every_call(tmp_path, browser_page, store_widget_state, static):
+    """A notebook saved without widget state (JupyterLab's default), or with it and
+    `static_after_run`, converted by nbconvert: the static timeline shows every call, and its
+    entries open without any script."""
     import nbformat
 
     if not Path(CHROMIUM).exists():
         pytest.skip("Debian chromium is not installed (apt-get install chromium)")
     with OpenAIServer(demo_script()) as server:
-        nb = _execute_notebook(tmp_path, server, store_widget_state=False)
+        nb = _execute_notebook(tmp_path, server, store_widget_state, static)
     path = tmp_path / "static.ipynb"
     nbformat.write(nb, path)
     subprocess.run(
@@ -246,7 +252,7 @@ def test_nbconvert_page_shows_every_call(tmp_path, browser_page):
     table.locator("summary").first.click()
     assert table.locator("table").first.is_visible()
     ARTIFACTS.mkdir(exist_ok=True)
-    timeline.screenshot(path=str(ARTIFACTS / "timeline-static.png"))
+    timeline.screenshot(path=str(ARTIFACTS / f"timeline-static-{int(static)}.png"))
 
 
 HOSTILE_HTML = [

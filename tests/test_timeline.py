@@ -109,15 +109,21 @@ def demo_script(final_chunk_delay: float = 0.0) -> list[Reply]:
     ]
 
 
-def demo_notebook(base_url: str, api_key: str, delay: float = 0.3, auto: bool = False) -> dict:
+def demo_notebook(
+    base_url: str, api_key: str, delay: float = 0.3, auto: bool = False, static: bool = False
+) -> dict:
     import nbformat
+
+    run = RUN.format(approver="auto_approve" if auto else "tl.approve")
+    if static:
+        run = run.replace('model="gpt-4.1-mini")', 'model="gpt-4.1-mini", static_after_run=True)')
 
     cells = [
         nbformat.v4.new_code_cell(
             SETUP.format(base_url=base_url, api_key=api_key, delay=delay)
             + (AUTO_APPROVE if auto else "")
         ),
-        nbformat.v4.new_code_cell(RUN.format(approver="auto_approve" if auto else "tl.approve")),
+        nbformat.v4.new_code_cell(run),
         nbformat.v4.new_code_cell(
             'print("after the chain:", result.status, len(result.tool_calls))'
         ),
@@ -850,11 +856,15 @@ def test_kernel_stream_comm_messages_bounded(kernel):
 # -- nbclient + nbconvert ----------------------------------------------------------------------------
 
 
-def _execute_notebook(tmp_path: Path, server: OpenAIServer, store_widget_state: bool) -> Any:
+def _execute_notebook(
+    tmp_path: Path, server: OpenAIServer, store_widget_state: bool, static: bool = False
+) -> Any:
     import nbformat
     from nbclient import NotebookClient
 
-    nb = nbformat.from_dict(demo_notebook(server.base_url, server.api_key, delay=0.05, auto=True))
+    nb = nbformat.from_dict(
+        demo_notebook(server.base_url, server.api_key, delay=0.05, auto=True, static=static)
+    )
     env_path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     os.environ["PYTHONPATH"] = env_path
     client = NotebookClient(
@@ -875,15 +885,19 @@ def _timeline_output(nb: Any) -> dict:
 
 
 @pytest.mark.kernel
-@pytest.mark.parametrize("store_widget_state", [True, False], ids=["widget-state", "no-state"])
-def test_nbclient_saves_final_html_and_nbconvert_shows_it(tmp_path, store_widget_state):
+@pytest.mark.parametrize(
+    ("store_widget_state", "static"),
+    [(True, False), (False, False), (True, True)],
+    ids=["widget-state", "no-state", "widget-state-static-after-run"],
+)
+def test_nbclient_saves_final_html_and_nbconvert_shows_it(tmp_path, store_widget_state, static):
     import nbformat
 
     with OpenAIServer(demo_script()) as server:
-        nb = _execute_notebook(tmp_path, server, store_widget_state)
+        nb = _execute_notebook(tmp_path, server, store_widget_state, static)
     data = _timeline_output(nb)
     html, plain = data["text/html"], data["text/plain"]
-    assert "application/vnd.jupyter.widget-view+json" in data
+    assert ("application/vnd.jupyter.widget-view+json" in data) is not static
     assert ">done<" in html and "<script" not in html
     for name in ("get_weather", "city_table", "delete_file"):
         assert name in html and name in plain
@@ -913,11 +927,11 @@ def test_nbclient_saves_final_html_and_nbconvert_shows_it(tmp_path, store_widget
         'path="old.csv"',
     ):
         assert text in shown, text
-    if store_widget_state:
+    if store_widget_state and not static:
         assert "application/vnd.jupyter.widget-state+json" in page
-    else:
+    else:  # the static timeline, whatever widget state was saved
         assert "llm-magic-timeline" in page and page.count('class="llm-call"') == 5
-        assert "widget-state+json" not in page
+        assert ("widget-state+json" in page) is store_widget_state
 
 
 def test_answers_render_as_markdown_once_the_turn_is_done():

@@ -44,6 +44,12 @@ class LLMMagic(Configurable):
     ).tag(config=True)
     stream = Bool(True, help="Stream model text as it arrives.").tag(config=True)
     quiet = Bool(False, help="No timeline: only the answer.").tag(config=True)
+    static_after_run = Bool(
+        False,
+        help="When a run ends, replace its live widget by the static HTML timeline (entries "
+        "still expand). For notebooks saved with widget state, whose viewers would otherwise "
+        "show the widget, which needs a kernel or the widget scripts.",
+    ).tag(config=True)
     timeout = Float(
         None, allow_none=True, help="Wall-time limit of a run in seconds (None: no limit)."
     ).tag(config=True)

@@ -83,8 +83,11 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
 class Timeline:
     """A live view of one chain run: header, one entry per model turn and per tool call."""
 
-    def __init__(self, run: ChainRun, *, model: str) -> None:
+    def __init__(self, run: ChainRun, *, model: str, static_after_run: bool = False) -> None:
+        """static_after_run: when the run ends, replace the live widget by the static timeline
+        (see `LLMMagic.static_after_run`)."""
         self._run = run
+        self.static_after_run = static_after_run
         self.state = RunState(model=model)
         self._loop = _running_loop()
         self._turn: TurnState | None = None
@@ -151,7 +154,12 @@ class Timeline:
             self._view.finish()
         if self._text is not None:
             self._text.finish()
-        if self._handle is not None:
+        if self._handle is None:
+            return
+        if self.static_after_run and self._view is not None:
+            self._handle.update(_StaticTimeline(self._static_bundle()))
+            _close_tree(self._view.root)
+        else:
             self._handle.update(self)
 
     @property
@@ -183,9 +191,14 @@ class Timeline:
             view = self._ensure_view()
             self.flush()
             bundle.update(view.root._repr_mimebundle_(**kwargs) or {})
-        bundle["text/plain"] = R.static_text(self.state)
-        bundle["text/html"] = R.static_html(self.state, self._detail_html)
+        bundle.update(self._static_bundle())
         return bundle
+
+    def _static_bundle(self) -> dict[str, str]:
+        return {
+            "text/plain": R.static_text(self.state),
+            "text/html": R.static_html(self.state, self._detail_html),
+        }
 
     def __repr__(self) -> str:
         return f"<Timeline {R.header_text(self.state)}>"
@@ -757,6 +770,23 @@ class _WidgetView:
         for lst in self.lists.values():
             lst.commit()
         self.lists.clear()
+
+
+class _StaticTimeline:
+    """The final timeline without its widget: what viewers show even when widget state is saved."""
+
+    def __init__(self, bundle: dict[str, str]) -> None:
+        self.bundle = bundle
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None, **kwargs: Any) -> dict:
+        return self.bundle
+
+
+def _close_tree(widget: Any) -> None:
+    """Close a widget and every widget below it: their comms are no longer shown anywhere."""
+    for child in getattr(widget, "children", ()):
+        _close_tree(child)
+    widget.close()
 
 
 # -- terminal ---------------------------------------------------------------------------------

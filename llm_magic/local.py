@@ -45,6 +45,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -582,29 +583,22 @@ class LocalServer:
 
         def run() -> None:
             try:
-                if os.name == "posix":
-                    proc = subprocess.Popen(
-                        cmd,
-                        stdin=subprocess.DEVNULL,
-                        stdout=log_fh,
-                        stderr=subprocess.STDOUT,
-                        cwd=str(workdir),
-                        env=env,
-                        close_fds=True,
-                        process_group=0,  # own group: a kernel interrupt (SIGINT) misses it
-                        preexec_fn=_make_preexec(parent_pid),
-                    )
-                else:
-                    proc = subprocess.Popen(
-                        cmd,
-                        stdin=subprocess.DEVNULL,
-                        stdout=log_fh,
-                        stderr=subprocess.STDOUT,
-                        cwd=str(workdir),
-                        env=env,
-                        close_fds=True,
-                        creationflags=getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0),
-                    )
+                # its own process group: a kernel interrupt (SIGINT) misses it
+                group: dict[str, Any] = (
+                    {"process_group": 0, "preexec_fn": _make_preexec(parent_pid)}
+                    if os.name == "posix"
+                    else {"creationflags": getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)}
+                )
+                proc = subprocess.Popen(
+                    cmd,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log_fh,
+                    stderr=subprocess.STDOUT,
+                    cwd=str(workdir),
+                    env=env,
+                    close_fds=True,
+                    **group,
+                )
             except BaseException as exc:
                 result["error"] = exc
                 ready.set()

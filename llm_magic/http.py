@@ -144,8 +144,7 @@ class HTTPSession:
         """Yield the response's SSE events; a connection cut mid-way raises StreamError."""
         response = await self._send(path, body, stream=True)
         try:
-            with self.redacting():
-                yield self._events(response)
+            yield self._events(response)
         finally:
             await response.aclose()
 
@@ -155,7 +154,7 @@ class HTTPSession:
                 yield event
         except httpx.ReadTimeout:
             raise StreamError(
-                f"the stream stalled: no data for {getattr(self._timeout, 'read', self._timeout)} s",
+                f"the stream stalled: no data for {self._limit('read')} s",
                 provider=self.provider,
             ) from None
         except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
@@ -205,9 +204,15 @@ class HTTPSession:
             message = f"cannot reach {self.base_url}: {type(exc).__name__}: {exc}"
         else:
             kind = {httpx.WriteTimeout: "write", httpx.PoolTimeout: "pool"}.get(type(exc), "read")
-            limit = getattr(self._timeout, kind, self._timeout)
-            message = f"the request to {self.base_url} timed out after {limit} s ({kind} timeout)"
+            message = (
+                f"the request to {self.base_url} timed out after {self._limit(kind)} s "
+                f"({kind} timeout)"
+            )
         return ProviderError(scrub(message, self._secret), provider=self.provider)
+
+    def _limit(self, kind: str) -> Any:
+        """The configured timeout of one kind (read, write, pool), for messages."""
+        return getattr(self._timeout, kind, self._timeout)
 
     def _error(self, response: httpx.Response, extra: str = "") -> ProviderError:
         message, auth = _error_message(response)

@@ -3,9 +3,10 @@
 A `Tool` wraps a sync implementation, an async one, or both (paired with `@async_tool_is`).
 The chain calls `await tool.call(kwargs, prefer_sync=...)`, which is the one place that decides
 where the code runs: async implementations as coroutines on the loop, sync ones in a worker thread
-(`asyncio.to_thread`, so context variables such as the notebook's output routing follow), or,
-for thread-affine code (`on_loop=True`), on the caller's thread: the loop thread in async runs
-(the kernel's main thread in a notebook), the thread waiting for the result in sync runs.
+of llm_magic's own pool (with the caller's context variables, so the notebook's output routing
+follows), or, for thread-affine code (`on_loop=True`), on the caller's thread: the loop thread in
+async runs (the kernel's main thread in a notebook), the thread waiting for the result in sync
+runs.
 """
 
 from __future__ import annotations

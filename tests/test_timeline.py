@@ -685,6 +685,20 @@ class Kernel:
                 return out
         raise AssertionError(f"cell did not finish in {timeout} s: {[m['msg_type'] for m in out]}")
 
+    def wait_for_widgets(self, msg_id: str, *classes: str) -> tuple[dict[str, str], list[dict]]:
+        """Collect the cell's messages until a widget of each CSS class is opened:
+        ({class: comm_id}, the messages so far)."""
+        found: dict[str, str] = {}
+
+        def all_shown(msg: dict) -> bool:
+            for css in classes:
+                cid = _widget_with_class(msg, css)
+                if cid:
+                    found[css] = cid
+            return len(found) == len(classes)
+
+        return found, self.collect(msg_id, 60, stop=all_shown)
+
     def click(self, comm_id: str) -> None:
         msg = self.kc.session.msg(
             "comm_msg",
@@ -737,22 +751,14 @@ def test_kernel_approve_click_mid_run(kernel):
     with OpenAIServer(demo_script()) as server:
         kernel.run(SETUP.format(base_url=server.base_url, api_key=server.api_key, delay=0.2))
         msg_id = kernel.execute(RUN.format(approver="tl.approve"))
-        found: dict[str, str] = {}
-
-        def approve_shown(msg: dict) -> bool:
-            cid = _widget_with_class(msg, "llm-approve")
-            if cid:
-                found["approve"] = cid
-            return cid is not None
-
-        before = kernel.collect(msg_id, 60, stop=approve_shown)
-        assert "approve" in found, "no Approve button was opened"
+        found, before = kernel.wait_for_widgets(msg_id, "llm-approve")
+        assert "llm-approve" in found, "no Approve button was opened"
         assert not any(
             m["msg_type"] == "status" and m["content"]["execution_state"] == "idle" for m in before
         )
         live_updates = sum(1 for m in before if m["msg_type"] == "comm_msg")
         assert live_updates > 0  # the timeline updated while the cell ran
-        kernel.click(found["approve"])
+        kernel.click(found["llm-approve"])
         after = kernel.collect(msg_id, 60)
         assert not [m for m in after if m["msg_type"] == "error"], _outputs_text(after)
         check = kernel.run("print(result.status, [r.status for r in result.tool_calls])")
@@ -770,16 +776,7 @@ def test_kernel_deny_with_reason_mid_run(kernel):
     with OpenAIServer(demo_script()) as server:
         kernel.run(SETUP.format(base_url=server.base_url, api_key=server.api_key, delay=0.2))
         msg_id = kernel.execute(RUN.format(approver="tl.approve"))
-        found: dict[str, str] = {}
-
-        def bar_shown(msg: dict) -> bool:
-            for css in ("llm-deny", "llm-reason"):
-                cid = _widget_with_class(msg, css)
-                if cid:
-                    found[css] = cid
-            return len(found) == 2
-
-        kernel.collect(msg_id, 60, stop=bar_shown)
+        found, _ = kernel.wait_for_widgets(msg_id, "llm-deny", "llm-reason")
         assert len(found) == 2, found
         kernel.set_state(found["llm-reason"], {"value": "keep old.csv, it is the backup"})
         kernel.click(found["llm-deny"])

@@ -157,7 +157,7 @@ class Timeline:
         if self._handle is None:
             return
         if self.static_after_run and self._view is not None:
-            self._handle.update(_StaticTimeline(self._static_bundle()))
+            self._handle.update(self._static_bundle(), raw=True)
             _close_tree(self._view.root)
         else:
             self._handle.update(self)
@@ -772,16 +772,6 @@ class _WidgetView:
         self.lists.clear()
 
 
-class _StaticTimeline:
-    """The final timeline without its widget: what viewers show even when widget state is saved."""
-
-    def __init__(self, bundle: dict[str, str]) -> None:
-        self.bundle = bundle
-
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None, **kwargs: Any) -> dict:
-        return self.bundle
-
-
 def _close_tree(widget: Any) -> None:
     """Close a widget and every widget below it: their comms are no longer shown anywhere."""
     for child in getattr(widget, "children", ()):
@@ -818,11 +808,11 @@ class _TextView:
         if not self.open_text:
             self.write("  ")
             self.open_text = True
-        self.write(text.replace("\n", "\n  "))  # every line of the answer under the header
+        self.write(_indent(text))
 
     def turn_done(self, turn: TurnState) -> None:
         if not self.open_text and turn.final_text:
-            self.write("  " + turn.final_text.replace("\n", "\n  "))
+            self.write("  " + _indent(turn.final_text))
             self.open_text = True
         self._end_text()
 
@@ -842,6 +832,11 @@ class _TextView:
     def finish(self) -> None:
         if not self.ended:
             self.run_ended()
+
+
+def _indent(text: str) -> str:
+    """Every line of the answer under the header (the first line's indent is written once)."""
+    return text.replace("\n", "\n  ")
 
 
 async def _ask_in_terminal(record: ToolCallRecord) -> Approval:

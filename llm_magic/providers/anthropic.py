@@ -49,13 +49,11 @@ class AnthropicProvider(Provider):
                 headers["authorization"] = f"Bearer {api_key}"
         return headers
 
-    async def turn(self, request: ModelRequest, on_text: TextCallback | None = None) -> ModelTurn:
+    async def send(self, request: ModelRequest, on_text: TextCallback | None = None) -> ModelTurn:
         body = self.build_body(request)
         if body.get("stream"):
             return await self._stream(body, on_text)
-        data = await self.http.post_json("/v1/messages", body)
-        with self.http.redacting():  # an error object in a 200 body
-            turn = parse_message(data)
+        turn = parse_message(await self.http.post_json("/v1/messages", body))
         if on_text and turn.text:
             on_text(turn.text)
         return turn

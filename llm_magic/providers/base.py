@@ -17,7 +17,8 @@ TextCallback = Callable[[str], None]
 
 
 class Provider(ABC):
-    """One model at one provider. `turn()` is the whole contract the chain relies on."""
+    """One model at one provider. `turn()` is the whole contract the chain relies on; an adapter
+    implements `send()`, the wire exchange behind it."""
 
     name = "provider"
     default_base_url = ""
@@ -54,9 +55,18 @@ class Provider(ABC):
     @abstractmethod
     def auth_headers(self, api_key: str | None) -> dict[str, str]: ...
 
-    @abstractmethod
     async def turn(self, request: ModelRequest, on_text: TextCallback | None = None) -> ModelTurn:
-        """Send one request; call `on_text` with each text delta when streaming."""
+        """Send one request; call `on_text` with each text delta when streaming.
+
+        Every ProviderError raised on the way has the key scrubbed: the provider's own text (an
+        error event in a stream, an error object in a 200 body) may quote it.
+        """
+        with self.http.redacting():
+            return await self.send(request, on_text)
+
+    @abstractmethod
+    async def send(self, request: ModelRequest, on_text: TextCallback | None = None) -> ModelTurn:
+        """The wire exchange of one turn (see `turn`)."""
 
     async def aclose(self) -> None:
         await self.http.aclose()

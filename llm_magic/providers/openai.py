@@ -43,13 +43,11 @@ class OpenAIProvider(Provider):
     def auth_headers(self, api_key: str | None) -> dict[str, str]:
         return {"authorization": f"Bearer {api_key}"} if api_key else {}
 
-    async def turn(self, request: ModelRequest, on_text: TextCallback | None = None) -> ModelTurn:
+    async def send(self, request: ModelRequest, on_text: TextCallback | None = None) -> ModelTurn:
         body = self.build_body(request)
         if body["stream"]:
             return await self._stream(body, on_text)
-        data = await self.http.post_json("/chat/completions", body)
-        with self.http.redacting():
-            turn = parse_completion(data)
+        turn = parse_completion(await self.http.post_json("/chat/completions", body))
         if on_text and turn.text:
             on_text(turn.text)
         return turn

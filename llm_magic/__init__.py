@@ -6,9 +6,10 @@ The core (tools, chain, events, providers) works in plain Python; the notebook l
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, Unpack
 
-from .chain import Approval, ChainOptions, ChainResult, ChainRun
+from .chain import ChainResult, ChainRun
 from .errors import (
     AuthenticationError,
     ConfigError,
@@ -17,15 +18,18 @@ from .errors import (
     ProviderError,
     RateLimitError,
     StreamError,
+    ToolArgumentsError,
     ToolDefinitionError,
     ToolError,
     UnknownModelError,
 )
 from .events import ToolCallRecord
+from .http import RetryPolicy
 from .messages import Message, ToolCall, ToolResult, Usage
 from .models import AsyncConversation, AsyncModel, ChainResponse, Conversation, Model
+from .options import Approval, ApprovalCallback, ChainKwargs, ChainOptions
 from .registry import get_async_model, get_model, register_alias
-from .tools import Tool, async_tool_is, tool
+from .tools import Tool, ToolOptions, async_tool_is, tool
 
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
@@ -34,9 +38,11 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Approval",
+    "ApprovalCallback",
     "AsyncConversation",
     "AsyncModel",
     "AuthenticationError",
+    "ChainKwargs",
     "ChainOptions",
     "ChainResponse",
     "ChainResult",
@@ -49,12 +55,15 @@ __all__ = [
     "Model",
     "ProviderError",
     "RateLimitError",
+    "RetryPolicy",
     "StreamError",
     "Tool",
+    "ToolArgumentsError",
     "ToolCall",
     "ToolCallRecord",
     "ToolDefinitionError",
     "ToolError",
+    "ToolOptions",
     "ToolResult",
     "UnknownModelError",
     "Usage",
@@ -68,17 +77,47 @@ __all__ = [
     "unload_ipython_extension",
 ]
 
+# Views of runs started with `chain()`: the notebook layer adds its timeline here at
+# `%load_ext llm_magic` and removes it at `%unload_ext`; in a plain script it stays empty.
+run_views: list[Callable[[ChainRun], None]] = []
 
-async def chain(prompt: str, **kwargs: Any) -> ChainResult:
-    """Run a chain from a notebook cell (`await llm_magic.chain(...)`) with its live timeline.
 
-    Keyword arguments are the `%%llm_chain` options: tools, model, system, max_steps, timeout,
-    approve, quiet, stream, continue_ (a result or conversation to go on with), and any
-    `ChainOptions` field. Outside IPython it runs without a timeline.
+async def chain(
+    prompt: str,
+    *,
+    model: str | AsyncModel | None = None,
+    tools: Iterable[Any] = (),
+    system: str | None = None,
+    continue_: ChainResult[Any] | None = None,
+    api_key: str | None = None,
+    base_url: str | None = None,
+    **options: Unpack[ChainKwargs],
+) -> ChainResult[ChainRun]:
+    """Run `prompt` with `tools` until the model answers: `result = await llm_magic.chain(...)`.
+
+    Stateless: each call is a new conversation, or a fork of the result given as `continue_`
+    (which never changes). model: an id or alias (`get_async_model`'s default when None) or an
+    `AsyncModel`; when continuing, the result's model unless given. api_key / base_url: for a
+    model given by id. The options are
+    `ChainOptions`' fields. With the notebook extension loaded, the run shows its timeline;
+    `%%llm_chain` and `llm_magic.notebook.chain` add the notebook's own conversation. For the
+    run's events as they happen, use `get_async_model(...).chain(...)`, a `ChainRun`.
     """
-    from .notebook.session import run_chain
-
-    return await run_chain(prompt, **kwargs)
+    if continue_ is not None and model is None:
+        conversation = continue_.conversation
+        model = getattr(conversation, "model", None)
+        if isinstance(model, Model):
+            model = model._async
+    if isinstance(model, AsyncModel):
+        chosen = model
+    else:
+        chosen = get_async_model(model, api_key=api_key, base_url=base_url)
+    history = continue_.messages if continue_ is not None else ()
+    conversation = AsyncConversation(chosen, system=system, tools=tools, messages=history)
+    run = conversation.chain(prompt, **options)
+    for view in list(run_views):
+        view(run)
+    return await run
 
 
 def load_ipython_extension(ipython: InteractiveShell) -> None:

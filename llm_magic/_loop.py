@@ -65,9 +65,16 @@ class CallerThread:
 
     def __init__(self) -> None:
         self._queue: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self._detached = False
+
+    def detach(self) -> None:
+        """No thread will wait (a run started in the background): work runs where it is asked."""
+        self._detached = True
 
     async def call(self, fn: Callable[[], T]) -> T:
         """Run `fn` on the waiting thread, in the current context, and await its result."""
+        if self._detached:
+            return fn()
         future: concurrent.futures.Future[T] = concurrent.futures.Future()
         context = contextvars.copy_context()
 

@@ -14,22 +14,27 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Generator
+from collections.abc import AsyncIterator, Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar, Unpack
 
 from . import events as ev
 from ._loop import CallerThread
 from .errors import LLMMagicError, ToolArgumentsError, ToolError
 from .events import ToolCallRecord
 from .messages import Message, ModelRequest, ModelTurn, ToolCall, ToolResult, Usage
+from .options import Approval, ApprovalCallback, ChainKwargs, ChainOptions
 from .tools import Tool, serialize_result
 
 if TYPE_CHECKING:
     from .providers.base import Provider
 
+__all__ = ["Approval", "ApprovalCallback", "ChainOptions", "ChainResult", "ChainRun"]
+
+log = logging.getLogger("llm_magic")
 Status = Literal[
     "pending", "running", "done", "max_steps", "max_tool_calls", "timeout", "cancelled", "failed"
 ]
@@ -38,49 +43,39 @@ FINAL_TURN_INSTRUCTION = (
     "with what you have found so far, and say what is still missing."
 )
 CANCELLED_OUTPUT = "cancelled: the user stopped the run before this call finished"
-
-
-@dataclass
-class Approval:
-    """A decision on a call that needs approval."""
-
-    approved: bool
-    reason: str | None = None
-
-
-ApprovalCallback = Callable[[ToolCallRecord], Awaitable["Approval | bool"]]
 Subscriber = Callable[[ev.Event], None]
+R = TypeVar("R", covariant=True)
 
 
-@dataclass
-class ChainOptions:
-    """Per-run settings. Tools keep their own options; a run-level value overrides them."""
+class ConversationLike(Protocol[R]):
+    """What a run needs of its conversation, and what a result continues from.
 
-    max_steps: int | None = None  # None: the provider's default (Provider.default_max_steps)
-    max_tool_calls: int = 100
-    timeout: float | None = None
-    final_turn_on_limit: bool = True
-    approve: Collection[str] | Literal["all"] | None = None
-    approval_callback: ApprovalCallback | None = None
-    on_tool_error: Literal["model", "raise"] | None = None
-    tool_timeout: float | None = None
-    max_concurrency: int = 8
-    stream: bool = True
-    prefer_sync: bool = False  # the sync API prefers sync implementations of paired tools
-    tool_choice: str | None = None
-    model_options: dict[str, Any] = field(default_factory=dict)
+    `R` is what `chain()` returns: a `ChainRun` for async conversations, a `ChainResponse` for
+    their sync twins, so `result.continue_(...)` has the colour of the run that made it.
+    """
 
-    def __post_init__(self) -> None:
-        # 0 used to fall back to the default silently (10 rounds instead of none): say so now
-        if self.max_steps is not None and self.max_steps < 1:
-            raise ValueError(
-                f"max_steps must be 1 or more (None: the provider's default), got {self.max_steps}"
-            )
+    @property
+    def messages(self) -> list[Message]: ...
+
+    def fork(self, messages: Sequence[Message]) -> ConversationLike[R]: ...
+
+    def chain(
+        self,
+        prompt: str | None,
+        *,
+        tools: Sequence[Any] | None = None,
+        system: str | None = None,
+        **options: Unpack[ChainKwargs],
+    ) -> R: ...
 
 
 @dataclass(eq=False)
-class ChainResult:
-    """What a run produced. Its repr is the answer, so a notebook cell shows it plainly."""
+class ChainResult(Generic[R]):
+    """What a run produced: a point in history that later runs branch from.
+
+    `messages` is the conversation as this run left it; `continue_` goes on from there in a
+    fork, so a result never changes once made, whatever runs after it. Its repr is the answer.
+    """
 
     text: str
     status: Status
@@ -91,7 +86,8 @@ class ChainResult:
     elapsed: float
     error: BaseException | None = None
     turns: list[ModelTurn] = field(default_factory=list)
-    conversation: Any = field(default=None, repr=False)
+    messages: list[Message] = field(default_factory=list, repr=False)
+    conversation: ConversationLike[R] | None = field(default=None, repr=False)
 
     def __repr__(self) -> str:
         return self.text if self.text else f"<ChainResult {self.status}, no text>"
@@ -99,36 +95,42 @@ class ChainResult:
     def __str__(self) -> str:
         return self.text
 
-    def _repr_markdown_(self) -> str | None:
-        """Models answer in Markdown: a notebook renders the answer, `text/plain` keeps the raw."""
-        return self.text or None
-
     @property
     def ok(self) -> bool:
         return self.status == "done"
 
-    @property
-    def messages(self) -> list[Message]:
-        return list(self.conversation.messages) if self.conversation is not None else []
-
-    def continue_(self, prompt: str, **kwargs: Any) -> Any:
-        """Go on with this conversation: an awaitable run (async) or a response (sync)."""
+    def continue_(
+        self,
+        prompt: str,
+        *,
+        tools: Sequence[Any] | None = None,
+        system: str | None = None,
+        **options: Unpack[ChainKwargs],
+    ) -> R:
+        """Go on from this result, in a fork: an awaitable run (async) or a response (sync)."""
         if self.conversation is None:
             raise LLMMagicError("this result has no conversation to continue")
-        return self.conversation.chain(prompt, **kwargs)
+        fork = self.conversation.fork(self.messages)
+        return fork.chain(prompt, tools=tools, system=system, **options)
 
 
 class ChainRun:
-    """One run of the chain. Await it, iterate its events, or cancel it."""
+    """One run of the chain. Await it, iterate its events, or cancel it.
+
+    Everything a run needs is given when it is built (options frozen, the caller thread, the
+    conversation it appends to); views attach by subscribing, and a view that can ask a person
+    subscribes as an approver and answers through `decide()`.
+    """
 
     def __init__(
         self,
         provider: Provider,
-        conversation: Any,
+        conversation: ConversationLike[Any],
         prompt: str | None,
         tools: list[Tool],
         options: ChainOptions,
         system: str | None = None,
+        caller: CallerThread | None = None,
     ) -> None:
         self.provider = provider
         self.conversation = conversation
@@ -143,38 +145,61 @@ class ChainRun:
         self.steps = 0
         self.events: list[ev.Event] = []
         self._subscribers: list[Subscriber] = []
-        self._readers = 0  # open `async for` consumers
+        self._approvers = 0  # subscribers that answer approvals through `decide()`
+        self._decisions: dict[str, asyncio.Future[Approval]] = {}
         self._waiter: asyncio.Future[None] | None = None  # woken on the next event
         self._ended = False
-        self._task: asyncio.Task[ChainResult] | None = None
+        self._task: asyncio.Task[ChainResult[Any]] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._partial: list[str] = []
         self._pending: list[ToolCallRecord] = []
         self._cancel_reason: str | None = None
-        self.final: ChainResult | None = None
+        self.final: ChainResult[Any] | None = None
         self.error_traceback: TracebackType | None = None  # a failed run's, for re-raising
         self.started_at = 0.0
         # The sync facade's waiting thread, where `on_loop` tools run; None: the loop's thread.
-        self.caller: CallerThread | None = None
+        self.caller = caller
 
     # -- consuming -------------------------------------------------------------------------
-    def subscribe(self, callback: Subscriber) -> Subscriber:
-        """Receive every event, in order, on the loop thread; past events are replayed."""
+    def subscribe(self, callback: Subscriber, *, approver: bool = False) -> Subscriber:
+        """Receive every event, in order, on the loop thread; past events are replayed.
+
+        `approver=True`: this subscriber shows calls that need approval to a person and
+        answers with `decide()`; without an approver or an `approval_callback` such calls are
+        denied with a reason the model sees.
+        """
         for past in self.events:
             callback(past)
         self._subscribers.append(callback)
+        self._approvers += approver
         return callback
 
-    def start(self) -> asyncio.Task[ChainResult]:
+    def decide(self, call_id: str, approved: bool, reason: str | None = None) -> None:
+        """Answer a call awaiting approval; safe from any thread (a widget's button)."""
+        loop = self._loop
+        if loop is None:
+            return
+
+        def settle() -> None:
+            future = self._decisions.get(call_id)
+            if future is not None and not future.done():
+                future.set_result(Approval(approved, reason))
+
+        if _running_loop() is loop:
+            settle()
+        else:
+            loop.call_soon_threadsafe(settle)
+
+    def start(self) -> asyncio.Task[ChainResult[Any]]:
         if self._task is None:
             self._loop = asyncio.get_running_loop()
             self._task = self._loop.create_task(self._run())
         return self._task
 
-    def __await__(self) -> Generator[Any, None, ChainResult]:
+    def __await__(self) -> Generator[Any, None, ChainResult[ChainRun]]:
         return self._wait().__await__()
 
-    async def _wait(self) -> ChainResult:
+    async def _wait(self) -> ChainResult[ChainRun]:
         task = self.start()
         try:
             return await asyncio.shield(task)
@@ -186,24 +211,20 @@ class ChainRun:
             raise
 
     async def __aiter__(self) -> AsyncIterator[ev.Event]:
-        # A cursor over `self.events`; one shared future wakes every waiting reader.
-        task = self.start()
-        self._readers += 1
+        """The run's events, in order, from the first. The iterator is a view: leaving the
+        loop early (`break`) leaves the run going, and `await run` still gives its result;
+        call `run.cancel()` to stop it."""
+        self.start()
         seen = 0
-        try:
-            while True:
-                while seen < len(self.events):
-                    seen += 1
-                    yield self.events[seen - 1]
-                if self._ended:
-                    break
-                if self._waiter is None or self._waiter.done():
-                    self._waiter = asyncio.get_running_loop().create_future()
-                await self._waiter
-        finally:
-            self._readers -= 1
-            if not task.done() and not self._readers and not self._subscribers:
-                self.cancel("the event iterator was closed")
+        while True:
+            while seen < len(self.events):
+                seen += 1
+                yield self.events[seen - 1]
+            if self._ended:
+                return
+            if self._waiter is None or self._waiter.done():
+                self._waiter = asyncio.get_running_loop().create_future()
+            await self._waiter
 
     def cancel(self, reason: str = "cancelled by the user") -> None:
         """Cancel the run; safe to call from any thread (a widget's button callback)."""
@@ -211,11 +232,7 @@ class ChainRun:
         task, loop = self._task, self._loop
         if task is None or loop is None or task.done():
             return
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is loop:
+        if _running_loop() is loop:
             self._cancel_task()
         else:
             loop.call_soon_threadsafe(self._cancel_task)
@@ -236,7 +253,7 @@ class ChainRun:
     async def usage(self) -> Usage:
         return (await self).usage
 
-    async def result(self) -> ChainResult:
+    async def result(self) -> ChainResult[ChainRun]:
         return await self
 
     # -- the engine ----------------------------------------------------------------------------
@@ -246,14 +263,12 @@ class ChainRun:
             try:
                 callback(event)
             except Exception as exc:  # a broken view must not break the run
-                import logging
-
-                logging.getLogger("llm_magic").warning("event subscriber failed: %r", exc)
+                log.warning("event subscriber failed: %r", exc)
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    async def _run(self) -> ChainResult:
+    async def _run(self) -> ChainResult[Any]:
         self.started_at = time.monotonic()
         self.status = "running"
         if self.prompt is not None:
@@ -278,7 +293,7 @@ class ChainRun:
         result = self._finish(error)
         return result
 
-    def _finish(self, error: BaseException | None) -> ChainResult:
+    def _finish(self, error: BaseException | None) -> ChainResult[Any]:
         last = self.turns[-1].text if self.turns else ""
         text = last or "".join(self._partial)
         self.final = ChainResult(
@@ -291,6 +306,7 @@ class ChainRun:
             elapsed=time.monotonic() - self.started_at,
             error=error,
             turns=list(self.turns),
+            messages=list(self.conversation.messages),
             conversation=self.conversation,
         )
         if self.status == "cancelled":
@@ -344,7 +360,7 @@ class ChainRun:
             system=self.system,
             stream=self.options.stream,
             tool_choice=tool_choice if self.tools else None,
-            options=self.options.model_options,
+            options=dict(self.options.model_options),
         )
         self._emit(ev.TurnStarted(step, tools_on and bool(self.tools)))
         self._partial = []
@@ -447,19 +463,25 @@ class ChainRun:
             raise
 
     def _needs_approval(self, tool: Tool) -> bool:
-        approve = self.options.approve
-        if approve == "all":
-            return True
-        return tool.options.requires_approval or (approve is not None and tool.name in approve)
+        return tool.options.requires_approval or self.options.needs_approval(tool.name)
 
     async def _ask_approval(self, rec: ToolCallRecord) -> Approval:
+        """The approval callback decides, else a subscribed approver (`decide()`), else no."""
         rec.status = "awaiting_approval"
-        self._emit(ev.ToolCallAwaitingApproval(rec))
         callback = self.options.approval_callback
-        if callback is None:
-            return Approval(False, "approval is required and no approver was set")
-        decision = await callback(rec)
-        return decision if isinstance(decision, Approval) else Approval(bool(decision))
+        future: asyncio.Future[Approval] | None = None
+        if callback is None and self._approvers:
+            future = self._decisions[rec.id] = asyncio.get_running_loop().create_future()
+        self._emit(ev.ToolCallAwaitingApproval(rec))
+        try:
+            if callback is not None:
+                decision = await callback(rec)
+                return decision if isinstance(decision, Approval) else Approval(bool(decision))
+            if future is not None:
+                return await future
+        finally:
+            self._decisions.pop(rec.id, None)
+        return Approval(False, "approval is required and no approver was set")
 
     async def _execute(self, tool: Tool, rec: ToolCallRecord, kwargs: dict[str, Any]) -> None:
         rec.status = "running"
@@ -481,7 +503,17 @@ class ChainRun:
                 return self._end(rec, "error", f"error: {tool.name} {rec.reason}", exc)
             return self._tool_failed(tool, rec, exc)
         rec.result = value
-        rec.output, rec.truncated = serialize_result(value, tool.options.max_result_chars)
+        try:
+            rec.output, rec.truncated = serialize_result(value, tool.options.max_result_chars)
+        except Exception as exc:  # a broken __repr__, a list nested 5,000 deep
+            rec.reason = "the result could not be turned into text for the model"
+            return self._end(
+                rec,
+                "error",
+                f"error: {tool.name} returned a {type(value).__name__} that "
+                f"could not be turned into text ({type(exc).__name__}: {exc})",
+                exc,
+            )
         rec.status = "ok"
         rec.ended_at = time.monotonic()
         self._emit(ev.ToolCallFinished(rec))
@@ -522,3 +554,10 @@ def _first(group: BaseExceptionGroup) -> BaseException:
         if isinstance(leaf, asyncio.CancelledError):
             return leaf
     return leaves[0]
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None

@@ -1,5 +1,11 @@
 """The HTTP layer every provider shares: one AsyncClient per event loop, retries, clear errors.
 
+Lifetimes: a client belongs to one event loop. It is closed by `aclose()` (the model's
+`aclose()`/`close()`), and also when `asyncio.run()` shuts its loop down: each client is held by
+a small async generator, and `asyncio.run()` closes every live async generator of its loop
+before it closes the loop (`loop.shutdown_asyncgens()`), so twenty `asyncio.run(...)` calls in a
+row leave no sockets behind.
+
 Retries follow what the official SDKs do: 408/409/429/5xx (and Anthropic's 529), connection
 errors and timeouts, exponential backoff with jitter, `Retry-After` / `retry-after-ms` honoured
 up to a cap.
@@ -15,7 +21,7 @@ import random
 import re
 import time
 import weakref
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +31,10 @@ import httpx
 from .errors import AuthenticationError, ProviderError, RateLimitError, StreamError
 from .sse import SSEEvent, aiter_sse
 
+# httpx keeps 20 idle connections by default and closes the rest as they are released, so a
+# burst of more than 20 concurrent requests reopens connections on every round (issue 15.2):
+# keep as many idle connections as may be open.
+DEFAULT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=100)
 RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
 _REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-goog-request-id", "cf-ray")
 
@@ -81,6 +91,7 @@ class HTTPSession:
         timeout: float | httpx.Timeout = httpx.Timeout(600.0, connect=10.0),
         retry: RetryPolicy | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        limits: httpx.Limits | None = None,
     ) -> None:
         self.provider = provider
         self.base_url = base_url.rstrip("/")
@@ -89,30 +100,38 @@ class HTTPSession:
         self._timeout = timeout
         self.retry = retry or RetryPolicy()
         self._transport = transport
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient]
+        self.limits = limits or DEFAULT_LIMITS
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopClient]
         self._clients = weakref.WeakKeyDictionary()
 
     def __repr__(self) -> str:
         return f"<HTTPSession {self.provider} {self.base_url}>"
 
-    def client(self) -> httpx.AsyncClient:
+    @property
+    def open_clients(self) -> int:
+        """Clients not closed yet, over all loops (for tests and leak checks)."""
+        return sum(not held.client.is_closed for held in list(self._clients.values()))
+
+    async def client(self) -> httpx.AsyncClient:
+        """This loop's client, made on first use and closed with the loop (module doc)."""
         loop = asyncio.get_running_loop()
-        client = self._clients.get(loop)
-        if client is None or client.is_closed:
+        held = self._clients.get(loop)
+        if held is None or held.client.is_closed:
             client = httpx.AsyncClient(
                 base_url=self.base_url,
                 headers=self._headers,
                 timeout=self._timeout,
                 transport=self._transport,
+                limits=self.limits,
             )
-            self._clients[loop] = client
-        return client
+            held = self._clients[loop] = await _LoopClient.hold(client)
+        return held.client
 
     async def aclose(self) -> None:
-        loop = asyncio.get_running_loop()
-        client = self._clients.pop(loop, None)
-        if client is not None:
-            await client.aclose()
+        """Close this loop's client; clients of other loops close with their loops."""
+        held = self._clients.pop(asyncio.get_running_loop(), None)
+        if held is not None:
+            await held.release()
 
     @contextmanager
     def redacting(self) -> Iterator[None]:
@@ -163,7 +182,7 @@ class HTTPSession:
             ) from None
 
     async def _send(self, path: str, body: dict[str, Any], *, stream: bool) -> httpx.Response:
-        client = self.client()
+        client = await self.client()
         content = json.dumps(body, ensure_ascii=False).encode()
         headers = {"content-type": "application/json"}
         attempt = 0
@@ -229,6 +248,30 @@ class HTTPSession:
         if status == 429:
             return RateLimitError(message, **kwargs)
         return ProviderError(message, **kwargs)
+
+
+class _LoopClient:
+    """A client held open by an async generator of its loop, so that the loop's shutdown
+    (`asyncio.run` calls `shutdown_asyncgens()`) closes the client while the loop still runs."""
+
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self.client = client
+        self._keeper = self._keep()
+
+    @classmethod
+    async def hold(cls, client: httpx.AsyncClient) -> _LoopClient:
+        held = cls(client)
+        await held._keeper.__anext__()  # registered with the loop's async generator hooks
+        return held
+
+    async def _keep(self) -> AsyncGenerator[None, None]:
+        try:
+            yield
+        finally:
+            await self.client.aclose()
+
+    async def release(self) -> None:
+        await self._keeper.aclose()
 
 
 def _retry_delay_in_body(response: httpx.Response) -> float | None:

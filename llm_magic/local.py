@@ -49,6 +49,8 @@ from typing import Any
 
 import httpx
 
+from .errors import ConfigError, LLMMagicError
+
 __all__ = [
     "CHAT_MODEL",
     "CHAT_TEMPLATE",
@@ -89,7 +91,7 @@ _SERVER_MODULES = (
 )
 
 
-class LocalModelUnavailable(Exception):
+class LocalModelUnavailable(ConfigError):
     """The packages for the embedded local model are not installed.
 
     The message's first line is exactly the pip command to run; the second line says why.
@@ -105,7 +107,7 @@ class LocalModelUnavailable(Exception):
         )
 
 
-class LocalServerError(RuntimeError):
+class LocalServerError(LLMMagicError, RuntimeError):
     """The local model server could not be started (or died); the message quotes its log."""
 
     def __init__(self, message: str, *, log_path: Path | None = None) -> None:

@@ -3,33 +3,29 @@
 `AsyncModel.chain()` returns a `ChainRun`: await it, or await its `text()`, `tool_calls()`,
 `usage()`. `Model.chain()` returns a `ChainResponse` whose methods of the same names are called
 plainly; it drives the same `ChainRun` on a private loop thread, so it works inside a notebook.
+
+Lifetimes follow httpx: a model owns its provider's HTTP clients (one per event loop); use it
+as a context manager (`async with` / `with`) or call `aclose()` / `close()` when done. Models
+from `get_model()` share a cached provider per model id and key; closing one closes the
+clients of the loop it is closed on, and the cache itself can be emptied with
+`llm_magic.registry.clear_cache()`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from types import TracebackType
+from typing import Any, Unpack, cast
 
 from . import events as ev
 from ._loop import CallerThread, run_sync
-from .chain import ChainOptions, ChainResult, ChainRun
+from .chain import ChainResult, ChainRun, Subscriber
 from .errors import LLMMagicError
 from .events import ToolCallRecord
 from .messages import Message, Usage
+from .options import ChainKwargs, ChainOptions, build_options
 from .providers.base import Provider
 from .tools import Tool, to_tools
-
-_OPTION_FIELDS = set(ChainOptions.__dataclass_fields__)
-
-
-def _split_options(kwargs: dict[str, Any]) -> ChainOptions:
-    unknown = set(kwargs) - _OPTION_FIELDS
-    if unknown:
-        raise TypeError(
-            f"unknown option(s) {', '.join(sorted(unknown))}; the options are "
-            f"{', '.join(sorted(_OPTION_FIELDS))}"
-        )
-    return ChainOptions(**kwargs)
 
 
 class AsyncConversation:
@@ -46,21 +42,47 @@ class AsyncConversation:
         self.model = model
         self.system = system
         self.tools: list[Tool] = to_tools(tools)
-        self.messages: list[Message] = list(messages)
+        self._messages: list[Message] = list(messages)
         self._running: ChainRun | None = None
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.model.model_id} {len(self.messages)} messages>"
 
+    @property
+    def messages(self) -> list[Message]:
+        return self._messages
+
+    def fork(self, messages: Sequence[Message]) -> AsyncConversation:
+        """A new conversation with the same model, system prompt and tools, from `messages`."""
+        return AsyncConversation(
+            self.model, system=self.system, tools=self.tools, messages=messages
+        )
+
     def chain(
         self,
         prompt: str | None,
         *,
-        tools: Iterable[Any] | None = None,
+        tools: Sequence[Any] | None = None,
         system: str | None = None,
-        **options: Any,
+        **options: Unpack[ChainKwargs],
     ) -> ChainRun:
         """Start a run on this conversation (lazily: it runs when awaited or iterated)."""
+        return self._run(prompt, build_options(**options), tools=tools, system=system)
+
+    def _run(
+        self,
+        prompt: str | None,
+        options: ChainOptions,
+        *,
+        tools: Sequence[Any] | None = None,
+        system: str | None = None,
+        caller: CallerThread | None = None,
+        owner: Any = None,
+    ) -> ChainRun:
+        """`chain()` with a complete options object (what the sync twin and notebook build).
+
+        `owner` is the conversation results continue from (the sync twin passes itself).
+        """
         if self._running is not None and self._running.final is None:
             raise LLMMagicError("this conversation has a run still going; await or cancel it first")
         if tools is not None:
@@ -69,17 +91,18 @@ class AsyncConversation:
             self.system = system
         run = ChainRun(
             self.model.provider,
-            self,
+            owner if owner is not None else self,
             prompt,
             self.tools,
-            _split_options(options),
+            options,
             system=self.system,
+            caller=caller,
         )
         self._running = run
         return run
 
     def reset(self) -> None:
-        self.messages.clear()
+        self._messages.clear()
 
 
 class AsyncModel:
@@ -92,8 +115,14 @@ class AsyncModel:
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.model_id!r}>"
 
-    def conversation(self, **kwargs: Any) -> AsyncConversation:
-        return AsyncConversation(self, **kwargs)
+    def conversation(
+        self,
+        *,
+        system: str | None = None,
+        tools: Iterable[Any] = (),
+        messages: Sequence[Message] = (),
+    ) -> AsyncConversation:
+        return AsyncConversation(self, system=system, tools=tools, messages=messages)
 
     def chain(
         self,
@@ -101,19 +130,31 @@ class AsyncModel:
         *,
         tools: Iterable[Any] = (),
         system: str | None = None,
-        **options: Any,
+        **options: Unpack[ChainKwargs],
     ) -> ChainRun:
-        """Run `prompt` with `tools` until the model answers; see ChainOptions for options."""
+        """Run `prompt` with `tools` until the model answers; the options are ChainOptions'."""
         return self.conversation(system=system, tools=tools).chain(prompt, **options)
 
     async def prompt(
-        self, prompt: str, *, system: str | None = None, **options: Any
-    ) -> ChainResult:
+        self, prompt: str, *, system: str | None = None, **options: Unpack[ChainKwargs]
+    ) -> ChainResult[ChainRun]:
         """A single model turn without tools."""
         return await self.chain(prompt, system=system, **options)
 
     async def aclose(self) -> None:
+        """Close the provider's HTTP client of the running loop (a real coroutine)."""
         await self.provider.aclose()
+
+    async def __aenter__(self) -> AsyncModel:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
 
 
 class ChainResponse:
@@ -123,9 +164,9 @@ class ChainResponse:
     in sync code that is the thread the user called from.
     """
 
-    def __init__(self, run: ChainRun) -> None:
+    def __init__(self, run: ChainRun, caller: CallerThread) -> None:
         self._run = run
-        self._caller = run.caller = CallerThread()
+        self._caller = caller
 
     def __repr__(self) -> str:
         state = self._run.final.status if self._run.final else "not run yet"
@@ -140,20 +181,20 @@ class ChainResponse:
         A started run goes on in the background with no thread waiting for it, so its
         `on_loop` tools run on llm_magic's loop thread instead of waiting for one.
         """
-        self._run.caller = None
+        self._caller.detach()
 
         async def begin() -> None:
             self._run.start()
 
         run_sync(begin())
 
-    def result(self) -> ChainResult:
+    def result(self) -> ChainResult[ChainResponse]:
         final = self._run.final
         if final is None:
-            return run_sync(self._run.result(), self._caller)
+            return cast(ChainResult[ChainResponse], run_sync(self._run._wait(), self._caller))
         if final.error is not None:  # like `await run`: a failed run raises every time, with
             raise final.error.with_traceback(self._run.error_traceback)  # the same traceback
-        return final
+        return cast(ChainResult[ChainResponse], final)
 
     def text(self) -> str:
         return self.result().text
@@ -164,8 +205,11 @@ class ChainResponse:
     def usage(self) -> Usage:
         return self.result().usage
 
-    def subscribe(self, callback: Any) -> Any:
-        return self._run.subscribe(callback)
+    def subscribe(self, callback: Subscriber, *, approver: bool = False) -> Subscriber:
+        return self._run.subscribe(callback, approver=approver)
+
+    def decide(self, call_id: str, approved: bool, reason: str | None = None) -> None:
+        self._run.decide(call_id, approved, reason)
 
     def cancel(self, reason: str = "cancelled by the user") -> None:
         self._run.cancel(reason)
@@ -186,9 +230,16 @@ class ChainResponse:
 class Conversation:
     """The sync twin of AsyncConversation."""
 
-    def __init__(self, model: Model, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        model: Model,
+        *,
+        system: str | None = None,
+        tools: Iterable[Any] = (),
+        messages: Sequence[Message] = (),
+    ) -> None:
         self.model = model
-        self._async = AsyncConversation(model._async, **kwargs)
+        self._async = AsyncConversation(model._async, system=system, tools=tools, messages=messages)
 
     def __repr__(self) -> str:
         return f"<Conversation {self.model.model_id} {len(self.messages)} messages>"
@@ -197,18 +248,30 @@ class Conversation:
     def messages(self) -> list[Message]:
         return self._async.messages
 
+    def fork(self, messages: Sequence[Message]) -> Conversation:
+        return Conversation(
+            self.model, system=self._async.system, tools=self._async.tools, messages=messages
+        )
+
     def chain(
         self,
         prompt: str | None,
         *,
-        tools: Iterable[Any] | None = None,
+        tools: Sequence[Any] | None = None,
         system: str | None = None,
-        **options: Any,
+        **options: Unpack[ChainKwargs],
     ) -> ChainResponse:
         options.setdefault("prefer_sync", True)
-        run = self._async.chain(prompt, tools=tools, system=system, **options)
-        run.conversation = self
-        return ChainResponse(run)
+        caller = CallerThread()
+        run = self._async._run(
+            prompt,
+            build_options(**options),
+            tools=tools,
+            system=system,
+            caller=caller,
+            owner=self,
+        )
+        return ChainResponse(run, caller)
 
     def reset(self) -> None:
         self._async.reset()
@@ -231,8 +294,14 @@ class Model:
     def __repr__(self) -> str:
         return f"<Model {self.model_id!r}>"
 
-    def conversation(self, **kwargs: Any) -> Conversation:
-        return Conversation(self, **kwargs)
+    def conversation(
+        self,
+        *,
+        system: str | None = None,
+        tools: Iterable[Any] = (),
+        messages: Sequence[Message] = (),
+    ) -> Conversation:
+        return Conversation(self, system=system, tools=tools, messages=messages)
 
     def chain(
         self,
@@ -240,12 +309,26 @@ class Model:
         *,
         tools: Iterable[Any] = (),
         system: str | None = None,
-        **options: Any,
+        **options: Unpack[ChainKwargs],
     ) -> ChainResponse:
         return self.conversation(system=system, tools=tools).chain(prompt, **options)
 
-    def prompt(self, prompt: str, *, system: str | None = None, **options: Any) -> ChainResult:
+    def prompt(
+        self, prompt: str, *, system: str | None = None, **options: Unpack[ChainKwargs]
+    ) -> ChainResult[ChainResponse]:
         return self.chain(prompt, system=system, **options).result()
 
-    def aclose(self) -> None:
+    def close(self) -> None:
+        """Close the provider's HTTP clients on llm_magic's private loop."""
         run_sync(self._async.aclose())
+
+    def __enter__(self) -> Model:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

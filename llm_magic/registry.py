@@ -7,11 +7,15 @@ the embedded model; anything else needs a prefix (`openai:`, `anthropic:`, `gemi
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import os
 import re
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
+
+import httpx
 
 from .errors import ConfigError, MissingKeyError, UnknownModelError
 from .models import AsyncModel, Model
@@ -97,7 +101,16 @@ KNOWN_MODELS = [
 ]
 
 aliases: dict[str, str] = {}
-_cache: dict[tuple[str | None, ...], Provider] = {}
+# Providers by (model, URL, key fingerprint, options), so that `get_model()` twice reuses HTTP
+# connections. Bounded: the least recently used is dropped past CACHE_SIZE (its clients close
+# with their loops, or when garbage collected); `clear_cache()` empties it.
+CACHE_SIZE = 32
+_cache: OrderedDict[tuple[str | None, ...], Provider] = OrderedDict()
+
+
+def clear_cache() -> None:
+    """Forget every cached provider (models already made keep theirs)."""
+    _cache.clear()
 
 
 def register_alias(alias: str, model_id: str) -> None:
@@ -144,6 +157,7 @@ def make_provider(
     *,
     api_key: str | None = None,
     base_url: str | None = None,
+    limits: httpx.Limits | None = None,
     **options: Any,
 ) -> Provider:
     """Build (or reuse) the provider for a model id. Reuse keeps its HTTP connections."""
@@ -169,8 +183,11 @@ def make_provider(
             "openai-compatible models need a base URL: 'openai-compatible:MODEL@http://host:port/v1'"
             " or base_url=... or OPENAI_COMPATIBLE_BASE_URL"
         )
+    if limits is not None:
+        options["limits"] = limits
     cache_key = (f"{info.name}:{name}", url, _fingerprint(key), repr(sorted(options.items())))
     if cache_key in _cache:
+        _cache.move_to_end(cache_key)
         return _cache[cache_key]
     cls = _import(info.factory)
     kwargs: dict[str, Any] = dict(info.options)
@@ -181,12 +198,12 @@ def make_provider(
         kwargs["compat"] = COMPATIBLE
     provider: Provider = cls(name, api_key=key, base_url=url, **kwargs)
     _cache[cache_key] = provider
+    while len(_cache) > CACHE_SIZE:
+        _cache.popitem(last=False)
     return provider
 
 
 def _fingerprint(key: str | None) -> str | None:
-    import hashlib
-
     return hashlib.sha256(key.encode()).hexdigest()[:16] if key else None
 
 
@@ -195,13 +212,36 @@ def _import(path: str) -> Any:
     return getattr(importlib.import_module(module), attr)
 
 
-def get_async_model(model_id: str | None = None, **kwargs: Any) -> AsyncModel:
-    """The async model for an id (default: see `default_model_id`)."""
-    provider = make_provider(model_id, **kwargs)
+def get_async_model(
+    model_id: str | None = None,
+    *,
+    api_key: str | None = None,
+    base_url: str | None = None,
+    limits: httpx.Limits | None = None,
+    **provider_options: Any,
+) -> AsyncModel:
+    """The async model for an id (default: see `default_model_id`).
+
+    limits: the HTTP connection pool (httpx.Limits); the default keeps as many idle
+    connections as it may open, so bursts of concurrent chains do not reopen connections.
+    provider_options: the provider class's own keyword arguments (retry, timeout, transport).
+    """
+    provider = make_provider(
+        model_id, api_key=api_key, base_url=base_url, limits=limits, **provider_options
+    )
     return AsyncModel(provider, model_id or default_model_id())
 
 
-def get_model(model_id: str | None = None, **kwargs: Any) -> Model:
+def get_model(
+    model_id: str | None = None,
+    *,
+    api_key: str | None = None,
+    base_url: str | None = None,
+    limits: httpx.Limits | None = None,
+    **provider_options: Any,
+) -> Model:
     """The sync twin of `get_async_model`."""
-    provider = make_provider(model_id, **kwargs)
+    provider = make_provider(
+        model_id, api_key=api_key, base_url=base_url, limits=limits, **provider_options
+    )
     return Model(provider, model_id or default_model_id())

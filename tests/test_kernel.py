@@ -208,13 +208,20 @@ def test_await_chain_and_continue_in_later_cells(kernel, server):
         Reply(text="Cold."),
         Reply(text="Still cold."),
     )
-    first, second = kernel.run(
+    first, second, state = kernel.run(
         [
-            "r = await llm_magic.chain('Oslo?', tools=[get_weather], quiet=True)\nr",
-            "await llm_magic.chain('Sure?', continue_=r, tools=[], quiet=True)",
+            "r = await llm_magic.chain('Oslo?', tools=[get_weather])\nr",
+            "await llm_magic.chain('Sure?', continue_=r)",
+            "from llm_magic.notebook import session\n"
+            "c = session.state.conversation\n"
+            "print(any(m.text == 'Oslo?' for m in (c.messages if c else [])),"
+            " session.state.last_result is r)",
         ]
     )
     assert (first.result_text, second.result_text) == ("Cold.", "Still cold.")
+    # the core chain() is stateless; with the extension loaded it shows its timeline
+    assert state.stream().split() == ["False", "False"]
+    assert any(m.type == "display_data" for m in first.messages)
     assert [m["content"] for m in server.requests[2].body["messages"]][-2:] == [
         "Cold.",
         "Sure?",

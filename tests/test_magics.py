@@ -31,7 +31,7 @@ from llm_magic.messages import Message, ToolCall, ToolResult  # noqa: E402
 from llm_magic.notebook import NotebookError  # noqa: E402
 from llm_magic.notebook import session as nb_session  # noqa: E402
 from llm_magic.notebook.magics import ENTRY, CellTransformer, mask, transform_cell_source  # noqa: E402
-from llm_magic.notebook.options import HELP, OptionError, interpolate, parse_line  # noqa: E402
+from llm_magic.notebook.options import OptionError, help_text, interpolate, parse_line  # noqa: E402
 from tests.servers import Call, Reply  # noqa: E402
 from tests.servers.fixtures import openai_server  # noqa: E402, F401
 
@@ -399,28 +399,65 @@ def test_help_option(ip, line):
 
 def test_question_mark_documents_the_options(ip):
     magic = ip.find_cell_magic("llm_chain")
-    assert magic.__doc__ == HELP
+    assert magic.__doc__ == help_text()
     _, cap = run(ip, "%%llm_chain?")
     assert "--approve" in cap.stdout and "--history" in cap.stdout
 
 
 def test_every_documented_option_parses():
-    opts = parse_line(
+    line = parse_line(
         "-m gpt-4.1 -t a,b -s 'be brief' --max-steps 3 --timeout 2.5 -a a -o out "
-        "-c prev --no-stream -q --no-interpolate --history 4"
+        "-c prev --no-stream -q --no-interpolate --history 4 --tool-timeout 1.5"
     )
-    assert (opts.model, opts.tools, opts.system, opts.max_steps, opts.timeout) == (
+    cell, opts = line.cell, line.chain
+    assert (cell.model, cell.tools, cell.system, opts.max_steps, opts.timeout) == (
         "gpt-4.1",
         ["a", "b"],
         "be brief",
         3,
         2.5,
     )
-    assert (opts.approve, opts.out, opts.continue_, opts.history) == (["a"], "out", "prev", 4)
-    assert opts.no_stream and opts.quiet and opts.no_interpolate and not opts.reset
-    assert parse_line("--approve all").approve == "all"
-    assert parse_line("-c").continue_ is True
-    assert parse_line("--reset --no-tools").reset
+    assert (opts.approve, cell.out, cell.continue_, cell.history) == (
+        frozenset({"a"}),
+        "out",
+        "prev",
+        4,
+    )
+    assert not opts.stream and cell.quiet and not cell.interpolate and not cell.reset
+    assert opts.tool_timeout == 1.5
+    assert parse_line("--approve all").chain.approve == "all"
+    assert parse_line("-c").cell.continue_ is True
+    assert parse_line("--reset --no-tools").cell.reset
+
+
+def test_options_come_from_one_declaration():
+    """Every declared option with flags is in --help and parses; every `config` one is a
+    `%config LLMMagic` trait, and the trait's value is the line's default."""
+    from llm_magic.notebook.config import LLMMagic
+    from llm_magic.notebook.options import CellOptions
+    from llm_magic.options import ChainOptions, options_of
+
+    text, traits = help_text(), set(LLMMagic.class_trait_names(config=True))
+    for cls in (CellOptions, ChainOptions):
+        for field, meta in options_of(cls):
+            for flag in meta.flags:
+                assert flag in text, flag
+            name = meta.config_name(field.name)
+            if name:
+                assert name in traits, name
+    configured = LLMMagic(max_tool_calls=7, history_window=3)
+    line = parse_line("", configured.defaults())
+    assert line.chain.max_tool_calls == 7 and line.cell.history == 3
+    assert parse_line("--max-tool-calls 9", configured.defaults()).chain.max_tool_calls == 9
+
+
+@pytest.mark.parametrize(
+    "line",
+    ["--max-steps 0", "--timeout -1", "--max-concurrency 0", "--on-tool-error maybe"],
+)
+def test_bad_values_are_one_line_errors(line):
+    with pytest.raises(OptionError, match="%%llm_chain"):
+        parse_line(line)
 
 
 # -- placeholders ---------------------------------------------------------------------------------
@@ -590,10 +627,12 @@ def test_env_default_model_when_config_is_empty(ip, monkeypatch):
 
 def test_config_history_window_and_max_steps(ip):
     ok(ip, "%config LLMMagic.history_window = 7")
-    ok(ip, "%config LLMMagic.default_max_steps = 2")
+    ok(ip, "%config LLMMagic.max_steps = 2")
     from llm_magic.notebook.config import get_config
 
-    assert get_config().history_window == 7 and get_config().default_max_steps == 2
+    defaults = get_config().defaults()
+    assert defaults["history"] == 7 and defaults["max_steps"] == 2
+    assert parse_line("", defaults).chain.max_steps == 2
 
 
 def test_llm_config_masks_keys(ip, monkeypatch):
@@ -654,16 +693,18 @@ def test_autoawait_off_uses_the_fallback(ip):
 
 def test_await_chain_in_a_cell(ip):
     ip.server.push(Reply(calls=[Call("unmarked", {"x": 4})]), "Eight.", "Still eight.")
-    result, _ = ok(ip, "r = await llm_magic.chain('double 4', tools=[unmarked], quiet=True)\nr")
+    result, _ = ok(
+        ip, "r = await llm_magic.notebook.chain('double 4', tools=[unmarked], quiet=True)\nr"
+    )
     assert result.text == "Eight." and result.tool_calls[0].result == 8
-    again, _ = ok(ip, "await llm_magic.chain('sure?', continue_=r, tools=[], quiet=True)")
+    again, _ = ok(ip, "await llm_magic.notebook.chain('sure?', continue_=r, tools=[], quiet=True)")
     assert len(bodies(ip)[2]["messages"]) == 5 and again.text == "Still eight."
 
 
 def test_await_chain_tools_by_name_and_unknown_option(ip):
     ip.server.push("ok")
-    ok(ip, "await llm_magic.chain('hi', tools=['get_weather'], quiet=True)")
-    text = error_line(ip, "await llm_magic.chain('hi', tool=[unmarked])")
+    ok(ip, "await llm_magic.notebook.chain('hi', tools=['get_weather'], quiet=True)")
+    text = error_line(ip, "await llm_magic.notebook.chain('hi', tool=[unmarked])")
     assert "unknown option 'tool'; did you mean tools?" in text
 
 
@@ -767,7 +808,7 @@ def test_await_chain_with_an_approval_callback(ip):
     )
     result, _ = ok(
         ip,
-        "await llm_magic.chain('go', tools=[get_weather, unmarked], approve='all',"
+        "await llm_magic.notebook.chain('go', tools=[get_weather, unmarked], approve='all',"
         " approval_callback=decide, quiet=True)",
     )
     assert sorted(ip.user_ns["seen"]) == ["get_weather", "unmarked"]
@@ -778,47 +819,29 @@ def test_await_chain_with_an_approval_callback(ip):
 def test_await_chain_continue_true_uses_the_notebook_conversation(ip):
     ip.server.push("one", "two")
     ok(ip, "%%llm_chain -q --no-tools\nfirst\n")
-    ok(ip, "await llm_magic.chain('second', continue_=True, tools=[], quiet=True)")
+    ok(ip, "await llm_magic.notebook.chain('second', continue_=True, tools=[], quiet=True)")
     assert [m["content"] for m in bodies(ip)[1]["messages"]] == ["first", "one", "second"]
 
 
 def test_the_cell_value_renders_the_answer_as_markdown(ip):
-    ip.server.push("**Rome** is warmest")
+    ip.server.push("**Rome** is warmest", "<img src=x onerror=alert(1)><script>alert(2)</script>")
     result, _ = ok(ip, "%%llm_chain -q\nhi\n")
     data, _ = ip.display_formatter.format(result)
     assert data["text/plain"] == "**Rome** is warmest"
-    assert data["text/markdown"] == "**Rome** is warmest"
+    assert "<strong>Rome</strong> is warmest" in data["text/html"]
+    assert "text/markdown" not in data  # a Markdown renderer would run the model's raw HTML
+    hostile, _ = ok(ip, "%%llm_chain -q\nhi\n")
+    html = ip.display_formatter.format(hostile)[0]["text/html"]
+    assert "<img" not in html and "<script" not in html and "&lt;script&gt;" in html
 
 
-def test_a_result_is_a_branch_point(ip):
-    """`--continue a` goes on from where `a` ended, whatever ran after it; `a` never changes."""
-    ip.server.push("A1")
-    ok(ip, "%%llm_chain -q --no-tools -o a\nQ1\n")
-    ip.server.push("B1")
-    ok(ip, "%%llm_chain -q --no-tools --continue -o b\nQ2\n")
-    a, b = ip.user_ns["a"], ip.user_ns["b"]
-    assert [m.text for m in a.messages] == ["Q1", "A1"]
-    assert [m.text for m in b.messages] == ["Q1", "A1", "Q2", "B1"]
-    ip.server.push("C1")
-    ok(ip, "%%llm_chain -q --no-tools --continue a -o c\nQ3\n")
-    sent = [m["content"] for m in bodies(ip)[-1]["messages"]]
-    assert sent == ["Q1", "A1", "Q3"]
-    assert len(a.messages) == 2 and len(b.messages) == 4
-    ip.server.push("D1")
-    ok(ip, "%%llm_chain -q --no-tools --continue\nQ4\n")  # the notebook now follows the branch
-    assert [m["content"] for m in bodies(ip)[-1]["messages"]] == ["Q1", "A1", "Q3", "C1", "Q4"]
+def test_unload_removes_the_result_formatter(ip):
+    from llm_magic import ChainResult
 
-
-@pytest.mark.parametrize("autoawait", [True, False])
-def test_dollar_names_on_the_magic_line_expand_in_both_paths(ip, autoawait):
-    """`-m $name` works like any IPython magic line, whether or not the cell is transformed."""
-    ok(ip, "model_name = 'openai:other-model'")
-    ok(ip, f"%autoawait {'on' if autoawait else 'off'}")
+    html = ip.display_formatter.formatters["text/html"]
+    assert ChainResult in html.type_printers
+    ip.run_line_magic("unload_ext", "llm_magic")
     try:
-        ip.server.push("ok")
-        ok(ip, "%%llm_chain -q --no-tools -m $model_name --system 'costs $5'\nhi\n")
+        assert ChainResult not in html.type_printers
     finally:
-        ok(ip, "%autoawait on")
-    body = bodies(ip)[-1]
-    assert body["model"] == "other-model"
-    assert body["messages"][0]["content"] == "costs $5"
+        ip.run_line_magic("load_ext", "llm_magic")

@@ -10,6 +10,8 @@ import pytest
 from llm_magic import AsyncConversation, AsyncModel, ChainResponse, ChainRun, Conversation, Model
 
 PAIRS = [(AsyncModel, Model), (AsyncConversation, Conversation), (ChainRun, ChainResponse)]
+# httpx's names: `AsyncClient.aclose()` is a coroutine, `Client.close()` its sync twin
+TWIN_NAMES = {"aclose": "close"}
 
 
 def public_methods(cls: type) -> dict[str, Any]:
@@ -18,7 +20,7 @@ def public_methods(cls: type) -> dict[str, Any]:
         if name.startswith("_") or isinstance(inspect.getattr_static(cls, name), property):
             continue
         if callable(member):
-            out[name] = member
+            out[TWIN_NAMES.get(name, name)] = member
     return out
 
 
@@ -48,7 +50,7 @@ def test_awaited_versus_plain(async_cls: type, sync_cls: type) -> None:
         assert not is_async(s[name]), f"{sync_cls.__name__}.{name} must be called plainly"
         if name in ("chain", "conversation"):  # return a run / conversation, awaited later
             assert not is_async(a[name])
-        elif name in ("subscribe", "cancel", "reset", "start"):  # plain on both sides
+        elif name in ("subscribe", "cancel", "reset", "start", "decide", "fork"):  # plain
             assert not is_async(a[name])
         else:
             assert is_async(a[name]), f"{async_cls.__name__}.{name} must be awaited"

@@ -166,7 +166,9 @@ async def test_continue_a_conversation_async(openai_server: OpenAIServer) -> Non
     roles = ["user", "assistant", "tool", "assistant", "user", "assistant", "tool"]
     assert [m["role"] for m in sent] == roles
     assert sent[0]["content"] == "Paris?" and sent[4]["content"] == "And Rome?"
-    assert second.conversation is first.conversation and len(second.messages) == 8
+    # a result is a branch point: continuing it forks, the first result never changes
+    assert second.conversation is not first.conversation and len(second.messages) == 8
+    assert len(first.messages) == 4 and len(first.conversation.messages) == 4
 
 
 def test_continue_a_conversation_sync(openai_server: OpenAIServer) -> None:

@@ -69,10 +69,9 @@ def delete_file(path: str) -> str:
 RUN = """\
 run = model.chain(
     "Is it warmer in Paris, Rome or Oslo? Then clean up old.csv.",
-    tools=[get_weather, city_table, delete_file],
+    tools=[get_weather, city_table, delete_file],{approval}
 )
 tl = Timeline(run, model="gpt-4.1-mini")
-run.options.approval_callback = {approver}
 tl.show()
 try:
     result = await run
@@ -114,7 +113,7 @@ def demo_notebook(
 ) -> dict:
     import nbformat
 
-    run = RUN.format(approver="auto_approve" if auto else "tl.approve")
+    run = RUN.format(approval="\n    approval_callback=auto_approve," if auto else "")
     if static:
         run = run.replace('model="gpt-4.1-mini")', 'model="gpt-4.1-mini", static_after_run=True)')
 
@@ -351,8 +350,7 @@ async def test_approval_flow(comms, from_thread):
     script = [Reply(calls=[Call("delete_file", {"path": "old.csv"})]), Reply(text="Deleted.")]
     with OpenAIServer(script) as server:
         run = model_for(server).chain("clean up", tools=[delete_file])
-        tl = Timeline(run, model="m")
-        run.options.approval_callback = tl.approve
+        tl = Timeline(run, model="m")  # the run's approver
         root = tl.widget
         task = asyncio.ensure_future(run)
         approve = await until(lambda: find(root, "llm-approve"))
@@ -384,8 +382,7 @@ async def test_deny_flow_with_reason(comms):
     script = [Reply(calls=[Call("drop_table", {"name": "users"})]), Reply(text="OK, I won't.")]
     with OpenAIServer(script) as server:
         run = model_for(server).chain("drop it", tools=[drop_table])
-        tl = Timeline(run, model="m")
-        run.options.approval_callback = tl.approve
+        tl = Timeline(run, model="m")  # the run's approver
         root = tl.widget
         task = asyncio.ensure_future(run)
         deny = await until(lambda: find(root, "llm-deny"))
@@ -439,8 +436,7 @@ async def test_cancel_while_awaiting_approval(comms):
 
     with OpenAIServer([Reply(calls=[Call("risky", {"x": 1})])]) as server:
         run = model_for(server).chain("go", tools=[risky])
-        tl = Timeline(run, model="m")
-        run.options.approval_callback = tl.approve
+        tl = Timeline(run, model="m")  # the run's approver
         root = tl.widget
         task = asyncio.ensure_future(run)
         await until(lambda: find(root, "llm-approve"))
@@ -472,7 +468,7 @@ def test_old_kernel_note(monkeypatch, comms):
     from llm_magic.notebook import timeline as timeline_module
 
     class _Run:
-        def subscribe(self, cb):
+        def subscribe(self, cb, approver=False):
             return cb
 
     monkeypatch.setattr(ipykernel, "__version__", "7.3.2")
@@ -750,7 +746,7 @@ def _outputs_text(msgs: list[dict]) -> str:
 def test_kernel_approve_click_mid_run(kernel):
     with OpenAIServer(demo_script()) as server:
         kernel.run(SETUP.format(base_url=server.base_url, api_key=server.api_key, delay=0.2))
-        msg_id = kernel.execute(RUN.format(approver="tl.approve"))
+        msg_id = kernel.execute(RUN.format(approval=""))
         found, before = kernel.wait_for_widgets(msg_id, "llm-approve")
         assert "llm-approve" in found, "no Approve button was opened"
         assert not any(
@@ -775,7 +771,7 @@ def test_kernel_deny_with_reason_mid_run(kernel):
     """Type a reason, click Deny: the tool does not run and the model is told why."""
     with OpenAIServer(demo_script()) as server:
         kernel.run(SETUP.format(base_url=server.base_url, api_key=server.api_key, delay=0.2))
-        msg_id = kernel.execute(RUN.format(approver="tl.approve"))
+        msg_id = kernel.execute(RUN.format(approval=""))
         found, _ = kernel.wait_for_widgets(msg_id, "llm-deny", "llm-reason")
         assert len(found) == 2, found
         kernel.set_state(found["llm-reason"], {"value": "keep old.csv, it is the backup"})
@@ -804,7 +800,7 @@ def test_kernel_cancel_click_mid_run(kernel):
     ]
     with OpenAIServer(script) as server:
         kernel.run(SETUP.format(base_url=server.base_url, api_key=server.api_key, delay=30))
-        msg_id = kernel.execute(RUN.format(approver="tl.approve"))
+        msg_id = kernel.execute(RUN.format(approval=""))
         found: dict[str, str] = {}
         running = {"n": 0}
 

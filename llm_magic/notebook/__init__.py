@@ -30,4 +30,13 @@ def one_line(exc: BaseException) -> BaseException:
     return exc
 
 
-__all__ = ["NotebookError", "one_line"]
+def __getattr__(name: str) -> object:
+    """`llm_magic.notebook.chain`: the notebook's chain (timeline, notebook conversation)."""
+    if name == "chain":
+        from .session import run_chain
+
+        return run_chain
+    raise AttributeError(name)
+
+
+__all__ = ["NotebookError", "chain", "one_line"]

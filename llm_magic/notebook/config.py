@@ -1,8 +1,10 @@
-"""Notebook defaults as a traitlets `Configurable`: `%config LLMMagic.default_model = "..."`.
+"""Notebook defaults as a traitlets `Configurable`: `%config LLMMagic.max_steps = 3`.
 
-The same class reads IPython profile configuration (`c.LLMMagic.history_window = 20` in
-`ipython_config.py`). Outside IPython a standalone instance holds the defaults, so
-`await llm_magic.chain(...)` in a plain script behaves the same way.
+The traits are not written out here: they are derived from the option declarations
+(`ChainOptions` and `CellOptions`, every field whose `Option` says `config`), so a new option
+is configurable the moment it is declared. The same class reads IPython profile configuration
+(`c.LLMMagic.history_window = 20` in `ipython_config.py`). Outside IPython a standalone instance
+holds the defaults.
 
 Precedence for the model: an explicit `--model` / `model=`, then `LLMMagic.default_model`, then
 the environment variable `LLM_MAGIC_MODEL`, then a model of the first provider with a key
@@ -11,70 +13,74 @@ the environment variable `LLM_MAGIC_MODEL`, then a model of the first provider w
 
 from __future__ import annotations
 
+import typing
 from typing import Any
 
-from traitlets import Bool, Float, Int, Unicode
+from traitlets import Bool, Float, Int, TraitType, Unicode
 from traitlets.config import Configurable
 
+from ..options import ChainOptions, default_of, field_hints, options_of
+from .options import CellOptions
+
 MODEL_ENV = "LLM_MAGIC_MODEL"
+_TRAITS: dict[type, type[TraitType[Any, Any]]] = {bool: Bool, int: Int, float: Float, str: Unicode}
 
 
-class LLMMagic(Configurable):
-    """Defaults for `%%llm_chain` and `await llm_magic.chain(...)`."""
+def _trait(hint: Any, default: Any, help: str) -> TraitType[Any, Any]:
+    kinds = [k for k in typing.get_args(hint) if k is not type(None)] or [hint]
+    trait = _TRAITS[kinds[0]]
+    optional = type(None) in typing.get_args(hint)
+    return trait(default, allow_none=optional, help=help).tag(config=True)
 
-    default_model = Unicode(
-        "",
-        help="Model id or alias used when no --model is given. Empty: LLM_MAGIC_MODEL, else a "
-        "model of the first provider with an API key set, else 'local'.",
-    ).tag(config=True)
-    default_max_steps = Int(
-        0,
-        help="Rounds of tool calls a run may take before it must answer. 0: the model's own "
-        "default (10; 1 for the small local model, which cannot tell when to stop).",
-    ).tag(config=True)
-    history_window = Int(
-        40,
-        help="Most messages of an earlier conversation sent with a continued run (0: all). "
-        "The cut is made at a user message, so no tool call is separated from its result.",
-    ).tag(config=True)
-    auto_continue = Bool(
-        False,
-        help="Every %%llm_chain cell continues the notebook's conversation, as if --continue "
-        "were given (--reset starts a fresh one).",
-    ).tag(config=True)
-    stream = Bool(True, help="Stream model text as it arrives.").tag(config=True)
-    quiet = Bool(False, help="No timeline: only the answer.").tag(config=True)
-    static_after_run = Bool(
-        False,
-        help="When a run ends, replace its live widget by the static HTML timeline (entries "
-        "still expand). For notebooks saved with widget state, whose viewers would otherwise "
-        "show the widget, which needs a kernel or the widget scripts.",
-    ).tag(config=True)
-    timeout = Float(
-        None, allow_none=True, help="Wall-time limit of a run in seconds (None: no limit)."
-    ).tag(config=True)
-    interpolate = Bool(
-        True, help="Fill {name} placeholders of %%llm_chain cells from the user namespace."
-    ).tag(config=True)
-    system = Unicode(None, allow_none=True, help="System prompt used when none is given.").tag(
-        config=True
-    )
+
+def _declared_traits() -> dict[str, TraitType[Any, Any]]:
+    traits: dict[str, TraitType[Any, Any]] = {}
+    for cls in (CellOptions, ChainOptions):
+        hints = field_hints(cls)
+        for f, meta in options_of(cls):
+            name = meta.config_name(f.name)
+            if name:
+                traits[name] = _trait(hints[f.name], default_of(f), meta.help)
+    return traits
+
+
+def config_names() -> dict[str, str]:
+    """Field name -> trait name, for every configurable option."""
+    out = {}
+    for cls in (CellOptions, ChainOptions):
+        for f, meta in options_of(cls):
+            name = meta.config_name(f.name)
+            if name:
+                out[f.name] = name
+    return out
+
+
+class LLMMagicBase(Configurable):
+    """Defaults for `%%llm_chain` and `llm_magic.notebook.chain(...)` (traits: module doc)."""
+
+    def defaults(self) -> dict[str, Any]:
+        """The configured default of every option, by option (field) name."""
+        return {field: getattr(self, trait) for field, trait in config_names().items()}
 
     def effective(self) -> dict[str, Any]:
-        """Every configurable value, by name."""
+        """Every configurable value, by trait name."""
         return {name: getattr(self, name) for name in self.class_trait_names(config=True)}
 
 
-_active: LLMMagic | None = None  # the loaded extension's instance (registered with %config)
-_standalone: LLMMagic | None = None
+LLMMagic: type[LLMMagicBase] = type(
+    "LLMMagic", (LLMMagicBase,), {"__doc__": LLMMagicBase.__doc__, **_declared_traits()}
+)
+
+_active: LLMMagicBase | None = None  # the loaded extension's instance (registered with %config)
+_standalone: LLMMagicBase | None = None
 
 
-def set_active(config: LLMMagic | None) -> None:
+def set_active(config: LLMMagicBase | None) -> None:
     global _active
     _active = config
 
 
-def get_config() -> LLMMagic:
+def get_config() -> LLMMagicBase:
     """The instance `%config` changes when the extension is loaded, else a standalone one."""
     if _active is not None:
         return _active

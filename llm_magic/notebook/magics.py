@@ -16,15 +16,18 @@ from __future__ import annotations
 
 import asyncio
 import os
+from dataclasses import fields
 from typing import Any
 
 from .. import registry
-from .config import MODEL_ENV, LLMMagic, get_config, set_active
-from .options import HELP, interpolate, parse_line  # noqa: F401  (interpolate: public here)
+from ..chain import ChainResult
+from ..options import ChainOptions
+from .config import MODEL_ENV, LLMMagic, LLMMagicBase, get_config, set_active
+from .options import help_text, interpolate, parse_line  # noqa: F401  (interpolate: public here)
 
 MAGIC = "%%llm_chain"
 ENTRY = f"await __import__({__name__!r}, fromlist=['_']).cell_entry"
-CONFIG: LLMMagic | None = None
+CONFIG: LLMMagicBase | None = None
 
 
 # -- the input transformer ------------------------------------------------------------------------
@@ -89,9 +92,10 @@ async def cell_entry(line: str, cell: str, expand: bool = True) -> Any:
 
     ip = shell()
     ns: dict[str, Any] = ip.user_ns if ip is not None else {}
-    opts = parse_line(_expand(line, ns) if expand else line)
+    parsed = parse_line(_expand(line, ns) if expand else line, get_config().defaults())
+    opts = parsed.cell
     if opts.help:
-        print(HELP)
+        print(help_text())
         return None
     prompt = cell.strip("\n").rstrip()
     if not prompt.strip():
@@ -107,21 +111,19 @@ async def cell_entry(line: str, cell: str, expand: bool = True) -> Any:
         tools: list[Any] | None = []
     else:
         tools = list(opts.tools) if opts.tools is not None else None
+    chain_options = {f.name: getattr(parsed.chain, f.name) for f in fields(ChainOptions)}
     result = await run_chain(
         prompt,
         tools=tools,
-        model=opts.model,
+        model=opts.model or None,  # `%config LLMMagic.default_model = ""`: no default
         system=opts.system,
-        max_steps=opts.max_steps,
-        timeout=opts.timeout,
-        approve=opts.approve,
-        quiet=True if opts.quiet else None,
-        stream=False if opts.no_stream else None,
+        quiet=opts.quiet,
         continue_=continue_,
         reset=opts.reset,
         history=opts.history,
-        interpolate=get_config().interpolate and not opts.no_interpolate,
+        interpolate=opts.interpolate,
         namespace=ns,
+        **chain_options,
     )
     if opts.out:
         ns[opts.out] = result
@@ -188,7 +190,7 @@ def llm_chain(line: str, cell: str) -> Any:
         current_caller.reset(token)
 
 
-llm_chain.__doc__ = HELP
+llm_chain.__doc__ = help_text()
 
 
 # -- line magics ----------------------------------------------------------------------------------
@@ -203,8 +205,8 @@ def mask(key: str | None) -> str:
     return f"{key[:3]}…{key[-4:]}"
 
 
-def _model_source(cfg: LLMMagic) -> str:
-    if cfg.default_model:
+def _model_source(cfg: Any) -> str:
+    if cfg.defaults()["model"]:
         return "%config LLMMagic.default_model"
     if os.environ.get(MODEL_ENV):
         return f"environment variable {MODEL_ENV}"
@@ -240,7 +242,7 @@ def config_report() -> str:
             seen.add(url_env)
             lines.append(f"  {url_env:<27}  {os.environ[url_env]}")
     conv = state.conversation
-    window = cfg.history_window or "all"
+    window = cfg.defaults()["history"] or "all"
     if conv is None:
         lines += ["", f"notebook conversation: none yet (history window: {window} messages)"]
     else:
@@ -286,6 +288,14 @@ def llm_models(line: str = "") -> None:
     print(models_report())
 
 
+def result_html(result: ChainResult[Any]) -> str:
+    """A cell's value: the answer as Markdown, rendered here so raw HTML in it is escaped and
+    the output sanitized (the core's `ChainResult` knows nothing of display)."""
+    from .render import markdown_html
+
+    return markdown_html(result.text) if result.text else ""
+
+
 # -- %load_ext / %unload_ext ----------------------------------------------------------------------
 
 _MAGICS = (
@@ -303,6 +313,12 @@ def load(ip: Any) -> None:
     set_active(CONFIG)
     ip.configurables.append(CONFIG)
     ip.input_transformers_cleanup.insert(0, CellTransformer(ip))
+    ip.display_formatter.formatters["text/html"].for_type(ChainResult, result_html)
+    import llm_magic
+
+    from .session import show_run
+
+    llm_magic.run_views.append(show_run)
     for kind, name, func in _MAGICS:
         ip.register_magic_function(func, kind, name)
 
@@ -318,7 +334,15 @@ def unload(ip: Any) -> None:
             del manager.magics[kind][name]
             if getattr(manager.user_magics, name, None) is func:
                 delattr(manager.user_magics, name)
-    ip.configurables[:] = [c for c in ip.configurables if not isinstance(c, LLMMagic)]
+    ip.configurables[:] = [c for c in ip.configurables if not isinstance(c, LLMMagicBase)]
+    html = ip.display_formatter.formatters["text/html"]
+    if html.type_printers.get(ChainResult) is result_html:
+        html.pop(ChainResult)
+    import llm_magic
+
+    from .session import show_run
+
+    llm_magic.run_views[:] = [v for v in llm_magic.run_views if v is not show_run]
     if CONFIG is not None:
         set_active(None)
         CONFIG = None

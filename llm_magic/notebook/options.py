@@ -7,47 +7,34 @@ the same wherever the line comes from (the input transformer or the registered m
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import difflib
+import functools
 import keyword
 import re
 import shlex
+import textwrap
 import types
+import typing
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, NoReturn
+from typing import Any, NoReturn
 
+from ..options import ChainOptions, Option, field_hints, option, options_of
 from . import NotebookError
 
 USAGE = "%%llm_chain [options]\n<prompt>"
 
-HELP = """\
+INTRO = """\
 %%llm_chain [options]  -- run the cell as a prompt; the model may call your functions as tools.
 
 The cell runs on the kernel's own event loop (it becomes a top-level `await`), so other cells
 queue behind it, a kernel interrupt stops it, and `print()` inside your tools lands in this cell.
 The cell's value is the result: its repr is the answer; `.text`, `.tool_calls`, `.usage`,
 `.status`, and `await result.continue_("...")` to go on.
+"""
 
-Options:
-  -m, --model MODEL       model id or alias (gpt-4.1-mini, claude-sonnet-4-5, gemini-2.5-flash,
-                          local, openai:NAME, ollama:NAME...; %llm_models lists them)
-  -t, --tools a,b         tools by name from the notebook's namespace (obj.method works too);
-                          default: every function marked with @llm_magic.tool
-      --no-tools          no tools: a plain model answer
-  -s, --system TEXT       system prompt (quote it: -s "Answer in French.")
-      --max-steps N       rounds of tool calls before the model must answer
-      --timeout SECONDS   wall-time limit of the run
-  -a, --approve a,b|all   ask before these tools run (Approve/Deny in the timeline)
-  -o, --out NAME          also bind the result to NAME
-  -c, --continue [NAME]   go on with the notebook's conversation, or with the result or
-                          conversation stored in NAME
-      --reset             start a fresh notebook conversation
-      --history N         send at most N earlier messages when continuing (0: all)
-      --no-stream         wait for whole model turns instead of streaming text
-  -q, --quiet             no timeline, just the answer
-      --no-interpolate    leave {name} placeholders as written
-  -h, --help              this help
-
+OUTRO = """\
 Placeholders: {name} and {name.attr} are replaced by the value of a variable of that name in the
 notebook; any other brace ({}, JSON, code, {{name}}, names that do not exist) is left exactly as
 written.
@@ -64,23 +51,81 @@ class OptionError(NotebookError):
     """A bad `%%llm_chain` option line."""
 
 
-@dataclass
+@dataclass(kw_only=True)
 class CellOptions:
-    model: str | None = None
-    tools: list[str] | None = None
-    no_tools: bool = False
-    system: str | None = None
-    max_steps: int | None = None
-    timeout: float | None = None
-    approve: list[str] | Literal["all"] | None = None
-    out: str | None = None
-    continue_: str | Literal[True] | None = None
-    reset: bool = False
-    history: int | None = None
-    no_stream: bool = False
-    quiet: bool = False
-    no_interpolate: bool = False
-    help: bool = False
+    """The notebook's own options, declared once like `ChainOptions` (see llm_magic.options)."""
+
+    model: str | None = option(
+        None,
+        help="model id or alias (gpt-4.1-mini, local, openai:NAME, ollama:NAME...; "
+        "%llm_models lists them)",
+        flags=("-m", "--model"),
+        metavar="MODEL",
+        config="default_model",
+    )
+    tools: list[str] | None = option(
+        None,
+        help="tools by name from the notebook's namespace (obj.method works too); default: "
+        "every function marked with @llm_magic.tool",
+        flags=("-t", "--tools"),
+        metavar="a,b",
+    )
+    no_tools: bool = option(False, help="no tools: a plain model answer", flags=("--no-tools",))
+    system: str | None = option(
+        None,
+        help='system prompt (quote it: -s "Answer in French.")',
+        flags=("-s", "--system"),
+        metavar="TEXT",
+        config=True,
+    )
+    out: str | None = option(
+        None, help="also bind the result to NAME", flags=("-o", "--out"), metavar="NAME"
+    )
+    continue_: str | bool | None = option(
+        None,
+        help="go on with the notebook's conversation, or with the result or conversation "
+        "stored in NAME",
+        flags=("-c", "--continue"),
+        metavar="NAME",
+    )
+    reset: bool = option(False, help="start a fresh notebook conversation", flags=("--reset",))
+    history: int = option(
+        40,
+        help="send at most N earlier messages when continuing (0: all); the cut is made at a "
+        "user message, so no tool call is separated from its result",
+        flags=("--history",),
+        metavar="N",
+        config="history_window",
+    )
+    quiet: bool = option(
+        False, help="no timeline, just the answer", flags=("-q", "--quiet"), config=True
+    )
+    interpolate: bool = option(
+        True,
+        help="fill {name} placeholders from the notebook (--no-interpolate: leave them)",
+        flags=("--no-interpolate",),
+        config=True,
+    )
+    auto_continue: bool = option(
+        False,
+        help="every %%llm_chain cell continues the notebook's conversation, as if --continue "
+        "were given (--reset starts a fresh one)",
+        config=True,
+    )
+    static_after_run: bool = option(
+        False,
+        help="when a run ends, replace its live widget by the static HTML timeline",
+        config=True,
+    )
+    help: bool = option(False, help="this help", flags=("-h", "--help"))
+
+
+@dataclass(frozen=True)
+class CellLine:
+    """A parsed `%%llm_chain` line: the notebook's options and the run's, both complete."""
+
+    cell: CellOptions
+    chain: ChainOptions
 
 
 class _Parser(argparse.ArgumentParser):
@@ -91,36 +136,70 @@ class _Parser(argparse.ArgumentParser):
         raise OptionError(f"%%llm_chain: {message or 'bad options'}")
 
 
-def _names(value: str) -> list[str]:
-    return [part.strip() for part in value.split(",") if part.strip()]
+def _names(values: list[str]) -> list[str]:
+    return [part.strip() for value in values for part in value.split(",") if part.strip()]
 
 
+def _add(parser: argparse.ArgumentParser, f: Any, meta: Option, hint: Any) -> None:
+    """One argparse option from a declared field: its type decides the kind of option."""
+    kinds = set(typing.get_args(hint)) - {type(None)} or {hint}
+    kw: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": meta.help}
+    if kinds == {bool}:
+        kw["action"] = "store_false" if f.default is True else "store_true"
+    elif {bool, str} <= kinds:  # --continue [NAME]
+        kw.update(nargs="?", const=True, metavar=meta.metavar)
+    elif kinds & {int, float}:
+        kw.update(type=int if int in kinds else float, metavar=meta.metavar)
+    elif kinds <= {str}:
+        kw["metavar"] = meta.metavar
+    else:  # lists of names (tools, approve), repeatable and comma separated
+        kw.update(action="append", metavar=meta.metavar)
+    parser.add_argument(*meta.flags, **kw)
+
+
+def _declared() -> list[tuple[type, Any, Option, Any]]:
+    out: list[tuple[type, Any, Option, Any]] = []
+    for cls in (CellOptions, ChainOptions):
+        hints = field_hints(cls)
+        out += [(cls, f, meta, hints[f.name]) for f, meta in options_of(cls) if meta.flags]
+    return out
+
+
+@functools.cache
 def _parser() -> _Parser:
     p = _Parser(prog="%%llm_chain", add_help=False, allow_abbrev=False, exit_on_error=False)
-    p.add_argument("-m", "--model")
-    p.add_argument("-t", "--tools", action="append", metavar="a,b")
-    p.add_argument("--no-tools", action="store_true")
-    p.add_argument("-s", "--system")
-    p.add_argument("--max-steps", type=int, metavar="N")
-    p.add_argument("--timeout", type=float, metavar="SECONDS")
-    p.add_argument("-a", "--approve", action="append", metavar="a,b|all")
-    p.add_argument("-o", "--out", metavar="NAME")
-    p.add_argument("-c", "--continue", dest="continue_", nargs="?", const=True, metavar="NAME")
-    p.add_argument("--reset", action="store_true")
-    p.add_argument("--history", type=int, metavar="N")
-    p.add_argument("--no-stream", action="store_true")
-    p.add_argument("-q", "--quiet", action="store_true")
-    p.add_argument("--no-interpolate", action="store_true")
-    p.add_argument("-h", "--help", action="store_true")
+    for _, f, meta, hint in _declared():
+        _add(p, f, meta, hint)
     return p
+
+
+def help_text() -> str:
+    """`%%llm_chain --help`: the prose around the options, the options from their declaration."""
+    rows = []
+    for _, _field, meta, hint in _declared():
+        flags = ", ".join(meta.flags)
+        if meta.metavar:
+            optional = {bool, str} <= set(typing.get_args(hint))  # --continue [NAME]
+            flags += f" [{meta.metavar}]" if optional else f" {meta.metavar}"
+        rows.append((("    " if meta.flags[0].startswith("--") else "") + flags, meta.help))
+    width = max(len(left) for left, _ in rows) + 2
+    lines = []
+    for left, text in rows:
+        wrapped = textwrap.wrap(text, 96 - width - 2) or [""]
+        lines.append(f"  {left:<{width}}{wrapped[0]}")
+        lines += [f"  {'':<{width}}{more}" for more in wrapped[1:]]
+    return f"{INTRO}\nOptions:\n" + "\n".join(lines) + f"\n\n{OUTRO}"
 
 
 def option_strings() -> list[str]:
     return sorted(_parser()._option_string_actions)
 
 
-def parse_line(line: str) -> CellOptions:
-    """Parse the text after `%%llm_chain`; raises OptionError with a one-line explanation."""
+def parse_line(line: str, defaults: Mapping[str, Any] | None = None) -> CellLine:
+    """Parse the text after `%%llm_chain`; raises OptionError with a one-line explanation.
+
+    defaults: `%config LLMMagic` values by field name; what the line gives wins over them.
+    """
     try:
         tokens = shlex.split(line, posix=True)
     except ValueError as exc:
@@ -128,35 +207,39 @@ def parse_line(line: str) -> CellOptions:
             f"%%llm_chain: cannot read the options ({exc}); quote values with spaces: "
             '-s "Answer briefly."'
         ) from None
-    parser = _parser()
     try:
-        ns, extra = parser.parse_known_args(tokens)
+        ns, extra = _parser().parse_known_args(tokens)
     except argparse.ArgumentError as exc:
         raise OptionError(f"%%llm_chain: {exc} (%%llm_chain --help lists the options)") from None
     if extra:
         raise OptionError(_unknown(extra))
-    opts = CellOptions(
-        model=ns.model,
-        no_tools=ns.no_tools,
-        system=ns.system,
-        max_steps=ns.max_steps,
-        timeout=ns.timeout,
-        out=ns.out,
-        continue_=ns.continue_,
-        reset=ns.reset,
-        history=ns.history,
-        no_stream=ns.no_stream,
-        quiet=ns.quiet,
-        no_interpolate=ns.no_interpolate,
-        help=ns.help,
-    )
-    if ns.tools is not None:
-        opts.tools = [name for value in ns.tools for name in _names(value)]
-    if ns.approve is not None:
-        names = [name for value in ns.approve for name in _names(value)]
-        opts.approve = "all" if "all" in names else names
-    _check(opts)
-    return opts
+    given = vars(ns)
+    for name in ("tools", "approve"):
+        if name in given:
+            given[name] = _names(given[name])
+    return _build(given, dict(defaults or {}))
+
+
+def _build(given: dict[str, Any], defaults: dict[str, Any]) -> CellLine:
+    split: dict[type, dict[str, Any]] = {CellOptions: {}, ChainOptions: {}}
+    for cls in split:
+        names = {f.name for f in dataclasses.fields(cls)}
+        split[cls] = {k: v for k, v in {**defaults, **given}.items() if k in names}
+    cell = CellOptions(**split[CellOptions])
+    _check(cell, given)
+    try:
+        chain = ChainOptions(**split[ChainOptions])
+    except (TypeError, ValueError) as exc:
+        raise OptionError(f"%%llm_chain: {_in_flags(str(exc))}") from None
+    return CellLine(cell, chain)
+
+
+def _in_flags(message: str) -> str:
+    """A ChainOptions error names the field (`max_steps must ...`): say the flag instead."""
+    for f, meta in options_of(ChainOptions):
+        if meta.flags and message.startswith(f"{f.name} "):
+            return meta.flags[-1] + message[len(f.name) :]
+    return message
 
 
 def _unknown(extra: list[str]) -> str:
@@ -172,8 +255,8 @@ def _unknown(extra: list[str]) -> str:
     )
 
 
-def _check(opts: CellOptions) -> None:
-    if opts.tools is not None and opts.no_tools:
+def _check(opts: CellOptions, given: Mapping[str, Any]) -> None:
+    if "tools" in given and opts.no_tools:
         raise OptionError("%%llm_chain: use either --tools or --no-tools, not both")
     if opts.tools is not None and not opts.tools:
         raise OptionError("%%llm_chain: --tools needs names, e.g. --tools get_weather,fetch")
@@ -181,19 +264,13 @@ def _check(opts: CellOptions) -> None:
         raise OptionError(
             "%%llm_chain: use either --reset (a fresh conversation) or --continue, not both"
         )
-    if opts.max_steps is not None and opts.max_steps < 1:
-        raise OptionError(f"%%llm_chain: --max-steps must be 1 or more, got {opts.max_steps}")
-    if opts.timeout is not None and not opts.timeout > 0:
-        raise OptionError(
-            f"%%llm_chain: --timeout must be a positive number of seconds, got {opts.timeout}"
-        )
-    if opts.history is not None and opts.history < 0:
+    if opts.history < 0:
         raise OptionError(f"%%llm_chain: --history must be 0 (all) or more, got {opts.history}")
     if opts.out is not None and (not opts.out.isidentifier() or keyword.iskeyword(opts.out)):
         raise OptionError(f"%%llm_chain: --out needs a variable name, got {opts.out!r}")
     if isinstance(opts.continue_, str) and not _dotted(opts.continue_):
         raise OptionError(f"%%llm_chain: --continue takes a variable name, got {opts.continue_!r}")
-    if opts.model is not None and not opts.model.strip():
+    if "model" in given and not (opts.model or "").strip():
         raise OptionError("%%llm_chain: --model needs a model id (%llm_models lists them)")
 
 

@@ -19,49 +19,39 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import importlib
+import inspect
 import logging
 import signal
 import sys
 import threading
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any
+from typing import Any, Unpack, cast
 
+from .. import events as ev
 from .. import registry
 from .._loop import take_caller
-from ..chain import Approval, ApprovalCallback, ChainOptions, ChainResult, ChainRun
+from ..chain import ChainResult, ChainRun
 from ..errors import ConfigError, ProviderError, ToolDefinitionError, UnknownModelError
 from ..events import ToolCallRecord
 from ..messages import Message
 from ..models import AsyncConversation, AsyncModel, Conversation, Model
+from ..options import (
+    Approval,
+    ApprovalCallback,
+    ApproveSpec,
+    ChainKwargs,
+    ChainOptions,
+    build_options,
+)
 from ..tools import Tool, is_marked_tool, to_tools
 from . import NotebookError, one_line
 from .config import get_config
 
 log = logging.getLogger("llm_magic")
 TICK_SECONDS = 0.1
-_OPTION_FIELDS = frozenset(ChainOptions.__dataclass_fields__)
-_OWN_ARGS = frozenset(
-    {
-        "tools",
-        "model",
-        "system",
-        "max_steps",
-        "timeout",
-        "approve",
-        "quiet",
-        "stream",
-        "continue_",
-        "reset",
-        "history",
-        "interpolate",
-        "approval_callback",
-        "api_key",
-        "base_url",
-        "namespace",
-    }
-)
 
 
 class NotebookState:
@@ -179,7 +169,7 @@ def model_choices() -> list[str]:
 
 
 def default_model_id() -> str:
-    return get_config().default_model or registry.default_model_id()
+    return str(get_config().defaults()["model"] or registry.default_model_id())
 
 
 def resolve_model(
@@ -241,17 +231,6 @@ def window(messages: list[Message], limit: int | None) -> list[Message]:
     return list(messages[start:])
 
 
-def _fork(conversation: AsyncConversation) -> AsyncConversation:
-    """A copy that grows on its own: a result is a point in history that later runs branch from,
-    so continuing the notebook's conversation never changes what an earlier result holds."""
-    return AsyncConversation(
-        conversation.model,
-        system=conversation.system,
-        tools=conversation.tools,
-        messages=conversation.messages,
-    )
-
-
 def _target(continue_: Any) -> AsyncConversation | None:
     """The conversation a run goes on with: None for a fresh one."""
     if continue_ is None or continue_ is False:
@@ -262,7 +241,8 @@ def _target(continue_: Any) -> AsyncConversation | None:
         conv = continue_.conversation
         if conv is None:
             raise NotebookError("that result has no conversation to continue")
-        return _fork(conv._async if isinstance(conv, Conversation) else conv)
+        fork = conv.fork(continue_.messages)  # a result is a branch point: it never changes
+        return fork._async if isinstance(fork, Conversation) else cast(AsyncConversation, fork)
     if isinstance(continue_, Conversation):
         return continue_._async
     if isinstance(continue_, AsyncConversation):
@@ -320,7 +300,8 @@ def make_timeline(run: ChainRun, model_id: str) -> Any:
     if cls is None:
         return None
     try:
-        return cls(run, model=model_id, static_after_run=get_config().static_after_run)
+        after = get_config().defaults()["static_after_run"]
+        return cls(run, model=model_id, static_after_run=after)
     except Exception as exc:
         _warn_timeline("it could not be created", exc)
         return None
@@ -372,21 +353,16 @@ async def run_chain(
     tools: Iterable[Any] | Any | None = None,
     model: str | AsyncModel | Model | None = None,
     system: str | None = None,
-    max_steps: int | None = None,
-    timeout: float | None = None,
-    approve: Iterable[str] | str | None = None,
     quiet: bool | None = None,
-    stream: bool | None = None,
-    continue_: ChainResult | AsyncConversation | Conversation | bool | None = None,
+    continue_: ChainResult[Any] | AsyncConversation | Conversation | bool | None = None,
     reset: bool = False,
     history: int | None = None,
     interpolate: bool = False,
-    approval_callback: ApprovalCallback | None = None,
     api_key: str | None = None,
     base_url: str | None = None,
     namespace: Mapping[str, Any] | None = None,
-    **options: Any,
-) -> ChainResult:
+    **options: Unpack[ChainKwargs],
+) -> ChainResult[ChainRun]:
     """Run `prompt` with tools and show its timeline; returns the ChainResult.
 
     tools: callables, Tools or names of the notebook's functions; None: every `@tool`-marked
@@ -397,15 +373,15 @@ async def run_chain(
     interpolate: fill `{name}` placeholders from the notebook (on in `%%llm_chain`; off here,
     where f-strings do it). approve: tool names or "all"; the timeline's Approve/Deny buttons
     decide, or `approval_callback`; with neither (quiet, no notebook) the call is denied with
-    a reason the model sees. api_key / base_url: for the model given by id.
-    Any `ChainOptions` field (max_tool_calls, tool_timeout, tool_choice, ...) is accepted too.
+    a reason the model sees. api_key / base_url: for the model given by id. The other keyword
+    arguments are `ChainOptions` fields; their defaults come from `%config LLMMagic`.
     A kernel interrupt cancels the run (marked "cancelled", history kept valid) and the
     CancelledError propagates; configuration and provider errors show as one line.
     """
     cfg = get_config()
+    defaults = cfg.defaults()
     ip = shell()
     ns = namespace if namespace is not None else getattr(ip, "user_ns", None)
-    _check_options(options)
     if not isinstance(prompt, str):
         raise NotebookError(f"the prompt must be a string, got {type(prompt).__name__}")
     if not prompt.strip():
@@ -417,7 +393,7 @@ async def run_chain(
     if reset:
         reset_conversation()
     if continue_ is None:
-        continue_ = cfg.auto_continue and not reset
+        continue_ = defaults["auto_continue"] and not reset
     store = _target(continue_)
     chosen = resolve_model(
         model,
@@ -426,47 +402,20 @@ async def run_chain(
         fallback=store.model if store is not None else None,
     )
     tool_list = select_tools(tools, ns)
-    approve_opt = _approve_option(approve, tool_list)
-    quiet = cfg.quiet if quiet is None else quiet
-    chain_options: dict[str, Any] = {
-        "max_steps": max_steps if max_steps is not None else (cfg.default_max_steps or None),
-        "timeout": timeout if timeout is not None else cfg.timeout,
-        "stream": cfg.stream if stream is None else stream,
-        "approve": approve_opt,
-        **options,
-    }
+    quiet = defaults["quiet"] if quiet is None else quiet
+    run_options = _run_options(defaults, dict(options), tool_list)
+    if (quiet or ip is None) and run_options.approval_callback is None:
+        # no timeline to ask in: a call that needs approval is denied, saying why
+        run_options = run_options.replace(approval_callback=_no_approver(quiet))
 
-    limit = cfg.history_window if history is None else history
-    if store is None:
-        store = view = chosen.conversation(system=system if system is not None else cfg.system)
-    else:
-        earlier = window(store.messages, limit)
-        same_model = chosen is store.model or (
-            chosen.provider is store.model.provider and chosen.model_id == store.model.model_id
-        )
-        if len(earlier) == len(store.messages) and same_model:
-            view = store
-        else:
-            view = AsyncConversation(chosen, system=store.system, messages=earlier)
-            dropped = len(store.messages) - len(earlier)
-            if dropped and not quiet:
-                print(
-                    f"llm_magic: continuing a conversation of {len(store.messages)} messages; "
-                    f"sending the last {len(earlier)} (history window {limit}: --history N or "
-                    "%config LLMMagic.history_window)"
-                )
-        if system is not None:
-            store.system = system
+    limit = defaults["history"] if history is None else history
+    if system is None:
+        system = defaults["system"] if store is None else None
+    store, view = _conversations(store, chosen, system, limit, quiet)
     base = len(view.messages)
-    run = view.chain(prompt, tools=tool_list, system=system, **chain_options)
-    run.caller = take_caller()  # the fallback magic's waiting thread, for `on_loop` tools
+    run = view._run(prompt, run_options, tools=tool_list, system=system, caller=take_caller())
 
     timeline = None if quiet or ip is None else make_timeline(run, chosen.model_id)
-    if approve_opt is not None or any(t.options.requires_approval for t in tool_list):
-        if approval_callback is None:
-            approval_callback = timeline.approve if timeline is not None else _no_approver(quiet)
-    if approval_callback is not None:
-        run.options.approval_callback = approval_callback
     if timeline is not None:
         _safely(timeline.show, "show")
 
@@ -490,9 +439,73 @@ async def run_chain(
             store.messages.extend(view.messages[base:])
         state.conversation = store
         if run.final is not None:
-            run.final.conversation = _fork(store)
             state.last_result = run.final
     return result
+
+
+def _run_options(
+    defaults: Mapping[str, Any], given: dict[str, Any], tools: list[Tool]
+) -> ChainOptions:
+    """The run's complete options: `%config` defaults, then what the caller gave."""
+    names = {f.name for f in dataclasses.fields(ChainOptions)}
+    base = {k: v for k, v in defaults.items() if k in names}
+    own = [p for p in inspect.signature(run_chain).parameters if p not in ("prompt", "options")]
+    try:
+        opts = build_options(ChainOptions(**base), others=own, **given)
+    except (TypeError, ValueError) as exc:
+        raise NotebookError(f"chain(): {exc}") from None
+    _check_approve(opts.approve, tools)
+    return opts
+
+
+def _conversations(
+    store: AsyncConversation | None,
+    chosen: AsyncModel,
+    system: str | None,
+    limit: int,
+    quiet: bool,
+) -> tuple[AsyncConversation, AsyncConversation]:
+    """The notebook conversation to keep (`store`) and the one to run on (`view`): the same,
+    or a window of the store's last messages when it is long or the model changed."""
+    if store is None:
+        fresh = chosen.conversation(system=system)
+        return fresh, fresh
+    earlier = window(store.messages, limit)
+    same_model = chosen is store.model or (
+        chosen.provider is store.model.provider and chosen.model_id == store.model.model_id
+    )
+    if system is not None:
+        store.system = system
+    if len(earlier) == len(store.messages) and same_model:
+        return store, store
+    dropped = len(store.messages) - len(earlier)
+    if dropped and not quiet:
+        print(
+            f"llm_magic: continuing a conversation of {len(store.messages)} messages; "
+            f"sending the last {len(earlier)} (history window {limit}: --history N or "
+            "%config LLMMagic.history_window)"
+        )
+    return store, AsyncConversation(chosen, system=store.system, messages=earlier)
+
+
+def show_run(run: ChainRun) -> None:
+    """The view of a run started with `llm_magic.chain()` in a notebook: its timeline.
+
+    Registered in `llm_magic.run_views` by `%load_ext` (and removed by `%unload_ext`). The
+    timeline subscribes to the run, as its approver too; it is closed when the run ends.
+    """
+    if shell() is None:
+        return
+    timeline = make_timeline(run, run.provider.model)
+    if timeline is None:
+        return
+
+    def on_event(event: ev.Event) -> None:
+        if isinstance(event, ev.RunEnded):
+            _safely(timeline.close, "close")
+
+    run.subscribe(on_event)
+    _safely(timeline.show, "show")
 
 
 def _interrupted_line(exc: asyncio.CancelledError, run: ChainRun) -> None:
@@ -507,29 +520,12 @@ def _interrupted_line(exc: asyncio.CancelledError, run: ChainRun) -> None:
         pass
 
 
-def _check_options(options: dict[str, Any]) -> None:
-    unknown = sorted(set(options) - _OPTION_FIELDS)
-    if unknown:
-        from .options import close_names
-
-        name = unknown[0]
-        close = close_names(name, sorted(_OPTION_FIELDS | _OWN_ARGS))
-        hint = f"; did you mean {' or '.join(close)}?" if close else ""
-        raise NotebookError(
-            f"chain() got an unknown option {name!r}{hint} "
-            f"(the options are {', '.join(sorted(_OWN_ARGS | _OPTION_FIELDS))})"
-        )
-
-
-def _approve_option(approve: Any, tools: list[Tool]) -> set[str] | str | None:
-    if approve is None:
-        return None
-    names = approve.split(",") if isinstance(approve, str) else list(approve)
-    names = [n.strip() for n in names if n.strip()]
-    if "all" in names:
-        return "all"
+def _check_approve(approve: ApproveSpec, tools: list[Tool]) -> None:
+    """Every name given to approve must be one of this run's tools."""
+    if approve is None or approve == "all":
+        return
     known = {t.name for t in tools}
-    for name in names:
+    for name in sorted(approve):
         if name not in known:
             from .options import close_names
 
@@ -539,4 +535,3 @@ def _approve_option(approve: Any, tools: list[Tool]) -> set[str] | str | None:
                 f"--approve names {name!r}, which is not one of this run's tools: {hint}"
                 f"the tools are {', '.join(sorted(known)) or 'none'}"
             )
-    return set(names)

@@ -105,7 +105,9 @@ class Timeline:
         self._closed = False
         self._details: dict[str, tuple[Any, str]] = {}
         self.flushes = 0  # how many flushes reached the widgets (tests, benchmarks)
-        run.subscribe(self._on_event)
+        self._asking: set[asyncio.Task[None]] = set()
+        # the timeline is the run's approver: calls needing approval wait for its buttons
+        run.subscribe(self._on_event, approver=True)
 
     # -- public API ----------------------------------------------------------------------------
     def show(self) -> None:
@@ -220,6 +222,8 @@ class Timeline:
         state = self.state
         if isinstance(event, ev.ToolCallEvent):
             rec = event.call
+            if isinstance(event, ev.ToolCallAwaitingApproval):
+                self._ask(rec)
             if rec.id not in state.seen:
                 self._add_call(rec)
             state.count(rec)
@@ -265,6 +269,20 @@ class Timeline:
             self._run_ended(event)
         self._header_dirty = True
         self._schedule()
+
+    def _ask(self, rec: ToolCallRecord) -> None:
+        """Ask the person (buttons, or the terminal) and answer the run with `decide()`; the
+        run's own `approval_callback`, when it has one, decides instead."""
+        if self._run.options.approval_callback is not None:
+            return
+
+        async def ask() -> None:
+            decision = await self.approve(rec)
+            self._run.decide(rec.id, decision.approved, decision.reason)
+
+        task = asyncio.get_running_loop().create_task(ask())
+        self._asking.add(task)
+        task.add_done_callback(self._asking.discard)
 
     def _add_call(self, rec: ToolCallRecord) -> None:
         state = self.state

@@ -33,6 +33,7 @@ class Provider(ABC):
         retry: RetryPolicy | None = None,
         timeout: float | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        limits: httpx.Limits | None = None,
         options: dict[str, Any] | None = None,
     ) -> None:
         self.model = model
@@ -47,6 +48,7 @@ class Provider(ABC):
             retry=retry,
             timeout=httpx.Timeout(timeout or 600.0, connect=10.0),
             transport=transport,
+            limits=limits,
         )
 
     def __repr__(self) -> str:  # never shows the key

@@ -16,102 +16,38 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Generator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable, Generator
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar, Unpack
+from typing import TYPE_CHECKING, Any
 
 from . import events as ev
 from ._loop import CallerThread
-from .errors import LLMMagicError, ToolArgumentsError, ToolError
+from .errors import ToolArgumentsError, ToolError
 from .events import ToolCallRecord
 from .messages import Message, ModelRequest, ModelTurn, ToolCall, ToolResult, Usage
-from .options import Approval, ApprovalCallback, ChainKwargs, ChainOptions
+from .options import Approval, ApprovalCallback, ChainOptions
+from .results import ChainResult, ConversationLike, Status
 from .tools import Tool, serialize_result
 
 if TYPE_CHECKING:
     from .providers.base import Provider
 
-__all__ = ["Approval", "ApprovalCallback", "ChainOptions", "ChainResult", "ChainRun"]
+__all__ = [
+    "Approval",
+    "ApprovalCallback",
+    "ChainOptions",
+    "ChainResult",
+    "ChainRun",
+    "ConversationLike",
+]
 
 log = logging.getLogger("llm_magic")
-Status = Literal[
-    "pending", "running", "done", "max_steps", "max_tool_calls", "timeout", "cancelled", "failed"
-]
 FINAL_TURN_INSTRUCTION = (
     "You have used all the tool calls allowed for this turn. Do not call tools now: answer "
     "with what you have found so far, and say what is still missing."
 )
 CANCELLED_OUTPUT = "cancelled: the user stopped the run before this call finished"
 Subscriber = Callable[[ev.Event], None]
-R = TypeVar("R", covariant=True)
-
-
-class ConversationLike(Protocol[R]):
-    """What a run needs of its conversation, and what a result continues from.
-
-    `R` is what `chain()` returns: a `ChainRun` for async conversations, a `ChainResponse` for
-    their sync twins, so `result.continue_(...)` has the colour of the run that made it.
-    """
-
-    @property
-    def messages(self) -> list[Message]: ...
-
-    def fork(self, messages: Sequence[Message]) -> ConversationLike[R]: ...
-
-    def chain(
-        self,
-        prompt: str | None,
-        *,
-        tools: Sequence[Any] | None = None,
-        system: str | None = None,
-        **options: Unpack[ChainKwargs],
-    ) -> R: ...
-
-
-@dataclass(eq=False)
-class ChainResult(Generic[R]):
-    """What a run produced: a point in history that later runs branch from.
-
-    `messages` is the conversation as this run left it; `continue_` goes on from there in a
-    fork, so a result never changes once made, whatever runs after it. Its repr is the answer.
-    """
-
-    text: str
-    status: Status
-    tool_calls: list[ToolCallRecord]
-    usage: Usage
-    steps: int
-    model: str
-    elapsed: float
-    error: BaseException | None = None
-    turns: list[ModelTurn] = field(default_factory=list)
-    messages: list[Message] = field(default_factory=list, repr=False)
-    conversation: ConversationLike[R] | None = field(default=None, repr=False)
-
-    def __repr__(self) -> str:
-        return self.text if self.text else f"<ChainResult {self.status}, no text>"
-
-    def __str__(self) -> str:
-        return self.text
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "done"
-
-    def continue_(
-        self,
-        prompt: str,
-        *,
-        tools: Sequence[Any] | None = None,
-        system: str | None = None,
-        **options: Unpack[ChainKwargs],
-    ) -> R:
-        """Go on from this result, in a fork: an awaitable run (async) or a response (sync)."""
-        if self.conversation is None:
-            raise LLMMagicError("this result has no conversation to continue")
-        fork = self.conversation.fork(self.messages)
-        return fork.chain(prompt, tools=tools, system=system, **options)
 
 
 class ChainRun:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from .messages import ToolCall, Usage
 
 if TYPE_CHECKING:
-    from .chain import ChainResult
+    from .results import ChainResult
 
 CallStatus = Literal["queued", "awaiting_approval", "running", "ok", "error", "denied", "cancelled"]
 
@@ -150,7 +150,7 @@ class UsageReported(Event):
 
 @dataclass
 class RunEnded(Event):
-    result: ChainResult
+    result: ChainResult[Any]
     type = "run_ended"
 
 

@@ -47,7 +47,7 @@ class RetryPolicy:
     max_wait: float = 60.0  # a server asking to wait longer than this gets an error, not a hang
 
     def backoff(self, attempt: int) -> float:
-        return min(self.max_delay, self.base_delay * 2**attempt) * (0.5 + random.random() / 2)
+        return min(self.max_delay, self.base_delay * 2.0**attempt) * (0.5 + random.random() / 2)
 
 
 def retry_after(headers: httpx.Headers) -> float | None:
@@ -284,7 +284,7 @@ def _retry_delay_in_body(response: httpx.Response) -> float | None:
 
 def _should_retry(response: httpx.Response) -> bool:
     """`x-should-retry` wins; OpenAI's `insufficient_quota` 429 is never worth retrying."""
-    flag = response.headers.get("x-should-retry")
+    flag: str | None = response.headers.get("x-should-retry")
     if flag in ("true", "false"):
         return flag == "true"
     if b"insufficient_quota" in response.content:

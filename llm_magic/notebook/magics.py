@@ -217,7 +217,8 @@ def _model_source(cfg: Any) -> str:
 
 
 def config_report() -> str:
-    from .session import default_model_id, state
+    from .lookup import default_model_id
+    from .session import state
 
     cfg = get_config()
     lines = [
@@ -255,7 +256,7 @@ def config_report() -> str:
 
 
 def models_report() -> str:
-    from .session import default_model_id
+    from .lookup import default_model_id
 
     default = default_model_id()
     lines = [f"known models (%%llm_chain -m MODEL; default now: {default}):"]

@@ -31,10 +31,9 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Unpack, cast
 
 from .. import events as ev
-from .. import registry
 from .._loop import take_caller
 from ..chain import ChainResult, ChainRun
-from ..errors import ConfigError, ProviderError, ToolDefinitionError, UnknownModelError
+from ..errors import ConfigError, ProviderError
 from ..events import ToolCallRecord
 from ..messages import Message
 from ..models import AsyncConversation, AsyncModel, Conversation, Model
@@ -46,9 +45,10 @@ from ..options import (
     ChainOptions,
     build_options,
 )
-from ..tools import Tool, is_marked_tool, to_tools
+from ..tools import Tool
 from . import NotebookError, one_line
 from .config import get_config
+from .lookup import hidden_names, resolve_model, select_tools
 
 log = logging.getLogger("llm_magic")
 TICK_SECONDS = 0.1
@@ -59,7 +59,7 @@ class NotebookState:
 
     def __init__(self) -> None:
         self.conversation: AsyncConversation | None = None
-        self.last_result: ChainResult | None = None
+        self.last_result: ChainResult[Any] | None = None
         self.last_run: ChainRun | None = None
 
 
@@ -93,124 +93,7 @@ def in_kernel(ip: Any) -> bool:
     return ip is not None and getattr(ip, "kernel", None) is not None
 
 
-def _hidden_names(ip: Any) -> set[str]:
-    hidden = set(getattr(ip, "user_ns_hidden", {}) or {}) if ip is not None else set()
-    return hidden | {"In", "Out", "_", "__", "___", "exit", "quit", "get_ipython"}
-
-
 # -- tools ----------------------------------------------------------------------------------------
-
-
-def marked_tools(namespace: Mapping[str, Any]) -> list[Tool]:
-    """Every function marked with `@tool` / `@async_tool_is` among the notebook's variables."""
-    found: dict[str, tuple[str, Tool]] = {}
-    for var, value in list(namespace.items()):
-        if var.startswith("_"):
-            continue
-        try:
-            if not is_marked_tool(value):
-                continue
-            marked = Tool.from_function(value)
-        except Exception:
-            continue
-        seen = found.get(marked.name)
-        # One tool per name: prefer the variable that carries the tool's own name.
-        if seen is None or (seen[0] != marked.name and var == marked.name):
-            found[marked.name] = (var, marked)
-    return [t for _, t in found.values()]
-
-
-def select_tools(tools: Any, namespace: Mapping[str, Any] | None) -> list[Tool]:
-    """Tools from a list of callables, Tools or names; None: the marked functions (notebook)."""
-    if tools is None:
-        return marked_tools(namespace) if namespace is not None else []
-    if isinstance(tools, str):
-        tools = [name.strip() for name in tools.split(",") if name.strip()]
-    elif callable(tools) or isinstance(tools, Tool):
-        tools = [tools]
-    items: list[Any] = []
-    for item in tools:
-        items.append(_named_tool(item, namespace) if isinstance(item, str) else item)
-    try:
-        return to_tools(items)
-    except ToolDefinitionError as exc:
-        raise one_line(exc) from None
-
-
-def _named_tool(name: str, namespace: Mapping[str, Any] | None) -> Any:
-    from .options import close_names, lookup
-
-    found, value = lookup(name, namespace or {})
-    if not found:
-        callables = [
-            k for k, v in (namespace or {}).items() if not k.startswith("_") and callable(v)
-        ]
-        close = close_names(name, callables)
-        hint = f"; did you mean {' or '.join(close)}?" if close else ""
-        where = "in the notebook" if namespace is not None else "(no notebook namespace here)"
-        raise NotebookError(
-            f"unknown tool {name!r}: no function of that name {where}{hint} "
-            "(define it in a cell first, or pass the function itself)"
-        )
-    if not callable(value):
-        raise NotebookError(
-            f"tool {name!r} is a {type(value).__name__}, not a function; "
-            "--tools takes names of functions (or obj.method)"
-        )
-    return value
-
-
-# -- models ---------------------------------------------------------------------------------------
-
-
-def model_choices() -> list[str]:
-    prefixes = [f"{p}:" for p in registry.PROVIDERS if p != "local"]
-    return [*registry.KNOWN_MODELS, *registry.aliases, *prefixes]
-
-
-def default_model_id() -> str:
-    return str(get_config().defaults()["model"] or registry.default_model_id())
-
-
-def resolve_model(
-    model: Any,
-    *,
-    api_key: str | None = None,
-    base_url: str | None = None,
-    fallback: AsyncModel | None = None,
-) -> AsyncModel:
-    """An AsyncModel for an id, alias, Model or AsyncModel; None: the conversation's or default."""
-    if isinstance(model, AsyncModel):
-        return model
-    if isinstance(model, Model):
-        return model._async
-    if model is None and fallback is not None and api_key is None and base_url is None:
-        return fallback
-    if model is None:
-        model = default_model_id()
-    if not isinstance(model, str):
-        raise NotebookError(
-            f"model must be a model id such as 'gpt-4.1-mini', got {type(model).__name__}"
-        )
-    model = model.strip()
-    try:
-        registry.resolve(model)
-    except UnknownModelError:
-        from .options import close_names
-
-        close = close_names(model, model_choices())
-        hint = f"did you mean {' or '.join(close)}? " if close else ""
-        raise NotebookError(
-            f"unknown model {model!r}: {hint}Use a known id or alias (%llm_models lists them), "
-            "or a provider prefix such as openai:NAME, ollama:NAME, "
-            "openai-compatible:NAME@http://host:port/v1"
-        ) from None
-    except ConfigError as exc:
-        raise one_line(exc) from None
-    try:
-        return registry.get_async_model(model, api_key=api_key, base_url=base_url)
-    except ConfigError as exc:
-        raise one_line(exc) from None
 
 
 # -- conversations --------------------------------------------------------------------------------
@@ -389,7 +272,7 @@ async def run_chain(
     if interpolate and ns is not None:
         from .options import interpolate as fill
 
-        prompt = fill(prompt, ns, _hidden_names(ip))
+        prompt = fill(prompt, ns, hidden_names(ip))
     if reset:
         reset_conversation()
     if continue_ is None:

@@ -28,7 +28,13 @@ from typing import Any
 
 import httpx
 
-from .errors import AuthenticationError, ProviderError, RateLimitError, StreamError
+from .errors import (
+    AuthenticationError,
+    ProviderError,
+    RateLimitError,
+    StreamError,
+    scrub_exception,
+)
 from .sse import SSEEvent, aiter_sse
 
 # httpx keeps 20 idle connections by default and closes the rest as they are released, so a
@@ -135,12 +141,13 @@ class HTTPSession:
 
     @contextmanager
     def redacting(self) -> Iterator[None]:
-        """Scrub the key from any ProviderError raised inside: the provider's own text (an error
-        event in a stream, an error in a 200 body) may quote it, like HTTP error bodies do."""
+        """Scrub the key from any error raised inside, its attributes and chained errors too:
+        the provider's own text (an error event in a stream, an error in a 200 body, an echoed
+        request id, a body kept by a JSONDecodeError) may quote it."""
         try:
             yield
-        except ProviderError as exc:
-            exc.redact(lambda text: scrub(text, self._secret))
+        except Exception as exc:
+            scrub_exception(exc, lambda text: scrub(text, self._secret))
             raise
 
     async def post_json(self, path: str, body: dict[str, Any]) -> dict[str, Any]:

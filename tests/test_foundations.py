@@ -13,8 +13,10 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import typing
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -313,3 +315,124 @@ def test_no_module_over_500_lines_without_a_reason() -> None:
             assert "Longer than" in head, f"{path.relative_to(ROOT)}: {text.count(chr(10))} lines"
 
 
+# -- error hygiene: the key leaves in no string ---------------------------------------------------
+
+SECRET = "sk-test-SECRET-0123456789abcdef"
+
+
+class _EchoHandler(BaseHTTPRequestHandler):
+    """Answers 200 with a body that is not JSON and quotes the key, and echoes the key as the
+    request id: what a misbehaving proxy in front of a provider may do."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("content-length", 0)))
+        body = f"upstream said: bad key {SECRET}".encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("x-request-id", f"req-{SECRET}")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def _strings_of(exc: BaseException) -> list[str]:
+    """Every string reachable from an exception: args, attributes, chained exceptions."""
+    out, todo, seen = [], [exc], set()
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        out += [a for a in e.args if isinstance(a, str)]
+        out += [v for v in vars(e).values() if isinstance(v, str)]
+        out.append(str(e))
+        todo += [e.__cause__, e.__context__]
+    return out
+
+
+async def test_the_key_is_scrubbed_from_chained_exceptions_and_request_ids() -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _EchoHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        model = llm_magic.get_async_model(
+            "openai:test",
+            base_url=f"http://127.0.0.1:{server.server_address[1]}/v1",
+            api_key=SECRET,
+        )
+        with pytest.raises(llm_magic.ProviderError) as info:
+            await model.chain("hi", stream=False)
+        await model.aclose()
+    finally:
+        server.shutdown()
+        server.server_close()
+    strings = _strings_of(info.value)
+    assert any("not JSON" in s for s in strings)
+    assert info.value.__context__ is not None  # the JSONDecodeError is still chained
+    leaked = [s for s in strings if SECRET in s]
+    assert not leaked, leaked
+
+
+# -- engine hygiene -------------------------------------------------------------------------------
+
+
+class _BrokenRepr:
+    def __repr__(self) -> str:
+        raise RuntimeError("repr is broken")
+
+
+def _deep(n: int) -> list[object]:
+    value: list[object] = []
+    for _ in range(n):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize("value", [_BrokenRepr(), _deep(5000)], ids=["broken-repr", "deep-list"])
+async def test_an_unserialisable_result_is_a_tool_error(
+    openai_server: OpenAIServer, value: object
+) -> None:
+    """It used to abort the run and mark the call "cancelled by the user"."""
+
+    def make() -> object:
+        "Make a value."
+        return value
+
+    openai_server.push(Reply(calls=[Call("make", {})]), "noted")
+    model = llm_magic.get_async_model(
+        "openai:test", base_url=openai_server.base_url, api_key=openai_server.api_key
+    )
+    result = await model.chain("go", tools=[make])
+    (call,) = result.tool_calls
+    assert result.status == "done" and result.text == "noted"
+    assert call.status == "error" and call.result is value
+    assert "could not be turned into text" in call.output
+    sent = openai_server.requests[-1].body["messages"][-1]
+    assert sent["role"] == "tool" and "could not be turned into text" in sent["content"]
+    await model.aclose()
+
+
+async def test_leaving_the_event_loop_early_leaves_the_run_going(
+    openai_server: OpenAIServer,
+) -> None:
+    """The iterator is a view: `break` does not cancel the run (it used to, silently)."""
+    openai_server.push(Reply(calls=[Call("add", {"a": 1, "b": 2})]), "3")
+
+    def add(a: int, b: int) -> int:
+        "Add."
+        return a + b
+
+    model = llm_magic.get_async_model(
+        "openai:test", base_url=openai_server.base_url, api_key=openai_server.api_key
+    )
+    run = model.chain("1+2?", tools=[add])
+    async for event in run:
+        if event.type == "turn_started":
+            break
+    result = await run
+    assert result.status == "done" and result.text == "3"
+    assert [e.type for e in run.events][-1] == "run_finished"
+    await model.aclose()

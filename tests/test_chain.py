@@ -582,9 +582,17 @@ async def test_cancel_mid_tool(openai_server: OpenAIServer, model: Any) -> None:
     )
     conv = model.conversation(tools=[wait_long, lookup, block])
     run = conv.chain("go")
+    looked_up = asyncio.Event()
+    run.subscribe(
+        lambda e: (
+            looked_up.set()
+            if isinstance(e, ev.ToolCallFinished) and e.call.name == "lookup"
+            else None
+        )
+    )
     waiting = asyncio.ensure_future(run.result())
     await started.wait()
-    await asyncio.sleep(0.05)  # lookup finishes meanwhile
+    await looked_up.wait()  # lookup has finished; the other two are still running
     run.cancel()
     try:
         result = await waiting

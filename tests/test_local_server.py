@@ -183,7 +183,11 @@ async def test_concurrent_starts_share_one_process_and_restart_after_death():
             )
         except LocalModelUnavailable as exc:
             pytest.fail(str(exc), pytrace=False)
-        await asyncio.sleep(0.05)  # progress is delivered on the loop with call_soon_threadsafe
+        # progress is delivered on the loop with call_soon_threadsafe: wait until it has arrived
+        deadline = time.monotonic() + 5
+        while not all(i and i[-1].startswith("Local model ready in") for i in [*inboxes, shared]):
+            assert time.monotonic() < deadline, (inboxes, shared)
+            await asyncio.sleep(0.01)
         assert len(set(urls)) == 1
         # Every waiting caller hears the one start (from the moment it began to wait), and a
         # callback passed by several callers hears each message once.

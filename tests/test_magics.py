@@ -713,15 +713,18 @@ async def test_cancelling_a_run_marks_it_cancelled_and_propagates(openai_server,
     monkeypatch.setenv("OPENAI_BASE_URL", openai_server.base_url)
     openai_server.push(Reply(calls=[Call("sleepy", {})]), "never sent")
 
+    started = asyncio.Event()
+
     async def sleepy() -> str:
         """Sleeps long."""
+        started.set()
         await asyncio.sleep(10)
         return "woke"
 
     task = asyncio.ensure_future(
         nb_session.run_chain("go", tools=[sleepy], model="openai:test-model", quiet=True)
     )
-    await asyncio.sleep(0.5)
+    await started.wait()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task

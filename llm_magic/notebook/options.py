@@ -23,8 +23,6 @@ from typing import Any, NoReturn
 from ..options import ChainOptions, Option, field_hints, option, options_of
 from . import NotebookError
 
-USAGE = "%%llm_chain [options]\n<prompt>"
-
 INTRO = """\
 %%llm_chain [options]  -- run the cell as a prompt; the model may call your functions as tools.
 

@@ -89,10 +89,6 @@ def shell() -> Any:
         return None
 
 
-def in_kernel(ip: Any) -> bool:
-    return ip is not None and getattr(ip, "kernel", None) is not None
-
-
 # -- tools ----------------------------------------------------------------------------------------
 
 
@@ -216,7 +212,7 @@ def _ctrl_c_cancels(ip: Any) -> Iterator[None]:
     task = asyncio.current_task()
     previous = signal.getsignal(signal.SIGINT)
 
-    def interrupt(signum: int, frame: Any) -> None:
+    def interrupt(_signum: int, _frame: Any) -> None:
         if task is not None:
             loop.call_soon_threadsafe(task.cancel)
 

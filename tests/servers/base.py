@@ -185,6 +185,26 @@ class LoopbackServer:
         return out
 
     def close(self) -> None:
+        """Stop serving, then fail (AssertionError) if any request broke a rule of the API:
+        every way out of a server (`close`, `with`, the fixtures) enforces its checks, so no
+        test can pass while the library sent something the real API would reject. A test that
+        provokes failures on purpose consumes them with `take_failures()` first."""
+        self._shutdown()
+        self.check()
+
+    def check(self, error: BaseException | None = None) -> None:
+        """Raise the recorded failures; with `error` (the test's own exception), attach them to
+        it as a note instead, so the first cause stays the one reported."""
+        if not self.failures:
+            return
+        text = f"{self.kind} loopback server saw {len(self.failures)} malformed request(s):\n"
+        text += "\n".join(f"  - {f}" for f in self.failures)
+        if error is not None:
+            error.add_note(text)
+            return
+        raise AssertionError(text)
+
+    def _shutdown(self) -> None:
         if self._httpd is None:
             return
         self._httpd.shutdown()
@@ -200,8 +220,9 @@ class LoopbackServer:
     def __enter__(self):
         return self.start() if self._httpd is None else self
 
-    def __exit__(self, *exc):
-        self.close()
+    def __exit__(self, exc_type, exc, tb):
+        self._shutdown()
+        self.check(exc)
 
     # ---- provider hooks --------------------------------------------------------------------
     # Subclasses implement:

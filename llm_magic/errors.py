@@ -84,6 +84,15 @@ class RateLimitError(ProviderError):
     """429 after the retries ran out, or a server asking to wait longer than the cap."""
 
 
+class RefusalError(ProviderError):
+    """The model refused to answer (OpenAI `refusal`, Anthropic `stop_reason: "refusal"`);
+    the message is the model's own refusal text, or says that it gave none."""
+
+    def __init__(self, refusal: str, *, provider: str = "") -> None:
+        self.refusal = refusal
+        super().__init__(f"the model refused: {refusal}", provider=provider)
+
+
 class StreamError(ProviderError):
     """A streamed response stopped before its end; `partial_text` keeps what arrived."""
 

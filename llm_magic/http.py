@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import json
+import math
 import random
 import re
 import time
@@ -29,15 +30,33 @@ RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
 _REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-goog-request-id", "cf-ray")
 
 
+# The longest server-requested wait (Retry-After / retry-after-ms / Gemini's RetryInfo) each
+# official SDK honours before it gives up instead of retrying:
+# - openai-python `_base_client.py` `_calculate_retry_timeout`: 0 < wait <= 120 s, longer: no
+#   retry (commit "honor Retry-After delays up to two minutes", openai 3.x);
+# - anthropic-sdk-python 2.x `_base_client.py`: any positive value is honoured;
+# - google-genai `_api_client.py` (`HttpRetryOptions`, tenacity `wait_exponential_jitter(max=60)`)
+#   reads no server delay at all; 60 s keeps a quota's `retryDelay` (often 20-60 s) usable.
+MAX_WAIT = {"openai": 120.0, "anthropic": math.inf, "gemini": 60.0}
+
+
 @dataclass
 class RetryPolicy:
+    """How a provider retries. `max_wait`: a server asking to wait longer than this gets an
+    error at once rather than a hang; `RetryPolicy.for_provider` gives each SDK's own cap."""
+
     max_retries: int = 3
     base_delay: float = 0.5
     max_delay: float = 8.0
-    max_wait: float = 60.0  # a server asking to wait longer than this gets an error, not a hang
+    max_wait: float = 60.0
+
+    @classmethod
+    def for_provider(cls, provider: str, **changes: Any) -> RetryPolicy:
+        """The policy matching the provider's official SDK, with `changes` applied."""
+        return cls(**{"max_wait": MAX_WAIT.get(provider, cls.max_wait), **changes})
 
     def backoff(self, attempt: int) -> float:
-        return min(self.max_delay, self.base_delay * 2**attempt) * (0.5 + random.random() / 2)
+        return min(self.max_delay, self.base_delay * 2.0**attempt) * (0.5 + random.random() / 2)
 
 
 def retry_after(headers: httpx.Headers) -> float | None:
@@ -243,7 +262,7 @@ def _should_retry(response: httpx.Response) -> bool:
     """`x-should-retry` wins; OpenAI's `insufficient_quota` 429 is never worth retrying."""
     flag = response.headers.get("x-should-retry")
     if flag in ("true", "false"):
-        return flag == "true"
+        return bool(flag == "true")
     if b"insufficient_quota" in response.content:
         return False
     return response.status_code in RETRY_STATUSES

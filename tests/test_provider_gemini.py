@@ -151,7 +151,6 @@ def test_real_tool_schemas_translate_to_what_gemini_accepts():
         e: tuple[int, str] = (1, "a"),
         p: Point | None = None,
         q: list[Point] | None = None,
-        r: dict[str, int] | None = None,
         s: bool = False,
         t: Literal[1, 2] = 1,
     ) -> None: ...
@@ -161,7 +160,15 @@ def test_real_tool_schemas_translate_to_what_gemini_accepts():
     assert schema_problems(out) == []
     assert out["properties"]["p"]["nullable"] is True
     assert out["properties"]["p"]["properties"]["label"]["nullable"] is True
-    assert out["properties"]["r"] == {"type": "OBJECT", "nullable": True}
+
+
+def test_mapping_parameter_is_no_bare_object():
+    """Gemini rejects an OBJECT without properties: a dict[str, int] goes as JSON schema."""
+
+    def f(r: dict[str, int] | None = None) -> None: ...
+
+    with pytest.raises(ToolDefinitionError, match="without 'properties'"):
+        translate_schema(Tool.from_function(f).schema, "f")
 
 
 @pytest.mark.parametrize(

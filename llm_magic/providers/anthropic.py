@@ -27,6 +27,7 @@ from .base import (
     new_call_id,
 )
 
+PROVIDER = "anthropic"
 VERSIONS = ("2023-06-01", "2026-10-21")
 SAMPLING_OPTIONS = ("temperature", "top_p", "top_k")  # a 400 under 2026-10-21
 THINKING_KEY = "anthropic_thinking"  # provider_data key of the turn's thinking blocks
@@ -199,6 +200,8 @@ def parse_message(data: Any) -> ModelTurn:
     if data.get("type") == "error":
         err = data.get("error") or {}
         raise ProviderError(f"{err.get('message', err)} [{err.get('type')}]", provider="anthropic")
+    if "content" not in data:
+        raise ProviderError(f"malformed response: no content: {str(data)[:200]}", provider=PROVIDER)
     text: list[str] = []
     calls: list[ToolCall] = []
     thinking: list[dict[str, Any]] = []
@@ -270,7 +273,7 @@ class StreamAccumulator(Accumulator):
         if kind == "message_start":
             _usage((data.get("message") or {}).get("usage"), self.usage)
         elif kind == "content_block_start":
-            block = _Block(dict(data.get("content_block") or {}))
+            block = _Block(dict(expect(data.get("content_block"), dict, "content_block", PROVIDER)))
             self.blocks[int(data.get("index", len(self.blocks)))] = block
             if block.start.get("type") == "text" and block.start.get("text"):
                 return self._text(block, block.start["text"])
@@ -340,6 +343,10 @@ class StreamAccumulator(Accumulator):
                 thinking.append(block)
         turn = ModelTurn("".join(text), calls, self.usage, self.stop_reason)
         _raise_if_refused(turn)
+        if not self.blocks and self.stop_reason is None:
+            raise ProviderError(
+                "the stream carried no content and no stop_reason", provider=PROVIDER
+            )
         if thinking:
             turn.provider_data[THINKING_KEY] = thinking
         return turn

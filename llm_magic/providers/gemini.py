@@ -245,6 +245,7 @@ class Accumulator(BaseAccumulator):
     def __init__(self) -> None:
         super().__init__()
         self.raw: list[dict[str, Any]] = []  # the parts as received, plain text merged
+        self.candidates_seen = False
         self.parts: list[str] = []
         self.calls: list[ToolCall] = []
         self.usage = Usage()
@@ -292,6 +293,7 @@ class Accumulator(BaseAccumulator):
         delta = ""
         for cand in expect(chunk.get("candidates") or [], list, "candidates", "gemini")[:1]:
             cand = expect(cand, dict, "candidates[0]", "gemini")
+            self.candidates_seen = True
             if cand.get("finishReason"):
                 self.finish_reason = cand["finishReason"]
                 self.finish_message = cand.get("finishMessage")
@@ -345,6 +347,10 @@ class Accumulator(BaseAccumulator):
         return turn
 
     def _raise_if_empty(self) -> None:
+        if not self.candidates_seen and not self.block_reason:
+            raise ProviderError(
+                "malformed response: no candidates and no promptFeedback", provider="gemini"
+            )
         if self.block_reason:
             extra = f": {self.block_message}" if self.block_message else ""
             raise ProviderError(

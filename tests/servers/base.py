@@ -299,6 +299,11 @@ class LoopbackServer:
             time.sleep(reply.delay)
         if reply.status != 200:
             return self.error(reply.status, reply.error_message or None, reply.error_code, reply)
+        if reply.raw_events is not None and rec.stream:
+            events = [e.encode() for e in reply.raw_events]
+            return Response(200, None, dict(reply.headers), events, "text/event-stream")
+        if reply.raw_body is not None and not rec.stream:
+            return Response(200, reply.raw_body.encode(), dict(reply.headers))
         calls = [self.resolve(c) for c in reply.calls]
         self.remember(reply, calls)
         if not rec.stream:
@@ -353,7 +358,7 @@ class LoopbackServer:
     def _write(self, h: _Handler, r: Response) -> None:
         w = h.wfile.write
         if r.events is None:
-            data = dumps(r.body)
+            data = r.body if isinstance(r.body, bytes) else dumps(r.body)
             head = self._head(h, r, f"Content-Length: {len(data)}")
             if r.cut_after is not None:  # a truncated JSON body, then close
                 h.close_connection = True

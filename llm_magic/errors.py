@@ -62,8 +62,14 @@ class ProviderError(LLMMagicError):
         super().__init__(self._format())
 
     def redact(self, clean: Callable[[str], str]) -> None:
-        """Rewrite the message in place (the key scrubbed), keeping the type and attributes."""
+        """Rewrite every string this error carries (the key scrubbed), keeping the type, and
+        cut the exception chain: a chained exception (a JSONDecodeError's `doc`, an httpx
+        error's request) may quote the key in attributes no message shows."""
         self.provider_message = clean(self.provider_message)
+        if self.request_id is not None:
+            self.request_id = clean(self.request_id)
+        self.__cause__ = self.__context__ = None
+        self.__suppress_context__ = True
         self.args = (self._format(),)
 
     def _format(self) -> str:
@@ -99,3 +105,7 @@ class StreamError(ProviderError):
     def __init__(self, message: str, *, provider: str = "", partial_text: str = "") -> None:
         self.partial_text = partial_text
         super().__init__(message, provider=provider)
+
+    def redact(self, clean: Callable[[str], str]) -> None:
+        self.partial_text = clean(self.partial_text)
+        super().redact(clean)

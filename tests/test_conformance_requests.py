@@ -205,3 +205,33 @@ async def test_malformed_json_response_is_a_clear_provider_error(provider_server
     with pytest.raises(ProviderError, match=r"malformed|no choices|should be") as info:
         await model_for(provider_server).chain("hi", stream=False)
     assert info.value.__cause__ is None
+
+
+def _strings(exc: BaseException) -> str:
+    """Every string reachable from an exception: args, attributes, the chained exceptions."""
+    seen, out, todo = set(), [], [exc]
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        out += [repr(e), str(e), *map(repr, vars(e).values())]
+        todo += [e.__cause__, e.__context__]
+    return "\n".join(out)
+
+
+@pytest.mark.parametrize("stream", [True, False])
+async def test_key_never_survives_in_attributes_or_chained_exceptions(provider_server, stream):
+    key = provider_server.api_key
+    raw = f"oops {key} is not JSON"
+    provider_server.push(
+        Reply(
+            raw_body=raw,
+            raw_events=[f"data: {raw}\n\n"],
+            headers={"x-request-id": f"req_{key}", "request-id": f"req_{key}"},
+        )
+    )
+    with pytest.raises(ProviderError) as info:
+        await model_for(provider_server).chain("hi", stream=stream)
+    assert key not in _strings(info.value)
+    assert info.value.__context__ is None and info.value.__cause__ is None

@@ -266,7 +266,7 @@ def test_provider_ids_echoed_with_signature_on_exact_part():
             "functionResponse": {
                 "id": "call_0",
                 "name": "get_weather",
-                "response": {"result": {"temp_c": 18, "sky": "clear"}},
+                "response": {"output": {"temp_c": 18, "sky": "clear"}},
             }
         },
         {
@@ -286,7 +286,7 @@ def test_synthesised_ids_never_sent():
     responses = [p["functionResponse"] for p in contents[2]["parts"] if "functionResponse" in p]
     assert all("id" not in x for x in calls + responses)
     assert [r["name"] for r in responses] == ["get_weather", "get_weather"]
-    assert responses[0]["response"] == {"result": {"temp_c": 18, "sky": "clear"}}  # call order
+    assert responses[0]["response"] == {"output": {"temp_c": 18, "sky": "clear"}}  # call order
 
 
 def test_foreign_calls_get_the_documented_skip_signature():
@@ -315,7 +315,7 @@ def test_result_values_are_objects():
             Message("tool", tool_results=[ToolResult("a", "f", content)]),
         ]
         part = wire_contents(msgs)[2]["parts"][0]["functionResponse"]
-        assert part["response"] == {"result": expected}
+        assert part["response"] == {"output": expected}
 
 
 # ---- response parsing -------------------------------------------------------------------------

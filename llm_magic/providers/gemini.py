@@ -213,7 +213,7 @@ def _function_response(result: ToolResult, call: ToolCall | None) -> dict[str, A
     if result.is_error:
         fr["response"] = {"error": result.content}
     else:
-        fr["response"] = {"result": _result_value(result.content)}
+        fr["response"] = {"output": _result_value(result.content)}  # the documented key
     return {"functionResponse": fr}
 
 

@@ -23,6 +23,7 @@ from .errors import (
     UnknownModelError,
 )
 from .events import ToolCallRecord
+from .http import RetryPolicy
 from .messages import Message, ToolCall, ToolResult, Usage
 from .models import AsyncConversation, AsyncModel, ChainResponse, Conversation, Model
 from .registry import get_async_model, get_model, register_alias
@@ -51,6 +52,7 @@ __all__ = [
     "ProviderError",
     "RateLimitError",
     "RefusalError",
+    "RetryPolicy",
     "StreamError",
     "Tool",
     "ToolCall",

@@ -43,17 +43,16 @@ MAX_WAIT = {"openai": 120.0, "anthropic": math.inf, "gemini": 60.0}
 @dataclass
 class RetryPolicy:
     """How a provider retries. `max_wait`: a server asking to wait longer than this gets an
-    error at once rather than a hang; `RetryPolicy.for_provider` gives each SDK's own cap."""
+    error at once rather than a hang; None means the cap of the provider's official SDK
+    (`MAX_WAIT`), e.g. `RetryPolicy(max_wait=300)` to wait longer for any provider."""
 
     max_retries: int = 3
     base_delay: float = 0.5
     max_delay: float = 8.0
-    max_wait: float = 60.0
+    max_wait: float | None = None
 
-    @classmethod
-    def for_provider(cls, provider: str, **changes: Any) -> RetryPolicy:
-        """The policy matching the provider's official SDK, with `changes` applied."""
-        return cls(**{"max_wait": MAX_WAIT.get(provider, cls.max_wait), **changes})
+    def wait_cap(self, provider: str) -> float:
+        return self.max_wait if self.max_wait is not None else MAX_WAIT.get(provider, 60.0)
 
     def backoff(self, attempt: int) -> float:
         return min(self.max_delay, self.base_delay * 2.0**attempt) * (0.5 + random.random() / 2)
@@ -204,12 +203,13 @@ class HTTPSession:
             if wait is None:
                 wait = _retry_delay_in_body(response)
             if _should_retry(response) and attempt < self.retry.max_retries:
-                if wait is not None and wait > self.retry.max_wait:
+                cap = self.retry.wait_cap(self.provider)
+                if wait is not None and wait > cap:
                     raise self._error(
                         response,
                         extra=(
                             f"; the server asked to wait {wait:.0f} s, more than the "
-                            f"{self.retry.max_wait:.0f} s cap (RetryPolicy.max_wait)"
+                            f"{cap:.0f} s cap (RetryPolicy.max_wait)"
                         ),
                     )
                 await asyncio.sleep(wait if wait is not None else self.retry.backoff(attempt))

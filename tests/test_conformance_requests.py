@@ -15,9 +15,10 @@ import pytest
 
 import llm_magic
 from llm_magic import ProviderError, RefusalError, Tool
+from llm_magic.messages import FINAL_TURN_INSTRUCTION
 from llm_magic.providers._names import wire_name
 from tests.servers import Call, GeminiServer, OpenAIServer, Reply
-from tests.test_conformance import model_for
+from tests.test_conformance import MODEL_FOR, model_for
 
 
 def place(at: tuple[float, float]) -> str:
@@ -235,3 +236,62 @@ async def test_key_never_survives_in_attributes_or_chained_exceptions(provider_s
         await model_for(provider_server).chain("hi", stream=stream)
     assert key not in _strings(info.value)
     assert info.value.__context__ is None and info.value.__cause__ is None
+
+
+async def test_final_turn_is_said_in_each_providers_wire_form(provider_server):
+    s = provider_server
+    s.push(Reply(calls=[Call("place", {"at": [1, 2]})]), Reply(text="That is all I found."))
+    conversation = model_for(s).conversation(tools=[place])
+    result = await conversation.chain("where?", max_steps=1)
+    assert result.text == "That is all I found."
+    body = s.requests[-1].body
+    if s.provider == "openai":
+        assert body["tool_choice"] == "none"
+        assert body["messages"][-1] == {"role": "user", "content": FINAL_TURN_INSTRUCTION}
+    elif s.provider == "anthropic":
+        assert body["tool_choice"] == {"type": "none"}
+        last = body["messages"][-1]["content"]
+        assert last[0]["type"] == "tool_result"
+        assert last[-1] == {"type": "text", "text": FINAL_TURN_INSTRUCTION}
+    else:
+        assert body["toolConfig"] == {"functionCallingConfig": {"mode": "NONE"}}
+        last = body["contents"][-1]["parts"]
+        assert "functionResponse" in last[0] and last[-1] == {"text": FINAL_TURN_INSTRUCTION}
+    texts = [m.text for m in conversation.messages]
+    assert FINAL_TURN_INSTRUCTION not in texts  # a wire form, not part of the conversation
+
+
+def test_local_final_turn_goes_to_the_answer_alias_without_the_instruction() -> None:
+    from llm_magic.messages import Message, ModelRequest, ToolSpec
+    from llm_magic.providers.local import LocalProvider
+
+    spec = ToolSpec("place", "d", {"type": "object", "properties": {}})
+    request = ModelRequest([Message("user", "hi")], [spec], tool_choice="auto", final=True)
+    local = LocalProvider.final_form(LocalProvider.__new__(LocalProvider), request)
+    assert (local.tool_choice, local.final, local.messages) == ("none", False, request.messages)
+
+
+CAPS = {"openai": 120, "anthropic": None, "gemini": 60}  # None: anthropic honours any wait
+
+
+@pytest.mark.parametrize("asked", [90, 200])
+async def test_retry_after_caps_follow_each_sdk(provider_server, asked):
+    cap = CAPS[provider_server.provider]
+    if cap is None or asked <= cap:
+        pytest.skip("the SDK would wait this long; so would we (not waited for in a test)")
+    provider_server.push(Reply(status=429, retry_after=asked))
+    with pytest.raises(llm_magic.RateLimitError, match=f"{asked} s, more than the {cap} s cap"):
+        await model_for(provider_server).chain("hi")
+    assert len(provider_server.requests) == 1
+
+
+async def test_retry_after_cap_is_the_users_to_change(provider_server):
+    provider_server.push(Reply(status=429, retry_after=5))
+    model = llm_magic.get_async_model(
+        MODEL_FOR[provider_server.kind],
+        base_url=provider_server.base_url,
+        api_key=provider_server.api_key,
+        retry=llm_magic.RetryPolicy(max_wait=2),
+    )
+    with pytest.raises(llm_magic.RateLimitError, match="5 s, more than the 2 s cap"):
+        await model.chain("hi")

@@ -112,7 +112,7 @@ class Provider(ABC):
             self.base_url,
             self.auth_headers(api_key),
             secret=api_key,
-            retry=retry or RetryPolicy.for_provider(self.name),
+            retry=retry,
             timeout=httpx.Timeout(timeout or 600.0, connect=10.0),
             transport=transport,
         )

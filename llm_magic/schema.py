@@ -415,6 +415,13 @@ def converter_for(hint: Any, _seen: frozenset[Any] = frozenset()) -> Converter:
     raise TypeError(f"type {hint!r} cannot be expressed as JSON schema")
 
 
+_LOCAL_NAMES = (
+    "type hints are looked up in the module, so a class defined inside a function cannot be "
+    "named in them (nor refer to itself); define it at module level (a recursive structure "
+    "also needs a pydantic model instead of a dataclass or TypedDict)"
+)
+
+
 def _class_hints(cls: type) -> dict[str, Any]:
     """A class's field hints; a name they use that cannot be resolved is a TypeError that says
     what to do (typically a class defined inside a function that refers to itself)."""
@@ -422,10 +429,8 @@ def _class_hints(cls: type) -> dict[str, Any]:
         return typing.get_type_hints(cls, include_extras=True)
     except NameError as exc:
         raise TypeError(
-            f"the fields of {cls.__name__!r} refer to a name that cannot be resolved ({exc}); "
-            "a class defined inside a function cannot refer to itself or to other local "
-            "classes: define it at module level (a recursive structure also needs a pydantic "
-            "model instead of a dataclass or TypedDict)"
+            f"the fields of {cls.__name__!r} refer to a name that cannot be resolved ({exc}): "
+            + _LOCAL_NAMES
         ) from None
 
 
@@ -506,6 +511,10 @@ def parameters_from_signature(
         target = type(target).__call__
     try:
         hints = typing.get_type_hints(target, include_extras=True)
+    except NameError as exc:
+        raise ToolDefinitionError(
+            f"tool {tool_name!r}: cannot read type hints ({exc}): {_LOCAL_NAMES}"
+        ) from None
     except Exception as exc:
         raise ToolDefinitionError(f"tool {tool_name!r}: cannot read type hints: {exc}") from None
     fields: dict[str, Converter] = {}

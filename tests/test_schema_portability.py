@@ -22,3 +22,28 @@ def test_editing_one_tools_schema_changes_no_other_tool() -> None:
     assert again["properties"]["pair"]["prefixItems"][0] == {"type": "integer"}
     assert other["properties"]["n"] == {"type": "integer"}
     assert other["properties"]["ys"]["items"] == {"type": "integer"}
+
+
+def test_local_self_referencing_dataclass_says_what_to_do() -> None:
+    import dataclasses
+
+    import pytest
+
+    from llm_magic import ToolDefinitionError
+
+    @dataclasses.dataclass
+    class Node:
+        value: int
+        children: list[Node]
+
+    def walk(node: Node) -> int:
+        return node.value
+
+    with pytest.raises(ToolDefinitionError) as info:
+        Tool.from_function(walk)
+    text = str(info.value)
+    assert "'walk'" in text and "Node" in text and "module level" in text
+    assert not isinstance(info.value.__cause__, NameError)
+    walk.__annotations__ = {"node": Node, "return": int}  # the class itself, as without PEP 563
+    with pytest.raises(ToolDefinitionError, match="'Node' refer to a name .* module level"):
+        Tool.from_function(walk)

@@ -45,5 +45,5 @@ def test_local_self_referencing_dataclass_says_what_to_do() -> None:
     assert "'walk'" in text and "Node" in text and "module level" in text
     assert not isinstance(info.value.__cause__, NameError)
     walk.__annotations__ = {"node": Node, "return": int}  # the class itself, as without PEP 563
-    with pytest.raises(ToolDefinitionError, match="'Node' refer to a name .* module level"):
+    with pytest.raises(ToolDefinitionError, match=r"'Node' refer to a name .* module level"):
         Tool.from_function(walk)

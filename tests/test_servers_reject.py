@@ -100,3 +100,20 @@ def test_gemini_signature_on_a_non_call_part_must_come_back(gemini_server):
     assert post(s, history)[0] == 400 and "thought_signature" in s.take_failures()[0]
     history[1]["parts"] = parts
     assert post(s, history)[0] == 200
+
+
+def test_leaving_a_server_enforces_its_checks() -> None:
+    from tests.servers import OpenAIServer
+
+    with pytest.raises(AssertionError, match="1 malformed request"):
+        with OpenAIServer() as s:
+            assert post(s, model="")[0] == 400  # nobody looks at s.failures
+    with pytest.raises(ValueError, match="the test's own error") as info:
+        with OpenAIServer() as s:
+            post(s, model="")
+            raise ValueError("the test's own error")
+    assert "Missing required parameter: 'model'" in "\n".join(info.value.__notes__)
+    s = OpenAIServer().start()
+    post(s, model="")
+    with pytest.raises(AssertionError, match="malformed"):
+        s.close()

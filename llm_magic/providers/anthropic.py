@@ -18,6 +18,7 @@ from typing import Any
 from ..errors import ConfigError, ProviderError, RefusalError
 from ..messages import Message, ModelRequest, ModelTurn, ToolCall, Usage
 from ..sse import SSEEvent
+from ._wire_cache import WireCache, cached
 from .base import (
     Accumulator,
     Provider,
@@ -88,7 +89,7 @@ class AnthropicProvider(Provider):
             ]
             if request.tool_choice:
                 body["tool_choice"] = tool_choice(request.tool_choice)
-        body["messages"] = wire_messages(request.messages)
+        body["messages"] = wire_messages(request.messages, self.wire_cache)
         if request.stream:
             body["stream"] = True
         if "stop" in options:
@@ -129,14 +130,15 @@ def sanitize_id(call_id: str) -> str:
     return f"{_ID_BAD.sub('_', call_id)}_{digest}"
 
 
-def wire_messages(messages: list[Message]) -> list[dict[str, Any]]:
+def wire_messages(messages: list[Message], cache: WireCache | None = None) -> list[dict[str, Any]]:
     """Neutral messages as Anthropic turns; system messages go to the top-level `system`."""
     out: list[dict[str, Any]] = []
     for group in merge_user_messages([m for m in messages if m.role != "system"]):
         if group[0].role == "assistant":
-            out.append({"role": "assistant", "content": _assistant_blocks(group[0])})
+            blocks = cached(cache, group[0], "anthropic-assistant", _assistant_blocks)
+            out.append({"role": "assistant", "content": blocks})
         else:
-            out.append({"role": "user", "content": _user_blocks(group)})
+            out.append({"role": "user", "content": _user_blocks(group, cache)})
     return out
 
 
@@ -156,23 +158,29 @@ def _assistant_blocks(msg: Message) -> list[dict[str, Any]]:
     return blocks or [{"type": "text", "text": "(empty)"}]
 
 
-def _user_blocks(group: list[Message]) -> list[dict[str, Any]]:
+def _user_blocks(group: list[Message], cache: WireCache | None) -> list[dict[str, Any]]:
     """Every tool_result of the group first, then the user text blocks."""
     results: list[dict[str, Any]] = []
     texts: list[dict[str, Any]] = []
     for msg in group:
-        for r in msg.tool_results:
-            block: dict[str, Any] = {
-                "type": "tool_result",
-                "tool_use_id": sanitize_id(r.call_id),
-                "content": r.content or "(empty)",
-            }
-            if r.is_error:
-                block["is_error"] = True
-            results.append(block)
+        results += cached(cache, msg, "anthropic-results", _result_blocks)
         if msg.role == "user" and msg.text:
             texts.append({"type": "text", "text": msg.text})
     return results + texts or [{"type": "text", "text": "(empty)"}]
+
+
+def _result_blocks(msg: Message) -> list[dict[str, Any]]:
+    blocks: list[dict[str, Any]] = []
+    for r in msg.tool_results:
+        block: dict[str, Any] = {
+            "type": "tool_result",
+            "tool_use_id": sanitize_id(r.call_id),
+            "content": r.content or "(empty)",
+        }
+        if r.is_error:
+            block["is_error"] = True
+        blocks.append(block)
+    return blocks
 
 
 # ---- response parsing ------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from ..http import HTTPSession, RetryPolicy
 from ..messages import FINAL_TURN_INSTRUCTION, Message, ModelRequest, ModelTurn
 from ..sse import SSEEvent
 from ._names import WireNames
+from ._wire_cache import WireCache
 
 TextCallback = Callable[[str], None]
 T = TypeVar("T")
@@ -107,6 +108,7 @@ class Provider(ABC):
         self._api_key = api_key
         self.base_url = (base_url or self.default_base_url).rstrip("/")
         self.options = dict(options or {})
+        self.wire_cache = WireCache()  # messages' wire forms, so continuations encode only news
         self.http = HTTPSession(
             self.name,
             self.base_url,

@@ -17,6 +17,7 @@ from ..errors import ProviderError, ToolDefinitionError
 from ..messages import Message, ModelRequest, ModelTurn, ToolCall, ToolResult, ToolSpec, Usage
 from ._portable import gemini_json_schema
 from ._schema import translate_schema
+from ._wire_cache import WireCache, cached
 from .base import Accumulator as BaseAccumulator
 from .base import Provider, arguments_object, expect, merge_user_messages, new_call_id
 
@@ -90,7 +91,7 @@ class GeminiProvider(Provider):
         body: dict[str, Any] = {}
         if system:
             body["systemInstruction"] = {"parts": [{"text": system}]}
-        body["contents"] = wire_contents(request.messages)
+        body["contents"] = wire_contents(request.messages, self.wire_cache)
         if request.tools:
             body["tools"] = [{"functionDeclarations": [self.declaration(t) for t in request.tools]}]
             if request.tool_choice:
@@ -139,7 +140,7 @@ def _camel(key: str) -> str:
     return head + "".join(w[:1].upper() + w[1:] for w in rest)
 
 
-def wire_contents(messages: list[Message]) -> list[dict[str, Any]]:
+def wire_contents(messages: list[Message], cache: WireCache | None = None) -> list[dict[str, Any]]:
     """Neutral messages as Gemini contents (system messages go to systemInstruction)."""
     calls = {c.id: c for m in messages if m.role == "assistant" for c in m.tool_calls}
     contents: list[dict[str, Any]] = []
@@ -147,11 +148,11 @@ def wire_contents(messages: list[Message]) -> list[dict[str, Any]]:
     for group in merge_user_messages([m for m in messages if m.role != "system"]):
         if group[0].role == "assistant":
             previous = group[0]
-            parts = _model_parts(previous)
+            parts = cached(cache, previous, "gemini-model", _model_parts)
             if parts:
                 contents.append({"role": "model", "parts": parts})
             continue
-        parts = _user_parts(group, calls, previous)
+        parts = _user_parts(group, calls, previous, cache)
         if parts:
             contents.append({"role": "user", "parts": parts})
     return contents
@@ -195,12 +196,18 @@ def _same_turn(raw: list[dict[str, Any]], msg: Message) -> bool:
 
 
 def _user_parts(
-    group: list[Message], calls: dict[str, ToolCall], previous: Message | None
+    group: list[Message],
+    calls: dict[str, ToolCall],
+    previous: Message | None,
+    cache: WireCache | None,
 ) -> list[dict[str, Any]]:
-    results = [r for m in group for r in m.tool_results]
+    def responses(msg: Message) -> list[tuple[str, dict[str, Any]]]:
+        return [(r.call_id, _function_response(r, calls.get(r.call_id))) for r in msg.tool_results]
+
+    answered = [pair for m in group for pair in cached(cache, m, "gemini-responses", responses)]
     order = {c.id: i for i, c in enumerate(previous.tool_calls)} if previous else {}
-    results.sort(key=lambda r: order.get(r.call_id, len(order)))  # the calls' order
-    parts: list[dict[str, Any]] = [_function_response(r, calls.get(r.call_id)) for r in results]
+    answered.sort(key=lambda pair: order.get(pair[0], len(order)))  # the calls' order
+    parts: list[dict[str, Any]] = [part for _, part in answered]
     parts += [{"text": m.text} for m in group if m.role == "user" and m.text]
     return parts
 

@@ -97,7 +97,7 @@ class OpenAIProvider(Provider):
         if request.system:
             out.append({"role": "system", "content": request.system})
         for msg in request.messages:
-            out.extend(self._wire(msg))
+            out.extend(self.wire_cache.get(msg, "openai", self._wire))
         return out
 
     def _wire(self, msg: Message) -> list[dict[str, Any]]:

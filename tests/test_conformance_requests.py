@@ -295,3 +295,20 @@ async def test_retry_after_cap_is_the_users_to_change(provider_server):
     )
     with pytest.raises(llm_magic.RateLimitError, match="5 s, more than the 2 s cap"):
         await model.chain("hi")
+
+
+def test_token_limit_field_per_server() -> None:
+    """OpenAI gets max_completion_tokens; OpenAI-compatible servers (and the embedded
+    llama-cpp-python one) read max_tokens."""
+    from llm_magic.messages import Message, ModelRequest
+    from llm_magic.providers.local import LOCAL_COMPAT
+    from llm_magic.providers.openai import COMPATIBLE, OpenAIProvider
+
+    request = ModelRequest([Message("user", "hi")], options={"max_tokens": 7})
+    bodies = {
+        "openai": OpenAIProvider("gpt-5-mini", api_key="k").build_body(request),
+        "compatible": OpenAIProvider("m", compat=COMPATIBLE).build_body(request),
+        "local": OpenAIProvider("gemma-tools", compat=LOCAL_COMPAT).build_body(request),
+    }
+    assert bodies["openai"]["max_completion_tokens"] == 7 and "max_tokens" not in bodies["openai"]
+    assert bodies["compatible"]["max_tokens"] == 7 and bodies["local"]["max_tokens"] == 7

@@ -23,6 +23,7 @@ LOCAL_COMPAT = OpenAICompat(
     stream_with_tools=False,
     stream_usage=False,
     model_without_tools=CHAT_MODEL,
+    max_tokens_field="max_tokens",  # llama-cpp-python reads max_tokens
 )
 
 

@@ -312,3 +312,23 @@ def test_token_limit_field_per_server() -> None:
     }
     assert bodies["openai"]["max_completion_tokens"] == 7 and "max_tokens" not in bodies["openai"]
     assert bodies["compatible"]["max_tokens"] == 7 and bodies["local"]["max_tokens"] == 7
+
+
+async def test_transport_errors_keep_no_chained_request_with_the_key() -> None:
+    """httpx's own exceptions hold the request, headers and key included: never chained."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed when the block ends: nothing listens there
+    key = "sk-transport-secret-1234"
+    model = llm_magic.get_async_model(
+        "openai:gpt-test",
+        base_url=f"http://127.0.0.1:{port}/v1",
+        api_key=key,
+        retry=llm_magic.RetryPolicy(max_retries=0),
+    )
+    with pytest.raises(ProviderError, match="cannot reach") as info:
+        await model.chain("hi")
+    assert info.value.__context__ is None and info.value.__cause__ is None
+    assert key not in _strings(info.value)

@@ -188,3 +188,69 @@ def test_fixtures_hold_no_keys() -> None:
     for path in WIRE.iterdir():
         text = path.read_text()
         assert "sk-" not in text.replace("sk-test", "") and "AIza" not in text, path.name
+
+
+def shape(obj: Any) -> Any:
+    """Keys and value types, not values (a list is the shape of its first item)."""
+    if isinstance(obj, dict):
+        return {k: shape(v) for k, v in obj.items() if not k.startswith("_")}
+    if isinstance(obj, list):
+        return [shape(obj[0])] if obj else []
+    return type(obj).__name__
+
+
+def missing(reference: Any, ours: Any, where: str = "") -> list[str]:
+    """Fields of the reference's shape that our rendering lacks or types differently."""
+    if isinstance(reference, dict):
+        if not isinstance(ours, dict):
+            return [where or "."]
+        return [m for k, v in reference.items() for m in missing(v, ours.get(k), f"{where}.{k}")]
+    if isinstance(reference, list):
+        return missing(reference[0], ours[0], where + "[0]") if reference and ours else []
+    return [] if reference in ("NoneType", ours) or ours == "NoneType" else [f"{where}: {ours}"]
+
+
+@pytest.mark.parametrize(
+    "kind, fixture, path, headers",
+    [
+        (
+            "openai",
+            "openai_response_parallel_calls.json",
+            "/chat/completions",
+            {"authorization": "Bearer sk-test-123"},
+        ),
+        (
+            "anthropic",
+            "anthropic_response_parallel_calls.json",
+            "/v1/messages",
+            {"x-api-key": "sk-test-123", "anthropic-version": "2023-06-01"},
+        ),
+        (
+            "gemini",
+            "gemini_response_parallel_calls.json",
+            "/models/gemini-3-flash:generateContent",
+            {"x-goog-api-key": "sk-test-123"},
+        ),
+    ],
+)
+def test_our_servers_answer_in_the_references_shape(kind, fixture, path, headers) -> None:
+    from tests.servers import Call
+
+    calls = [Call("get_weather", {"city": "Paris"}), Call("get_weather", {"city": "Rome"})]
+    reply = Reply(text="I'll check both cities." if kind == "anthropic" else "", calls=calls)
+    if kind == "gemini":
+        reply.thought_signature = "c2ln"
+    request = {
+        "openai": {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]},
+        "anthropic": {
+            "model": "claude-sonnet-4-6",
+            "max_tokens": 64,
+            "messages": [{"role": "user", "content": "hi"}],
+        },
+        "gemini": {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]},
+    }[kind]
+    with make_server(kind, [reply]) as server:
+        ours = httpx.post(server.base_url + path, json=request, headers=headers).json()
+    reference = shape(load(fixture))
+    reference.get("usageMetadata", {}).pop("thoughtsTokenCount", None)  # thinking models only
+    assert missing(reference, shape(ours)) == []

@@ -2,8 +2,8 @@
 
 Each hint becomes a `Converter` that knows both its schema (what the model is told) and how to
 turn what the model sent into the Python value the function expects. Keeping both in one object
-means the schema and the validation can never disagree. (Some 540 lines: every converter keeps
-its schema and its coercion side by side, which is the point of the module.)
+means the schema and the validation can never disagree. Longer than 500 lines because every
+converter keeps its schema and its coercion side by side, which is the point of the module.
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ from . import events as ev
 from ._loop import CallerThread
 from .errors import ToolArgumentsError, ToolError
 from .events import ToolCallRecord
+from .messages import FINAL_TURN_INSTRUCTION as FINAL_TURN_INSTRUCTION
 from .messages import Message, ModelRequest, ModelTurn, ToolCall, ToolResult, Usage
 from .options import Approval, ApprovalCallback, ChainOptions
 from .results import ChainResult, ConversationLike, Status
@@ -42,10 +43,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("llm_magic")
-FINAL_TURN_INSTRUCTION = (
-    "You have used all the tool calls allowed for this turn. Do not call tools now: answer "
-    "with what you have found so far, and say what is still missing."
-)
 CANCELLED_OUTPUT = "cancelled: the user stopped the run before this call finished"
 Subscriber = Callable[[ev.Event], None]
 
@@ -286,17 +283,15 @@ class ChainRun:
 
     async def _model_turn(self, tools_on: bool) -> ModelTurn:
         step = len(self.turns) + 1
-        messages = list(self.conversation.messages)
         tool_choice = self.options.tool_choice if tools_on else "none"
-        if not tools_on:
-            messages.append(Message("user", FINAL_TURN_INSTRUCTION))
         request = ModelRequest(
-            messages=messages,
+            messages=list(self.conversation.messages),
             tools=[t.spec() for t in self.tools.values()],
             system=self.system,
             stream=self.options.stream,
             tool_choice=tool_choice if self.tools else None,
             options=dict(self.options.model_options),
+            final=not tools_on,  # each provider says "answer now" in its own wire form
         )
         self._emit(ev.TurnStarted(step, tools_on and bool(self.tools)))
         self._partial = []

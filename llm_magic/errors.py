@@ -62,10 +62,14 @@ class ProviderError(LLMMagicError):
         super().__init__(self._format())
 
     def redact(self, clean: Callable[[str], str]) -> None:
-        """Rewrite the message in place (the key scrubbed), keeping the type and attributes."""
+        """Rewrite every string this error carries (the key scrubbed), keeping the type, and
+        cut the exception chain: a chained exception (a JSONDecodeError's `doc`, an httpx
+        error's request) may quote the key in attributes no message shows."""
         self.provider_message = clean(self.provider_message)
-        if self.request_id is not None:  # a server may echo anything here
+        if self.request_id is not None:
             self.request_id = clean(self.request_id)
+        self.__cause__ = self.__context__ = None
+        self.__suppress_context__ = True
         self.args = (self._format(),)
 
     def _format(self) -> str:
@@ -86,6 +90,15 @@ class RateLimitError(ProviderError):
     """429 after the retries ran out, or a server asking to wait longer than the cap."""
 
 
+class RefusalError(ProviderError):
+    """The model refused to answer (OpenAI `refusal`, Anthropic `stop_reason: "refusal"`);
+    the message is the model's own refusal text, or says that it gave none."""
+
+    def __init__(self, refusal: str, *, provider: str = "") -> None:
+        self.refusal = refusal
+        super().__init__(f"the model refused: {refusal}", provider=provider)
+
+
 class StreamError(ProviderError):
     """A streamed response stopped before its end; `partial_text` keeps what arrived."""
 
@@ -93,13 +106,18 @@ class StreamError(ProviderError):
         self.partial_text = partial_text
         super().__init__(message, provider=provider)
 
+    def redact(self, clean: Callable[[str], str]) -> None:
+        self.partial_text = clean(self.partial_text)
+        super().redact(clean)
+
 
 def scrub_exception(exc: BaseException, clean: Callable[[str], str]) -> None:
     """Scrub every string an exception carries, and those of the exceptions chained to it.
 
     A message is not enough: `json.JSONDecodeError.doc` holds the whole response text, and a
     `raise ... from None` still keeps the original as `__context__`, where a debugger, a
-    logger or `traceback.print_exception(chain=True)` finds it.
+    logger or `traceback.print_exception(chain=True)` finds it. A `ProviderError` cuts its
+    chain instead (see `ProviderError.redact`); any other error is scrubbed along its chain.
     """
     seen: set[int] = set()
     todo: list[BaseException | None] = [exc]

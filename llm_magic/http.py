@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import json
+import math
 import random
 import re
 import time
@@ -45,12 +46,29 @@ RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
 _REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-goog-request-id", "cf-ray")
 
 
+# The longest server-requested wait (Retry-After / retry-after-ms / Gemini's RetryInfo) each
+# official SDK honours before it gives up instead of retrying:
+# - openai-python `_base_client.py` `_calculate_retry_timeout`: 0 < wait <= 120 s, longer: no
+#   retry (commit "honor Retry-After delays up to two minutes", openai 3.x);
+# - anthropic-sdk-python 2.x `_base_client.py`: any positive value is honoured;
+# - google-genai `_api_client.py` (`HttpRetryOptions`, tenacity `wait_exponential_jitter(max=60)`)
+#   reads no server delay at all; 60 s keeps a quota's `retryDelay` (often 20-60 s) usable.
+MAX_WAIT = {"openai": 120.0, "anthropic": math.inf, "gemini": 60.0}
+
+
 @dataclass
 class RetryPolicy:
+    """How a provider retries. `max_wait`: a server asking to wait longer than this gets an
+    error at once rather than a hang; None means the cap of the provider's official SDK
+    (`MAX_WAIT`), e.g. `RetryPolicy(max_wait=300)` to wait longer for any provider."""
+
     max_retries: int = 3
     base_delay: float = 0.5
     max_delay: float = 8.0
-    max_wait: float = 60.0  # a server asking to wait longer than this gets an error, not a hang
+    max_wait: float | None = None
+
+    def wait_cap(self, provider: str) -> float:
+        return self.max_wait if self.max_wait is not None else MAX_WAIT.get(provider, 60.0)
 
     def backoff(self, attempt: int) -> float:
         return min(self.max_delay, self.base_delay * 2.0**attempt) * (0.5 + random.random() / 2)
@@ -211,12 +229,13 @@ class HTTPSession:
             if wait is None:
                 wait = _retry_delay_in_body(response)
             if _should_retry(response) and attempt < self.retry.max_retries:
-                if wait is not None and wait > self.retry.max_wait:
+                cap = self.retry.wait_cap(self.provider)
+                if wait is not None and wait > cap:
                     raise self._error(
                         response,
                         extra=(
                             f"; the server asked to wait {wait:.0f} s, more than the "
-                            f"{self.retry.max_wait:.0f} s cap (RetryPolicy.max_wait)"
+                            f"{cap:.0f} s cap (RetryPolicy.max_wait)"
                         ),
                     )
                 await asyncio.sleep(wait if wait is not None else self.retry.backoff(attempt))
@@ -293,7 +312,7 @@ def _should_retry(response: httpx.Response) -> bool:
     """`x-should-retry` wins; OpenAI's `insufficient_quota` 429 is never worth retrying."""
     flag: str | None = response.headers.get("x-should-retry")
     if flag in ("true", "false"):
-        return flag == "true"
+        return bool(flag == "true")
     if b"insufficient_quota" in response.content:
         return False
     return response.status_code in RETRY_STATUSES

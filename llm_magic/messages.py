@@ -13,6 +13,11 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 Role = Literal["system", "user", "assistant", "tool"]
+# What a provider tells the model on a `final` request, in the provider's own wire form.
+FINAL_TURN_INSTRUCTION = (
+    "You have used all the tool calls allowed for this turn. Do not call tools now: answer "
+    "with what you have found so far, and say what is still missing."
+)
 
 
 @dataclass
@@ -82,6 +87,8 @@ class ModelRequest:
     # "auto", "none", "required", or a tool name to force.
     tool_choice: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    # Answer now, without tools (the run hit a limit); each provider says so in its wire form.
+    final: bool = False
 
 
 @dataclass

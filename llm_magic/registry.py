@@ -79,24 +79,24 @@ _PATTERNS = [
     (re.compile(r"^claude-"), "anthropic"),
     (re.compile(r"^gemini-"), "gemini"),
 ]
+# The one table of current models, from each official SDK's model list (update here only):
+# openai-python `types/shared/chat_model.py`, anthropic-sdk-python `types/model_param.py`
+# (claude-sonnet-4-5 reached end of life on 2026-11-30), Gemini's stable models
+# (https://ai.google.dev/gemini-api/docs/models). The first of each provider is its default.
+CURRENT_MODELS: dict[str, tuple[str, ...]] = {
+    "openai": ("gpt-5-mini", "gpt-5.2", "gpt-5", "gpt-4.1", "gpt-4.1-mini", "o4-mini"),
+    "anthropic": ("claude-sonnet-4-6", "claude-opus-4-7", "claude-haiku-4-5"),
+    "gemini": ("gemini-2.5-flash", "gemini-2.5-pro", "gemini-3-pro-preview"),
+}
 DEFAULT_FOR_KEY = [
-    ("OPENAI_API_KEY", "gpt-4.1-mini"),
-    ("ANTHROPIC_API_KEY", "claude-sonnet-4-5"),
-    ("GEMINI_API_KEY", "gemini-2.5-flash"),
-    ("GOOGLE_API_KEY", "gemini-2.5-flash"),
+    ("OPENAI_API_KEY", CURRENT_MODELS["openai"][0]),
+    ("ANTHROPIC_API_KEY", CURRENT_MODELS["anthropic"][0]),
+    ("GEMINI_API_KEY", CURRENT_MODELS["gemini"][0]),
+    ("GOOGLE_API_KEY", CURRENT_MODELS["gemini"][0]),
 ]
 KNOWN_MODELS = [
     "local",
-    "gpt-4.1",
-    "gpt-4.1-mini",
-    "gpt-4o-mini",
-    "o4-mini",
-    "claude-sonnet-4-5",
-    "claude-haiku-4-5",
-    "claude-opus-4-1",
-    "gemini-2.5-flash",
-    "gemini-2.5-pro",
-    "gemini-3-pro-preview",
+    *(m for models in CURRENT_MODELS.values() for m in models),
     "ollama:llama3.2",
 ]
 

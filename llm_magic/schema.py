@@ -2,11 +2,13 @@
 
 Each hint becomes a `Converter` that knows both its schema (what the model is told) and how to
 turn what the model sent into the Python value the function expects. Keeping both in one object
-means the schema and the validation can never disagree.
+means the schema and the validation can never disagree. Longer than 500 lines because every
+converter keeps its schema and its coercion side by side, which is the point of the module.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import datetime as dt
 import enum
@@ -18,6 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, Union, get_args, get_origin
 
 from .errors import ToolArgumentsError, ToolDefinitionError
+from .schema_refs import hoist_defs, inline_refs
 
 _INT_RE = re.compile(r"^[+-]?\d+$")
 _NUMBER_RE = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
@@ -82,7 +85,8 @@ class StrConv(Converter):
 
 
 class IntConv(Converter):
-    schema = {"type": "integer"}
+    def __init__(self) -> None:
+        self.schema = {"type": "integer"}
 
     def convert(self, value: Any, strict: bool = False) -> Any:
         if isinstance(value, int) and not isinstance(value, bool):
@@ -103,7 +107,8 @@ def _parse_int(text: str) -> int:
 
 
 class FloatConv(Converter):
-    schema = {"type": "number"}
+    def __init__(self) -> None:
+        self.schema = {"type": "number"}
 
     def convert(self, value: Any, strict: bool = False) -> Any:
         if isinstance(value, int | float) and not isinstance(value, bool):
@@ -114,7 +119,8 @@ class FloatConv(Converter):
 
 
 class BoolConv(Converter):
-    schema = {"type": "boolean"}
+    def __init__(self) -> None:
+        self.schema = {"type": "boolean"}
 
     def convert(self, value: Any, strict: bool = False) -> Any:
         if isinstance(value, bool):
@@ -125,7 +131,8 @@ class BoolConv(Converter):
 
 
 class NoneConv(Converter):
-    schema = {"type": "null"}
+    def __init__(self) -> None:
+        self.schema = {"type": "null"}
 
     def convert(self, value: Any, strict: bool = False) -> Any:
         if value is None:
@@ -321,27 +328,6 @@ def _describe(schema: dict[str, Any]) -> str:
     return str(schema.get("type", "a value"))
 
 
-def inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
-    """Replace `$ref` to `$defs` with the definitions (providers such as Gemini reject `$ref`)."""
-    defs = schema.get("$defs", {})
-
-    def walk(node: Any, depth: int = 0) -> Any:
-        if isinstance(node, dict):
-            ref = node.get("$ref")
-            if isinstance(ref, str) and ref.startswith("#/$defs/") and depth < 20:
-                target = defs.get(ref.split("/")[-1], {})
-                merged = {**target, **{k: v for k, v in node.items() if k != "$ref"}}
-                return walk(merged, depth + 1)
-            return {k: walk(v, depth) for k, v in node.items() if k != "$defs"}
-        if isinstance(node, list):
-            return [walk(v, depth) for v in node]
-        return node
-
-    result = walk(schema)
-    assert isinstance(result, dict)
-    return result
-
-
 def _is_typeddict(tp: Any) -> bool:
     return isinstance(tp, type) and issubclass(tp, dict) and hasattr(tp, "__required_keys__")
 
@@ -404,7 +390,7 @@ def converter_for(hint: Any, _seen: frozenset[Any] = frozenset()) -> Converter:
     if hint in _seen:
         raise TypeError(f"recursive type {hint!r} is not supported")
     if _is_typeddict(hint):
-        hints = typing.get_type_hints(hint, include_extras=True)
+        hints = _class_hints(hint)
         fields = {k: converter_for(v, _seen | {hint}) for k, v in hints.items()}
         # Required/NotRequired read from the hints too: with string annotations (PEP 563)
         # Python 3.11 computes __required_keys__ without seeing them.
@@ -416,7 +402,7 @@ def converter_for(hint: Any, _seen: frozenset[Any] = frozenset()) -> Converter:
         }
         return ObjectConv(fields, required, dict, title=hint.__name__)
     if dataclasses.is_dataclass(hint) and isinstance(hint, type):
-        hints = typing.get_type_hints(hint, include_extras=True)
+        hints = _class_hints(hint)
         fields, required = {}, set()
         for f in dataclasses.fields(hint):
             if not f.init:
@@ -428,6 +414,25 @@ def converter_for(hint: Any, _seen: frozenset[Any] = frozenset()) -> Converter:
     if _is_pydantic(hint):
         return PydanticConv(hint)
     raise TypeError(f"type {hint!r} cannot be expressed as JSON schema")
+
+
+_LOCAL_NAMES = (
+    "type hints are looked up in the module, so a class defined inside a function cannot be "
+    "named in them (nor refer to itself); define it at module level (a recursive structure "
+    "also needs a pydantic model instead of a dataclass or TypedDict)"
+)
+
+
+def _class_hints(cls: type) -> dict[str, Any]:
+    """A class's field hints; a name they use that cannot be resolved is a TypeError that says
+    what to do (typically a class defined inside a function that refers to itself)."""
+    try:
+        return typing.get_type_hints(cls, include_extras=True)
+    except NameError as exc:
+        raise TypeError(
+            f"the fields of {cls.__name__!r} refer to a name that cannot be resolved ({exc}): "
+            + _LOCAL_NAMES
+        ) from None
 
 
 class _Described(Converter):
@@ -453,20 +458,24 @@ class Parameters:
 
     @property
     def schema(self) -> dict[str, Any]:
+        """A fresh tree on every read: converters share sub-schemas (one item schema in several
+        places), so a caller editing what it got must never change another tool's schema."""
         props = {}
         for name, conv in self.fields.items():
-            prop = dict(conv.schema)
+            prop = copy.deepcopy(conv.schema)
             if name in self.descriptions and "description" not in prop:
                 prop["description"] = self.descriptions[name]
             if name in self.defaults and _jsonable(self.defaults[name]):
                 prop["default"] = _json_default(self.defaults[name])
             props[name] = prop
-        return {
-            "type": "object",
-            "properties": props,
-            "required": [n for n in self.fields if n in self.required],
-            "additionalProperties": False,
-        }
+        return hoist_defs(
+            {
+                "type": "object",
+                "properties": props,
+                "required": [n for n in self.fields if n in self.required],
+                "additionalProperties": False,
+            }
+        )
 
     def validate(self, arguments: Any) -> dict[str, Any]:
         """Turn the model's arguments into keyword arguments, or raise ToolArgumentsError."""
@@ -503,6 +512,10 @@ def parameters_from_signature(
         target = type(target).__call__
     try:
         hints = typing.get_type_hints(target, include_extras=True)
+    except NameError as exc:
+        raise ToolDefinitionError(
+            f"tool {tool_name!r}: cannot read type hints ({exc}): {_LOCAL_NAMES}"
+        ) from None
     except Exception as exc:
         raise ToolDefinitionError(f"tool {tool_name!r}: cannot read type hints: {exc}") from None
     fields: dict[str, Converter] = {}

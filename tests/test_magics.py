@@ -655,7 +655,7 @@ def test_llm_models_lists_models_and_keys(ip, monkeypatch):
         from llm_magic import registry
 
         registry.aliases.pop("fast", None)
-    assert "claude-sonnet-4-5" in cap.stdout and "needs ANTHROPIC_API_KEY" in cap.stdout
+    assert "claude-sonnet-4-6" in cap.stdout and "needs ANTHROPIC_API_KEY" in cap.stdout
     assert "OPENAI_API_KEY set" in cap.stdout
     assert "fast" in cap.stdout and "-> gpt-4.1-mini" in cap.stdout
     assert "GOOGLE_API_KEY set" in cap.stdout and "GEMINI_API_KEY set" not in cap.stdout

@@ -151,7 +151,6 @@ def test_real_tool_schemas_translate_to_what_gemini_accepts():
         e: tuple[int, str] = (1, "a"),
         p: Point | None = None,
         q: list[Point] | None = None,
-        r: dict[str, int] | None = None,
         s: bool = False,
         t: Literal[1, 2] = 1,
     ) -> None: ...
@@ -161,7 +160,15 @@ def test_real_tool_schemas_translate_to_what_gemini_accepts():
     assert schema_problems(out) == []
     assert out["properties"]["p"]["nullable"] is True
     assert out["properties"]["p"]["properties"]["label"]["nullable"] is True
-    assert out["properties"]["r"] == {"type": "OBJECT", "nullable": True}
+
+
+def test_mapping_parameter_is_no_bare_object():
+    """Gemini rejects an OBJECT without properties: a dict[str, int] goes as JSON schema."""
+
+    def f(r: dict[str, int] | None = None) -> None: ...
+
+    with pytest.raises(ToolDefinitionError, match="without 'properties'"):
+        translate_schema(Tool.from_function(f).schema, "f")
 
 
 @pytest.mark.parametrize(
@@ -259,7 +266,7 @@ def test_provider_ids_echoed_with_signature_on_exact_part():
             "functionResponse": {
                 "id": "call_0",
                 "name": "get_weather",
-                "response": {"result": {"temp_c": 18, "sky": "clear"}},
+                "response": {"output": {"temp_c": 18, "sky": "clear"}},
             }
         },
         {
@@ -279,7 +286,7 @@ def test_synthesised_ids_never_sent():
     responses = [p["functionResponse"] for p in contents[2]["parts"] if "functionResponse" in p]
     assert all("id" not in x for x in calls + responses)
     assert [r["name"] for r in responses] == ["get_weather", "get_weather"]
-    assert responses[0]["response"] == {"result": {"temp_c": 18, "sky": "clear"}}  # call order
+    assert responses[0]["response"] == {"output": {"temp_c": 18, "sky": "clear"}}  # call order
 
 
 def test_foreign_calls_get_the_documented_skip_signature():
@@ -308,7 +315,7 @@ def test_result_values_are_objects():
             Message("tool", tool_results=[ToolResult("a", "f", content)]),
         ]
         part = wire_contents(msgs)[2]["parts"][0]["functionResponse"]
-        assert part["response"] == {"result": expected}
+        assert part["response"] == {"output": expected}
 
 
 # ---- response parsing -------------------------------------------------------------------------

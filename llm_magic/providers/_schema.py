@@ -18,8 +18,10 @@ What is translated:
 - constraints Gemini lacks (`exclusiveMinimum`, `multipleOf`, `uniqueItems`, unsupported
   `format`s) are written into the description so the model still sees them.
 
-Everything else (`not`, `if`/`then`/`else`, a multi-branch `allOf`, a node with no type, ...)
-raises ToolDefinitionError naming the tool, the keyword and where it is.
+Everything else (`not`, `if`/`then`/`else`, a multi-branch `allOf`, a node with no type, a
+recursive `$ref`, an object without properties, an empty enum value, ...) raises
+ToolDefinitionError naming the tool, the keyword and where it is (`schema_format="auto"` then
+sends that tool's `parametersJsonSchema` instead).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import json
 from typing import Any
 
 from ..errors import ToolDefinitionError
-from ..schema import inline_refs
+from ..schema_refs import inline_refs
 
 TYPES = {"string", "number", "integer", "boolean", "array", "object", "null"}
 FORMATS = {
@@ -217,6 +219,9 @@ class _Translator:
             else:
                 self.fail(where, f"unsupported keyword {key!r}")
 
+        if typ == "OBJECT" and not out.get("properties"):
+            # the API rejects an OBJECT without properties (a dict[str, X] parameter)
+            self.fail(where, "an object without 'properties' (a mapping such as dict[str, int])")
         if typ is None and "anyOf" not in out:
             self.fail(where, "a value of any type (no 'type'; e.g. an unannotated parameter)")
         if typ is not None:
@@ -231,6 +236,8 @@ class _Translator:
         if None in values:
             out["nullable"] = True
             values = [v for v in values if v is not None]
+        if "" in values:  # the API rejects an empty enum value
+            self.fail(where, "an empty string among the 'enum' values")
         if all(isinstance(v, str) for v in values) and typ in (None, "STRING"):
             out["enum"] = values
             return "STRING"

@@ -15,10 +15,20 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import ConfigError, ProviderError, StreamError
+from ..errors import ConfigError, ProviderError, RefusalError
 from ..messages import Message, ModelRequest, ModelTurn, ToolCall, Usage
-from .base import Provider, TextCallback, arguments_object, merge_user_messages, new_call_id
+from ..sse import SSEEvent
+from ._wire_cache import WireCache, cached
+from .base import (
+    Accumulator,
+    Provider,
+    arguments_object,
+    expect,
+    merge_user_messages,
+    new_call_id,
+)
 
+PROVIDER = "anthropic"
 VERSIONS = ("2023-06-01", "2026-10-21")
 SAMPLING_OPTIONS = ("temperature", "top_p", "top_k")  # a 400 under 2026-10-21
 THINKING_KEY = "anthropic_thinking"  # provider_data key of the turn's thinking blocks
@@ -49,14 +59,14 @@ class AnthropicProvider(Provider):
                 headers["authorization"] = f"Bearer {api_key}"
         return headers
 
-    async def send(self, request: ModelRequest, on_text: TextCallback | None = None) -> ModelTurn:
-        body = self.build_body(request)
-        if body.get("stream"):
-            return await self._stream(body, on_text)
-        turn = parse_message(await self.http.post_json("/v1/messages", body))
-        if on_text and turn.text:
-            on_text(turn.text)
-        return turn
+    def path(self, request: ModelRequest, stream: bool) -> str:
+        return "/v1/messages"
+
+    def accumulator(self) -> Accumulator:
+        return StreamAccumulator()
+
+    def parse(self, data: Any) -> ModelTurn:
+        return parse_message(data)
 
     # ---- request ---------------------------------------------------------------------------
     def build_body(self, request: ModelRequest) -> dict[str, Any]:
@@ -79,7 +89,7 @@ class AnthropicProvider(Provider):
             ]
             if request.tool_choice:
                 body["tool_choice"] = tool_choice(request.tool_choice)
-        body["messages"] = wire_messages(request.messages)
+        body["messages"] = wire_messages(request.messages, self.wire_cache)
         if request.stream:
             body["stream"] = True
         if "stop" in options:
@@ -98,37 +108,6 @@ class AnthropicProvider(Provider):
                 )
         body.update(options)
         return body
-
-    # ---- streaming -------------------------------------------------------------------------
-    async def _stream(self, body: dict[str, Any], on_text: TextCallback | None) -> ModelTurn:
-        acc = StreamAccumulator()
-        async with self.http.stream("/v1/messages", body) as events:
-            try:
-                async for event in events:
-                    if not event.data.strip() or event.event == "ping":
-                        continue
-                    try:
-                        data = json.loads(event.data)
-                    except ValueError:
-                        raise ProviderError(
-                            f"malformed {event.event!r} event in stream: {event.data[:200]!r}",
-                            provider=self.name,
-                        ) from None
-                    delta = acc.add(event.event, data)
-                    if delta and on_text:
-                        on_text(delta)
-                    if acc.done:
-                        break
-            except StreamError as exc:
-                exc.partial_text = acc.text()
-                raise
-        if not acc.done:
-            raise StreamError(
-                "the stream ended before its message_stop event",
-                provider=self.name,
-                partial_text=acc.text(),
-            )
-        return acc.turn()
 
 
 # ---- request building (pure functions) ------------------------------------------------------
@@ -151,14 +130,15 @@ def sanitize_id(call_id: str) -> str:
     return f"{_ID_BAD.sub('_', call_id)}_{digest}"
 
 
-def wire_messages(messages: list[Message]) -> list[dict[str, Any]]:
+def wire_messages(messages: list[Message], cache: WireCache | None = None) -> list[dict[str, Any]]:
     """Neutral messages as Anthropic turns; system messages go to the top-level `system`."""
     out: list[dict[str, Any]] = []
     for group in merge_user_messages([m for m in messages if m.role != "system"]):
         if group[0].role == "assistant":
-            out.append({"role": "assistant", "content": _assistant_blocks(group[0])})
+            blocks = cached(cache, group[0], "anthropic-assistant", _assistant_blocks)
+            out.append({"role": "assistant", "content": blocks})
         else:
-            out.append({"role": "user", "content": _user_blocks(group)})
+            out.append({"role": "user", "content": _user_blocks(group, cache)})
     return out
 
 
@@ -178,23 +158,29 @@ def _assistant_blocks(msg: Message) -> list[dict[str, Any]]:
     return blocks or [{"type": "text", "text": "(empty)"}]
 
 
-def _user_blocks(group: list[Message]) -> list[dict[str, Any]]:
+def _user_blocks(group: list[Message], cache: WireCache | None) -> list[dict[str, Any]]:
     """Every tool_result of the group first, then the user text blocks."""
     results: list[dict[str, Any]] = []
     texts: list[dict[str, Any]] = []
     for msg in group:
-        for r in msg.tool_results:
-            block: dict[str, Any] = {
-                "type": "tool_result",
-                "tool_use_id": sanitize_id(r.call_id),
-                "content": r.content or "(empty)",
-            }
-            if r.is_error:
-                block["is_error"] = True
-            results.append(block)
+        results += cached(cache, msg, "anthropic-results", _result_blocks)
         if msg.role == "user" and msg.text:
             texts.append({"type": "text", "text": msg.text})
     return results + texts or [{"type": "text", "text": "(empty)"}]
+
+
+def _result_blocks(msg: Message) -> list[dict[str, Any]]:
+    blocks: list[dict[str, Any]] = []
+    for r in msg.tool_results:
+        block: dict[str, Any] = {
+            "type": "tool_result",
+            "tool_use_id": sanitize_id(r.call_id),
+            "content": r.content or "(empty)",
+        }
+        if r.is_error:
+            block["is_error"] = True
+        blocks.append(block)
+    return blocks
 
 
 # ---- response parsing ------------------------------------------------------------------------
@@ -217,15 +203,18 @@ def _args_text(value: Any) -> str:
     return json.dumps(value if value is not None else {}, ensure_ascii=False)
 
 
-def parse_message(data: dict[str, Any]) -> ModelTurn:
+def parse_message(data: Any) -> ModelTurn:
+    data = expect(data, dict, "the response", "anthropic")
     if data.get("type") == "error":
         err = data.get("error") or {}
         raise ProviderError(f"{err.get('message', err)} [{err.get('type')}]", provider="anthropic")
+    if "content" not in data:
+        raise ProviderError(f"malformed response: no content: {str(data)[:200]}", provider=PROVIDER)
     text: list[str] = []
     calls: list[ToolCall] = []
     thinking: list[dict[str, Any]] = []
-    for block in data.get("content") or ():
-        kind = block.get("type")
+    for i, block in enumerate(expect(data.get("content") or [], list, "content", "anthropic")):
+        kind = expect(block, dict, f"content[{i}]", "anthropic").get("type")
         if kind == "text":
             text.append(block.get("text") or "")
         elif kind == "tool_use":
@@ -239,6 +228,7 @@ def parse_message(data: dict[str, Any]) -> ModelTurn:
         elif kind in ("thinking", "redacted_thinking"):
             thinking.append(block)
     turn = ModelTurn("".join(text), calls, _usage(data.get("usage")), data.get("stop_reason"))
+    _raise_if_refused(turn)
     if thinking:
         turn.provider_data[THINKING_KEY] = thinking
     return turn
@@ -255,18 +245,35 @@ class _Block:
     signature: list[str] = field(default_factory=list)
 
 
-class StreamAccumulator:
+def _raise_if_refused(turn: ModelTurn) -> None:
+    """`stop_reason: "refusal"` (streaming classifiers stopped the answer): the run must not
+    end as if the (partial) text were the answer (anthropic-sdk-python `types/stop_reason.py`)."""
+    if turn.finish_reason == "refusal":
+        said = f" after writing: {turn.text[:200]}" if turn.text else " (no text)"
+        raise RefusalError(f"stop_reason refusal{said}", provider="anthropic")
+
+
+class StreamAccumulator(Accumulator):
     """Builds a ModelTurn from Messages SSE events; blocks are keyed by their `index`."""
 
+    provider = "anthropic"
+    end_marker = "its message_stop event"
+
     def __init__(self) -> None:
+        super().__init__()
         self.blocks: dict[int, _Block] = {}
         self.parts: list[str] = []  # text deltas in arrival order
         self.usage = Usage()
         self.stop_reason: str | None = None
-        self.done = False
 
     def text(self) -> str:
         return "".join(self.parts)
+
+    def skip(self, event: SSEEvent) -> bool:
+        return self.done or event.event == "ping" or super().skip(event)
+
+    def take(self, event: str, payload: Any) -> str:
+        return self.add(event, expect(payload, dict, f"the {event!r} event", "anthropic"))
 
     def add(self, event: str, data: dict[str, Any]) -> str:
         """Take one event; return the text it adds (for `on_text`)."""
@@ -274,7 +281,7 @@ class StreamAccumulator:
         if kind == "message_start":
             _usage((data.get("message") or {}).get("usage"), self.usage)
         elif kind == "content_block_start":
-            block = _Block(dict(data.get("content_block") or {}))
+            block = _Block(dict(expect(data.get("content_block"), dict, "content_block", PROVIDER)))
             self.blocks[int(data.get("index", len(self.blocks)))] = block
             if block.start.get("type") == "text" and block.start.get("text"):
                 return self._text(block, block.start["text"])
@@ -343,6 +350,11 @@ class StreamAccumulator:
             elif kind == "redacted_thinking":
                 thinking.append(block)
         turn = ModelTurn("".join(text), calls, self.usage, self.stop_reason)
+        _raise_if_refused(turn)
+        if not self.blocks and self.stop_reason is None:
+            raise ProviderError(
+                "the stream carried no content and no stop_reason", provider=PROVIDER
+            )
         if thinking:
             turn.provider_data[THINKING_KEY] = thinking
         return turn

@@ -1,24 +1,93 @@
-"""What every provider adapter implements, and the pieces they share."""
+"""What every provider adapter implements, and the transport every one of them shares.
+
+`Provider.send` is one template: build the body, post it, and either parse the JSON response or
+feed the SSE events to an `Accumulator`. The template owns what used to be repeated per adapter:
+partial text kept on a cut stream, a missing end marker, error events inside a stream, and
+malformed data (invalid JSON, the wrong shape) turned into a ProviderError that says what was
+wrong. An adapter supplies its body builder, its accumulator and its non-stream parser.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 import httpx
 
+from ..errors import ProviderError, StreamError
 from ..http import HTTPSession, RetryPolicy
-from ..messages import Message, ModelRequest, ModelTurn
+from ..messages import FINAL_TURN_INSTRUCTION, Message, ModelRequest, ModelTurn
+from ..sse import SSEEvent
+from ._names import WireNames
+from ._wire_cache import WireCache
 
 TextCallback = Callable[[str], None]
+T = TypeVar("T")
+# What a malformed payload raises inside an adapter's parsing code (a None where an object was
+# expected, a list index, a number where a string was): reported as a ProviderError instead.
+_SHAPE_ERRORS = (AttributeError, TypeError, KeyError, IndexError, ValueError)
+
+
+class Accumulator(ABC):
+    """Builds one ModelTurn from the events of one streamed response.
+
+    `feed` is the one entry point: it skips keep-alives, decodes the JSON, raises on an error
+    event and hands the payload to `take`. `done` says whether the stream's end marker arrived.
+    """
+
+    provider = "provider"
+    end_marker = "its end marker"
+
+    def __init__(self) -> None:
+        self.done = False
+
+    def feed(self, event: SSEEvent) -> str:
+        """Take one SSE event; return the text it adds (for `on_text`)."""
+        if self.skip(event):
+            return ""
+        payload = decode_json(event.data, self.provider, f"{event.event or 'data'} event")
+        message = self.error(payload)
+        if message is not None:
+            raise ProviderError(f"error in stream: {message}", provider=self.provider)
+        return self.take(event.event, payload)
+
+    def skip(self, event: SSEEvent) -> bool:
+        """Events that carry nothing (keep-alives); an adapter adds its own (OpenAI's [DONE])."""
+        return not event.data.strip()
+
+    def error(self, payload: Any) -> str | None:
+        """The message of an error payload (`{"error": {...}}`, maybe wrapped in a list)."""
+        if isinstance(payload, list) and payload:
+            payload = payload[0]
+        if not isinstance(payload, dict) or "error" not in payload:
+            return None
+        err = payload["error"]
+        if not isinstance(err, dict):
+            return str(err)[:300]
+        message = str(err.get("message") or json.dumps(err)[:300])
+        kind = err.get("type") or err.get("status")
+        return f"{message} [{kind}]" if kind else message
+
+    @abstractmethod
+    def take(self, event: str, payload: Any) -> str:
+        """Add one decoded payload; return its text delta."""
+
+    @abstractmethod
+    def text(self) -> str:
+        """The text so far (kept as `partial_text` when the stream is cut)."""
+
+    @abstractmethod
+    def turn(self) -> ModelTurn:
+        """The complete turn, once the stream has ended."""
 
 
 class Provider(ABC):
-    """One model at one provider. `turn()` is the whole contract the chain relies on; an adapter
-    implements `send()`, the wire exchange behind it."""
+    """One model at one provider. `turn()` is the whole contract the chain relies on."""
 
     name = "provider"
     default_base_url = ""
@@ -40,6 +109,7 @@ class Provider(ABC):
         self._api_key = api_key
         self.base_url = (base_url or self.default_base_url).rstrip("/")
         self.options = dict(options or {})
+        self.wire_cache = WireCache()  # messages' wire forms, so continuations encode only news
         self.http = HTTPSession(
             self.name,
             self.base_url,
@@ -60,18 +130,126 @@ class Provider(ABC):
     async def turn(self, request: ModelRequest, on_text: TextCallback | None = None) -> ModelTurn:
         """Send one request; call `on_text` with each text delta when streaming.
 
-        Every ProviderError raised on the way has the key scrubbed: the provider's own text (an
+        Tool names are sent in a form every API accepts and mapped back on the way in. Every
+        ProviderError raised on the way has the key scrubbed: the provider's own text (an
         error event in a stream, an error object in a 200 body) may quote it.
         """
+        names = WireNames(request.tools)
         with self.http.redacting():
-            return await self.send(request, on_text)
+            turn = await self.send(names.encode(self.final_form(request)), on_text)
+        return names.decode(turn)
+
+    def final_form(self, request: ModelRequest) -> ModelRequest:
+        """A `final` request ("answer now, no tools") in the form this provider understands:
+        tools switched off by `tool_choice: none` and the instruction as the last user text
+        (which the adapters merge into the turn of tool results)."""
+        if not request.final:
+            return request
+        return dataclasses.replace(
+            request,
+            messages=[*request.messages, Message("user", FINAL_TURN_INSTRUCTION)],
+            tool_choice="none" if request.tools else None,
+            final=False,
+        )
+
+    # ---- the transport template ----------------------------------------------------------
+    @abstractmethod
+    def build_body(self, request: ModelRequest) -> dict[str, Any]:
+        """The JSON body of one request."""
 
     @abstractmethod
+    def path(self, request: ModelRequest, stream: bool) -> str:
+        """The endpoint, relative to the base URL."""
+
+    @abstractmethod
+    def accumulator(self) -> Accumulator:
+        """A fresh accumulator for one streamed response."""
+
+    @abstractmethod
+    def parse(self, data: Any) -> ModelTurn:
+        """The turn in a whole (non-streamed) JSON response."""
+
+    def streams(self, request: ModelRequest, body: dict[str, Any]) -> bool:
+        return body.get("stream") is True
+
     async def send(self, request: ModelRequest, on_text: TextCallback | None = None) -> ModelTurn:
         """The wire exchange of one turn (see `turn`)."""
+        body = self.build_body(request)
+        stream = self.streams(request, body)
+        path = self.path(request, stream)
+        if stream:
+            return await self._stream(path, body, on_text)
+        data = await self.http.post_json(path, body)
+        turn = self._checked(lambda: self.parse(data), "response", data)
+        if on_text and turn.text:
+            on_text(turn.text)
+        return turn
+
+    async def _stream(
+        self, path: str, body: dict[str, Any], on_text: TextCallback | None
+    ) -> ModelTurn:
+        acc = self.accumulator()
+        async with self.http.stream(path, body) as events:
+            try:
+                async for event in events:
+                    delta = self._checked(partial(acc.feed, event), "stream event", event.data)
+                    if delta and on_text:
+                        on_text(delta)
+            except StreamError as exc:
+                exc.partial_text = acc.text()
+                raise
+        if not acc.done:
+            raise StreamError(
+                f"the stream ended before {acc.end_marker}",
+                provider=self.name,
+                partial_text=acc.text(),
+            )
+        return self._checked(acc.turn, "stream", None)
+
+    def _checked(self, step: Callable[[], T], what: str, data: Any) -> T:
+        """Run a parsing step; a payload of the wrong shape becomes a ProviderError."""
+        try:
+            return step()
+        except ProviderError:
+            raise
+        except _SHAPE_ERRORS as exc:
+            shown = "" if data is None else f": {_excerpt(data)}"
+            raise ProviderError(
+                f"malformed {what} ({type(exc).__name__}: {exc}){shown}", provider=self.name
+            ) from None
 
     async def aclose(self) -> None:
         await self.http.aclose()
+
+
+# ---- helpers the adapters share --------------------------------------------------------------
+def decode_json(data: str, provider: str, what: str) -> Any:
+    """The JSON in one event's data, or a ProviderError quoting what arrived instead."""
+    try:
+        return json.loads(data)
+    except ValueError:
+        raise ProviderError(
+            f"malformed {what}: not JSON: {data[:200]!r}", provider=provider
+        ) from None
+
+
+_KIND_NAMES: dict[type, str] = {dict: "an object", list: "an array", str: "a string"}
+
+
+def expect(value: Any, kind: type, what: str, provider: str) -> Any:
+    """`value` when it is a `kind` (dict or list), else a ProviderError naming the field."""
+    if not isinstance(value, kind):
+        name = _KIND_NAMES.get(kind, kind.__name__)
+        raise ProviderError(
+            f"malformed response: {what} should be {name}, got {_excerpt(value)}",
+            provider=provider,
+        )
+    return value
+
+
+def _excerpt(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=repr)
+    return repr(text[:200]) if isinstance(value, str) else text[:200]
 
 
 def new_call_id() -> str:

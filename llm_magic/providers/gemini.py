@@ -13,16 +13,19 @@ import math
 from typing import Any, Literal
 from urllib.parse import quote
 
-from ..errors import ProviderError, StreamError, ToolDefinitionError
+from ..errors import ProviderError, ToolDefinitionError
 from ..messages import Message, ModelRequest, ModelTurn, ToolCall, ToolResult, ToolSpec, Usage
-from ..schema import inline_refs
+from ._portable import gemini_json_schema
 from ._schema import translate_schema
-from .base import Provider, TextCallback, arguments_object, merge_user_messages, new_call_id
+from ._wire_cache import WireCache, cached
+from .base import Accumulator as BaseAccumulator
+from .base import Provider, arguments_object, expect, merge_user_messages, new_call_id
 
 SchemaFormat = Literal["auto", "parameters", "json_schema"]
 ID_KEY = "gemini_id"  # ToolCall.provider_data: the id Gemini issued (echoed back)
 SIGNATURE_KEY = "gemini_thought_signature"  # ToolCall.provider_data: the part's thoughtSignature
 TEXT_SIGNATURE_KEY = "gemini_text_signature"  # ModelTurn.provider_data: signature on text
+PARTS_KEY = "gemini_parts"  # ModelTurn.provider_data: the model's parts as received (echoed)
 ORIGIN_KEY = "gemini"  # ToolCall.provider_data: the call came from Gemini
 SKIP_SIGNATURE = "skip_thought_signature_validator"  # documented value for foreign histories
 BLOCKED = {
@@ -61,45 +64,21 @@ class GeminiProvider(Provider):
     def auth_headers(self, api_key: str | None) -> dict[str, str]:
         return {"x-goog-api-key": api_key} if api_key else {}
 
-    async def send(self, request: ModelRequest, on_text: TextCallback | None = None) -> ModelTurn:
-        body = self.build_body(request)
-        model = quote(self.model, safe="-._~")
-        if not request.stream:
-            acc = Accumulator()
-            acc.add(await self.http.post_json(f"/models/{model}:generateContent", body))
-            turn = acc.turn()
-            if on_text and turn.text:
-                on_text(turn.text)
-            return turn
-        return await self._stream(f"/models/{model}:streamGenerateContent?alt=sse", body, on_text)
+    def streams(self, request: ModelRequest, body: dict[str, Any]) -> bool:
+        return request.stream
 
-    async def _stream(
-        self, path: str, body: dict[str, Any], on_text: TextCallback | None
-    ) -> ModelTurn:
+    def path(self, request: ModelRequest, stream: bool) -> str:
+        model = quote(self.model, safe="-._~")
+        if stream:
+            return f"/models/{model}:streamGenerateContent?alt=sse"
+        return f"/models/{model}:generateContent"
+
+    def accumulator(self) -> BaseAccumulator:
+        return Accumulator()
+
+    def parse(self, data: Any) -> ModelTurn:
         acc = Accumulator()
-        async with self.http.stream(path, body) as events:
-            try:
-                async for event in events:
-                    if not event.data.strip():
-                        continue
-                    try:
-                        chunk = json.loads(event.data)
-                    except ValueError:
-                        raise ProviderError(
-                            f"malformed chunk in stream: {event.data[:200]!r}", provider=self.name
-                        ) from None
-                    delta = acc.add(chunk)
-                    if delta and on_text:
-                        on_text(delta)
-            except StreamError as exc:
-                exc.partial_text = acc.text()
-                raise
-        if acc.finish_reason is None and acc.block_reason is None:
-            raise StreamError(
-                "the stream ended before a chunk with a finishReason",
-                provider=self.name,
-                partial_text=acc.text(),
-            )
+        acc.add(data)
         return acc.turn()
 
     # ---- request ---------------------------------------------------------------------------
@@ -112,7 +91,7 @@ class GeminiProvider(Provider):
         body: dict[str, Any] = {}
         if system:
             body["systemInstruction"] = {"parts": [{"text": system}]}
-        body["contents"] = wire_contents(request.messages)
+        body["contents"] = wire_contents(request.messages, self.wire_cache)
         if request.tools:
             body["tools"] = [{"functionDeclarations": [self.declaration(t) for t in request.tools]}]
             if request.tool_choice:
@@ -138,14 +117,14 @@ class GeminiProvider(Provider):
         if not schema.get("properties") and not schema.get("$ref"):
             return decl  # no arguments: Gemini rejects an OBJECT without properties here
         if self.schema_format == "json_schema":
-            decl["parametersJsonSchema"] = schema
+            decl["parametersJsonSchema"] = gemini_json_schema(schema)
             return decl
         try:
             decl["parameters"] = translate_schema(schema, tool.name)
         except ToolDefinitionError:
             if self.schema_format == "parameters":
                 raise
-            decl["parametersJsonSchema"] = inline_refs(schema)
+            decl["parametersJsonSchema"] = gemini_json_schema(schema)
         return decl
 
 
@@ -161,7 +140,7 @@ def _camel(key: str) -> str:
     return head + "".join(w[:1].upper() + w[1:] for w in rest)
 
 
-def wire_contents(messages: list[Message]) -> list[dict[str, Any]]:
+def wire_contents(messages: list[Message], cache: WireCache | None = None) -> list[dict[str, Any]]:
     """Neutral messages as Gemini contents (system messages go to systemInstruction)."""
     calls = {c.id: c for m in messages if m.role == "assistant" for c in m.tool_calls}
     contents: list[dict[str, Any]] = []
@@ -169,17 +148,23 @@ def wire_contents(messages: list[Message]) -> list[dict[str, Any]]:
     for group in merge_user_messages([m for m in messages if m.role != "system"]):
         if group[0].role == "assistant":
             previous = group[0]
-            parts = _model_parts(previous)
+            parts = cached(cache, previous, "gemini-model", _model_parts)
             if parts:
                 contents.append({"role": "model", "parts": parts})
             continue
-        parts = _user_parts(group, calls, previous)
+        parts = _user_parts(group, calls, previous, cache)
         if parts:
             contents.append({"role": "user", "parts": parts})
     return contents
 
 
 def _model_parts(msg: Message) -> list[dict[str, Any]]:
+    """The parts Gemini sent, when the message is still what it sent (Gemini 3 checks every
+    `thoughtSignature` it issued, on whichever part it came: a call, a trailing empty text part
+    or a thought part); else parts built from the message."""
+    raw = msg.provider_data.get(PARTS_KEY)
+    if raw is not None and _same_turn(raw, msg):
+        return [dict(p) for p in raw]
     parts: list[dict[str, Any]] = []
     if msg.text:
         part: dict[str, Any] = {"text": msg.text}
@@ -202,13 +187,27 @@ def _model_parts(msg: Message) -> list[dict[str, Any]]:
     return parts
 
 
+def _same_turn(raw: list[dict[str, Any]], msg: Message) -> bool:
+    text = "".join(p.get("text") or "" for p in raw if "text" in p and not p.get("thought"))
+    calls = [p["functionCall"] for p in raw if "functionCall" in p]
+    return text == msg.text and [(c.get("name"), c.get("args") or {}) for c in calls] == [
+        (c.name, arguments_object(c.arguments)) for c in msg.tool_calls
+    ]
+
+
 def _user_parts(
-    group: list[Message], calls: dict[str, ToolCall], previous: Message | None
+    group: list[Message],
+    calls: dict[str, ToolCall],
+    previous: Message | None,
+    cache: WireCache | None,
 ) -> list[dict[str, Any]]:
-    results = [r for m in group for r in m.tool_results]
+    def responses(msg: Message) -> list[tuple[str, dict[str, Any]]]:
+        return [(r.call_id, _function_response(r, calls.get(r.call_id))) for r in msg.tool_results]
+
+    answered = [pair for m in group for pair in cached(cache, m, "gemini-responses", responses)]
     order = {c.id: i for i, c in enumerate(previous.tool_calls)} if previous else {}
-    results.sort(key=lambda r: order.get(r.call_id, len(order)))  # the calls' order
-    parts: list[dict[str, Any]] = [_function_response(r, calls.get(r.call_id)) for r in results]
+    answered.sort(key=lambda pair: order.get(pair[0], len(order)))  # the calls' order
+    parts: list[dict[str, Any]] = [part for _, part in answered]
     parts += [{"text": m.text} for m in group if m.role == "user" and m.text]
     return parts
 
@@ -221,7 +220,7 @@ def _function_response(result: ToolResult, call: ToolCall | None) -> dict[str, A
     if result.is_error:
         fr["response"] = {"error": result.content}
     else:
-        fr["response"] = {"result": _result_value(result.content)}
+        fr["response"] = {"output": _result_value(result.content)}  # the documented key
     return {"functionResponse": fr}
 
 
@@ -241,10 +240,19 @@ def _result_value(content: str) -> Any:
 
 
 # ---- response parsing ------------------------------------------------------------------------
-class Accumulator:
-    """Builds a ModelTurn from GenerateContentResponse chunks (a whole response is one chunk)."""
+class Accumulator(BaseAccumulator):
+    """Builds a ModelTurn from GenerateContentResponse chunks (a whole response is one chunk).
+
+    Gemini streams have no terminator: the stream is whole once a chunk carried a finishReason
+    (or the prompt was blocked)."""
+
+    provider = "gemini"
+    end_marker = "a chunk with a finishReason"
 
     def __init__(self) -> None:
+        super().__init__()
+        self.raw: list[dict[str, Any]] = []  # the parts as received, plain text merged
+        self.candidates_seen = False
         self.parts: list[str] = []
         self.calls: list[ToolCall] = []
         self.usage = Usage()
@@ -257,12 +265,20 @@ class Accumulator:
     def text(self) -> str:
         return "".join(self.parts)
 
+    def take(self, event: str, payload: Any) -> str:
+        delta = self.add(payload)
+        self.done = self.finish_reason is not None or self.block_reason is not None
+        return delta
+
     def add(self, chunk: Any) -> str:
         """Take one chunk; return the text it adds."""
         if isinstance(chunk, list):  # a non-SSE array, or an error wrapped in [ ]
             return "".join(self.add(c) for c in chunk)
         if not isinstance(chunk, dict):
-            raise ProviderError(f"unexpected chunk: {str(chunk)[:200]}", provider="gemini")
+            raise ProviderError(
+                f"malformed response: a chunk should be an object, got {str(chunk)[:200]}",
+                provider="gemini",
+            )
         if "error" in chunk:
             err = chunk["error"]
             message = err.get("message", str(err)) if isinstance(err, dict) else str(err)
@@ -282,13 +298,27 @@ class Accumulator:
             self.block_reason = feedback["blockReason"]
             self.block_message = feedback.get("blockReasonMessage")
         delta = ""
-        for cand in (chunk.get("candidates") or ())[:1]:
+        for cand in expect(chunk.get("candidates") or [], list, "candidates", "gemini")[:1]:
+            cand = expect(cand, dict, "candidates[0]", "gemini")
+            self.candidates_seen = True
             if cand.get("finishReason"):
                 self.finish_reason = cand["finishReason"]
                 self.finish_message = cand.get("finishMessage")
-            for part in (cand.get("content") or {}).get("parts") or ():
+            content = expect(cand.get("content") or {}, dict, "candidates[0].content", "gemini")
+            for part in expect(content.get("parts") or [], list, "content.parts", "gemini"):
+                part = expect(part, dict, "a part", "gemini")
+                self._keep(part)
                 delta += self._part(part)
         return delta
+
+    def _keep(self, part: dict[str, Any]) -> None:
+        """Record the part for the echo; consecutive plain text parts become one."""
+        plain = set(part) == {"text"}
+        last = self.raw[-1] if self.raw else None
+        if plain and last is not None and set(last) == {"text"}:
+            last["text"] += part["text"]
+        elif plain or part.get("thoughtSignature") or "functionCall" in part:
+            self.raw.append(dict(part))  # thought summaries without a signature are not echoed
 
     def _part(self, part: dict[str, Any]) -> str:
         fc = part.get("functionCall")
@@ -303,10 +333,10 @@ class Accumulator:
                 ToolCall(fc.get("id") or new_call_id(), fc.get("name", ""), args, data)
             )
             return ""
-        if part.get("thought"):  # a thought summary: neither answer text nor echoed
+        if part.get("thought"):  # a thought summary: not answer text (echoed via PARTS_KEY)
             return ""
         text = part.get("text")
-        if text is None:
+        if not isinstance(text, str):
             return ""
         if part.get("thoughtSignature"):
             self.text_signature = part["thoughtSignature"]
@@ -319,9 +349,15 @@ class Accumulator:
         turn = ModelTurn(self.text(), self.calls, self.usage, self.finish_reason)
         if self.text_signature:
             turn.provider_data[TEXT_SIGNATURE_KEY] = self.text_signature
+        if any("thoughtSignature" in p for p in self.raw):
+            turn.provider_data[PARTS_KEY] = [p for p in self.raw if p != {"text": ""}]
         return turn
 
     def _raise_if_empty(self) -> None:
+        if not self.candidates_seen and not self.block_reason:
+            raise ProviderError(
+                "malformed response: no candidates and no promptFeedback", provider="gemini"
+            )
         if self.block_reason:
             extra = f": {self.block_message}" if self.block_message else ""
             raise ProviderError(

@@ -23,6 +23,7 @@ LOCAL_COMPAT = OpenAICompat(
     stream_with_tools=False,
     stream_usage=False,
     model_without_tools=CHAT_MODEL,
+    max_tokens_field="max_tokens",  # llama-cpp-python reads max_tokens
 )
 
 
@@ -65,6 +66,7 @@ class LocalProvider(OpenAIProvider):
                 self.http = HTTPSession(
                     self.name, url, {}, retry=self.http.retry, timeout=self.http._timeout
                 )
+        request = self.final_form(request)
         turn = await super().turn(self.adapt(request), on_text)
         if not turn.tool_calls and not turn.text.strip() and request.tool_choice != "none":
             # The tools alias chose text but wrote none (it cannot see earlier tool results);
@@ -75,19 +77,20 @@ class LocalProvider(OpenAIProvider):
         turn.text = turn.text.strip()  # the answer alias starts its text with a space
         return turn
 
+    def final_form(self, request: ModelRequest) -> ModelRequest:
+        """A final turn goes to the answer alias (`tool_choice: none`) without the usual
+        instruction: that alias's transcript format would render it as a new question and
+        answer it instead of the user's."""
+        if not request.final:
+            return request
+        return dataclasses.replace(request, tool_choice="none", final=False)
+
     @staticmethod
     def adapt(request: ModelRequest) -> ModelRequest:
         """What this 270M base model needs to call tools at all (measured: without an explicit
         `tool_choice: "auto"` the server offers no tools; with this system prompt 8 of 8
         weather prompts made a call, against 4 of 8 without one)."""
-        if request.tool_choice == "none":
-            msgs = request.messages
-            if len(msgs) >= 2 and msgs[-1].role == "user" and msgs[-2].role == "tool":
-                # the chain's "answer now" note: the answer alias's transcript format would
-                # render it as a new question and answer that instead of the user's
-                return dataclasses.replace(request, messages=msgs[:-1])
-            return request
-        if not request.tools:
+        if request.tool_choice == "none" or not request.tools:
             return request
         return dataclasses.replace(
             request,

@@ -10,9 +10,13 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import ProviderError, StreamError
+from ..errors import ProviderError, RefusalError
 from ..messages import Message, ModelRequest, ModelTurn, ToolCall, Usage
-from .base import Provider, TextCallback, arguments_object, new_call_id
+from ..sse import SSEEvent
+from ._portable import openai_schema
+from .base import Accumulator, Provider, arguments_object, expect, new_call_id
+
+PROVIDER = "openai"
 
 
 @dataclass
@@ -24,11 +28,14 @@ class OpenAICompat:
     stream_usage: bool = True  # send stream_options.include_usage
     parallel_tool_calls: bool | None = None  # value to send; None omits the field
     model_without_tools: str | None = None  # another served model for turns without tools
-    max_tokens_field: str | None = None  # e.g. "max_tokens" for servers that want it
+    # OpenAI's current field for every model: o-series and gpt-5 reject the deprecated
+    # `max_tokens` (openai-python `completion_create_params.py`: "max_tokens ... not compatible
+    # with o-series models"); compatible servers (llama.cpp, Ollama, vLLM) read `max_tokens`.
+    max_tokens_field: str = "max_completion_tokens"
 
 
 OPENAI = OpenAICompat()
-COMPATIBLE = OpenAICompat(content_string=True, stream_usage=False)
+COMPATIBLE = OpenAICompat(content_string=True, stream_usage=False, max_tokens_field="max_tokens")
 
 
 class OpenAIProvider(Provider):
@@ -43,14 +50,14 @@ class OpenAIProvider(Provider):
     def auth_headers(self, api_key: str | None) -> dict[str, str]:
         return {"authorization": f"Bearer {api_key}"} if api_key else {}
 
-    async def send(self, request: ModelRequest, on_text: TextCallback | None = None) -> ModelTurn:
-        body = self.build_body(request)
-        if body["stream"]:
-            return await self._stream(body, on_text)
-        turn = parse_completion(await self.http.post_json("/chat/completions", body))
-        if on_text and turn.text:
-            on_text(turn.text)
-        return turn
+    def path(self, request: ModelRequest, stream: bool) -> str:
+        return "/chat/completions"
+
+    def accumulator(self) -> Accumulator:
+        return StreamAccumulator()
+
+    def parse(self, data: Any) -> ModelTurn:
+        return parse_completion(data)
 
     def build_body(self, request: ModelRequest) -> dict[str, Any]:
         compat = self.compat
@@ -70,7 +77,7 @@ class OpenAIProvider(Provider):
                     "function": {
                         "name": t.name,
                         "description": t.description,
-                        "parameters": t.parameters,
+                        "parameters": openai_schema(t.parameters),
                     },
                 }
                 for t in request.tools
@@ -80,7 +87,7 @@ class OpenAIProvider(Provider):
             if compat.parallel_tool_calls is not None:
                 body["parallel_tool_calls"] = compat.parallel_tool_calls
         options = {**self.options, **request.options}
-        if compat.max_tokens_field and "max_tokens" in options:
+        if "max_tokens" in options:  # the deprecated field: reasoning models reject it
             options[compat.max_tokens_field] = options.pop("max_tokens")
         body.update(options)
         return body
@@ -90,7 +97,7 @@ class OpenAIProvider(Provider):
         if request.system:
             out.append({"role": "system", "content": request.system})
         for msg in request.messages:
-            out.extend(self._wire(msg))
+            out.extend(self.wire_cache.get(msg, "openai", self._wire))
         return out
 
     def _wire(self, msg: Message) -> list[dict[str, Any]]:
@@ -113,39 +120,6 @@ class OpenAIProvider(Provider):
         ]
         return [{"role": "assistant", "content": content, "tool_calls": calls}]
 
-    async def _stream(self, body: dict[str, Any], on_text: TextCallback | None) -> ModelTurn:
-        acc = _StreamAccumulator()
-        done = False
-        async with self.http.stream("/chat/completions", body) as events:
-            try:
-                async for event in events:
-                    data = event.data
-                    if done:
-                        continue  # read to the end so the connection goes back to the pool
-                    if data.startswith("[DONE]"):
-                        done = True
-                        continue
-                    chunk = json.loads(data)
-                    if "error" in chunk:
-                        err = chunk["error"]
-                        message = (
-                            err.get("message", str(err)) if isinstance(err, dict) else str(err)
-                        )
-                        raise ProviderError(f"error in stream: {message}", provider=self.name)
-                    delta_text = acc.add(chunk)
-                    if delta_text and on_text:
-                        on_text(delta_text)
-            except StreamError as exc:
-                exc.partial_text = "".join(acc.text)
-                raise
-        if not done:
-            raise StreamError(
-                "the stream ended before its [DONE] marker",
-                provider=self.name,
-                partial_text="".join(acc.text),
-            )
-        return acc.turn()
-
 
 def _tool_choice(choice: str) -> Any:
     if choice in ("auto", "none", "required"):
@@ -161,26 +135,36 @@ def _valid_json(raw: str) -> str:
         return json.dumps(arguments_object(raw))
 
 
-def parse_completion(data: dict[str, Any]) -> ModelTurn:
-    choices = data.get("choices") or []
+def parse_completion(data: Any) -> ModelTurn:
+    data = expect(data, dict, "the response", PROVIDER)
+    choices = expect(data.get("choices") or [], list, "choices", PROVIDER)
     if not choices:
-        raise ProviderError(f"response has no choices: {str(data)[:200]}", provider="openai")
-    choice = choices[0]
-    message = choice.get("message") or {}
+        raise ProviderError(f"response has no choices: {str(data)[:200]}", provider=PROVIDER)
+    choice = expect(choices[0], dict, "choices[0]", PROVIDER)
+    message = expect(choice.get("message") or {}, dict, "choices[0].message", PROVIDER)
     calls = [
         ToolCall(
             id=c.get("id") or new_call_id(),
             name=(c.get("function") or {}).get("name", ""),
             arguments=(c.get("function") or {}).get("arguments") or "{}",
         )
-        for c in message.get("tool_calls") or []
+        for c in expect(message.get("tool_calls") or [], list, "message.tool_calls", PROVIDER)
     ]
+    text = message.get("content") or ""
+    _raise_if_refused(message.get("refusal"), text, calls)
     return ModelTurn(
-        text=message.get("content") or "",
+        text=text,
         tool_calls=calls,
         usage=_usage(data.get("usage")),
         finish_reason=choice.get("finish_reason"),
     )
+
+
+def _raise_if_refused(refusal: Any, text: str, calls: list[ToolCall]) -> None:
+    """A refusal (`message.refusal`, `delta.refusal`) ends the run as what it is, not as an
+    empty answer (openai-python `types/chat/chat_completion_message.py`: `refusal`)."""
+    if refusal and not text and not calls:
+        raise RefusalError(str(refusal), provider=PROVIDER)
 
 
 def _usage(raw: dict[str, Any] | None) -> Usage:
@@ -189,29 +173,51 @@ def _usage(raw: dict[str, Any] | None) -> Usage:
     return Usage(raw.get("prompt_tokens") or 0, raw.get("completion_tokens") or 0)
 
 
-class _StreamAccumulator:
+class StreamAccumulator(Accumulator):
     """Assembles text and tool calls from chunks; calls keyed by index, ids and names set once."""
 
+    provider = PROVIDER
+    end_marker = "its [DONE] marker"
+
     def __init__(self) -> None:
-        self.text: list[str] = []
+        super().__init__()
+        self.parts: list[str] = []
+        self.refusal: list[str] = []
         self.calls: dict[int, dict[str, Any]] = {}
         self.usage = Usage()
         self.finish_reason: str | None = None
+        self.choices_seen = False
 
-    def add(self, chunk: dict[str, Any]) -> str:
+    def skip(self, event: SSEEvent) -> bool:
+        if self.done:
+            return True  # read to the end so the connection goes back to the pool
+        if event.data.startswith("[DONE]"):  # the SDK's test: any data starting with [DONE]
+            self.done = True
+            return True
+        return super().skip(event)
+
+    def text(self) -> str:
+        return "".join(self.parts)
+
+    def take(self, event: str, payload: Any) -> str:
+        chunk = expect(payload, dict, "a stream chunk", PROVIDER)
         if chunk.get("usage"):
             self.usage = _usage(chunk["usage"])
         delta_text = ""
-        for choice in chunk.get("choices") or ():
+        for i, choice in enumerate(expect(chunk.get("choices") or [], list, "choices", PROVIDER)):
+            choice = expect(choice, dict, f"choices[{i}]", PROVIDER)
+            self.choices_seen = True
             if choice.get("finish_reason"):
                 self.finish_reason = choice["finish_reason"]
-            delta = choice.get("delta") or {}
+            delta = expect(choice.get("delta") or {}, dict, f"choices[{i}].delta", PROVIDER)
             content = delta.get("content")
             if content:
-                self.text.append(content)
+                self.parts.append(content)
                 delta_text += content
-            for tc in delta.get("tool_calls") or ():
-                self._add_call(tc)
+            if delta.get("refusal"):
+                self.refusal.append(delta["refusal"])
+            for tc in expect(delta.get("tool_calls") or [], list, "delta.tool_calls", PROVIDER):
+                self._add_call(expect(tc, dict, "a tool call delta", PROVIDER))
         return delta_text
 
     def _add_call(self, tc: dict[str, Any]) -> None:
@@ -232,4 +238,12 @@ class _StreamAccumulator:
             ToolCall(s["id"] or new_call_id(), s["name"], "".join(s["arguments"]) or "{}")
             for _, s in sorted(self.calls.items())
         ]
-        return ModelTurn("".join(self.text), calls, self.usage, self.finish_reason)
+        _raise_if_refused("".join(self.refusal), self.text(), calls)
+        if not self.choices_seen:
+            raise ProviderError(
+                "the stream carried no choices, only empty chunks", provider=PROVIDER
+            )
+        if not self.text() and not calls and self.finish_reason in (None, "content_filter"):
+            reason = self.finish_reason or "no finish_reason"
+            raise ProviderError(f"the model returned no content ({reason})", provider=PROVIDER)
+        return ModelTurn(self.text(), calls, self.usage, self.finish_reason)

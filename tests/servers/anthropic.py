@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 
 from .base import LoopbackServer, dumps, signature, token
+from .schema_rules import missing_refs
 from .script import split_args, split_text
 
 VERSIONS = ("2023-06-01", "2026-10-21")
@@ -146,6 +147,14 @@ class AnthropicServer(LoopbackServer):
             schema = t.get("input_schema")
             if not isinstance(schema, dict) or schema.get("type") != "object":
                 p.append(f"tools.{j}.custom.input_schema: must be a JSON schema with type 'object'")
+            elif missing_refs(schema):
+                # input_schema must be valid JSON Schema draft 2020-12
+                # (https://docs.claude.com/en/docs/agents-and-tools/tool-use/implement-tool-use)
+                p.append(
+                    f"tools.{j}.custom.input_schema: JSON schema is invalid. It must match JSON "
+                    "Schema draft 2020-12 (https://json-schema.org/draft/2020-12). Learn more "
+                    "about tool use at https://docs.claude.com/en/docs/tool-use."
+                )
             if "description" in t and not isinstance(t["description"], str):
                 p.append(f"tools.{j}.custom.description: Input should be a valid string")
             p += [
@@ -300,6 +309,8 @@ class AnthropicServer(LoopbackServer):
         return c.obj if c.obj is not None else c.text  # invalid JSON: the raw string, as scripted
 
     def _stop(self, reply, calls):
+        if reply.refusal is not None:  # anthropic-sdk-python `types/stop_reason.py`: "refusal"
+            return "refusal"
         return reply.finish_reason or ("tool_use" if calls else "end_turn")
 
     def _message(self, reply, rec, content, stop, output_tokens):

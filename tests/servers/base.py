@@ -185,6 +185,26 @@ class LoopbackServer:
         return out
 
     def close(self) -> None:
+        """Stop serving, then fail (AssertionError) if any request broke a rule of the API:
+        every way out of a server (`close`, `with`, the fixtures) enforces its checks, so no
+        test can pass while the library sent something the real API would reject. A test that
+        provokes failures on purpose consumes them with `take_failures()` first."""
+        self._shutdown()
+        self.check()
+
+    def check(self, error: BaseException | None = None) -> None:
+        """Raise the recorded failures; with `error` (the test's own exception), attach them to
+        it as a note instead, so the first cause stays the one reported."""
+        if not self.failures:
+            return
+        text = f"{self.kind} loopback server saw {len(self.failures)} malformed request(s):\n"
+        text += "\n".join(f"  - {f}" for f in self.failures)
+        if error is not None:
+            error.add_note(text)
+            return
+        raise AssertionError(text)
+
+    def _shutdown(self) -> None:
         if self._httpd is None:
             return
         self._httpd.shutdown()
@@ -200,8 +220,9 @@ class LoopbackServer:
     def __enter__(self):
         return self.start() if self._httpd is None else self
 
-    def __exit__(self, *exc):
-        self.close()
+    def __exit__(self, exc_type, exc, tb):
+        self._shutdown()
+        self.check(exc)
 
     # ---- provider hooks --------------------------------------------------------------------
     # Subclasses implement:
@@ -278,6 +299,11 @@ class LoopbackServer:
             time.sleep(reply.delay)
         if reply.status != 200:
             return self.error(reply.status, reply.error_message or None, reply.error_code, reply)
+        if reply.raw_events is not None and rec.stream:
+            events = [e.encode() for e in reply.raw_events]
+            return Response(200, None, dict(reply.headers), events, "text/event-stream")
+        if reply.raw_body is not None and not rec.stream:
+            return Response(200, reply.raw_body.encode(), dict(reply.headers))
         calls = [self.resolve(c) for c in reply.calls]
         self.remember(reply, calls)
         if not rec.stream:
@@ -332,7 +358,7 @@ class LoopbackServer:
     def _write(self, h: _Handler, r: Response) -> None:
         w = h.wfile.write
         if r.events is None:
-            data = dumps(r.body)
+            data = r.body if isinstance(r.body, bytes) else dumps(r.body)
             head = self._head(h, r, f"Content-Length: {len(data)}")
             if r.cut_after is not None:  # a truncated JSON body, then close
                 h.close_connection = True

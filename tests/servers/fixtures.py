@@ -3,7 +3,7 @@
 Use from a conftest.py with `pytest_plugins = ["tests.servers.fixtures"]`, or import the fixture
 functions into a test module. Each fixture yields a started server with an empty script (add
 replies with `server.push(...)`), closes it afterwards, and fails the test at teardown if the server
-recorded any malformed request (`server.failures`). Tests that provoke failures on purpose should
+recorded any malformed request (`server.failures`), as `close()` and `with` do. Tests that provoke failures on purpose should
 consume them with `server.take_failures()`.
 """
 
@@ -19,13 +19,11 @@ def _serve(kind: str):
     try:
         yield server
     finally:
-        server.close()
-    if server.failures:
-        pytest.fail(
-            f"{kind} loopback server saw {len(server.failures)} malformed request(s):\n"
-            + "\n".join(f"  - {f}" for f in server.failures),
-            pytrace=False,
-        )
+        server._shutdown()
+    try:
+        server.check()
+    except AssertionError as exc:
+        pytest.fail(str(exc), pytrace=False)
 
 
 @pytest.fixture

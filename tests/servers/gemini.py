@@ -15,6 +15,7 @@ import json
 import re
 
 from .base import LoopbackServer, dumps, token
+from .schema_rules import empty_enum_values, missing_refs
 from .script import split_text
 
 PATH_RE = re.compile(r"^/(v1beta|v1)/models/([^/:]+):(generateContent|streamGenerateContent)$")
@@ -128,6 +129,7 @@ class GeminiServer(LoopbackServer):
         self.ids, self.wrap_errors = ids, wrap_errors
         self.retry_after_header = retry_header
         self.signatures: dict = {}  # call key -> thoughtSignature issued on that functionCall part
+        self.other_signatures: dict = {}  # first call key -> signature issued on another part
         self._n = itertools.count(4162774)
 
     def route(self, method, path, query):
@@ -244,6 +246,8 @@ class GeminiServer(LoopbackServer):
                     p.append(f"{where}: only one of parameters and parametersJsonSchema may be set")
                 if params is not None:
                     self._check_schema(params, where + ".parameters", p)
+                if isinstance(pjs, dict):
+                    self._check_json_schema(pjs, where + ".parameters_json_schema", p)
 
     def _check_schema(self, s, where, p):
         if not isinstance(s, dict):
@@ -258,6 +262,15 @@ class GeminiServer(LoopbackServer):
             isinstance(enum, list) and all(isinstance(e, str) for e in enum)
         ):
             p.append(f"{where}.enum: enum values must be strings")
+        # Schema (https://ai.google.dev/api/caching#Schema): an OBJECT lists its `properties`
+        # and enum values are non-empty strings; the API's 400s read as below.
+        for n, e in enumerate(enum if isinstance(enum, list) else ()):
+            if e == "":
+                p.append(f"* GenerateContentRequest.{where}.enum[{n}]: cannot be empty")
+        if isinstance(typ, str) and typ.upper() == "OBJECT" and not s.get("properties"):
+            p.append(
+                f"* GenerateContentRequest.{where}.properties: should be non-empty for OBJECT type"
+            )
         props = s.get("properties")
         for name, sub in props.items() if isinstance(props, dict) else ():
             self._check_schema(sub, f"{where}.properties[{name}]", p)
@@ -265,6 +278,16 @@ class GeminiServer(LoopbackServer):
             self._check_schema(s["items"], where + ".items", p)
         for n, sub in enumerate(g(s, "anyOf") or []):
             self._check_schema(sub, f"{where}.any_of[{n}]", p)
+
+    @staticmethod
+    def _check_json_schema(schema, where, p):
+        """`parametersJsonSchema` (FunctionDeclaration, https://ai.google.dev/api/caching
+        #FunctionDeclaration) takes JSON Schema with `$defs`/`$ref`; a reference must resolve
+        and enum values must be non-empty, as in `parameters`."""
+        for ref in missing_refs(schema):
+            p.append(f"* GenerateContentRequest.{where}: unresolved reference {ref!r}")
+        for path in empty_enum_values(schema):
+            p.append(f"* GenerateContentRequest.{where}.{'.'.join(path)}.enum: cannot be empty")
 
     def _check_contents(self, contents, p):
         pending = None  # functionCall dicts of the previous model turn, awaiting responses
@@ -339,6 +362,22 @@ class GeminiServer(LoopbackServer):
                 )
 
     def _check_signatures(self, i, parts, p):
+        """Gemini 3 (https://ai.google.dev/gemini-api/docs/thought-signatures): every signature
+        it issued comes back on the part it came on; for a function-calling turn a missing one
+        is a 400. A signature issued on another part of a call turn (a trailing empty text part,
+        a thought part) must be in the echoed content as well."""
+        calls = [g(x, "functionCall") for x in parts if isinstance(g(x, "functionCall"), dict)]
+        if calls:
+            first = calls[0]
+            issued = self.other_signatures.get(
+                self._key(first.get("id"), first.get("name"), first.get("args"))
+            )
+            echoed = {g(x, "thoughtSignature") for x in parts if "functionCall" not in x}
+            if issued is not None and issued not in echoed and SKIP_SIGNATURE not in echoed:
+                p.append(
+                    f"contents[{i}]: Function call is missing a thought_signature: the "
+                    "signature issued on a non-call part of this turn was not sent back"
+                )
         for j, part in enumerate(parts):
             fc = g(part, "functionCall")
             if not isinstance(fc, dict):
@@ -364,7 +403,9 @@ class GeminiServer(LoopbackServer):
     def remember(self, reply, calls):
         first = next((c for c in calls if isinstance(c.obj, dict)), None)
         if reply.thought_signature and first is not None:
-            self.signatures[self._key(first.id, first.name, first.obj)] = reply.thought_signature
+            key = self._key(first.id, first.name, first.obj)
+            table = self.signatures if reply.signature_on == "call" else self.other_signatures
+            table[key] = reply.thought_signature
 
     def _call_parts(self, reply, calls):
         parts = []
@@ -376,7 +417,7 @@ class GeminiServer(LoopbackServer):
             if c.obj:
                 fc["args"] = c.obj  # absent when there are no arguments, as Gemini does
             part = {"functionCall": fc}
-            if reply.thought_signature and not parts:
+            if reply.thought_signature and not parts and reply.signature_on == "call":
                 part["thoughtSignature"] = reply.thought_signature
             parts.append(part)
         return parts
@@ -410,12 +451,23 @@ class GeminiServer(LoopbackServer):
     def _model(self, rec):
         return self.route("POST", rec.path.split("?")[0], {})[1]
 
+    @staticmethod
+    def _signature_groups(reply, call_parts):
+        """The non-call parts that carry a signature (before, after) the others."""
+        sig = reply.thought_signature
+        if not sig or not call_parts or reply.signature_on == "call":
+            return [], []
+        if reply.signature_on == "thought":
+            return [[{"text": "Planning the call.", "thought": True, "thoughtSignature": sig}]], []
+        return [], [[{"text": "", "thoughtSignature": sig}]]
+
     def render_json(self, reply, calls, rec):
         parts = [{"text": reply.text}] if reply.text else []
         call_parts = self._call_parts(reply, calls)
         if reply.thought_signature and parts and not call_parts:
             parts[-1]["thoughtSignature"] = reply.thought_signature
-        parts += call_parts
+        before, after = self._signature_groups(reply, call_parts)
+        parts = [*(g[0] for g in before), *parts, *call_parts, *(g[0] for g in after)]
         return self._chunk(
             reply, self._model(rec), token(23), parts, self._finish(reply, calls, call_parts)
         )
@@ -427,6 +479,8 @@ class GeminiServer(LoopbackServer):
         if reply.thought_signature and groups and not call_parts:
             groups[-1][0]["thoughtSignature"] = reply.thought_signature
         groups += [[part] for part in call_parts]
+        before, after = self._signature_groups(reply, call_parts)
+        groups = [*before, *groups, *after]
         if not groups:
             groups = [[{"text": ""}]]
         finish = self._finish(reply, calls, call_parts)

@@ -17,9 +17,14 @@ import re
 import time
 
 from .base import LoopbackServer, ResolvedCall, dumps, token
+from .schema_rules import arrays_without_items, missing_refs
 from .script import Reply, split_args, split_text
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+# Models that reject `max_tokens` (openai-python `types/chat/completion_create_params.py`:
+# "max_tokens ... is now deprecated in favor of `max_completion_tokens`, and is not compatible
+# with o-series models"; gpt-5 models answer the same 400).
+REASONING_RE = re.compile(r"^(o\d|gpt-5)")
 FUNCTION_KEYS = {"name", "description", "parameters", "strict"}
 ROLES = {"system", "developer", "user", "assistant", "tool"}
 _ERRORS = {  # status -> (type, code)
@@ -103,6 +108,11 @@ class OpenAIServer(LoopbackServer):
                 "Invalid value for 'parallel_tool_calls': 'parallel_tool_calls' is only "
                 "allowed when 'tools' are specified."
             )
+        if "max_tokens" in b and REASONING_RE.match(str(b.get("model"))):
+            p.append(
+                "Unsupported parameter: 'max_tokens' is not supported with this model. "
+                "Use 'max_completion_tokens' instead."
+            )
         if "stream_options" in b and b.get("stream") is not True:
             p.append("The 'stream_options' parameter is only allowed when 'stream' is enabled.")
         self._check_tool_choice(b.get("tool_choice", None), tools, names, p)
@@ -147,9 +157,28 @@ class OpenAIServer(LoopbackServer):
                     f"Invalid schema for function '{f.get('name')}': schema must be a JSON "
                     "Schema of 'type: \"object\"'."
                 )
+            if isinstance(params, dict):
+                self._check_schema(str(f.get("name")), params, p)
             for extra in set(f) - FUNCTION_KEYS:
                 p.append(f"Unrecognized request argument supplied: tools[{j}].function.{extra}")
         return names
+
+    @staticmethod
+    def _check_schema(name, params, p):
+        """Function parameters are validated as JSON Schema: every array needs `items`, every
+        `$ref` must resolve (https://platform.openai.com/docs/guides/structured-outputs
+        #supported-schemas; the API's 400 reads "array schema missing items")."""
+        for path in arrays_without_items(params):
+            where = ", ".join(repr(x) for x in path)
+            p.append(
+                f"Invalid schema for function '{name}': In context=({where}), array schema "
+                "missing items."
+            )
+        for ref in missing_refs(params):
+            p.append(
+                f"Invalid schema for function '{name}': In context=(), reference to component "
+                f"'{ref}' which was not found in the schema."
+            )
 
     def _check_tool_choice(self, choice, tools, names, p):
         if choice is None:
@@ -299,7 +328,7 @@ class OpenAIServer(LoopbackServer):
         msg = {
             "role": "assistant",
             "content": reply.text or None,
-            "refusal": None,
+            "refusal": reply.refusal,  # openai-python `types/chat/chat_completion_message.py`
             "annotations": [],
         }
         if calls:
@@ -329,6 +358,8 @@ class OpenAIServer(LoopbackServer):
             chunk({"role": "assistant", "content": "" if reply.text else None, "refusal": None})
         ]
         events += [chunk({"content": t}) for t in split_text(reply.text, reply.text_chunks)]
+        # `delta.refusal` (openai-python `types/chat/chat_completion_chunk.py` ChoiceDelta)
+        events += [chunk({"refusal": t}) for t in split_text(reply.refusal or "")]
         for n, c in enumerate(calls):
             if self.whole_calls:
                 events.append(chunk({"tool_calls": [self._call(c, n)]}))

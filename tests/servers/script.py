@@ -39,10 +39,19 @@ class Reply:
     finish_message: str | None = None  # Gemini: finishMessage beside the finishReason
     thinking: str | None = None  # Anthropic: a thinking block with a signature before the text
     thought_signature: str | None = None  # Gemini 3: on the first functionCall part (else text)
+    # Gemini 3: the part that carries `thought_signature`: "call" (the first functionCall),
+    # "empty_text" (a trailing empty text part) or "thought" (a leading thought part)
+    signature_on: str = "call"
+    refusal: str | None = None  # OpenAI: message.refusal / delta.refusal; Anthropic: stop_reason
     # Extras beyond the core vocabulary:
     error_code: str | None = None  # OpenAI error.code / Anthropic error.type / Gemini error.status
     headers: dict[str, str] = field(default_factory=dict)  # extra response headers (x-should-retry)
     stream_error: str | None = None  # streaming: an in-stream error event (after cut_after events)
+    # Malformed responses, sent verbatim instead of the rendering: `raw_events` are whole SSE
+    # frames (e.g. 'data: [1, 2]\n\n') for a streamed request, `raw_body` the JSON text of a
+    # non-streamed one.
+    raw_events: list[str] | None = None
+    raw_body: str | None = None
 
 
 def as_reply(item: Reply | str) -> Reply:

@@ -33,6 +33,12 @@ CONFIG: LLMMagic | None = None
 class CellTransformer:
     """Rewrites a `%%llm_chain` cell into a top-level await (see the module docstring)."""
 
+    # `check_complete` (terminal IPython's Enter key, a kernel's is_complete_request) skips
+    # transformers marked so (IPython >= 7.17) and then treats `%%llm_chain` like every other
+    # cell magic: incomplete until a blank line. Run there, this transformer would turn a lone
+    # first line into a complete `await` statement and the cell would run before it has a body.
+    has_side_effects = True
+
     def __init__(self, shell: Any) -> None:
         self.shell = shell
 

@@ -94,6 +94,26 @@ def test_load_ext_is_fast(kernel):
     assert seconds < 1.0  # measured ~0.05 s; generous for a slow CI machine
 
 
+@pytest.mark.parametrize(
+    ("code", "status"),
+    [
+        ("%%llm_chain", "incomplete"),
+        ("%%llm_chain -q --approve all", "incomplete"),
+        ("%%llm_chain\nwhat is the weather?", "incomplete"),
+        ("%%llm_chain\nwhat is the weather?\n\n", "complete"),
+        ("%%bash", "incomplete"),
+        ("x = 1", "complete"),
+    ],
+)
+def test_is_complete_request_waits_for_the_cell_body(kernel, code, status):
+    """jupyter console asks the kernel whether Enter runs the cell: a lone `%%llm_chain` line
+    must wait for its body, as every cell magic does."""
+    msg_id = kernel.kc.is_complete(code)
+    reply = kernel.kc.get_shell_msg(timeout=30)
+    assert reply["parent_header"]["msg_id"] == msg_id
+    assert reply["content"]["status"] == status, (code, reply["content"])
+
+
 def test_chain_cell_then_two_queued_cells_all_complete(kernel, server):
     server.push(Reply(calls=[Call("get_weather", {"city": "Paris"})]), Reply(text="Warm."))
     cells = kernel.run(

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 from typing import Any
 
 from .. import registry
@@ -180,9 +181,16 @@ def llm_chain(line: str, cell: str) -> Any:
     except RuntimeError:
         return asyncio.run(coro)
     from .._loop import CallerThread, current_caller, run_sync
+    from .comm_pump import NO_PUMP_NOTE, CommPump
+    from .session import in_kernel, shell
 
-    # the kernel's thread waits here: `on_loop` tools run on it, as in a transformed cell
-    caller = CallerThread()
+    # the kernel's thread waits here: `on_loop` tools run on it, as in a transformed cell, and
+    # the clicks on the timeline's buttons are read there (see comm_pump)
+    ip = shell()
+    pump = CommPump.for_shell(ip)
+    if pump is None and in_kernel(ip):
+        print(NO_PUMP_NOTE, file=sys.stderr)
+    caller = CallerThread(idle=pump)
     token = current_caller.set(caller)
     try:
         return run_sync(coro, caller)
@@ -192,6 +200,8 @@ def llm_chain(line: str, cell: str) -> Any:
         raise
     finally:
         current_caller.reset(token)
+        if pump is not None:
+            pump.release()
 
 
 llm_chain.__doc__ = HELP

@@ -224,9 +224,11 @@ def delete(name: str) -> str:
 
 
 @needs_tmux
-def test_ctrl_c_at_the_approval_question_gives_the_terminal_back(terminal):
+@pytest.mark.parametrize("autoawait", ["on", "off"])
+def test_ctrl_c_at_the_approval_question_gives_the_terminal_back(terminal, autoawait):
     """Ctrl-C at `? approve ...` cancels the run and nothing goes on reading the keyboard:
-    the next input runs, a later question still works, and IPython exits cleanly."""
+    the next input runs, a later question still works, and IPython exits cleanly (with
+    `%autoawait off` the cell runs through the fallback magic, on a loop of its own)."""
     script = [
         Reply(calls=[Call("delete", {"name": "old.csv"})]),
         Reply(calls=[Call("delete", {"name": "new.csv"})]),
@@ -235,30 +237,32 @@ def test_ctrl_c_at_the_approval_question_gives_the_terminal_back(terminal):
     with OpenAIServer(script) as server:
         term = terminal(_ipython(), server)
         term.wait_for("In [1]:", timeout=90)
-        term.line("%load_ext llm_magic")
+        term.line(f"%autoawait {autoawait}")
         term.wait_for("In [2]:")
+        term.line("%load_ext llm_magic")
+        term.wait_for("In [3]:")
         for line in APPROVE_CELL.splitlines():
             term.line(line.strip() if line.startswith("    ") else line)
         term.keys("Enter")
-        term.wait_for("In [3]:")
+        term.wait_for("In [4]:")
         term.line("%%llm_chain --tools delete --approve delete")
         term.line("delete old.csv")
         term.keys("Enter", "Enter")
         term.wait_for('? approve delete(name="old.csv")?')
         time.sleep(0.5)
         term.keys("C-c")
-        screen = term.wait_for("In [4]:")
+        screen = term.wait_for("In [5]:")
         assert "the chain was interrupted" in screen, screen
         mark = len(screen.rstrip())
         term.line("print(6 * 7)")
         screen = term.wait_for("42", timeout=20, after=mark)
-        term.wait_for("In [5]:")
+        term.wait_for("In [6]:")
         term.line("%%llm_chain --tools delete --approve delete")
         term.line("delete new.csv")
         term.keys("Enter", "Enter")
         term.wait_for('? approve delete(name="new.csv")?')
         term.line("y")
-        screen = term.wait_for("In [6]:")
+        screen = term.wait_for("In [7]:")
         assert "DELETED new.csv" in screen and "deleted it" in screen, screen
         assert "DELETED old.csv" not in screen, screen
         term.line("exit")

@@ -10,7 +10,8 @@ So while it waits, the main thread reads the main shell's queue itself (a `CommP
 `CallerThread`'s idle hook, the same thread that already runs the work handed back to it):
 
 * comm messages go to the kernel's comm handlers at once, as ipykernel >= 7.4 itself does for
-  a running async cell (`shell_main` dispatches comms without waiting for the cell's lock);
+  a running async cell (`shell_main` dispatches comms without waiting for the cell's lock),
+  on the loop thread the run and its widgets live on (see `for_shell`);
 * everything else (the cells queued behind this one, kernel_info, completions) is held and,
   when the cell ends, put back in the main shell's queue in the order it came (`release`), so
   the kernel reads it after the cell as if no one had touched it.
@@ -23,6 +24,7 @@ thread's end by that thread). It needs ipykernel 7's shell channel thread; with 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import inspect
 import logging
@@ -46,28 +48,33 @@ NO_PUMP_NOTE = (
 class CommPump:
     """Serves the kernel's comm messages on the main thread while a blocking cell waits."""
 
-    def __init__(self, kernel: Any) -> None:
+    def __init__(self, kernel: Any, loop: asyncio.AbstractEventLoop) -> None:
         manager = kernel.shell_channel_thread.manager
         self.kernel = kernel
+        self.loop = loop
         pair = manager.get_shell_channel_to_subshell_pair(None)
         self.socket = pair.to_socket  # read by this (the main) thread
         self.sender = pair.from_socket  # written by the shell channel thread
         self.channel_loop = kernel.shell_channel_thread.io_loop
-        self.reply_stream = manager.get_subshell_to_shell_channel_socket(None)
         self.held: list[Any] = []
         self.broken = False
 
     @classmethod
-    def for_shell(cls, ip: Any) -> CommPump | None:
+    def for_shell(cls, ip: Any, loop: asyncio.AbstractEventLoop) -> CommPump | None:
         """A pump for this shell's kernel, or None outside a kernel or without ipykernel 7's
-        shell channel thread (only the main thread may read the main shell's socket)."""
+        shell channel thread (only the main thread may read the main shell's socket).
+
+        loop: the loop the run (and so its timeline's widgets) lives on; comm messages are
+        handled there, after whatever it is doing: a click that arrives while a button is being
+        built (opened, its click handler not yet set) would otherwise be lost.
+        """
         kernel = getattr(ip, "kernel", None)
         if kernel is None or getattr(kernel, "shell_channel_thread", None) is None:
             return None
         if threading.current_thread() is not threading.main_thread():
             return None
         try:
-            return cls(kernel)
+            return cls(kernel, loop)
         except Exception as exc:  # another ipykernel layout: fall back to the note
             log.debug("llm_magic: no comm pump: %r", exc)
             return None
@@ -83,7 +90,7 @@ class CommPump:
                 msg = self._comm_message(self.held[-1])
                 if msg is not None:
                     self.held.pop()
-                    self._dispatch(*msg)
+                    self._post(self._dispatch, *msg)
         except Exception as exc:  # the held messages are still replayed
             self.broken = True
             log.warning("llm_magic: stopped reading the kernel's messages: %r", exc)
@@ -109,9 +116,15 @@ class CommPump:
             return None
         return handler, idents, msg
 
+    def _post(self, fn: Any, *args: Any) -> None:
+        try:
+            self.loop.call_soon_threadsafe(fn, *args)
+        except RuntimeError:  # the loop is closed: nothing of the run is left to race with
+            fn(*args)
+
     def _dispatch(self, handler: Any, idents: list[Any], msg: dict[str, Any]) -> None:
         try:
-            handler(self.reply_stream, idents, msg)
+            handler(None, idents, msg)  # comm handlers take no stream (they reply on IOPub)
         except Exception:
             log.error("llm_magic: a comm message failed while the cell waited", exc_info=True)
 

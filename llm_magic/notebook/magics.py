@@ -8,7 +8,8 @@ so it runs as a top-level await on the kernel's own loop: other cells queue behi
 update live, an interrupt cancels it, and the cell's value is the result. A cell magic can not do
 this (IPython only displays a coroutine a magic returns), so the real registered `llm_chain` magic
 is the fallback, used for `run_cell_magic(...)`, `%autoawait off` or a non-asyncio loop runner: it
-runs the chain on llm_magic's private loop thread when a loop is already running, with
+runs the chain on llm_magic's private loop thread when a loop is already running (the kernel's
+thread, blocked in the cell, reads the timeline's button clicks meanwhile: see comm_pump), with
 `asyncio.run` when none is. Loading patches nothing process-wide and `unload` undoes it all.
 """
 
@@ -180,14 +181,14 @@ def llm_chain(line: str, cell: str) -> Any:
         asyncio.get_running_loop()
     except RuntimeError:
         return asyncio.run(coro)
-    from .._loop import CallerThread, current_caller, run_sync
+    from .._loop import CallerThread, current_caller, private_loop, run_sync
     from .comm_pump import NO_PUMP_NOTE, CommPump
     from .session import in_kernel, shell
 
     # the kernel's thread waits here: `on_loop` tools run on it, as in a transformed cell, and
     # the clicks on the timeline's buttons are read there (see comm_pump)
     ip = shell()
-    pump = CommPump.for_shell(ip)
+    pump = CommPump.for_shell(ip, private_loop())  # the loop run_sync runs the chain on
     if pump is None and in_kernel(ip):
         print(NO_PUMP_NOTE, file=sys.stderr)
     caller = CallerThread(idle=pump)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import threading
 from typing import Any
 
 from .. import registry
@@ -189,8 +190,8 @@ def llm_chain(line: str, cell: str) -> Any:
     # the clicks on the timeline's buttons are read there (see comm_pump)
     ip = shell()
     pump = CommPump.for_shell(ip, private_loop())  # the loop run_sync runs the chain on
-    if pump is None and in_kernel(ip):
-        print(NO_PUMP_NOTE, file=sys.stderr)
+    if pump is None and in_kernel(ip) and threading.current_thread() is threading.main_thread():
+        print(NO_PUMP_NOTE, file=sys.stderr)  # (a subshell's cell does not block the clicks)
     caller = CallerThread(idle=pump)
     token = current_caller.set(caller)
     try:

@@ -184,13 +184,14 @@ def llm_chain(line: str, cell: str) -> Any:
         return asyncio.run(coro)
     from .._loop import CallerThread, current_caller, private_loop, run_sync
     from .comm_pump import NO_PUMP_NOTE, CommPump
-    from .session import in_kernel, shell
+    from .session import shell
 
     # the kernel's thread waits here: `on_loop` tools run on it, as in a transformed cell, and
     # the clicks on the timeline's buttons are read there (see comm_pump)
     ip = shell()
     pump = CommPump.for_shell(ip, private_loop())  # the loop run_sync runs the chain on
-    if pump is None and in_kernel(ip) and threading.current_thread() is threading.main_thread():
+    in_kernel = getattr(ip, "kernel", None) is not None
+    if pump is None and in_kernel and threading.current_thread() is threading.main_thread():
         print(NO_PUMP_NOTE, file=sys.stderr)  # (a subshell's cell does not block the clicks)
     caller = CallerThread(idle=pump)
     token = current_caller.set(caller)

@@ -91,7 +91,7 @@ class Tmux:
     """One program in a tmux pane on a private tmux server: keys in, screen text out."""
 
     def __init__(self, command: list[str], env: dict[str, str], tmp: Path) -> None:
-        self.socket = f"llm-magic-test-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.socket = str(tmp / "tmux.sock")  # a private server, gone with the test's tmp dir
         self.exit_mark = f"EXITED-{uuid.uuid4().hex[:6]}"
         script = tmp / "run.sh"
         exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items())
@@ -105,7 +105,7 @@ class Tmux:
 
     def tmux(self, *args: str) -> str:
         done = subprocess.run(
-            ["tmux", "-L", self.socket, *args], capture_output=True, text=True, timeout=30
+            ["tmux", "-S", self.socket, *args], capture_output=True, text=True, timeout=30
         )
         return done.stdout
 

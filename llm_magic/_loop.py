@@ -61,10 +61,16 @@ def _serve(loop: asyncio.AbstractEventLoop) -> None:
 
 
 class CallerThread:
-    """Work that the loop thread hands back to the thread waiting in `run_sync`."""
+    """Work that the loop thread hands back to the thread waiting in `run_sync`.
 
-    def __init__(self) -> None:
+    idle: also called every `every` seconds while waiting, on the waiting thread (the notebook
+    layer reads a blocked kernel's button clicks there).
+    """
+
+    def __init__(self, idle: Callable[[], None] | None = None, every: float = 0.02) -> None:
         self._queue: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self._idle = idle
+        self._every = every
         self._detached = False
 
     def detach(self) -> None:
@@ -96,9 +102,14 @@ class CallerThread:
         """Run handed-back work on this thread until `done` completes."""
         done.add_done_callback(lambda _: self._queue.put(None))
         while not done.done():
-            work = self._queue.get()
+            try:
+                work = self._queue.get(timeout=self._every if self._idle else None)
+            except queue.Empty:
+                work = None
             if work is not None:
                 work()
+            if self._idle is not None:
+                self._idle()
 
 
 # A CallerThread handed to the one run that a coroutine given to `run_sync` will create (the

@@ -121,9 +121,13 @@ class KernelSession:
         *,
         timeout: float = 60,
         interrupt_when: Callable[[Msg, list[Cell]], bool] | None = None,
+        on_message: Callable[[Msg, list[Cell]], None] | None = None,
         stop_on_error: bool = True,
     ) -> list[Cell]:
-        """Send every cell without waiting, then collect until each cell is idle and replied."""
+        """Send every cell without waiting, then collect until each cell is idle and replied.
+
+        on_message: called with every IOPub message as it arrives (to act as a frontend would,
+        e.g. click a widget with `send_comm`)."""
         t0 = time.monotonic()
         sent = [Cell(code, self.kc.execute(code, stop_on_error=stop_on_error)) for code in cells]
         by_id = {c.msg_id: c for c in sent}
@@ -144,6 +148,8 @@ class KernelSession:
                     cell.messages.append(msg)
                     if msg.type == "status" and msg.content["execution_state"] == "idle":
                         cell.idle_at = msg.at
+                if on_message is not None:
+                    on_message(msg, sent)
                 if (
                     interrupt_when is not None
                     and self.interrupted_at is None
@@ -163,6 +169,12 @@ class KernelSession:
         if pending:
             raise TimeoutError(f"cells still pending after {timeout} s: {pending}")
         return sent
+
+    def send_comm(self, comm_id: str, data: dict[str, Any]) -> None:
+        """A comm message from the frontend, e.g. `{"method": "custom", "content": {"event":
+        "click"}}`, what a click on an ipywidgets Button sends."""
+        msg = self.kc.session.msg("comm_msg", {"comm_id": comm_id, "data": data})
+        self.kc.shell_channel.send(msg)
 
     def run_one(self, code: str, timeout: float = 60) -> Cell:
         return self.run([code], timeout=timeout)[0]

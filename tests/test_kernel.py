@@ -7,7 +7,9 @@ where `print()` from a tool thread lands, and what an error looks like on the wi
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -94,6 +96,26 @@ def test_load_ext_is_fast(kernel):
     assert seconds < 1.0  # measured ~0.05 s; generous for a slow CI machine
 
 
+@pytest.mark.parametrize(
+    ("code", "status"),
+    [
+        ("%%llm_chain", "incomplete"),
+        ("%%llm_chain -q --approve all", "incomplete"),
+        ("%%llm_chain\nwhat is the weather?", "incomplete"),
+        ("%%llm_chain\nwhat is the weather?\n\n", "complete"),
+        ("%%bash", "incomplete"),
+        ("x = 1", "complete"),
+    ],
+)
+def test_is_complete_request_waits_for_the_cell_body(kernel, code, status):
+    """jupyter console asks the kernel whether Enter runs the cell: a lone `%%llm_chain` line
+    must wait for its body, as every cell magic does."""
+    msg_id = kernel.kc.is_complete(code)
+    reply = kernel.kc.get_shell_msg(timeout=30)
+    assert reply["parent_header"]["msg_id"] == msg_id
+    assert reply["content"]["status"] == status, (code, reply["content"])
+
+
 def test_chain_cell_then_two_queued_cells_all_complete(kernel, server):
     server.push(Reply(calls=[Call("get_weather", {"city": "Paris"})]), Reply(text="Warm."))
     cells = kernel.run(
@@ -160,6 +182,83 @@ def test_interrupt_with_autoawait_off_uses_the_fallback(kernel, server):
     assert error["ename"] == "KeyboardInterrupt" and len(error["traceback"]) == 1
     after = kernel.run_one("print(state.last_result.status)")
     assert after.stream() == "cancelled\n"
+
+
+CLICK = {"method": "custom", "content": {"event": "click"}}
+
+
+def _widget_with_class(msg: Msg, css: str) -> str | None:
+    """The comm id of a widget opened with this CSS class (how the timeline marks its buttons)."""
+    if msg.type != "comm_open":
+        return None
+    state = msg.content.get("data", {}).get("state", {})
+    return msg.content["comm_id"] if css in state.get("_dom_classes", []) else None
+
+
+def _clicker(kernel: KernelSession, css: str, when: Callable[[Msg], bool] | None = None):
+    """An on_message hook that clicks the widget with class `css` once it is open (and `when`
+    says so), as a frontend would: one comm_msg on the shell channel."""
+    found: dict[str, Any] = {}
+
+    def on_message(msg: Msg, cells: list[Cell]) -> None:
+        found.setdefault("id", _widget_with_class(msg, css))
+        if found["id"] is None:
+            del found["id"]
+        ready = when is None or when(msg)
+        if "id" in found and ready and "clicked" not in found:
+            found["clicked"] = msg.at
+            kernel.send_comm(found["id"], CLICK)
+
+    return on_message, found
+
+
+def _autoawait_off(kernel: KernelSession, cells: list[str], **kw: Any) -> list[Cell]:
+    kernel.run_one("%autoawait off")
+    try:
+        return kernel.run(cells, **kw)
+    finally:
+        kernel.run_one("%autoawait on")
+
+
+def test_approve_click_reaches_a_cell_blocked_by_autoawait_off(kernel, server):
+    """%autoawait off: the cell blocks the kernel's main thread, which reads the click itself;
+    the cells queued behind it (sent before the click) run afterwards, in order."""
+    server.push(Reply(calls=[Call("get_weather", {"city": "Paris"})]), Reply(text="Warm."))
+    on_message, clicked = _clicker(kernel, "llm-approve")
+    chain, queued_1, queued_2 = _autoawait_off(
+        kernel,
+        [
+            "%%llm_chain -t get_weather --approve get_weather\nWeather in Paris?",
+            "print('queued 1 sees', state.last_run.status)",
+            "print('queued 2')",
+        ],
+        on_message=on_message,
+    )
+    assert "clicked" in clicked, "no Approve button was opened"
+    assert chain.status == "ok", chain.errors
+    assert "sync tool says hi from Paris" in chain.stream()
+    assert chain.result_text is not None and "Warm." in chain.result_text
+    assert queued_1.status == "ok" and queued_1.stream() == "queued 1 sees done\n"
+    assert queued_2.status == "ok" and queued_2.stream() == "queued 2\n"
+    assert chain.idle_at < queued_1.idle_at < queued_2.idle_at  # type: ignore[operator]
+    assert len(server.requests) == 2
+
+
+def test_cancel_click_reaches_a_cell_blocked_by_autoawait_off(kernel, server):
+    server.push(Reply(calls=[Call("slow_async", {})]))
+    on_message, clicked = _clicker(
+        kernel, "llm-cancel", lambda m: m.type == "stream" and "slow started" in m.content["text"]
+    )
+    chain, after = _autoawait_off(
+        kernel,
+        ["%%llm_chain -t slow_async\nGo slow.", "print('after', state.last_run.status)"],
+        on_message=on_message,
+    )
+    assert "clicked" in clicked, "no Cancel button was opened or the tool never started"
+    assert chain.idle_at is not None and chain.idle_at - clicked["clicked"] < 5.0
+    assert after.stream() == "after cancelled\n"
+    records = kernel.run_one("print([r.status for r in state.last_run.records])")
+    assert records.stream() == "['cancelled']\n"
 
 
 def test_on_loop_tools_run_on_the_kernel_thread_in_both_paths(kernel, server):

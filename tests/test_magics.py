@@ -170,6 +170,34 @@ def test_transform_cell_source_helper():
     assert transform_cell_source("print(1)\n") == "print(1)\n"
 
 
+@pytest.mark.parametrize(
+    ("cell", "status"),
+    [
+        ("%%llm_chain", "incomplete"),
+        ("%%llm_chain -m openai:test-model --approve all", "incomplete"),
+        ("%%llm_chain\n", "incomplete"),
+        ("%%llm_chain\nwhat is the weather?", "incomplete"),
+        ("%%llm_chain\nwhat is the weather?\n\n", "complete"),
+    ],
+)
+def test_check_complete_treats_llm_chain_like_any_cell_magic(ip, cell, status):
+    """Terminal IPython's Enter key and a kernel's is_complete_request ask this: a lone
+    `%%llm_chain` line must wait for its body, as `%%bash` does."""
+    check = ip.input_transformer_manager.check_complete
+    assert check(cell)[0] == status
+    assert check(cell.replace("%%llm_chain", "%%bash", 1))[0] == status  # the same as IPython's
+    assert ENTRY in ip.transform_cell("%%llm_chain\nhi\n")  # running it still awaits
+
+
+def test_check_complete_is_ipythons_own_after_unload(ip):
+    ip.extension_manager.unload_extension("llm_magic")
+    try:
+        assert ip.input_transformer_manager.check_complete("%%llm_chain")[0] == "incomplete"
+        assert ip.input_transformer_manager.check_complete("x = 1")[0] == "complete"
+    finally:
+        ip.extension_manager.load_extension("llm_magic")
+
+
 def test_load_and_unload(ip):
     assert "llm_chain" in ip.magics_manager.magics["cell"]
     assert {"llm_config", "llm_models"} <= set(ip.magics_manager.magics["line"])

@@ -8,7 +8,8 @@ so it runs as a top-level await on the kernel's own loop: other cells queue behi
 update live, an interrupt cancels it, and the cell's value is the result. A cell magic can not do
 this (IPython only displays a coroutine a magic returns), so the real registered `llm_chain` magic
 is the fallback, used for `run_cell_magic(...)`, `%autoawait off` or a non-asyncio loop runner: it
-runs the chain on llm_magic's private loop thread when a loop is already running, with
+runs the chain on llm_magic's private loop thread when a loop is already running (the kernel's
+thread, blocked in the cell, reads the timeline's button clicks meanwhile: see comm_pump), with
 `asyncio.run` when none is. Loading patches nothing process-wide and `unload` undoes it all.
 """
 
@@ -16,6 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
+import threading
 from dataclasses import fields
 from typing import Any
 
@@ -35,6 +38,12 @@ CONFIG: LLMMagicBase | None = None
 
 class CellTransformer:
     """Rewrites a `%%llm_chain` cell into a top-level await (see the module docstring)."""
+
+    # `check_complete` (terminal IPython's Enter key, a kernel's is_complete_request) skips
+    # transformers marked so (IPython >= 7.17) and then treats `%%llm_chain` like every other
+    # cell magic: incomplete until a blank line. Run there, this transformer would turn a lone
+    # first line into a complete `await` statement and the cell would run before it has a body.
+    has_side_effects = True
 
     def __init__(self, shell: Any) -> None:
         self.shell = shell
@@ -175,10 +184,18 @@ def llm_chain(line: str, cell: str) -> Any:
         asyncio.get_running_loop()
     except RuntimeError:
         return asyncio.run(coro)
-    from .._loop import CallerThread, current_caller, run_sync
+    from .._loop import CallerThread, current_caller, private_loop, run_sync
+    from .comm_pump import NO_PUMP_NOTE, CommPump
+    from .session import shell
 
-    # the kernel's thread waits here: `on_loop` tools run on it, as in a transformed cell
-    caller = CallerThread()
+    # the kernel's thread waits here: `on_loop` tools run on it, as in a transformed cell, and
+    # the clicks on the timeline's buttons are read there (see comm_pump)
+    ip = shell()
+    pump = CommPump.for_shell(ip, private_loop())  # the loop run_sync runs the chain on
+    in_kernel = getattr(ip, "kernel", None) is not None
+    if pump is None and in_kernel and threading.current_thread() is threading.main_thread():
+        print(NO_PUMP_NOTE, file=sys.stderr)  # (a subshell's cell does not block the clicks)
+    caller = CallerThread(idle=pump)
     token = current_caller.set(caller)
     try:
         return run_sync(coro, caller)
@@ -188,6 +205,8 @@ def llm_chain(line: str, cell: str) -> Any:
         raise
     finally:
         current_caller.reset(token)
+        if pump is not None:
+            pump.release()
 
 
 llm_chain.__doc__ = help_text()

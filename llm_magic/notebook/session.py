@@ -198,29 +198,38 @@ async def _tick() -> None:
         await asyncio.sleep(TICK_SECONDS)
 
 
-@contextlib.contextmanager
-def _ctrl_c_cancels(ip: Any) -> Iterator[None]:
-    """In terminal IPython, Ctrl-C during the run cancels the awaiting task (see the module doc).
+class _CtrlC:
+    """In terminal IPython, Ctrl-C during a run calls `cancel` (see the module doc); the
+    previous SIGINT handler comes back with `restore()`.
 
     Kernels deliver interrupts themselves, and only the main thread may set signal handlers.
     """
-    in_terminal = ip is not None and getattr(ip, "kernel", None) is None
-    if not in_terminal or threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    loop = asyncio.get_running_loop()
+
+    def __init__(self, ip: Any, cancel: Callable[[], None]) -> None:
+        in_terminal = ip is not None and getattr(ip, "kernel", None) is None
+        self._previous: Any = None
+        self._active = in_terminal and threading.current_thread() is threading.main_thread()
+        if not self._active:
+            return
+        loop = asyncio.get_running_loop()
+        self._previous = signal.getsignal(signal.SIGINT)
+        signal.signal(signal.SIGINT, lambda _signum, _frame: loop.call_soon_threadsafe(cancel))
+
+    def restore(self) -> None:
+        if self._active:
+            self._active = False
+            signal.signal(signal.SIGINT, self._previous)
+
+
+@contextlib.contextmanager
+def _ctrl_c_cancels(ip: Any) -> Iterator[None]:
+    """Ctrl-C in terminal IPython cancels the task awaiting the run, for the `with` block."""
     task = asyncio.current_task()
-    previous = signal.getsignal(signal.SIGINT)
-
-    def interrupt(_signum: int, _frame: Any) -> None:
-        if task is not None:
-            loop.call_soon_threadsafe(task.cancel)
-
-    signal.signal(signal.SIGINT, interrupt)
+    handler = _CtrlC(ip, task.cancel if task is not None else lambda: None)
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        handler.restore()
 
 
 # -- the entry point ------------------------------------------------------------------------------
@@ -373,14 +382,17 @@ def show_run(run: ChainRun) -> None:
     Registered in `llm_magic.run_views` by `%load_ext` (and removed by `%unload_ext`). The
     timeline subscribes to the run, as its approver too; it is closed when the run ends.
     """
-    if shell() is None:
+    ip = shell()
+    if ip is None:
         return
     timeline = make_timeline(run, run.provider.model)
     if timeline is None:
         return
+    ctrl_c = _CtrlC(ip, lambda: run.cancel("interrupted"))
 
     def on_event(event: ev.Event) -> None:
         if isinstance(event, ev.RunEnded):
+            ctrl_c.restore()
             _safely(timeline.close, "close")
 
     run.subscribe(on_event)

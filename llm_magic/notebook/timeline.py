@@ -21,7 +21,6 @@ ipywidgets is imported lazily, only when a widget view is built.
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -31,6 +30,7 @@ from ..chain import Approval
 from ..events import ToolCallRecord
 from . import render as R
 from .render import RunState, TurnState
+from .terminal import _ask_in_terminal, _TextView
 
 if TYPE_CHECKING:
     from ..chain import ChainRun
@@ -146,6 +146,8 @@ class Timeline:
     def close(self) -> None:
         """Stop the timers, render the final state, refresh the display's saved text/html."""
         self._closed = True
+        for task in list(self._asking):  # a question outliving its run would keep the terminal
+            task.cancel()
         for timer in (self._flush_timer, self._tick_timer):
             if timer is not None:
                 timer.cancel()
@@ -795,77 +797,3 @@ def _close_tree(widget: Any) -> None:
     for child in getattr(widget, "children", ()):
         _close_tree(child)
     widget.close()
-
-
-# -- terminal ---------------------------------------------------------------------------------
-
-
-class _TextView:
-    """Compact live text lines for terminal IPython and plain Python."""
-
-    def __init__(self, tl: Timeline) -> None:
-        self.tl = tl
-        self.out = sys.stdout
-        self.open_text = False
-        self.ended = False
-        self.write(f"LLM {tl.state.model}\n")
-
-    def write(self, text: str) -> None:
-        try:
-            self.out.write(text)
-            self.out.flush()
-        except (OSError, ValueError):  # a closed stream must not break the run
-            pass
-
-    def _end_text(self) -> None:
-        if self.open_text:
-            self.write("\n")
-            self.open_text = False
-
-    def delta(self, turn: TurnState, text: str) -> None:
-        if not self.open_text:
-            self.write("  ")
-            self.open_text = True
-        self.write(_indent(text))
-
-    def turn_done(self, turn: TurnState) -> None:
-        if not self.open_text and turn.final_text:
-            self.write("  " + _indent(turn.final_text))
-            self.open_text = True
-        self._end_text()
-
-    def call(self, rec: ToolCallRecord, event: ev.Event) -> None:
-        if isinstance(event, ev.ToolCallRequested | ev.ToolCallStarted):
-            return  # one line per call, when it ends
-        if isinstance(event, ev.ToolCallAwaitingApproval):
-            return  # the approval prompt is the line
-        self._end_text()
-        self.write("    " + R.call_text(rec) + "\n")
-
-    def run_ended(self) -> None:
-        self._end_text()
-        self.write(R.header_text(self.tl.state) + "\n")
-        self.ended = True
-
-    def finish(self) -> None:
-        if not self.ended:
-            self.run_ended()
-
-
-def _indent(text: str) -> str:
-    """Every line of the answer under the header (the first line's indent is written once)."""
-    return text.replace("\n", "\n  ")
-
-
-async def _ask_in_terminal(record: ToolCallRecord) -> Approval:
-    call = f"{record.name}({R.arg_summary(record, 70)})"
-    prompt = f"    ? approve {call}? [y/N, or a reason to deny] "
-    try:
-        answer = (await asyncio.to_thread(input, prompt)).strip()
-    except (EOFError, OSError):
-        return Approval(False, "no one was there to approve it")
-    if answer.lower() in ("y", "yes"):
-        return Approval(True)
-    if answer.lower() in ("", "n", "no"):
-        return Approval(False)
-    return Approval(False, answer)

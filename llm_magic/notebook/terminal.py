@@ -1,0 +1,187 @@
+"""The terminal text view of a run: compact live lines and the y/N approval question.
+
+Terminal IPython and plain Python have no comms, so the timeline prints one line per tool call
+and the answer as it streams, and asks for approval on the terminal itself.
+
+The question reads its line on the event loop (`add_reader` on the terminal), not with `input()`
+in a worker thread: Ctrl-C cancels the run, and a thread blocked in `input()` can not be
+stopped, so it would go on reading the keys typed at IPython's next prompt (and keep the
+process from exiting). Cancelling a loop reader just removes it. When stdin is not a terminal
+(a pipe, whose lines may already sit in `sys.stdin`'s buffer) or the loop can not watch it
+(Windows' proactor loop), `input()` in a thread is used as before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import os
+import sys
+import weakref
+from typing import TYPE_CHECKING
+
+from .. import events as ev
+from ..chain import Approval
+from ..events import ToolCallRecord
+from . import render as R
+from .render import TurnState
+
+if TYPE_CHECKING:
+    from .timeline import Timeline
+
+
+class _TextView:
+    """Compact live text lines for terminal IPython and plain Python."""
+
+    def __init__(self, tl: Timeline) -> None:
+        self.tl = tl
+        self.out = sys.stdout
+        self.open_text = False
+        self.ended = False
+        self.write(f"LLM {tl.state.model}\n")
+
+    def write(self, text: str) -> None:
+        try:
+            self.out.write(text)
+            self.out.flush()
+        except (OSError, ValueError):  # a closed stream must not break the run
+            pass
+
+    def _end_text(self) -> None:
+        if self.open_text:
+            self.write("\n")
+            self.open_text = False
+
+    def delta(self, turn: TurnState, text: str) -> None:
+        if not self.open_text:
+            self.write("  ")
+            self.open_text = True
+        self.write(_indent(text))
+
+    def turn_done(self, turn: TurnState) -> None:
+        if not self.open_text and turn.final_text:
+            self.write("  " + _indent(turn.final_text))
+            self.open_text = True
+        self._end_text()
+
+    def call(self, rec: ToolCallRecord, event: ev.Event) -> None:
+        if isinstance(event, ev.ToolCallRequested | ev.ToolCallStarted):
+            return  # one line per call, when it ends
+        if isinstance(event, ev.ToolCallAwaitingApproval):
+            return  # the approval prompt is the line
+        self._end_text()
+        self.write("    " + R.call_text(rec) + "\n")
+
+    def run_ended(self) -> None:
+        self._end_text()
+        self.write(R.header_text(self.tl.state) + "\n")
+        self.ended = True
+
+    def finish(self) -> None:
+        if not self.ended:
+            self.run_ended()
+
+
+def _indent(text: str) -> str:
+    """Every line of the answer under the header (the first line's indent is written once)."""
+    return text.replace("\n", "\n  ")
+
+
+async def _ask_in_terminal(record: ToolCallRecord) -> Approval:
+    call = f"{record.name}({R.arg_summary(record, 70)})"
+    prompt = f"    ? approve {call}? [y/N, or a reason to deny] "
+    async with _one_question():
+        try:
+            answer = (await read_line(prompt)).strip()
+        except (EOFError, OSError):
+            return Approval(False, "no one was there to approve it")
+    if answer.lower() in ("y", "yes"):
+        return Approval(True)
+    if answer.lower() in ("", "n", "no"):
+        return Approval(False)
+    return Approval(False, answer)
+
+
+_questions: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _one_question() -> asyncio.Lock:
+    """Parallel calls that need approval are asked one after another: the terminal has one
+    line to answer on."""
+    loop = asyncio.get_running_loop()
+    lock = _questions.get(loop)
+    if lock is None:
+        lock = _questions[loop] = asyncio.Lock()
+    return lock
+
+
+async def read_line(prompt: str) -> str:
+    """Write `prompt` and return the line typed at the terminal (without its newline).
+
+    Raises EOFError on Ctrl-D; cancelling it stops reading at once (see the module docstring).
+    """
+    fd = _terminal_fd()
+    if fd is None:
+        return await asyncio.to_thread(input, prompt)
+    loop = asyncio.get_running_loop()
+    reader = _LineReader(fd, loop.create_future())
+    try:
+        loop.add_reader(fd, reader.readable)
+    except (NotImplementedError, ValueError, OSError):  # a loop that can not watch the terminal
+        return await asyncio.to_thread(input, prompt)
+    try:
+        _write(prompt)
+        return await reader.done
+    except asyncio.CancelledError:
+        _write("\n")  # end the question's line (the terminal echoed ^C on it)
+        raise
+    finally:
+        loop.remove_reader(fd)
+
+
+def _terminal_fd() -> int | None:
+    try:
+        fd = sys.stdin.fileno()
+    except (AttributeError, ValueError, OSError):  # stdin replaced or closed
+        return None
+    return fd if os.isatty(fd) else None
+
+
+def _write(text: str) -> None:
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except (OSError, ValueError):
+        pass
+
+
+class _LineReader:
+    """Collects what the terminal hands over (a whole line at a time in its usual cooked mode)
+    until a newline; an empty read is Ctrl-D on an empty line."""
+
+    def __init__(self, fd: int, done: asyncio.Future[str]) -> None:
+        self.fd, self.done, self.text = fd, done, ""
+        try:
+            factory = codecs.getincrementaldecoder(sys.stdin.encoding or "utf-8")
+        except (AttributeError, LookupError):
+            factory = codecs.getincrementaldecoder("utf-8")
+        self.decoder = factory(errors="replace")
+
+    def readable(self) -> None:
+        if self.done.done():
+            return
+        try:
+            data = os.read(self.fd, 4096)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self.done.set_exception(exc)
+            return
+        if not data:
+            self.done.set_exception(EOFError())
+            return
+        self.text += self.decoder.decode(data)
+        if "\n" in self.text:
+            self.done.set_result(self.text.split("\n", 1)[0].rstrip("\r"))

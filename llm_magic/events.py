@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 import traceback
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
 
 from .messages import ToolCall, Usage
@@ -145,6 +146,8 @@ class UsageReported(Event):
     step: int
     usage: Usage
     total: Usage
+    cost: Decimal | None = None  # this turn's, in US dollars (None: unknown price)
+    total_cost: Decimal | None = None  # the run's so far
     type = "usage"
 
 

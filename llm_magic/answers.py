@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import LLMMagicError, ToolArgumentsError, ToolDefinitionError
+from .errors import OutputValidationError, ToolArgumentsError, ToolDefinitionError
 from .events import ToolCallRecord
 from .schema import Converter, Invalid, Parameters, converter_for
 from .tools import Tool
@@ -31,10 +31,6 @@ REMINDER = (
     "schema, not as text."
 )
 _FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL)
-
-
-class OutputValidationError(LLMMagicError):
-    """The model's final answer did not fit the output type, twice."""
 
 
 @dataclass(eq=False)

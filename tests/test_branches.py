@@ -156,7 +156,7 @@ async def test_edited_arguments_are_checked_before_anything_runs(openai_server: 
     openai_server.push(Reply(calls=[Call("lookup", {"key": "a"})]), "A.")
     async with model_for(openai_server) as model:
         first = await model.chain("a", tools=[lookup])
-        with pytest.raises(ToolArgumentsError, match="invalid arguments for lookup: .*'key'"):
+        with pytest.raises(ToolArgumentsError, match=r"invalid arguments for lookup: .*'key'"):
             first.rerun(first.tool_calls[0].id, arguments={"key": ["not", "a", "string"]})
         with pytest.raises(Exception, match="no tool call 'nope'"):
             first.rerun("nope")

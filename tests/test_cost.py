@@ -183,3 +183,12 @@ def test_llm_usage_shows_the_sessions_totals_by_model(ip: Any) -> None:  # noqa:
     _, cap = ok(ip, "%llm_usage reset")
     _, cap = ok(ip, "%llm_usage")
     assert "no model turns yet" in cap.stdout
+
+
+async def test_the_stateless_chain_carries_the_history_cost(openai_server: Any) -> None:
+    openai_server.push(Reply(text="one", usage=(100, 10)), Reply(text="two", usage=(300, 30)))
+    async with model_for(openai_server) as model:
+        first = await llm_magic.chain("1", model=model)
+        second = await llm_magic.chain("2", continue_=first)
+    assert second.conversation_cost == first.cost + second.cost
+    assert second.cost == table_price("openai", 300, 30, 0)

@@ -21,6 +21,7 @@ import asyncio
 import json
 import math
 import sys
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -136,12 +137,14 @@ class Ledger:
 
     def __init__(self) -> None:
         self.models: dict[str, ModelTally] = {}
+        self._lock = threading.Lock()  # the sync API's runs record from llm_magic's loop thread
 
     def record(self, model: str, usage: Usage, cost: Cost) -> None:
-        tally = self.models.setdefault(model, ModelTally())
-        tally.turns += 1
-        tally.usage = tally.usage + usage
-        tally.cost = add(tally.cost, cost)
+        with self._lock:
+            tally = self.models.setdefault(model, ModelTally())
+            tally.turns += 1
+            tally.usage = tally.usage + usage
+            tally.cost = add(tally.cost, cost)
 
     def total(self) -> Cost:
         return total(t.cost for t in self.models.values())

@@ -71,6 +71,10 @@ class AsyncConversation:
         """A run from a branch point (`ChainResult.fork` / `rerun` build the plan)."""
         run = self._run(prompt, options, resume=plan.resume)
         run.branched_from = plan.point
+        import llm_magic  # its views (the notebook's timeline) show branches as they run
+
+        for view in list(llm_magic.run_views):
+            view(run)
         return run
 
     def chain(

@@ -192,3 +192,13 @@ async def test_the_stateless_chain_carries_the_history_cost(openai_server: Any) 
         second = await llm_magic.chain("2", continue_=first)
     assert second.conversation_cost == first.cost + second.cost
     assert second.cost == table_price("openai", 300, 30, 0)
+
+
+def test_max_cost_from_config_stops_a_cell(ip: Any) -> None:  # noqa: F811
+    ip.server.push(Reply(calls=[Call("get_weather", {"city": "Paris"})], usage=(1000, 100)))
+    ok(ip, '%config LLMMagic.default_model = "openai:gpt-4.1-mini"')
+    ok(ip, "%config LLMMagic.max_cost = 0.0000001")
+    result, _ = ok(ip, "%%llm_chain -q -t get_weather\nweather?")
+    assert result.status == "max_cost" and ip.server.requests == []
+    result, _ = ok(ip, "%%llm_chain -q -t get_weather --max-cost 0.0005\nweather?")
+    assert result.status == "max_cost" and len(ip.server.requests) == 1

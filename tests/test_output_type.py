@@ -14,6 +14,7 @@ import pytest
 import llm_magic
 from llm_magic.answers import FINAL_TOOL, OutputValidationError
 from llm_magic.errors import ToolDefinitionError
+from llm_magic.notebook.options import help_text
 from tests.provider_models import model_for, sync_model_for, tool_results, user_texts
 from tests.servers import Call, Reply
 from tests.servers.fixtures import _serve
@@ -172,5 +173,6 @@ def test_output_type_on_the_magic_line_is_a_notebook_name(ip: Any) -> None:  # n
     ip.server.push(Reply(calls=[Call(FINAL_TOOL, {"city": "Oslo"})]))
     result, _ = ok(ip, "%%llm_chain -q --output-type Answer\nWhere?")
     assert result.output == ip.user_ns["Answer"]("Oslo")
+    assert "--output-type NAME" in help_text()
     line = error_line(ip, "%%llm_chain -q --output-type Answr\nWhere?")
     assert "--output-type Answr: there is no 'Answr' in the notebook; did you mean Answer?" in line

@@ -59,12 +59,21 @@ class AsyncConversation:
         return self._messages
 
     def fork(
-        self, messages: Sequence[Message], *, cost: Decimal | None = Decimal(0)
+        self,
+        messages: Sequence[Message],
+        *,
+        cost: Decimal | None = Decimal(0),
+        model: AsyncModel | Model | str | None = None,
     ) -> AsyncConversation:
-        """A new conversation with the same model, system prompt and tools, from `messages`
-        (which cost `cost` US dollars)."""
+        """A new conversation with the same system prompt and tools, from `messages` (which
+        cost `cost` US dollars), with the same model or `model` (an id, or a model)."""
+        if isinstance(model, str):
+            from .registry import get_async_model
+
+            model = get_async_model(model)
+        chosen = model._async if isinstance(model, Model) else model
         return AsyncConversation(
-            self.model, system=self.system, tools=self.tools, messages=messages, cost=cost
+            chosen or self.model, system=self.system, tools=self.tools, messages=messages, cost=cost
         )
 
     def branch(self, plan: Plan, prompt: str | None, options: ChainOptions) -> ChainRun:
@@ -285,10 +294,20 @@ class Conversation:
         self._async.cost = value
 
     def fork(
-        self, messages: Sequence[Message], *, cost: Decimal | None = Decimal(0)
+        self,
+        messages: Sequence[Message],
+        *,
+        cost: Decimal | None = Decimal(0),
+        model: AsyncModel | Model | str | None = None,
     ) -> Conversation:
+        if isinstance(model, str):
+            from .registry import get_model
+
+            model = get_model(model)
+        elif isinstance(model, AsyncModel):
+            model = Model(model.provider, model.model_id)
         return Conversation(
-            self.model,
+            model or self.model,
             system=self._async.system,
             tools=self._async.tools,
             messages=messages,

@@ -51,7 +51,7 @@ class ConversationLike(Protocol[R]):
     cost: Decimal | None  # US dollars spent on the history so far (None: unknown)
 
     def fork(
-        self, messages: Sequence[Message], *, cost: Decimal | None = Decimal(0)
+        self, messages: Sequence[Message], *, cost: Decimal | None = Decimal(0), model: Any = None
     ) -> ConversationLike[R]: ...
 
     def branch(self, plan: Plan, prompt: str | None, options: ChainOptions) -> R:
@@ -123,6 +123,7 @@ class ChainResult(Generic[R]):
         at: int | str,
         prompt: str | None = None,
         result: Any = _GIVEN,
+        model: Any = None,
         **options: Unpack[ChainKwargs],
     ) -> R:
         """A new run from inside this result; this result never changes.
@@ -130,15 +131,16 @@ class ChainResult(Generic[R]):
         at: a step (0: before this run's first model turn; N: after step N's tool results)
         or a call id (after its turn). result: with a call id, take this value as that call's
         result instead of what it returned. prompt: a new user message to go on with (needed
-        at step 0). The options default to this run's. The new result's `branched_from` says
-        where it came from.
+        at step 0). model: go on with another model (an id, or a model of this colour), even at
+        another provider: the history is sent in its form. The options default to this run's.
+        The new result's `branched_from` says where it came from.
         """
         from .branches import plan_fork
 
         plan = plan_fork(self, at, result)
         if prompt is None and plan.resume is None and at == 0:
             raise ValueError("a fork at step 0 replaces the prompt: give prompt=...")
-        return self._branch(plan, prompt, options)
+        return self._branch(plan, prompt, options, model)
 
     def rerun(
         self,
@@ -146,27 +148,28 @@ class ChainResult(Generic[R]):
         *,
         arguments: dict[str, Any] | None = None,
         prompt: str | None = None,
+        model: Any = None,
         **options: Unpack[ChainKwargs],
     ) -> R:
         """Run tool call `call_id` again, with `arguments` edited (checked against the tool's
         schema first: a bad value raises ToolArgumentsError and nothing runs), and go on from
         there as a new run; this result never changes. The other calls of that turn keep
-        their results."""
+        their results. model: as for `fork`."""
         from .branches import plan_rerun
 
         conversation = self._conversation()
         tools = {t.name: t for t in conversation.tools}
         plan = plan_rerun(self, call_id, arguments, tools)
-        return self._branch(plan, prompt, options)
+        return self._branch(plan, prompt, options, model)
 
-    def _branch(self, plan: Plan, prompt: str | None, options: Mapping[str, Any]) -> R:
+    def _branch(self, plan: Plan, prompt: str | None, options: Mapping[str, Any], model: Any) -> R:
         from .cost import add
 
         opts = build_options(self.options, **options)
         spent = self.conversation_cost  # the history before this run, and its steps kept
         before = None if spent is None or self.cost is None else spent - self.cost
         cost = add(before, *(t.cost for t in self.turns[: plan.point.step]))
-        fork = self._conversation().fork(plan.messages, cost=cost)
+        fork = self._conversation().fork(plan.messages, cost=cost, model=model)
         return fork.branch(plan, prompt, opts)
 
     def _conversation(self) -> ConversationLike[R]:

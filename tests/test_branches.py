@@ -191,3 +191,28 @@ async def test_async_branches_are_runs(openai_server: Any) -> None:
         run = first.fork(at=1, prompt="y")
         assert isinstance(run, ChainRun)
         assert (await run).text == "two"
+
+
+async def test_a_branch_goes_on_at_another_provider(
+    anthropic_server: Any, openai_server: Any, gemini_server: Any
+) -> None:
+    anthropic_server.push(first_turn(anthropic_server), Reply(text="A and B."))
+    openai_server.push("Forked at OpenAI.")
+    gemini_server.push("Re-run at Gemini.")
+    async with (
+        model_for(anthropic_server) as claude,
+        model_for(openai_server) as gpt,
+        model_for(gemini_server) as gemini,
+    ):
+        first = await claude.chain("look up a and b", tools=[lookup])
+        forked = await first.fork(at=1, prompt="Summarise.", model=gpt)
+        rerun = await first.rerun(first.tool_calls[1].id, arguments={"key": "z"}, model=gemini)
+    assert forked.text == "Forked at OpenAI." and forked.model == "gpt-4.1-mini"
+    assert call_arguments(openai_server, 0) == [{"key": "a"}, {"key": "b"}]
+    assert tool_results(openai_server, 0) == ["A", "B"]
+    assert user_texts(openai_server, 0) == ["look up a and b", "Summarise."]
+    assert "Two lookups." not in json.dumps(openai_server.requests[0].body)  # Claude's thinking
+    assert rerun.text == "Re-run at Gemini." and ran == ["a", "b", "z"]
+    assert call_arguments(gemini_server, 0) == [{"key": "a"}, {"key": "z"}]
+    assert ["A" in r for r in tool_results(gemini_server, 0)] == [True, False]
+    assert rerun.conversation.model is gemini and first.conversation.model is claude

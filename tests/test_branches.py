@@ -216,3 +216,54 @@ async def test_a_branch_goes_on_at_another_provider(
     assert call_arguments(gemini_server, 0) == [{"key": "a"}, {"key": "z"}]
     assert ["A" in r for r in tool_results(gemini_server, 0)] == [True, False]
     assert rerun.conversation.model is gemini and first.conversation.model is claude
+
+
+async def test_a_cancelled_rerun_leaves_a_valid_history(openai_server: Any) -> None:
+    import asyncio
+
+    started = asyncio.Event()
+
+    async def slow(key: str) -> str:
+        """Take a while."""
+        if key == "slow":
+            started.set()
+            await asyncio.sleep(30)
+        return key.upper()
+
+    openai_server.push(Reply(calls=[Call("slow", {"key": "a"}), Call("slow", {"key": "b"})]), "ok")
+    async with model_for(openai_server) as model:
+        first = await model.chain("x", tools=[slow])
+        run = first.rerun(first.tool_calls[0].id, arguments={"key": "slow"})
+        task = asyncio.ensure_future(run)
+        await started.wait()
+        run.cancel()
+        result = await task
+    assert result.status == "cancelled" and len(openai_server.requests) == 2
+    answered = result.messages[-1]
+    assert [(r.call_id, r.is_error) for r in answered.tool_results] == [
+        (first.tool_calls[0].id, True),
+        (first.tool_calls[1].id, False),  # the sibling keeps its result, in the turn's order
+    ]
+    assert answered.tool_results[1].content == "B"
+
+
+async def test_a_rerun_keeps_the_runs_options_approval_included(openai_server: Any) -> None:
+    asked: list[str] = []
+
+    async def yes(record: Any) -> bool:
+        asked.append(record.raw_arguments)
+        return True
+
+    async def no(record: Any) -> bool:
+        asked.append(record.raw_arguments)
+        return False
+
+    openai_server.push(Reply(calls=[Call("lookup", {"key": "a"})]), "A.", "denied.")
+    async with model_for(openai_server) as model:
+        first = await model.chain("a", tools=[lookup], approve="lookup", approval_callback=yes)
+        again = await first.rerun(first.tool_calls[0].id, arguments={"key": "b"})
+        assert again.tool_calls[0].status == "ok" and len(asked) == 2  # asked again, approved
+        openai_server.push("no.")
+        denied = await first.rerun(first.tool_calls[0].id, approval_callback=no)
+    assert denied.tool_calls[0].status == "denied" and ran == ["a", "b"]
+    assert denied.options is not None and denied.options.approve == frozenset({"lookup"})

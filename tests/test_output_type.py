@@ -80,6 +80,7 @@ async def test_an_output_type_comes_back_validated_after_two_tool_calls(server: 
     async with model_for(server) as model:
         result = await model.chain("Warmest?", tools=[temperature], output_type=Trip)
     assert result.ok and result.output == Trip("Rome", 24.0, ["sunny"])
+    assert repr(result) == repr(result.output)  # the cell shows the answer
     assert [c.result for c in result.tool_calls[:2]] == [18.5, 24.0]
     assert len(server.requests) == 3  # the answer ends the run: no turn after it
     schema = declared_tools(server)[FINAL_TOOL]

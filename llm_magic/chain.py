@@ -90,6 +90,9 @@ class ChainRun:
         self.resume = resume  # a branch: the calls to answer before the first model turn
         self.cost: costs.Cost = Decimal(0)
         self._price_source = costs.price_source(provider)
+        if self._price_source is not None:
+            costs.start_loading()
+        self._unpriced: list[int] = []  # steps whose turn is not priced yet
         self._history_cost = conversation.cost  # what the history cost before this run
         self._step_ends: list[int] = []
         self.system = system
@@ -250,8 +253,8 @@ class ChainRun:
         return result
 
     async def _prepare(self) -> None:
-        """Before the first model turn: prices loaded, a branch's calls answered, the prompt."""
-        if self._price_source is not None:
+        """Before the first model turn: a budget's prices, a branch's calls answered, the prompt."""
+        if self.options.max_cost is not None:
             await costs.load_prices()
         if self.options.max_cost is not None and self._turn_cost(Usage(1, 1)) is None:
             raise ConfigError(
@@ -287,6 +290,7 @@ class ChainRun:
         return spent is None or spent > Decimal(str(self.options.max_cost))
 
     def _finish(self, error: BaseException | None) -> ChainResult[Any]:
+        self._settle_costs()  # waits for the price table only if a turn ended before it loaded
         last = self.turns[-1].text if self.turns else ""
         text = last or "".join(self._partial)
         self.final = ChainResult(
@@ -327,6 +331,9 @@ class ChainRun:
     async def _loop_turns(self) -> None:
         limit: Status | None = None
         while True:
+            if self._unpriced:
+                await costs.load_prices()
+                self._settle_costs()
             request = self._request(tools_on=limit is None)
             if self._over_budget(request):
                 self.status = "max_cost"
@@ -391,15 +398,30 @@ class ChainRun:
         self._partial = []
         if not tools_on:
             turn.tool_calls = []
-        turn.cost = self._turn_cost(turn.usage)
-        self.cost = costs.add(self.cost, turn.cost)
-        costs.ledger.record(self.provider.model, turn.usage, turn.cost)
         self.turns.append(turn)
         self.conversation.messages.append(turn.to_message())
         self._usage = self._usage + turn.usage
-        self._emit(ev.UsageReported(step, turn.usage, self._usage, turn.cost, self.cost))
+        self._emit(ev.UsageReported(step, turn.usage, self._usage))
         self._emit(ev.TurnFinished(step, turn.text, list(turn.tool_calls), turn.usage))
+        self._unpriced.append(step)
+        if costs.prices_ready() or self._price_source is None:
+            self._settle_costs()
         return turn
+
+    def _settle_costs(self) -> None:
+        """Price the turns not priced yet, and report their cost.
+
+        The price table loads in a thread from the run's start; a turn that ends before it
+        is ready (the first run of a process) is priced before the next model turn instead of
+        holding up its tool calls.
+        """
+        for step in self._unpriced:
+            turn = self.turns[step - 1]
+            turn.cost = self._turn_cost(turn.usage)
+            self.cost = costs.add(self.cost, turn.cost)
+            costs.ledger.record(self.provider.model, turn.usage, turn.cost)
+            self._emit(ev.CostReported(step, turn.cost, self.cost))
+        self._unpriced = []
 
     async def _run_tools(
         self,

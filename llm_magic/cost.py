@@ -10,9 +10,10 @@ which is the shape `genai_prices.Usage` expects; reasoning tokens are already in
 `output_tokens` (OpenAI, Anthropic, and Gemini once our adapter adds its `thoughtsTokenCount`),
 billed at the output rate.
 
-The table (a 30,000-line module) is imported on first use, in a worker thread by
-`load_prices()`, so the first priced turn never stalls a notebook's event loop for half a
-second. `ledger` tallies every turn in this process by model for `%llm_usage`.
+The table (a 30,000-line module and pydantic; half a second to two on a busy machine) is
+imported in a daemon thread that the first priced run starts (`start_loading()`), so it never
+stalls a notebook's event loop nor delays a run's first turn. `ledger` tallies every turn in
+this process by model for `%llm_usage`.
 """
 
 from __future__ import annotations
@@ -38,14 +39,40 @@ PRICE_PROVIDERS = {"openai": "openai", "anthropic": "anthropic", "gemini": "goog
 CHARS_PER_TOKEN = 4  # the usual rule of thumb for English text and JSON, for budget estimates
 
 
+_loader: threading.Thread | None = None
+_loader_lock = threading.Lock()
+
+
+def start_loading() -> None:
+    """Start importing the price table in a daemon thread, once; returns at once."""
+    global _loader
+    with _loader_lock:
+        if _loader is None and "genai_prices" not in sys.modules:
+            _loader = threading.Thread(target=_load, name="llm_magic-prices", daemon=True)
+            _loader.start()
+
+
+def prices_ready() -> bool:
+    if _loader is not None:
+        return not _loader.is_alive()
+    return "genai_prices" in sys.modules
+
+
 async def load_prices() -> None:
-    """Import the price table in a worker thread (once), off the event loop."""
-    if "genai_prices" not in sys.modules:
-        await asyncio.to_thread(_import_prices)
+    """The price table, loaded: waits for the loading thread without blocking the loop."""
+    start_loading()
+    loader = _loader
+    if loader is not None and loader.is_alive():
+        await asyncio.to_thread(loader.join)
+
+
+def _load() -> None:
+    _import_prices().data_snapshot.get_snapshot()
 
 
 def _import_prices() -> Any:
     import genai_prices
+    import genai_prices.data_snapshot
 
     return genai_prices
 

@@ -146,9 +146,21 @@ class UsageReported(Event):
     step: int
     usage: Usage
     total: Usage
-    cost: Decimal | None = None  # this turn's, in US dollars (None: unknown price)
-    total_cost: Decimal | None = None  # the run's so far
     type = "usage"
+
+
+@dataclass
+class CostReported(Event):
+    """The price of a finished turn in US dollars (None: the model's price is unknown).
+
+    Sent after the turn's `TurnFinished`; in the first run of a process, while the price table
+    still loads, later (before the next model turn or the end), never holding up tool calls.
+    """
+
+    step: int
+    cost: Decimal | None
+    total_cost: Decimal | None  # the run's, through this turn
+    type = "cost"
 
 
 @dataclass

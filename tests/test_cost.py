@@ -70,13 +70,16 @@ async def test_conversation_cost_adds_up_across_continued_runs(openai_server: An
     assert first.conversation_cost == first.cost  # a result never changes
 
 
-async def test_usage_events_carry_turn_and_run_cost(openai_server: Any) -> None:
+async def test_cost_events_follow_each_turn(openai_server: Any) -> None:
     openai_server.push(Reply(calls=[Call("lookup", {"key": "a"})]), Reply(text="A"))
     async with model_for(openai_server) as model:
         run = model.chain("x", tools=[lookup])
-        events = [e async for e in run if isinstance(e, llm_magic.events.UsageReported)]
-    assert [e.cost for e in events] == [t.cost for t in (await run).turns]
-    assert events[-1].total_cost == (await run).cost
+        events = [e async for e in run]
+    costed = [e for e in events if isinstance(e, llm_magic.events.CostReported)]
+    assert [(e.step, e.cost) for e in costed] == [(1, run.turns[0].cost), (2, run.turns[1].cost)]
+    assert costed[-1].total_cost == (await run).cost
+    types = [e.type for e in events]
+    assert types.index("cost") > types.index("turn_finished")  # the price follows the turn
 
 
 async def test_an_unknown_model_costs_unknown_never_a_guess(openai_server: Any) -> None:
@@ -202,3 +205,56 @@ def test_max_cost_from_config_stops_a_cell(ip: Any) -> None:  # noqa: F811
     assert result.status == "max_cost" and ip.server.requests == []
     result, _ = ok(ip, "%%llm_chain -q -t get_weather --max-cost 0.0005\nweather?")
     assert result.status == "max_cost" and len(ip.server.requests) == 1
+
+
+def test_a_fresh_process_prices_every_turn_without_waiting_for_the_table(
+    openai_server: Any,
+) -> None:
+    """The table loads in a thread; turns that end before it are priced later, exactly."""
+    import subprocess
+    import sys
+    import textwrap
+    from pathlib import Path
+
+    openai_server.push(
+        Reply(calls=[Call("lookup", {"key": "a"})], usage=(1000, 10)),
+        Reply(text="A", usage=(1200, 5)),
+    )
+    script = textwrap.dedent(
+        f"""
+        import asyncio, sys
+        import llm_magic
+        from llm_magic import events as ev
+
+        def lookup(key: str) -> str:
+            "Look up."
+            return "genai_prices loaded" if "genai_prices" in sys.modules else "not yet"
+
+        async def main():
+            model = llm_magic.get_async_model(
+                "openai:gpt-4.1-mini", base_url={openai_server.base_url!r},
+                api_key={openai_server.api_key!r})
+            async with model:
+                run = model.chain("x", tools=[lookup])
+                events = [e async for e in run]
+                result = await run
+            print([(e.step, str(e.cost)) for e in events if isinstance(e, ev.CostReported)])
+            print(str(result.cost))
+
+        asyncio.run(main())
+        """
+    )
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        timeout=60,
+        env={**__import__("os").environ, "PYTHONPATH": str(root)},
+    )
+    assert out.returncode == 0, out.stderr
+    costs_line, total = out.stdout.splitlines()
+    first, second = table_price("openai", 1000, 10, 0), table_price("openai", 1200, 5, 0)
+    assert costs_line == str([(1, str(first)), (2, str(second))])
+    assert total == str(first + second)

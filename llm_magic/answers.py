@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -122,3 +123,17 @@ class TypedAnswer:
 
     def reminder(self) -> str:
         return REMINDER.format(tool=FINAL_TOOL)
+
+
+def answer_choice(chosen: str | None, tools_on: bool, model_options: Mapping[str, Any]) -> str:
+    """The tool choice of a turn of a typed run: a tool call every turn, the final tool on the
+    last one, unless the caller chose, or forcing is not allowed.
+
+    Anthropic's extended thinking accepts only `auto` and `none`, and rejects a forced tool
+    (docs.anthropic.com/en/docs/build-with-claude/extended-thinking, "Extended thinking with
+    tool use"); with thinking on, the reminder after a text answer does the asking.
+    """
+    thinking = model_options.get("thinking")
+    if isinstance(thinking, Mapping) and thinking.get("type") not in (None, "disabled"):
+        return chosen or "auto"
+    return (chosen or "required") if tools_on else FINAL_TOOL

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from . import cost as costs
 from . import events as ev
 from ._loop import CallerThread
-from .answers import FINAL_TOOL, TypedAnswer
+from .answers import FINAL_TOOL, TypedAnswer, answer_choice
 from .errors import ConfigError, ToolArgumentsError, ToolError
 from .events import ToolCallRecord
 from .messages import Message, ModelRequest, ModelTurn, ToolCall, ToolResult, Usage
@@ -372,7 +372,8 @@ class ChainRun:
         messages = list(self.conversation.messages)
         tool_choice = self.options.tool_choice if tools_on else "none"
         if self.answer is not None:  # a typed answer comes as a tool call, on every turn
-            tool_choice = (tool_choice or "required") if tools_on else FINAL_TOOL
+            chosen = self.options.tool_choice
+            tool_choice = answer_choice(chosen, tools_on, self.options.model_options)
         if not tools_on:
             messages.append(Message("user", FINAL_TURN_INSTRUCTION))
         return ModelRequest(

@@ -177,3 +177,21 @@ def test_output_type_on_the_magic_line_is_a_notebook_name(ip: Any) -> None:  # n
     assert "--output-type NAME" in help_text()
     line = error_line(ip, "%%llm_chain -q --output-type Answr\nWhere?")
     assert "--output-type Answr: there is no 'Answr' in the notebook; did you mean Answer?" in line
+
+
+async def test_claude_with_extended_thinking_is_not_forced_to_call_a_tool(
+    anthropic_server: Any,
+) -> None:
+    anthropic_server.push(
+        Reply(calls=[Call("temperature", {"city": "Rome"})], thinking="Check Rome."),
+        Reply(text="Rome."),  # prose: allowed, so it gets the reminder
+        Reply(calls=[Call(FINAL_TOOL, ANSWER)], thinking="Answer now."),
+    )
+    thinking = {"thinking": {"type": "enabled", "budget_tokens": 1024}, "max_tokens": 4096}
+    async with model_for(anthropic_server) as model:
+        result = await model.chain(
+            "Warmest?", tools=[temperature], output_type=Trip, model_options=thinking
+        )
+    assert result.output == Trip("Rome", 24.0, ["sunny"])
+    # the server rejects a forced tool with thinking on (its fixture fails on any rejection)
+    assert [forced_choice(anthropic_server, i) for i in range(3)] == ["auto"] * 3

@@ -19,6 +19,7 @@ budget, typed answer, branch start) share its state; split apart they would pass
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -90,8 +91,6 @@ class ChainRun:
         self.resume = resume  # a branch: the calls to answer before the first model turn
         self.cost: costs.Cost = Decimal(0)
         self._price_source = costs.price_source(provider)
-        if self._price_source is not None:
-            costs.start_loading()
         self._unpriced: list[int] = []  # steps whose turn is not priced yet
         self._history_cost = conversation.cost  # what the history cost before this run
         self._step_ends: list[int] = []
@@ -249,6 +248,9 @@ class ChainRun:
                 self.status, error = "failed", exc
         finally:
             self._repair()
+        if self._unpriced and not costs.prices_ready():
+            with contextlib.suppress(asyncio.CancelledError):  # else priced in `_finish`
+                await costs.load_prices()
         result = self._finish(error)
         return result
 
@@ -412,9 +414,10 @@ class ChainRun:
     def _settle_costs(self) -> None:
         """Price the turns not priced yet, and report their cost.
 
-        The price table loads in a thread from the run's start; a turn that ends before it
-        is ready (the first run of a process) is priced before the next model turn instead of
-        holding up its tool calls.
+        The price table is loaded (in a thread, awaited) only when a priced turn has ended and
+        the run waits for nothing else: before its next model turn, or at its end. Loaded
+        alongside the run's own work, its imports would hold the import lock that the first
+        request's lazy imports (httpx's transport) and tool threads wait on.
         """
         for step in self._unpriced:
             turn = self.turns[step - 1]

@@ -11,8 +11,9 @@ which is the shape `genai_prices.Usage` expects; reasoning tokens are already in
 billed at the output rate.
 
 The table (a 30,000-line module and pydantic; half a second to two on a busy machine) is
-imported in a daemon thread that the first priced run starts (`start_loading()`), so it never
-stalls a notebook's event loop nor delays a run's first turn. `ledger` tallies every turn in
+imported in a daemon thread that a run awaits when it waits for nothing else (`load_prices()`):
+before its next model turn, at its end, or before the first turn of a budgeted run. So the
+loop is never blocked, and no other import of the run waits on the import lock meanwhile. `ledger` tallies every turn in
 this process by model for `%llm_usage`.
 """
 

@@ -7,6 +7,7 @@ The core (tools, chain, events, providers) works in plain Python; the notebook l
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Unpack
 
 from .chain import ChainResult, ChainRun
@@ -15,6 +16,7 @@ from .errors import (
     ConfigError,
     LLMMagicError,
     MissingKeyError,
+    OutputValidationError,
     ProviderError,
     RateLimitError,
     RefusalError,
@@ -54,6 +56,7 @@ __all__ = [
     "Message",
     "MissingKeyError",
     "Model",
+    "OutputValidationError",
     "ProviderError",
     "RateLimitError",
     "RefusalError",
@@ -115,7 +118,10 @@ async def chain(
     else:
         chosen = get_async_model(model, api_key=api_key, base_url=base_url)
     history = continue_.messages if continue_ is not None else ()
-    conversation = AsyncConversation(chosen, system=system, tools=tools, messages=history)
+    spent = continue_.conversation_cost if continue_ is not None else Decimal(0)
+    conversation = AsyncConversation(
+        chosen, system=system, tools=tools, messages=history, cost=spent
+    )
     run = conversation.chain(prompt, **options)
     for view in list(run_views):
         view(run)

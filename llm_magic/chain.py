@@ -7,22 +7,32 @@ private loop thread; there is no second executor.
 Limits end a run with a status, not an exception: `max_steps` counts tool rounds (the model may
 take `max_steps` rounds of tool calls, then answers), `max_tool_calls` counts calls, `timeout`
 is wall time. Whatever ends the run, the conversation stays valid: every tool call in history
-has a result, synthetic if the call never finished.
+has a result, synthetic if the call never finished. `max_cost` stops before a turn whose
+estimated price would pass it (llm_magic.cost); `output_type` adds the final tool and ends the
+run with its validated value (llm_magic.answers); a branched run first answers the calls of its
+branch turn (llm_magic.branches).
+
+Longer than 500 lines: the engine is one state machine whose steps (turns, tool calls, limits,
+budget, typed answer, branch start) share its state; split apart they would pass it around.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Generator
+from decimal import Decimal
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from . import cost as costs
 from . import events as ev
 from ._loop import CallerThread
-from .errors import ToolArgumentsError, ToolError
+from .answers import FINAL_TOOL, TypedAnswer, answer_choice
+from .errors import ConfigError, ToolArgumentsError, ToolError
 from .events import ToolCallRecord
 from .messages import FINAL_TURN_INSTRUCTION as FINAL_TURN_INSTRUCTION
 from .messages import Message, ModelRequest, ModelTurn, ToolCall, ToolResult, Usage
@@ -31,6 +41,7 @@ from .results import ChainResult, ConversationLike, Status
 from .tools import Tool, serialize_result
 
 if TYPE_CHECKING:
+    from .branches import BranchPoint, Resume
     from .providers.base import Provider
 
 __all__ = [
@@ -64,12 +75,22 @@ class ChainRun:
         options: ChainOptions,
         system: str | None = None,
         caller: CallerThread | None = None,
+        resume: Resume | None = None,
     ) -> None:
         self.provider = provider
         self.conversation = conversation
         self.prompt = prompt
         self.tools = {t.name: t for t in tools}
         self.options = options
+        self.answer = TypedAnswer(options.output_type) if options.output_type else None
+        if self.answer is not None:
+            self.tools[FINAL_TOOL] = self.answer.tool(self.tools)
+        self.resume = resume  # a branch: the calls to answer before the first model turn
+        self.cost: costs.Cost = Decimal(0)
+        self._price_source = costs.price_source(provider)
+        self._unpriced: list[int] = []  # steps whose turn is not priced yet
+        self._history_cost = conversation.cost  # what the history cost before this run
+        self._step_ends: list[int] = []
         self.system = system
         self.status: Status = "pending"
         self.records: list[ToolCallRecord] = []
@@ -86,6 +107,8 @@ class ChainRun:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._partial: list[str] = []
         self._pending: list[ToolCallRecord] = []
+        self._resume_order: Resume | None = None
+        self.branched_from: BranchPoint | None = resume.point if resume is not None else None
         self._cancel_reason: str | None = None
         self.final: ChainResult[Any] | None = None
         self.error_traceback: TracebackType | None = None  # a failed run's, for re-raising
@@ -204,8 +227,6 @@ class ChainRun:
     async def _run(self) -> ChainResult[Any]:
         self.started_at = time.monotonic()
         self.status = "running"
-        if self.prompt is not None:
-            self.conversation.messages.append(Message("user", self.prompt))
         self._emit(ev.RunStarted(self.provider.model, self.prompt or "", list(self.tools)))
         error: BaseException | None = None
         deadline = asyncio.timeout(self.options.timeout)
@@ -213,6 +234,7 @@ class ChainRun:
             if self._cancel_reason is not None:  # cancelled before it started
                 raise asyncio.CancelledError
             async with deadline:
+                await self._prepare()
                 await self._loop_turns()
         except asyncio.CancelledError:
             self.status = "cancelled"
@@ -223,10 +245,51 @@ class ChainRun:
                 self.status, error = "failed", exc
         finally:
             self._repair()
+        if self._unpriced and not costs.prices_ready():
+            with contextlib.suppress(asyncio.CancelledError):  # else priced in `_finish`
+                await costs.load_prices()
         result = self._finish(error)
         return result
 
+    async def _prepare(self) -> None:
+        """Before the first model turn: a budget's prices, a branch's calls answered, the prompt."""
+        if self.options.max_cost is not None:
+            await costs.load_prices()
+        if self.options.max_cost is not None and self._turn_cost(Usage(1, 1)) is None:
+            raise ConfigError(
+                f"max_cost needs the price of {self.provider.model!r}, which the genai-prices "
+                "table does not know; run without max_cost"
+            )
+        if self.resume is not None:
+            await self._run_branch_calls(self.resume)
+        self._step_ends.append(len(self.conversation.messages))
+        if self.prompt is not None:
+            self.conversation.messages.append(Message("user", self.prompt))
+
+    async def _run_branch_calls(self, resume: Resume) -> None:
+        """A branch's first act: its turn's calls run again, take a given value, or keep theirs."""
+        given = {}
+        for call in resume.calls:
+            if call.id in resume.given:
+                rec = ToolCallRecord(call.id, call.name, call.arguments, 0, status="ok")
+                rec.result = resume.given[call.id]
+                rec.output, rec.truncated = serialize_result(rec.result)
+                given[call.id] = rec
+        await self._run_tools([c for c in resume.calls if c.id in resume.run], given, resume)
+
+    def _turn_cost(self, usage: Usage) -> costs.Cost:
+        return costs.price(self.provider.model, usage, self._price_source)
+
+    def _over_budget(self, request: ModelRequest) -> bool:
+        """Would the next turn, priced on its estimated prompt alone, pass `max_cost`?"""
+        if self.options.max_cost is None:
+            return False
+        estimate = self._turn_cost(Usage(costs.estimate_tokens(request)))
+        spent = costs.add(self.cost, estimate)
+        return spent is None or spent > Decimal(str(self.options.max_cost))
+
     def _finish(self, error: BaseException | None) -> ChainResult[Any]:
+        self._settle_costs()  # waits for the price table only if a turn ended before it loaded
         last = self.turns[-1].text if self.turns else ""
         text = last or "".join(self._partial)
         self.final = ChainResult(
@@ -241,7 +304,14 @@ class ChainRun:
             turns=list(self.turns),
             messages=list(self.conversation.messages),
             conversation=self.conversation,
+            cost=self.cost,
+            conversation_cost=costs.add(self._history_cost, self.cost),
+            output=self.answer.value if self.answer is not None else None,
+            step_ends=list(self._step_ends),
+            options=self.options,
+            branched_from=self.branched_from,
         )
+        self.conversation.cost = self.final.conversation_cost
         if self.status == "cancelled":
             self._emit(ev.RunCancelled(self.final))
         elif self.status == "failed":
@@ -260,15 +330,31 @@ class ChainRun:
     async def _loop_turns(self) -> None:
         limit: Status | None = None
         while True:
-            turn = await self._model_turn(tools_on=limit is None)
+            if self._unpriced:
+                await costs.load_prices()
+                self._settle_costs()
+            request = self._request(tools_on=limit is None)
+            if self._over_budget(request):
+                self.status = "max_cost"
+                return
+            turn = await self._model_turn(request)
             if not turn.tool_calls:
+                self._step_ends.append(len(self.conversation.messages))
+                if self.answer is not None and not self.answer.from_text(turn.text):
+                    self.conversation.messages.append(Message("user", self.answer.reminder()))
+                    self._step_ends[-1] += 1
+                    continue
                 self.status = limit or "done"
                 return
-            if limit is not None:  # the model called tools on its no-tools turn: drop them
+            if limit is not None and self.answer is None:  # tools on its no-tools turn: dropped
                 self.status = limit
                 return
             self.steps += 1
             await self._run_tools(turn.tool_calls)
+            self._step_ends.append(len(self.conversation.messages))
+            if self.answer is not None and self.answer.done:
+                self.status = "done"
+                return
             if len(self.records) >= self.options.max_tool_calls:
                 limit = "max_tool_calls"
             elif self.steps >= self._max_steps():
@@ -281,18 +367,29 @@ class ChainRun:
         steps = self.options.max_steps
         return steps if steps is not None else self.provider.default_max_steps
 
-    async def _model_turn(self, tools_on: bool) -> ModelTurn:
-        step = len(self.turns) + 1
+    def _request(self, tools_on: bool) -> ModelRequest:
+        messages = list(self.conversation.messages)
         tool_choice = self.options.tool_choice if tools_on else "none"
-        request = ModelRequest(
-            messages=list(self.conversation.messages),
+        final = not tools_on  # each provider says "answer now" in its own wire form
+        if self.answer is not None:  # a typed answer comes as a tool call, on every turn
+            chosen = self.options.tool_choice
+            tool_choice = answer_choice(chosen, tools_on, self.options.model_options)
+            if not tools_on:  # the answer tool stays on: say "answer now" in the text
+                messages.append(Message("user", FINAL_TURN_INSTRUCTION))
+                final = False
+        return ModelRequest(
+            messages=messages,
             tools=[t.spec() for t in self.tools.values()],
             system=self.system,
             stream=self.options.stream,
             tool_choice=tool_choice if self.tools else None,
             options=dict(self.options.model_options),
-            final=not tools_on,  # each provider says "answer now" in its own wire form
+            final=final,
         )
+
+    async def _model_turn(self, request: ModelRequest) -> ModelTurn:
+        step = len(self.turns) + 1
+        tools_on = request.tool_choice != "none"
         self._emit(ev.TurnStarted(step, tools_on and bool(self.tools)))
         self._partial = []
 
@@ -309,15 +406,45 @@ class ChainRun:
         self._usage = self._usage + turn.usage
         self._emit(ev.UsageReported(step, turn.usage, self._usage))
         self._emit(ev.TurnFinished(step, turn.text, list(turn.tool_calls), turn.usage))
+        self._unpriced.append(step)
+        if costs.prices_ready() or self._price_source is None:
+            self._settle_costs()
         return turn
 
-    async def _run_tools(self, calls: list[ToolCall]) -> None:
+    def _settle_costs(self) -> None:
+        """Price the turns not priced yet, and report their cost.
+
+        The price table is loaded (in a thread, awaited) only when a priced turn has ended and
+        the run waits for nothing else: before its next model turn, or at its end. Loaded
+        alongside the run's own work, its imports would hold the import lock that the first
+        request's lazy imports (httpx's transport) and tool threads wait on.
+        """
+        for step in self._unpriced:
+            turn = self.turns[step - 1]
+            turn.cost = self._turn_cost(turn.usage)
+            self.cost = costs.add(self.cost, turn.cost)
+            costs.ledger.record(self.provider.model, turn.usage, turn.cost)
+            self._emit(ev.CostReported(step, turn.cost, self.cost))
+        self._unpriced = []
+
+    async def _run_tools(
+        self,
+        calls: list[ToolCall],
+        given: dict[str, ToolCallRecord] | None = None,
+        resume: Resume | None = None,
+    ) -> None:
+        """Run a turn's calls and answer them in one message. A branch's turn (`resume`) also
+        has calls with a given result and calls that keep the result they had."""
         budget = self.options.max_tool_calls - len(self.records)
         batch = [ToolCallRecord(c.id, c.name, c.arguments, self.steps) for c in calls]
-        self.records.extend(batch)
-        self._pending = batch
-        for rec in batch:
+        self.records.extend([*(given or {}).values(), *batch])
+        self._pending = [*(given or {}).values(), *batch]
+        self._resume_order = resume
+        for rec in self._pending:
             self._emit(ev.ToolCallRequested(rec))
+        for rec in (given or {}).values():
+            rec.ended_at = time.monotonic()
+            self._emit(ev.ToolCallFinished(rec))
         semaphore = asyncio.Semaphore(max(1, self.options.max_concurrency))
         try:
             async with asyncio.TaskGroup() as group:
@@ -334,10 +461,15 @@ class ChainRun:
         except BaseExceptionGroup as group_error:
             raise _first(group_error) from None
         self._commit_results()
+        if self.answer is not None:
+            self.answer.after_tools(batch)
 
     def _commit_results(self) -> None:
-        results = [ToolResult(r.id, r.name, r.output, r.is_error) for r in self._pending]
-        self.conversation.messages.append(Message("tool", tool_results=results))
+        results = {r.id: ToolResult(r.id, r.name, r.output, r.is_error) for r in self._pending}
+        resume, self._resume_order = self._resume_order, None
+        if resume is not None:  # the branch turn's order, with the results kept as they were
+            results = {c.id: results.get(c.id) or resume.kept[c.id] for c in resume.calls}
+        self.conversation.messages.append(Message("tool", tool_results=list(results.values())))
         self._pending = []
 
     def _end(

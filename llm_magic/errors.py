@@ -42,6 +42,10 @@ class ToolError(LLMMagicError):
         self.original = original
 
 
+class OutputValidationError(LLMMagicError):
+    """The model's final answer did not fit the run's `output_type`, twice."""
+
+
 class ProviderError(LLMMagicError):
     """An HTTP or protocol error from a model provider."""
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 import traceback
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
 
 from .messages import ToolCall, Usage
@@ -146,6 +147,20 @@ class UsageReported(Event):
     usage: Usage
     total: Usage
     type = "usage"
+
+
+@dataclass
+class CostReported(Event):
+    """The price of a finished turn in US dollars (None: the model's price is unknown).
+
+    Sent after the turn's `TurnFinished`; in the first run of a process, while the price table
+    still loads, later (before the next model turn or the end), never holding up tool calls.
+    """
+
+    step: int
+    cost: Decimal | None
+    total_cost: Decimal | None  # the run's, through this turn
+    type = "cost"
 
 
 @dataclass

@@ -9,7 +9,8 @@ Gemini: one content of `functionResponse` parts).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
+from decimal import Decimal
 from typing import Any, Literal
 
 Role = Literal["system", "user", "assistant", "tool"]
@@ -56,13 +57,21 @@ class Message:
 
 @dataclass
 class Usage:
+    """Tokens of one turn or a sum of turns, as the provider billed them.
+
+    `input_tokens` is all input, cached or not, and `output_tokens` all output, reasoning
+    included; the cache and reasoning fields say how much of those was of each kind (they are
+    parts of the totals, never added to them), since providers price those parts differently.
+    """
+
     input_tokens: int = 0
     output_tokens: int = 0
+    cache_read_tokens: int = 0  # part of input_tokens read from the provider's prompt cache
+    cache_write_tokens: int = 0  # part of input_tokens written to it (Anthropic bills more)
+    reasoning_tokens: int = 0  # part of output_tokens spent thinking
 
     def __add__(self, other: Usage) -> Usage:
-        return Usage(
-            self.input_tokens + other.input_tokens, self.output_tokens + other.output_tokens
-        )
+        return Usage(*(a + b for a, b in zip(astuple(self), astuple(other), strict=True)))
 
     @property
     def total_tokens(self) -> int:
@@ -100,6 +109,7 @@ class ModelTurn:
     usage: Usage = field(default_factory=Usage)
     finish_reason: str | None = None
     provider_data: dict[str, Any] = field(default_factory=dict)
+    cost: Decimal | None = None  # US dollars, set by the chain (None: unknown)
 
     def to_message(self) -> Message:
         return Message(

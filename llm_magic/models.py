@@ -14,8 +14,9 @@ clients of the loop it is closed on, and the cache itself can be emptied with
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from decimal import Decimal
 from types import TracebackType
-from typing import Any, Unpack, cast
+from typing import TYPE_CHECKING, Any, Unpack, cast
 
 from . import events as ev
 from ._loop import CallerThread, run_sync
@@ -26,6 +27,9 @@ from .messages import Message, Usage
 from .options import ChainKwargs, ChainOptions, build_options
 from .providers.base import Provider
 from .tools import Tool, to_tools
+
+if TYPE_CHECKING:
+    from .branches import Plan, Resume
 
 
 class AsyncConversation:
@@ -38,12 +42,14 @@ class AsyncConversation:
         system: str | None = None,
         tools: Iterable[Any] = (),
         messages: Sequence[Message] = (),
+        cost: Decimal | None = Decimal(0),
     ) -> None:
         self.model = model
         self.system = system
         self.tools: list[Tool] = to_tools(tools)
         self._messages: list[Message] = list(messages)
         self._running: ChainRun | None = None
+        self.cost: Decimal | None = cost  # US dollars spent on this history (None: unknown)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.model.model_id} {len(self.messages)} messages>"
@@ -52,11 +58,33 @@ class AsyncConversation:
     def messages(self) -> list[Message]:
         return self._messages
 
-    def fork(self, messages: Sequence[Message]) -> AsyncConversation:
-        """A new conversation with the same model, system prompt and tools, from `messages`."""
+    def fork(
+        self,
+        messages: Sequence[Message],
+        *,
+        cost: Decimal | None = Decimal(0),
+        model: AsyncModel | Model | str | None = None,
+    ) -> AsyncConversation:
+        """A new conversation with the same system prompt and tools, from `messages` (which
+        cost `cost` US dollars), with the same model or `model` (an id, or a model)."""
+        if isinstance(model, str):
+            from .registry import get_async_model
+
+            model = get_async_model(model)
+        chosen = model._async if isinstance(model, Model) else model
         return AsyncConversation(
-            self.model, system=self.system, tools=self.tools, messages=messages
+            chosen or self.model, system=self.system, tools=self.tools, messages=messages, cost=cost
         )
+
+    def branch(self, plan: Plan, prompt: str | None, options: ChainOptions) -> ChainRun:
+        """A run from a branch point (`ChainResult.fork` / `rerun` build the plan)."""
+        run = self._run(prompt, options, resume=plan.resume)
+        run.branched_from = plan.point
+        import llm_magic  # its views (the notebook's timeline) show branches as they run
+
+        for view in list(llm_magic.run_views):
+            view(run)
+        return run
 
     def chain(
         self,
@@ -78,6 +106,7 @@ class AsyncConversation:
         system: str | None = None,
         caller: CallerThread | None = None,
         owner: Any = None,
+        resume: Resume | None = None,
     ) -> ChainRun:
         """`chain()` with a complete options object (what the sync twin and notebook build).
 
@@ -97,6 +126,7 @@ class AsyncConversation:
             options,
             system=self.system,
             caller=caller,
+            resume=resume,
         )
         self._running = run
         return run
@@ -237,9 +267,12 @@ class Conversation:
         system: str | None = None,
         tools: Iterable[Any] = (),
         messages: Sequence[Message] = (),
+        cost: Decimal | None = Decimal(0),
     ) -> None:
         self.model = model
-        self._async = AsyncConversation(model._async, system=system, tools=tools, messages=messages)
+        self._async = AsyncConversation(
+            model._async, system=system, tools=tools, messages=messages, cost=cost
+        )
 
     def __repr__(self) -> str:
         return f"<Conversation {self.model.model_id} {len(self.messages)} messages>"
@@ -248,10 +281,44 @@ class Conversation:
     def messages(self) -> list[Message]:
         return self._async.messages
 
-    def fork(self, messages: Sequence[Message]) -> Conversation:
+    @property
+    def tools(self) -> list[Tool]:
+        return self._async.tools
+
+    @property
+    def cost(self) -> Decimal | None:
+        return self._async.cost
+
+    @cost.setter
+    def cost(self, value: Decimal | None) -> None:
+        self._async.cost = value
+
+    def fork(
+        self,
+        messages: Sequence[Message],
+        *,
+        cost: Decimal | None = Decimal(0),
+        model: AsyncModel | Model | str | None = None,
+    ) -> Conversation:
+        if isinstance(model, str):
+            from .registry import get_model
+
+            model = get_model(model)
+        elif isinstance(model, AsyncModel):
+            model = Model(model.provider, model.model_id)
         return Conversation(
-            self.model, system=self._async.system, tools=self._async.tools, messages=messages
+            model or self.model,
+            system=self._async.system,
+            tools=self._async.tools,
+            messages=messages,
+            cost=cost,
         )
+
+    def branch(self, plan: Plan, prompt: str | None, options: ChainOptions) -> ChainResponse:
+        caller = CallerThread()
+        run = self._async._run(prompt, options, caller=caller, owner=self, resume=plan.resume)
+        run.branched_from = plan.point
+        return ChainResponse(run, caller)
 
     def chain(
         self,

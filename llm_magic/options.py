@@ -47,6 +47,7 @@ class Option:
     flags: tuple[str, ...] = ()  # empty: not on the `%%llm_chain` line
     metavar: str | None = None
     config: bool | str = False  # also a `%config LLMMagic.<name>` default (str: another name)
+    resolve: bool = False  # on the `%%llm_chain` line: a name in the notebook's namespace
 
     def config_name(self, field_name: str) -> str | None:
         if self.config is True:
@@ -62,9 +63,10 @@ def option(
     metavar: str | None = None,
     config: bool | str = False,
     factory: Callable[[], Any] | None = None,
+    resolve: bool = False,
 ) -> Any:
     """A dataclass field carrying its `Option` (typed `Any` so it fits any annotation)."""
-    meta = {"option": Option(help, flags, metavar, config)}
+    meta = {"option": Option(help, flags, metavar, config, resolve)}
     if factory is not None:
         return field(default_factory=factory, metadata=meta)
     return field(default=default, metadata=meta)
@@ -156,6 +158,22 @@ class ChainOptions:
         flags=("--tool-choice",),
         metavar="CHOICE",
     )
+    max_cost: float | None = option(
+        None,
+        help="US dollars the run may spend: it stops (status max_cost) before a model turn "
+        "whose estimated price would go past it; needs a model with a known price",
+        flags=("--max-cost",),
+        metavar="USD",
+        config=True,
+    )
+    output_type: type[Any] | None = option(
+        None,
+        help="a dataclass, TypedDict or pydantic model the final answer is validated into "
+        "(result.output); the model may call tools first",
+        flags=("--output-type",),
+        metavar="NAME",
+        resolve=True,
+    )
     stream: bool = option(
         True,
         help="stream model text as it arrives (--no-stream: wait for whole turns)",
@@ -182,6 +200,8 @@ class ChainOptions:
         _check_int(self, "max_concurrency", minimum=1)
         _check_seconds(self, "timeout")
         _check_seconds(self, "tool_timeout")
+        _check_dollars(self.max_cost)
+        _check_output_type(self.output_type)
         for name in ("stream", "final_turn_on_limit", "prefer_sync"):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"{name} must be True or False, got {getattr(self, name)!r}")
@@ -217,6 +237,8 @@ class ChainKwargs(TypedDict, total=False):
     approve: str | Iterable[str] | None
     on_tool_error: OnToolError | None
     tool_choice: str | None
+    max_cost: float | None
+    output_type: type[Any] | None
     stream: bool
     final_turn_on_limit: bool
     prefer_sync: bool
@@ -287,3 +309,31 @@ def _check_seconds(opts: ChainOptions, name: str) -> None:
         raise TypeError(f"{name} must be a number of seconds, got {value!r}")
     if not (value > 0 and math.isfinite(value)):
         raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+
+
+def _check_dollars(value: Any) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"max_cost must be a number of US dollars, got {value!r}")
+    if not (value > 0 and math.isfinite(value)):
+        raise ValueError(f"max_cost must be a positive number of US dollars, got {value!r}")
+
+
+def _check_output_type(value: Any) -> None:
+    """A class whose fields make a JSON object: a dataclass, a TypedDict or a pydantic model."""
+    if value is None:
+        return
+    from .schema import ObjectConv, PydanticConv, converter_for
+
+    why = "it is not a class"
+    if isinstance(value, type):
+        try:
+            if isinstance(converter_for(value), ObjectConv | PydanticConv):
+                return
+            why = "its values are not a JSON object"
+        except TypeError as exc:
+            why = str(exc)
+    raise TypeError(
+        f"output_type must be a dataclass, TypedDict or pydantic model, got {value!r} ({why})"
+    )

@@ -1,23 +1,37 @@
 """What a run produces: a `ChainResult`, and the conversation protocol it continues from.
 
 A result is a point in history: its `messages` are the conversation as the run left it, and
-`continue_()` goes on in a fork of its conversation, so no later run changes it.
+`continue_()` goes on in a fork of its conversation, so no later run changes it. `fork()` and
+`rerun()` go on from a point inside it (see llm_magic.branches).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, Literal, Protocol, TypeVar, Unpack
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar, Unpack
 
 from .errors import LLMMagicError
 from .events import ToolCallRecord
 from .messages import Message, ModelTurn, Usage
-from .options import ChainKwargs
+from .options import ChainKwargs, ChainOptions, build_options
+
+if TYPE_CHECKING:
+    from .branches import BranchPoint, Plan
 
 Status = Literal[
-    "pending", "running", "done", "max_steps", "max_tool_calls", "timeout", "cancelled", "failed"
+    "pending",
+    "running",
+    "done",
+    "max_steps",
+    "max_tool_calls",
+    "max_cost",
+    "timeout",
+    "cancelled",
+    "failed",
 ]
+_GIVEN: Any = object()
 R = TypeVar("R", covariant=True)
 
 
@@ -31,7 +45,18 @@ class ConversationLike(Protocol[R]):
     @property
     def messages(self) -> list[Message]: ...
 
-    def fork(self, messages: Sequence[Message]) -> ConversationLike[R]: ...
+    @property
+    def tools(self) -> Sequence[Any]: ...
+
+    cost: Decimal | None  # US dollars spent on the history so far (None: unknown)
+
+    def fork(
+        self, messages: Sequence[Message], *, cost: Decimal | None = Decimal(0), model: Any = None
+    ) -> ConversationLike[R]: ...
+
+    def branch(self, plan: Plan, prompt: str | None, options: ChainOptions) -> R:
+        """Run from a branch point (see llm_magic.branches); `R` as for `chain`."""
+        ...
 
     def chain(
         self,
@@ -62,9 +87,20 @@ class ChainResult(Generic[R]):
     turns: list[ModelTurn] = field(default_factory=list)
     messages: list[Message] = field(default_factory=list, repr=False)
     conversation: ConversationLike[R] | None = field(default=None, repr=False)
+    cost: Decimal | None = Decimal(0)  # US dollars this run spent; None: the price is unknown
+    conversation_cost: Decimal | None = Decimal(0)  # ... and its whole history
+    output: Any = None  # the answer validated into `output_type`, when one was given
+    # len(messages) before the run's first model turn, then after each step (turn + results)
+    step_ends: list[int] = field(default_factory=list, repr=False)
+    options: ChainOptions | None = field(default=None, repr=False)
+    branched_from: BranchPoint | None = field(default=None, repr=False)
 
     def __repr__(self) -> str:
-        return self.text if self.text else f"<ChainResult {self.status}, no text>"
+        if self.text:
+            return self.text
+        if self.output is not None:  # a typed answer came through the final tool
+            return repr(self.output)
+        return f"<ChainResult {self.status}, no text>"
 
     def __str__(self) -> str:
         return self.text
@@ -82,7 +118,65 @@ class ChainResult(Generic[R]):
         **options: Unpack[ChainKwargs],
     ) -> R:
         """Go on from this result, in a fork: an awaitable run (async) or a response (sync)."""
+        fork = self._conversation().fork(self.messages, cost=self.conversation_cost)
+        return fork.chain(prompt, tools=tools, system=system, **options)
+
+    def fork(
+        self,
+        *,
+        at: int | str,
+        prompt: str | None = None,
+        result: Any = _GIVEN,
+        model: Any = None,
+        **options: Unpack[ChainKwargs],
+    ) -> R:
+        """A new run from inside this result; this result never changes.
+
+        at: a step (0: before this run's first model turn; N: after step N's tool results)
+        or a call id (after its turn). result: with a call id, take this value as that call's
+        result instead of what it returned. prompt: a new user message to go on with (needed
+        at step 0). model: go on with another model (an id, or a model of this colour), even at
+        another provider: the history is sent in its form. The options default to this run's.
+        The new result's `branched_from` says where it came from.
+        """
+        from .branches import plan_fork
+
+        plan = plan_fork(self, at, result)
+        if prompt is None and plan.resume is None and at == 0:
+            raise ValueError("a fork at step 0 replaces the prompt: give prompt=...")
+        return self._branch(plan, prompt, options, model)
+
+    def rerun(
+        self,
+        call_id: str,
+        *,
+        arguments: dict[str, Any] | None = None,
+        prompt: str | None = None,
+        model: Any = None,
+        **options: Unpack[ChainKwargs],
+    ) -> R:
+        """Run tool call `call_id` again, with `arguments` edited (checked against the tool's
+        schema first: a bad value raises ToolArgumentsError and nothing runs), and go on from
+        there as a new run; this result never changes. The other calls of that turn keep
+        their results. model: as for `fork`."""
+        from .branches import plan_rerun
+
+        conversation = self._conversation()
+        tools = {t.name: t for t in conversation.tools}
+        plan = plan_rerun(self, call_id, arguments, tools)
+        return self._branch(plan, prompt, options, model)
+
+    def _branch(self, plan: Plan, prompt: str | None, options: Mapping[str, Any], model: Any) -> R:
+        from .cost import add
+
+        opts = build_options(self.options, **options)
+        spent = self.conversation_cost  # the history before this run, and its steps kept
+        before = None if spent is None or self.cost is None else spent - self.cost
+        cost = add(before, *(t.cost for t in self.turns[: plan.point.step]))
+        fork = self._conversation().fork(plan.messages, cost=cost, model=model)
+        return fork.branch(plan, prompt, opts)
+
+    def _conversation(self) -> ConversationLike[R]:
         if self.conversation is None:
             raise LLMMagicError("this result has no conversation to continue")
-        fork = self.conversation.fork(self.messages)
-        return fork.chain(prompt, tools=tools, system=system, **options)
+        return self.conversation

@@ -50,7 +50,7 @@ def test_awaited_versus_plain(async_cls: type, sync_cls: type) -> None:
         assert not is_async(s[name]), f"{sync_cls.__name__}.{name} must be called plainly"
         if name in ("chain", "conversation"):  # return a run / conversation, awaited later
             assert not is_async(a[name])
-        elif name in ("subscribe", "cancel", "reset", "start", "decide", "fork"):  # plain
+        elif name in ("subscribe", "cancel", "reset", "start", "decide", "fork", "branch"):
             assert not is_async(a[name])
         else:
             assert is_async(a[name]), f"{async_cls.__name__}.{name} must be awaited"

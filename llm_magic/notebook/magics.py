@@ -1,4 +1,4 @@
-"""`%load_ext llm_magic`: the `%%llm_chain` cell magic, `%llm_config` and `%llm_models`.
+"""`%load_ext llm_magic`: the `%%llm_chain` cell magic, `%llm_config`, `%llm_models`, `%llm_usage`.
 
 A `%%llm_chain` cell is rewritten by a cleanup input transformer into
 
@@ -101,7 +101,7 @@ async def cell_entry(line: str, cell: str, expand: bool = True) -> Any:
 
     ip = shell()
     ns: dict[str, Any] = ip.user_ns if ip is not None else {}
-    parsed = parse_line(_expand(line, ns) if expand else line, get_config().defaults())
+    parsed = parse_line(_expand(line, ns) if expand else line, get_config().defaults(), ns)
     opts = parsed.cell
     if opts.help:
         print(help_text())
@@ -308,6 +308,19 @@ def llm_models(line: str = "") -> None:
     print(models_report())
 
 
+def llm_usage(line: str = "") -> None:
+    """Tokens and US dollars by model over this session's runs (`%llm_usage reset` clears)."""
+    from ..cost import ledger
+
+    if line.strip() == "reset":
+        ledger.clear()
+        print("llm_magic: usage totals cleared")
+    elif line.strip():
+        print(f"%llm_usage: unknown argument {line.strip()!r} (%llm_usage, or %llm_usage reset)")
+    else:
+        print(ledger.report())
+
+
 def result_html(result: ChainResult[Any]) -> str:
     """A cell's value: the answer as Markdown, rendered here so raw HTML in it is escaped and
     the output sanitized (the core's `ChainResult` knows nothing of display)."""
@@ -322,6 +335,7 @@ _MAGICS = (
     ("cell", "llm_chain", llm_chain),
     ("line", "llm_config", llm_config),
     ("line", "llm_models", llm_models),
+    ("line", "llm_usage", llm_usage),
 )
 
 

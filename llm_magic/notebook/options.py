@@ -148,7 +148,7 @@ def _add(parser: argparse.ArgumentParser, f: Any, meta: Option, hint: Any) -> No
         kw.update(nargs="?", const=True, metavar=meta.metavar)
     elif kinds & {int, float}:
         kw.update(type=int if int in kinds else float, metavar=meta.metavar)
-    elif kinds <= {str}:
+    elif kinds <= {str} or meta.resolve:  # resolve: a name, looked up in `_build`
         kw["metavar"] = meta.metavar
     else:  # lists of names (tools, approve), repeatable and comma separated
         kw.update(action="append", metavar=meta.metavar)
@@ -193,10 +193,15 @@ def option_strings() -> list[str]:
     return sorted(_parser()._option_string_actions)
 
 
-def parse_line(line: str, defaults: Mapping[str, Any] | None = None) -> CellLine:
+def parse_line(
+    line: str,
+    defaults: Mapping[str, Any] | None = None,
+    namespace: Mapping[str, Any] | None = None,
+) -> CellLine:
     """Parse the text after `%%llm_chain`; raises OptionError with a one-line explanation.
 
     defaults: `%config LLMMagic` values by field name; what the line gives wins over them.
+    namespace: where names given to options that take one (`--output-type NAME`) are found.
     """
     try:
         tokens = shlex.split(line, posix=True)
@@ -215,7 +220,24 @@ def parse_line(line: str, defaults: Mapping[str, Any] | None = None) -> CellLine
     for name in ("tools", "approve"):
         if name in given:
             given[name] = _names(given[name])
+    _resolve(given, namespace or {})
     return _build(given, dict(defaults or {}))
+
+
+def _resolve(given: dict[str, Any], namespace: Mapping[str, Any]) -> None:
+    """Options given as a name of the notebook (`--output-type Movie`): their values."""
+    for _, f, meta, _hint in _declared():
+        if meta.resolve and isinstance(given.get(f.name), str):
+            name = given[f.name]
+            found, value = lookup(name, namespace)
+            if not found:
+                close = close_names(name, [k for k in namespace if not k.startswith("_")])
+                hint = f"; did you mean {' or '.join(close)}?" if close else ""
+                raise OptionError(
+                    f"%%llm_chain: {meta.flags[-1]} {name}: there is no {name!r} in the "
+                    f"notebook{hint} (define it in a cell above)"
+                )
+            given[f.name] = value
 
 
 def _build(given: dict[str, Any], defaults: dict[str, Any]) -> CellLine:

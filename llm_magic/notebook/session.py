@@ -33,6 +33,7 @@ from typing import Any, Unpack, cast
 from .. import events as ev
 from .._loop import take_caller
 from ..chain import ChainResult, ChainRun
+from ..cost import add
 from ..errors import ConfigError, ProviderError
 from ..events import ToolCallRecord
 from ..messages import Message
@@ -120,7 +121,8 @@ def _target(continue_: Any) -> AsyncConversation | None:
         conv = continue_.conversation
         if conv is None:
             raise NotebookError("that result has no conversation to continue")
-        fork = conv.fork(continue_.messages)  # a result is a branch point: it never changes
+        # a result is a branch point: it never changes
+        fork = conv.fork(continue_.messages, cost=continue_.conversation_cost)
         return fork._async if isinstance(fork, Conversation) else cast(AsyncConversation, fork)
     if isinstance(continue_, Conversation):
         return continue_._async
@@ -325,6 +327,7 @@ async def run_chain(
             _safely(timeline.close, "close")
         if view is not store:
             store.messages.extend(view.messages[base:])
+            store.cost = add(store.cost, view.cost)  # the view started from nothing spent
         state.conversation = store
         if run.final is not None:
             state.last_result = run.final

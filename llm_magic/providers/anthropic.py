@@ -196,6 +196,10 @@ def _usage(raw: dict[str, Any] | None, into: Usage | None = None) -> Usage:
         )
     if raw.get("output_tokens") is not None:
         usage.output_tokens = raw["output_tokens"]
+    if "cache_read_input_tokens" in raw:
+        usage.cache_read_tokens = raw["cache_read_input_tokens"] or 0
+    if "cache_creation_input_tokens" in raw:
+        usage.cache_write_tokens = raw["cache_creation_input_tokens"] or 0
     return usage
 
 

@@ -292,6 +292,8 @@ class Accumulator(BaseAccumulator):
             self.usage = Usage(
                 usage.get("promptTokenCount") or 0,
                 (usage.get("candidatesTokenCount") or 0) + (usage.get("thoughtsTokenCount") or 0),
+                cache_read_tokens=usage.get("cachedContentTokenCount") or 0,
+                reasoning_tokens=usage.get("thoughtsTokenCount") or 0,
             )
         feedback = chunk.get("promptFeedback") or {}
         if feedback.get("blockReason"):

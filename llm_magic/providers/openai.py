@@ -170,7 +170,15 @@ def _raise_if_refused(refusal: Any, text: str, calls: list[ToolCall]) -> None:
 def _usage(raw: dict[str, Any] | None) -> Usage:
     if not raw:
         return Usage()
-    return Usage(raw.get("prompt_tokens") or 0, raw.get("completion_tokens") or 0)
+    prompt = raw.get("prompt_tokens_details") or {}
+    completion = raw.get("completion_tokens_details") or {}
+    return Usage(
+        raw.get("prompt_tokens") or 0,
+        raw.get("completion_tokens") or 0,
+        cache_read_tokens=prompt.get("cached_tokens") or 0,
+        cache_write_tokens=prompt.get("cache_write_tokens") or 0,
+        reasoning_tokens=completion.get("reasoning_tokens") or 0,
+    )
 
 
 class StreamAccumulator(Accumulator):

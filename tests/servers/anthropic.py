@@ -323,9 +323,11 @@ class AnthropicServer(LoopbackServer):
             "stop_reason": stop,
             "stop_sequence": None,
             "usage": {
-                "input_tokens": reply.usage[0],
+                # docs.anthropic.com/en/api/messages (usage): input_tokens excludes the
+                # tokens read from or written to the cache
+                "input_tokens": reply.usage[0] - reply.cached,
                 "cache_creation_input_tokens": 0,
-                "cache_read_input_tokens": 0,
+                "cache_read_input_tokens": reply.cached,
                 "output_tokens": output_tokens,
                 "service_tier": "standard",
             },

@@ -435,10 +435,14 @@ class GeminiServer(LoopbackServer):
             cand["finishReason"] = finish
             if reply.finish_message:
                 cand["finishMessage"] = reply.finish_message
+            # ai.google.dev/api/generate-content#UsageMetadata: cachedContentTokenCount is part
+            # of promptTokenCount; thoughtsTokenCount is not part of candidatesTokenCount
             usage = {
                 "promptTokenCount": i,
-                "candidatesTokenCount": o,
+                "candidatesTokenCount": o - reply.reasoning,
                 "totalTokenCount": i + o,
+                **({"cachedContentTokenCount": reply.cached} if reply.cached else {}),
+                **({"thoughtsTokenCount": reply.reasoning} if reply.reasoning else {}),
                 "promptTokensDetails": [{"modality": "TEXT", "tokenCount": i}],
             }
         return {

@@ -305,9 +305,11 @@ class OpenAIServer(LoopbackServer):
             "prompt_tokens": i,
             "completion_tokens": o,
             "total_tokens": i + o,
-            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+            # platform.openai.com/docs/api-reference/chat/object: usage.*_details are parts
+            # of prompt_tokens / completion_tokens
+            "prompt_tokens_details": {"cached_tokens": reply.cached, "audio_tokens": 0},
             "completion_tokens_details": {
-                "reasoning_tokens": 0,
+                "reasoning_tokens": reply.reasoning,
                 "audio_tokens": 0,
                 "accepted_prediction_tokens": 0,
                 "rejected_prediction_tokens": 0,

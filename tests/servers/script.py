@@ -27,6 +27,8 @@ class Reply:
     text: str = ""
     calls: list[Call] = field(default_factory=list)
     usage: tuple[int, int] = (10, 5)  # input, output tokens
+    cached: int = 0  # of the input tokens, read from the prompt cache
+    reasoning: int = 0  # of the output tokens, spent thinking
     status: int = 200  # != 200: an error response in the provider's error body format
     error_message: str = ""  # provider's message for error replies (default: a realistic one)
     retry_after: float | None = None  # Retry-After header in seconds (Gemini: RetryInfo instead)

@@ -16,7 +16,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Generator
+from collections.abc import AsyncIterator, Callable, Collection, Generator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +27,7 @@ from .events import ToolCallRecord
 from .messages import Message, ModelRequest, ModelTurn, ToolCall, ToolResult, Usage
 from .options import Approval, ApprovalCallback, ChainOptions
 from .results import ChainResult, ConversationLike, Status
+from .sources import ToolSource, with_sources
 from .tools import Tool, serialize_result
 
 if TYPE_CHECKING:
@@ -67,11 +68,13 @@ class ChainRun:
         options: ChainOptions,
         system: str | None = None,
         caller: CallerThread | None = None,
+        sources: Collection[ToolSource] = (),
     ) -> None:
         self.provider = provider
         self.conversation = conversation
         self.prompt = prompt
         self.tools = {t.name: t for t in tools}
+        self.sources = list(sources)  # their tools join `self.tools` when the run starts
         self.options = options
         self.system = system
         self.status: Status = "pending"
@@ -209,12 +212,15 @@ class ChainRun:
         self.status = "running"
         if self.prompt is not None:
             self.conversation.messages.append(Message("user", self.prompt))
+        unavailable = await self._add_source_tools()
         self._emit(ev.RunStarted(self.provider.model, self.prompt or "", list(self.tools)))
         error: BaseException | None = None
         deadline = asyncio.timeout(self.options.timeout)
         try:
             if self._cancel_reason is not None:  # cancelled before it started
                 raise asyncio.CancelledError
+            if unavailable is not None:
+                raise unavailable
             async with deadline:
                 await self._loop_turns()
         except asyncio.CancelledError:
@@ -228,6 +234,17 @@ class ChainRun:
             self._repair()
         result = self._finish(error)
         return result
+
+    async def _add_source_tools(self) -> BaseException | None:
+        """Ask the tool sources (MCP servers) for their tools; what failed, to raise in `_run`."""
+        if not self.sources:
+            return None
+        try:
+            tools = await with_sources(list(self.tools.values()), self.sources)
+        except (Exception, asyncio.CancelledError) as exc:
+            return exc
+        self.tools = {t.name: t for t in tools}
+        return None
 
     def _finish(self, error: BaseException | None) -> ChainResult[Any]:
         last = self.turns[-1].text if self.turns else ""
@@ -318,7 +335,10 @@ class ChainRun:
 
     async def _run_tools(self, calls: list[ToolCall]) -> None:
         budget = self.options.max_tool_calls - len(self.records)
-        batch = [ToolCallRecord(c.id, c.name, c.arguments, self.steps) for c in calls]
+        batch = [
+            ToolCallRecord(c.id, c.name, c.arguments, self.steps, server=self._server_of(c.name))
+            for c in calls
+        ]
         self.records.extend(batch)
         self._pending = batch
         for rec in batch:
@@ -339,6 +359,10 @@ class ChainRun:
         except BaseExceptionGroup as group_error:
             raise _first(group_error) from None
         self._commit_results()
+
+    def _server_of(self, name: str) -> str | None:
+        tool = self.tools.get(name)
+        return tool.server if tool is not None else None
 
     def _commit_results(self) -> None:
         results = [ToolResult(r.id, r.name, r.output, r.is_error) for r in self._pending]

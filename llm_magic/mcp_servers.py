@@ -1,6 +1,7 @@
 """MCP servers as tool sources, on the official `mcp` SDK (`pip install 'llm-magic[mcp]'`).
 
-`llm_magic.mcp("python server.py")` or `llm_magic.mcp("https://host/mcp")` is an `MCPServer`:
+`llm_magic.mcp("python server.py")` or `llm_magic.mcp("https://host/mcp")` (mcp_registry) is an
+`MCPServer`:
 put it in `tools=[...]` next to plain functions, in the async and the sync API alike. Each run
 asks it for its tools (`list_tools`), named `server_tool` and checked against the server's input
 schema before a call; results map to `MCPResult` (see mcp_results).
@@ -47,7 +48,6 @@ import tempfile
 import threading
 from collections.abc import Collection, Coroutine, Mapping, Sequence
 from typing import Any, Literal, TypeVar
-from urllib.parse import urlparse
 
 from .mcp_results import (
     MCPError,
@@ -63,8 +63,9 @@ T = TypeVar("T")
 State = Literal["not started", "starting", "ready", "crashed", "failed", "closed"]
 PIP_COMMAND = "pip install 'llm-magic[mcp]'"
 STDERR_TAIL_LINES = 15
+PING_SECONDS = 2.0
 
-__all__ = ["MCPError", "MCPResult", "MCPServer", "MCPToolError", "close_all", "mcp", "servers"]
+__all__ = ["MCPError", "MCPResult", "MCPServer", "MCPToolError", "close_all"]
 
 # -- the host loop --------------------------------------------------------------------------------
 
@@ -156,6 +157,7 @@ class MCPServer:
         self._mcp_tools: list[Any] = []
         self._stderr: Any = None
         self._background: set[asyncio.Task[Any]] = set()
+        self._gone = asyncio.Event()  # set when the current session ends; new one per session
 
     def __repr__(self) -> str:
         return f"<MCPServer {self.name!r} {self.transport} {self.where} {self.state}>"
@@ -235,8 +237,9 @@ class MCPServer:
 
         session = await self._ensure()
         request_id = getattr(session, "_request_id", None)  # the id call_tool sends next
+        pinger = None if self.url is None else asyncio.ensure_future(_ping(session))
         try:
-            raw = await session.call_tool(tool, arguments)
+            raw = await self._unless_dead(session.call_tool(tool, arguments))
         except asyncio.CancelledError:
             self._notify_cancelled(session, request_id)
             raise
@@ -245,8 +248,28 @@ class MCPServer:
                 self._died(f"it exited or lost the connection during the call to {tool}")
                 raise MCPError(self.error) from None
             raise MCPError(f"MCP server {self.name!r}, tool {tool}: {exc.error.message}") from None
+        finally:
+            if pinger is not None:
+                pinger.cancel()
         self._deaths = 0
         return to_result(self.name, tool, raw)
+
+    async def _unless_dead(self, call: Coroutine[Any, Any, T]) -> T:
+        """Await `call`, or fail as soon as the session dies: the SDK does not always fail the
+        requests in flight (an HTTP server gone mid-response leaves them waiting)."""
+        task = asyncio.ensure_future(call)
+        gone = asyncio.ensure_future(self._gone.wait())
+        try:
+            await asyncio.wait({task, gone}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+        finally:
+            gone.cancel()
+        if not task.done():  # the session died first
+            task.cancel()
+            raise MCPError(self.error or f"MCP server {self.name!r} stopped")
+        return task.result()
 
     def _notify_cancelled(self, session: Any, request_id: Any) -> None:
         """Tell the server the call was abandoned (MCP `notifications/cancelled`)."""
@@ -292,6 +315,7 @@ class MCPServer:
         ready: asyncio.Future[None] = loop.create_future()
         self.state = "starting"
         self._owner = loop.create_task(self._own(ready), name=f"llm_magic-mcp-{self.name}")
+        _started.add(self)
         try:
             async with asyncio.timeout(self.startup_timeout):
                 await asyncio.shield(ready)
@@ -315,6 +339,7 @@ class MCPServer:
         from mcp import ClientSession
 
         self._stop = stop = asyncio.Event()
+        self._gone = gone = asyncio.Event()
         try:
             async with contextlib.AsyncExitStack() as stack:
                 read, write = await self._open(stack)
@@ -336,6 +361,7 @@ class MCPServer:
                 self._died(_describe(exc))
         finally:
             self._session = None
+            gone.set()
 
     async def _open(self, stack: contextlib.AsyncExitStack) -> tuple[Any, Any]:
         if self.command is not None:
@@ -373,7 +399,7 @@ class MCPServer:
         stack.callback(group.cancel_scope.cancel)  # left before the transport closes `read`
 
         async def pump() -> None:
-            lost = "it exited"
+            lost = "it exited" if self.command is not None else "the connection closed"
             async with send:
                 async for item in read:
                     if isinstance(item, Exception) and self.url is not None:
@@ -393,6 +419,7 @@ class MCPServer:
         self.state = "crashed"
         again = "\nIt restarts on the next call." if self._deaths < 2 else ""
         self.error = f"MCP server {self.name!r} stopped: {why}.{self._tail()}".strip() + again
+        self._gone.set()
         # The owner task stays until the next use or close reaps it: stopping it now would cancel
         # the session before it fails the calls in flight (they would wait forever).
 
@@ -427,6 +454,16 @@ class MCPServer:
             self.state, self._deaths, self.error = "not started", 0, None
 
 
+async def _ping(session: Any) -> None:
+    """Ping while an HTTP call is in flight: the SDK leaves a call waiting forever when the
+    server goes away mid-response; a failed ping ends the connection, which fails the call.
+    (MCP spec, basic/utilities/ping: "periodically issue pings to detect connection health".)"""
+    with contextlib.suppress(Exception):
+        while True:
+            await asyncio.sleep(PING_SECONDS)
+            await session.send_ping()
+
+
 async def _all_tools(session: Any) -> list[Any]:
     tools: list[Any] = []
     cursor = None
@@ -449,79 +486,12 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
-# -- the registry ---------------------------------------------------------------------------------
-
-servers: dict[str, MCPServer] = {}  # by name: one session per server per kernel
-
-
-def mcp(
-    target: str | Sequence[str] | None = None,
-    *,
-    name: str | None = None,
-    command: Sequence[str] | None = None,
-    env: Mapping[str, str] | None = None,
-    cwd: str | None = None,
-    url: str | None = None,
-    headers: Mapping[str, str] | None = None,
-    approve: bool | Collection[str] = False,
-    timeout: float | None = None,
-    startup_timeout: float = 30.0,
-) -> MCPServer:
-    """An MCP server for `tools=[...]`: a command line (stdio) or an `http(s)://` URL.
-
-    `target` is a URL, a command line string, or an argv list. `name` prefixes its tools
-    (`name_tool`); by default the script's or host's name. `approve=True` (or some of its tool
-    names) asks before its tools run. `timeout` bounds each call (seconds). The same name and
-    settings give back the same server, so re-running a cell reuses its session; different
-    settings under a name close the old server.
-    """
-    _require_sdk()
-    if isinstance(target, str) and urlparse(target).scheme in ("http", "https"):
-        url = target
-    elif isinstance(target, str):
-        command = shlex.split(target)
-    elif target is not None:
-        command = list(target)
-    name = name or _default_name(command, url)
-    server = MCPServer(
-        name,
-        command=command,
-        env=env,
-        cwd=cwd,
-        url=url,
-        headers=headers,
-        approve=approve,
-        timeout=timeout,
-        startup_timeout=startup_timeout,
-    )
-    old = servers.get(name)
-    if old is not None and old.state != "closed" and old.same_as(server):
-        return old
-    if old is not None:
-        old.close()
-    servers[name] = server
-    return server
-
-
-def _default_name(command: Sequence[str] | None, url: str | None) -> str:
-    if url is not None:
-        base = (urlparse(url).hostname or "mcp").split(".")[0]
-    else:
-        parts = [p for p in (command or []) if not p.startswith("-")]
-        base = os.path.splitext(os.path.basename(parts[-1] if parts else "mcp"))[0]
-    return "".join(c if c.isalnum() or c in "_-" else "_" for c in base)[:30] or "mcp"
-
-
-def _require_sdk() -> None:
-    try:
-        import mcp as _sdk  # noqa: F401
-    except ImportError:
-        raise MCPError(f"MCP servers need the official SDK: {PIP_COMMAND}") from None
+_started: set[MCPServer] = set()  # servers with a session task, for `close_all`
 
 
 def close_all(timeout: float = 15.0) -> None:
     """Stop every server of this process (kernel shutdown, `%unload_ext`)."""
-    live = [s for s in servers.values() if s._owner is not None]
+    live = [s for s in _started if s._owner is not None]
     if not live or _loop is None or not _loop.is_running():
         return
 

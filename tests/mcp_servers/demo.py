@@ -10,8 +10,8 @@ What the SDK does with each tool (mcp 1.x source):
 - `notifications/cancelled` for a request in flight cancels that request's handler
   (mcp/shared/session.py, `_receive_loop`: `CancelledNotification` -> `_in_flight[id].cancel()`),
   which `slow` records in the file named by MCP_TEST_MARKER;
-- a return annotated `dict` is structured content plus its JSON as text
-  (mcp/server/fastmcp/utilities/func_metadata.py, `convert_result`).
+- a return annotated `dict[str, float]` is structured content plus its JSON as text
+  (mcp/server/fastmcp/utilities/func_metadata.py, `_try_create_model_and_schema`: `dict[str, T]`).
 
 The process carries the marker `llm-magic-mcp-test` in its argv so tests can find leftovers.
 """
@@ -51,7 +51,7 @@ def add(a: int, b: int) -> int:
 
 
 @server.tool()
-def stats(values: list[float]) -> dict:
+def stats(values: list[float]) -> dict[str, float]:
     """Count, sum and mean of some numbers."""
     return {"count": len(values), "sum": sum(values), "mean": sum(values) / len(values)}
 

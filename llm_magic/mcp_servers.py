@@ -489,14 +489,15 @@ def _describe(exc: BaseException) -> str:
 _started: set[MCPServer] = set()  # servers with a session task, for `close_all`
 
 
-def close_all(timeout: float = 15.0) -> None:
-    """Stop every server of this process (kernel shutdown, `%unload_ext`)."""
+def close_all(timeout: float = 15.0, final: bool = True) -> None:
+    """Stop every server of this process: for good (kernel shutdown), or until their next use
+    (`final=False`: `%unload_ext`, whose reload may use them again)."""
     live = [s for s in _started if s._owner is not None]
     if not live or _loop is None or not _loop.is_running():
         return
 
     async def close() -> None:
-        await asyncio.gather(*(s._close(final=True) for s in live), return_exceptions=True)
+        await asyncio.gather(*(s._close(final) for s in live), return_exceptions=True)
 
     with contextlib.suppress(concurrent.futures.TimeoutError, RuntimeError):
         _on_host_sync(close(), timeout)

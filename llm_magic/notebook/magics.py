@@ -1,4 +1,4 @@
-"""`%load_ext llm_magic`: the `%%llm_chain` cell magic, `%llm_config` and `%llm_models`.
+"""`%load_ext llm_magic`: the `%%llm_chain` cell magic, `%llm_config`, `%llm_models`, `%llm_mcp`.
 
 A `%%llm_chain` cell is rewritten by a cleanup input transformer into
 
@@ -22,6 +22,7 @@ from typing import Any
 from .. import registry
 from ..chain import ChainResult
 from ..options import ChainOptions
+from . import mcp_magic
 from .config import MODEL_ENV, LLMMagic, LLMMagicBase, get_config, set_active
 from .options import help_text, interpolate, parse_line  # noqa: F401  (interpolate: public here)
 
@@ -303,6 +304,7 @@ _MAGICS = (
     ("cell", "llm_chain", llm_chain),
     ("line", "llm_config", llm_config),
     ("line", "llm_models", llm_models),
+    ("line", "llm_mcp", mcp_magic.llm_mcp),
 )
 
 
@@ -336,6 +338,7 @@ def unload(ip: Any) -> None:
             if getattr(manager.user_magics, name, None) is func:
                 delattr(manager.user_magics, name)
     ip.configurables[:] = [c for c in ip.configurables if not isinstance(c, LLMMagicBase)]
+    mcp_magic.unload()
     html = ip.display_formatter.formatters["text/html"]
     if html.type_printers.get(ChainResult) is result_html:
         html.pop(ChainResult)

@@ -124,6 +124,7 @@ async def cell_entry(line: str, cell: str, expand: bool = True) -> Any:
         history=opts.history,
         interpolate=opts.interpolate,
         namespace=ns,
+        mcp=opts.mcp,
         **chain_options,
     )
     if opts.out:

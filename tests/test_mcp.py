@@ -465,3 +465,36 @@ def test_the_same_settings_give_the_same_server() -> None:
     finally:
         for name in ("same", "weather"):
             servers.pop(name, None)
+
+
+def test_llm_mcp_magic_lines(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    from llm_magic.notebook import NotebookError
+    from llm_magic.notebook.mcp_magic import llm_mcp, named_servers
+
+    try:
+        llm_mcp("add docs https://example.com/mcp --header Authorization=Bearer-s3 --approve")
+        llm_mcp("add fs --approve read_file,write_file --timeout 5 --env A=1 -- npx -y server /d")
+        docs, fs = servers["docs"], servers["fs"]
+        assert docs.url == "https://example.com/mcp" and docs.approve is True
+        assert fs.command == ["npx", "-y", "server", "/d"] and fs.env == {"A": "1"}
+        assert fs.approve == ["read_file", "write_file"] and fs.timeout == 5.0
+        assert named_servers("docs,fs") == [docs, fs]
+        llm_mcp("")
+        listing = capsys.readouterr().out
+        assert "docs  [not started]" in listing and "Bearer-s3" not in listing
+        assert "approval: read_file, write_file" in listing
+        with pytest.raises(NotebookError, match="did you mean docs"):
+            named_servers(["doc"])
+        with pytest.raises(NotebookError, match="give the command"):
+            llm_mcp("add x --approve")
+        with pytest.raises(NotebookError, match="KEY=VALUE"):
+            llm_mcp("add x --env A -- cmd")
+        config = tmp_path / "mcp.json"
+        config.write_text(json.dumps({"mcpServers": {"cfg": {"command": "true"}}}))
+        llm_mcp(f"load {config}")
+        assert "cfg" in servers
+        llm_mcp("remove cfg")
+        assert "cfg" not in servers
+    finally:
+        for name in ("docs", "fs", "cfg"):
+            servers.pop(name, None)

@@ -84,7 +84,7 @@ def _add(words: list[str]) -> Any:
             options["approve"] = True if names is None else _names(names)
         elif word in ("--timeout", "--env", "--header") and words:
             _option(options, word, words.pop(0))
-        elif "://" in word and not words:
+        elif "://" in word and target is None:
             target = word
         else:
             raise NotebookError(f"%llm_mcp add: unexpected {word!r}\n{USAGE}")

@@ -236,9 +236,7 @@ class ChainRun:
         return result
 
     async def _add_source_tools(self) -> BaseException | None:
-        """Ask the tool sources (MCP servers) for their tools; what failed, to raise in `_run`."""
-        if not self.sources:
-            return None
+        """The tool sources' (MCP servers') tools join the run's; what failed, raised in `_run`."""
         try:
             tools = await with_sources(list(self.tools.values()), self.sources)
         except (Exception, asyncio.CancelledError) as exc:
@@ -335,13 +333,11 @@ class ChainRun:
 
     async def _run_tools(self, calls: list[ToolCall]) -> None:
         budget = self.options.max_tool_calls - len(self.records)
-        batch = [
-            ToolCallRecord(c.id, c.name, c.arguments, self.steps, server=self._server_of(c.name))
-            for c in calls
-        ]
+        batch = [ToolCallRecord(c.id, c.name, c.arguments, self.steps) for c in calls]
         self.records.extend(batch)
         self._pending = batch
         for rec in batch:
+            rec.server = getattr(self.tools.get(rec.name), "server", None)  # an MCP server's name
             self._emit(ev.ToolCallRequested(rec))
         semaphore = asyncio.Semaphore(max(1, self.options.max_concurrency))
         try:
@@ -359,10 +355,6 @@ class ChainRun:
         except BaseExceptionGroup as group_error:
             raise _first(group_error) from None
         self._commit_results()
-
-    def _server_of(self, name: str) -> str | None:
-        tool = self.tools.get(name)
-        return tool.server if tool is not None else None
 
     def _commit_results(self) -> None:
         results = [ToolResult(r.id, r.name, r.output, r.is_error) for r in self._pending]

@@ -65,7 +65,7 @@ class MCPResult:
         extra = f", {len(self.images)} image(s)" if self.images else ""
         return f"<MCPResult {self.server}/{self.tool}{extra}: {self.__llm_output__()[:200]!r}>"
 
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+    def _repr_mimebundle_(self, **_: Any) -> dict[str, Any]:
         bundle: dict[str, Any] = {"text/plain": self.__llm_output__()}
         parts = [f"<pre>{html.escape(self.__llm_output__())}</pre>"]
         for mime, data in self.images:

@@ -342,6 +342,23 @@ async def test_approval_per_server(openai_server: OpenAIServer, marker: Marker, 
         assert asked == ["demo_add"]
         assert [c.status for c in result.tool_calls] == ["denied", "ok"]
         assert not marker.has("add 1 1")
+
+        # the notebook layer: servers by name, and the run's approve= naming a server tool
+        from llm_magic.notebook.session import run_chain
+
+        openai_server.push(Reply(calls=[Call("demo_stats", {"values": [1]})]), Reply(text="no"))
+        ran = await run_chain(
+            "Go.",
+            tools=[],
+            mcp="demo",
+            approve=["demo_stats"],
+            quiet=True,
+            model=model(openai_server),
+        )
+        (stats,) = ran.tool_calls
+        assert stats.status == "denied" and stats.server == "demo"
+        with pytest.raises(Exception, match="not one of this run's tools"):
+            await run_chain("Go.", tools=[], mcp="demo", approve=["demo_nope"], quiet=True)
     finally:
         server.close()
         servers.pop("demo", None)

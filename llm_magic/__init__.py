@@ -37,6 +37,8 @@ from .tools import Tool, ToolOptions, async_tool_is, tool
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
 
+    from .mcp_servers import MCPServer
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -77,6 +79,7 @@ __all__ = [
     "get_async_model",
     "get_model",
     "load_ipython_extension",
+    "mcp",
     "register_alias",
     "tool",
     "unload_ipython_extension",
@@ -126,6 +129,18 @@ async def chain(
     for view in list(run_views):
         view(run)
     return await run
+
+
+def mcp(target: Any = None, **kwargs: Any) -> MCPServer:
+    """An MCP server whose tools a chain may call: `tools=[llm_magic.mcp("npx -y server"), f]`.
+
+    `target`: a command line (stdio), an argv list, or an `http(s)://` URL (streamable HTTP).
+    Keywords: name, env, cwd, headers, approve, timeout (see `llm_magic.mcp_registry.mcp`).
+    Needs the official SDK: `pip install 'llm-magic[mcp]'`.
+    """
+    from .mcp_registry import mcp as make
+
+    return make(target, **kwargs)
 
 
 def load_ipython_extension(ipython: InteractiveShell) -> None:

@@ -23,7 +23,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Generator
+from collections.abc import AsyncIterator, Callable, Collection, Generator
 from decimal import Decimal
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -38,6 +38,7 @@ from .messages import FINAL_TURN_INSTRUCTION as FINAL_TURN_INSTRUCTION
 from .messages import Message, ModelRequest, ModelTurn, ToolCall, ToolResult, Usage
 from .options import Approval, ApprovalCallback, ChainOptions
 from .results import ChainResult, ConversationLike, Status
+from .sources import ToolSource, with_sources
 from .tools import Tool, serialize_result
 
 if TYPE_CHECKING:
@@ -76,11 +77,13 @@ class ChainRun:
         system: str | None = None,
         caller: CallerThread | None = None,
         resume: Resume | None = None,
+        sources: Collection[ToolSource] = (),
     ) -> None:
         self.provider = provider
         self.conversation = conversation
         self.prompt = prompt
         self.tools = {t.name: t for t in tools}
+        self.sources = list(sources)  # their tools join `self.tools` when the run starts
         self.options = options
         self.answer = TypedAnswer(options.output_type) if options.output_type else None
         if self.answer is not None:
@@ -227,12 +230,15 @@ class ChainRun:
     async def _run(self) -> ChainResult[Any]:
         self.started_at = time.monotonic()
         self.status = "running"
+        unavailable = await self._add_source_tools()
         self._emit(ev.RunStarted(self.provider.model, self.prompt or "", list(self.tools)))
         error: BaseException | None = None
         deadline = asyncio.timeout(self.options.timeout)
         try:
             if self._cancel_reason is not None:  # cancelled before it started
                 raise asyncio.CancelledError
+            if unavailable is not None:
+                raise unavailable
             async with deadline:
                 await self._prepare()
                 await self._loop_turns()
@@ -287,6 +293,15 @@ class ChainRun:
         estimate = self._turn_cost(Usage(costs.estimate_tokens(request)))
         spent = costs.add(self.cost, estimate)
         return spent is None or spent > Decimal(str(self.options.max_cost))
+
+    async def _add_source_tools(self) -> BaseException | None:
+        """The tool sources' (MCP servers') tools join the run's; what failed, raised in `_run`."""
+        try:
+            tools = await with_sources(list(self.tools.values()), self.sources)
+        except (Exception, asyncio.CancelledError) as exc:
+            return exc
+        self.tools = {t.name: t for t in tools}
+        return None
 
     def _finish(self, error: BaseException | None) -> ChainResult[Any]:
         self._settle_costs()  # waits for the price table only if a turn ended before it loaded
@@ -441,6 +456,7 @@ class ChainRun:
         self._pending = [*(given or {}).values(), *batch]
         self._resume_order = resume
         for rec in self._pending:
+            rec.server = getattr(self.tools.get(rec.name), "server", None)  # an MCP server's name
             self._emit(ev.ToolCallRequested(rec))
         for rec in (given or {}).values():
             rec.ended_at = time.monotonic()

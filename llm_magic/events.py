@@ -40,6 +40,7 @@ class ToolCallRecord:
     implementation: str | None = None  # "sync" or "async"
     started_at: float | None = None
     ended_at: float | None = None
+    server: str | None = None  # the MCP server the tool belongs to; None: a notebook function
 
     @property
     def duration(self) -> float | None:

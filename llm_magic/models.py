@@ -26,7 +26,8 @@ from .events import ToolCallRecord
 from .messages import Message, Usage
 from .options import ChainKwargs, ChainOptions, build_options
 from .providers.base import Provider
-from .tools import Tool, to_tools
+from .sources import ToolSource, split_sources
+from .tools import Tool
 
 if TYPE_CHECKING:
     from .branches import Plan, Resume
@@ -46,7 +47,9 @@ class AsyncConversation:
     ) -> None:
         self.model = model
         self.system = system
-        self.tools: list[Tool] = to_tools(tools)
+        self.tools: list[Tool]
+        self.sources: list[ToolSource]  # MCP servers: each run lists their tools
+        self.tools, self.sources = split_sources(tools)
         self._messages: list[Message] = list(messages)
         self._running: ChainRun | None = None
         self.cost: Decimal | None = cost  # US dollars spent on this history (None: unknown)
@@ -115,7 +118,7 @@ class AsyncConversation:
         if self._running is not None and self._running.final is None:
             raise LLMMagicError("this conversation has a run still going; await or cancel it first")
         if tools is not None:
-            self.tools = to_tools(tools)
+            self.tools, self.sources = split_sources(tools)
         if system is not None:
             self.system = system
         run = ChainRun(
@@ -127,6 +130,7 @@ class AsyncConversation:
             system=self.system,
             caller=caller,
             resume=resume,
+            sources=self.sources,
         )
         self._running = run
         return run

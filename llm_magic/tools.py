@@ -21,6 +21,7 @@ import functools
 import inspect
 import json
 import queue
+import re
 import threading
 import types
 from collections.abc import Callable, Iterable
@@ -28,7 +29,7 @@ from typing import Any, Literal, TypeVar, overload
 
 from ._loop import CallerThread
 from .docstrings import parse_docstring
-from .errors import ToolDefinitionError
+from .errors import ToolArgumentsError, ToolDefinitionError
 from .messages import ToolSpec
 from .schema import Parameters, parameters_from_signature
 
@@ -38,6 +39,7 @@ OnError = Literal["model", "raise"]
 _TOOL_ATTR = "__llm_tool__"
 _ASYNC_ATTR = "__llm_async_impl__"
 DEFAULT_MAX_RESULT_CHARS = 20_000
+WIRE_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")  # what every provider accepts as a tool name
 
 
 @dataclasses.dataclass
@@ -64,10 +66,41 @@ class Tool:
     sync_impl: Callable[..., Any] | None = None
     async_impl: Callable[..., Any] | None = None
     options: ToolOptions = dataclasses.field(default_factory=ToolOptions)
+    server: str | None = None  # where a tool from elsewhere runs (an MCP server's name)
 
     @property
     def schema(self) -> dict[str, Any]:
         return self.parameters.schema
+
+    @classmethod
+    def from_schema(
+        cls,
+        name: str,
+        description: str,
+        schema: dict[str, Any],
+        call: Callable[..., Any],
+        *,
+        check: Callable[[dict[str, Any]], None] | None = None,
+        server: str | None = None,
+        **options: Any,
+    ) -> Tool:
+        """A tool whose JSON schema is given (an MCP server's tool), not read from a signature.
+
+        `call(**arguments)` (sync or async) gets the model's arguments once `check` accepted
+        them; `check` raises `ToolArgumentsError` on a mismatch, which goes back to the model.
+        """
+        if not WIRE_NAME.match(name):
+            raise ToolDefinitionError(f"tool name {name!r} must match {WIRE_NAME.pattern}")
+        async_call = _is_async_callable(call)
+        return cls(
+            name=name,
+            description=description or f"Call {name}.",
+            parameters=GivenParameters({}, set(), {}, {}, given=schema, check=check),
+            sync_impl=None if async_call else call,
+            async_impl=call if async_call else None,
+            options=ToolOptions(**options),
+            server=server,
+        )
 
     def spec(self) -> ToolSpec:
         return ToolSpec(self.name, self.description, self.schema)
@@ -207,6 +240,28 @@ class _DaemonPool(concurrent.futures.Executor):
 
 
 _POOL = _DaemonPool(32)
+
+
+@dataclasses.dataclass
+class GivenParameters(Parameters):
+    """Parameters described by a given JSON schema, checked by a given validator."""
+
+    given: dict[str, Any] = dataclasses.field(default_factory=dict)
+    check: Callable[[dict[str, Any]], None] | None = None
+
+    @property
+    def schema(self) -> dict[str, Any]:
+        # "properties" always there: the chain quotes it back to the model on a mismatch
+        return {"type": "object", "properties": {}, **self.given}
+
+    def validate(self, arguments: Any) -> dict[str, Any]:
+        if arguments is None:
+            arguments = {}
+        if not isinstance(arguments, dict):
+            raise ToolArgumentsError(f"arguments must be a JSON object, got {arguments!r:.80}")
+        if self.check is not None:
+            self.check(arguments)
+        return dict(arguments)
 
 
 async def _in_thread(fn: Callable[..., Any] | None, kwargs: dict[str, Any]) -> Any:
@@ -373,8 +428,11 @@ def serialize_result(value: Any, max_chars: int = DEFAULT_MAX_RESULT_CHARS) -> t
     dates, NumPy scalars and arrays included); `repr` as the last resort. The user keeps the
     real object in the call's record; only this text goes to the model.
     """
+    own = getattr(value, "__llm_output__", None)  # results that know their text (MCP results)
     if isinstance(value, str):
         text = value
+    elif callable(own) and not isinstance(value, type):
+        text = str(own())
     elif value is None:
         text = "null"
     else:

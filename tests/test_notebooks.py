@@ -53,14 +53,16 @@ QUICKSTART_SCRIPT = [
 ]
 
 
-def execute(path: Path, env: dict[str, str], tmp_path: Path) -> nbformat.NotebookNode:
+def execute(
+    path: Path, env: dict[str, str], tmp_path: Path, timeout: int = 120
+) -> nbformat.NotebookNode:
     nb = nbformat.read(path, as_version=4)
     specs = KernelSpecManager(kernel_dirs=[str(write_kernelspec(tmp_path / "kernels"))])
     km = KernelManager(kernel_name=KERNEL_NAME, kernel_spec_manager=specs)
     client = NotebookClient(
         nb,
         km=km,
-        timeout=120,
+        timeout=timeout,
         resources={"metadata": {"path": str(path.parent)}},
     )
     client.execute(env=kernel_env(env), cwd=str(path.parent))
@@ -160,3 +162,32 @@ def test_quickstart_runs_on_anthropic_and_gemini_wire_formats(
     sent = json.dumps(requests[1].body)
     assert ("tool_result" if kind == "anthropic" else "functionResponse") in sent
     assert "temperature" in sent
+
+
+MCP_NOTEBOOK = ROOT / "notebooks" / "mcp.ipynb"
+
+
+@pytest.mark.local_model
+@pytest.mark.timeout(1200)
+def test_mcp_notebook_runs_on_the_local_model(tmp_path: Path) -> None:
+    """notebooks/mcp.ipynb: an MCP server (notebooks/servers/units.py, stdio) next to a notebook
+    function, on the embedded local model. The model is tiny: the checks are about the mechanics
+    (the server's tools offered and called, its calls recorded with its name), not its answers."""
+    import psutil
+
+    nb = execute(MCP_NOTEBOOK, {}, tmp_path, timeout=600)
+    errors = [o for c in nb.cells for o in c.get("outputs", []) if o["output_type"] == "error"]
+    assert errors == []
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    calls = outputs_text(next(c for c in code if c.source.startswith("for call in converted")))
+    assert calls.startswith("units units_"), calls  # an MCP tool call, recorded with its server
+    listing = outputs_text(next(c for c in code if c.source == "%llm_mcp"))
+    assert "units  [ready]" in listing and "units_celsius_to_fahrenheit" in listing
+    removed = outputs_text(code[-1])
+    assert "stopped and removed" in removed
+    leftovers = [
+        p.pid
+        for p in psutil.process_iter(["cmdline"])
+        if "servers/units.py" in " ".join(p.info["cmdline"] or [])
+    ]
+    assert leftovers == []

@@ -12,7 +12,8 @@ from typing import Any
 from .. import registry
 from ..errors import ConfigError, ToolDefinitionError, UnknownModelError
 from ..models import AsyncModel, Model
-from ..tools import Tool, is_marked_tool, to_tools
+from ..sources import ToolSource, split_sources
+from ..tools import Tool, is_marked_tool
 from . import NotebookError, one_line
 from .config import get_config
 
@@ -42,19 +43,22 @@ def marked_tools(namespace: Mapping[str, Any]) -> list[Tool]:
     return [t for _, t in found.values()]
 
 
-def select_tools(tools: Any, namespace: Mapping[str, Any] | None) -> list[Tool]:
-    """Tools from a list of callables, Tools or names; None: the marked functions (notebook)."""
+def select_tools(
+    tools: Any, namespace: Mapping[str, Any] | None
+) -> tuple[list[Tool], list[ToolSource]]:
+    """Tools from a list of callables, Tools or names, and the tool sources (MCP servers)
+    among them; None: the marked functions (notebook)."""
     if tools is None:
-        return marked_tools(namespace) if namespace is not None else []
+        return (marked_tools(namespace) if namespace is not None else []), []
     if isinstance(tools, str):
         tools = [name.strip() for name in tools.split(",") if name.strip()]
-    elif callable(tools) or isinstance(tools, Tool):
+    elif callable(tools) or isinstance(tools, Tool | ToolSource):
         tools = [tools]
     items: list[Any] = []
     for item in tools:
         items.append(_named_tool(item, namespace) if isinstance(item, str) else item)
     try:
-        return to_tools(items)
+        return split_sources(items)
     except ToolDefinitionError as exc:
         raise one_line(exc) from None
 

@@ -1,4 +1,4 @@
-"""`%load_ext llm_magic`: the `%%llm_chain` cell magic, `%llm_config`, `%llm_models`, `%llm_usage`.
+"""`%load_ext llm_magic`: `%%llm_chain`, `%llm_config`, `%llm_models`, `%llm_usage`, `%llm_mcp`.
 
 A `%%llm_chain` cell is rewritten by a cleanup input transformer into
 
@@ -25,6 +25,7 @@ from typing import Any
 from .. import registry
 from ..chain import ChainResult
 from ..options import ChainOptions
+from . import mcp_magic
 from .config import MODEL_ENV, LLMMagic, LLMMagicBase, get_config, set_active
 from .options import help_text, interpolate, parse_line  # noqa: F401  (interpolate: public here)
 
@@ -132,6 +133,7 @@ async def cell_entry(line: str, cell: str, expand: bool = True) -> Any:
         history=opts.history,
         interpolate=opts.interpolate,
         namespace=ns,
+        mcp=opts.mcp,
         **chain_options,
     )
     if opts.out:
@@ -336,6 +338,7 @@ _MAGICS = (
     ("line", "llm_config", llm_config),
     ("line", "llm_models", llm_models),
     ("line", "llm_usage", llm_usage),
+    ("line", "llm_mcp", mcp_magic.llm_mcp),
 )
 
 
@@ -369,6 +372,7 @@ def unload(ip: Any) -> None:
             if getattr(manager.user_magics, name, None) is func:
                 delattr(manager.user_magics, name)
     ip.configurables[:] = [c for c in ip.configurables if not isinstance(c, LLMMagicBase)]
+    mcp_magic.unload()
     html = ip.display_formatter.formatters["text/html"]
     if html.type_printers.get(ChainResult) is result_html:
         html.pop(ChainResult)

@@ -69,6 +69,13 @@ class CellOptions:
         metavar="a,b",
     )
     no_tools: bool = option(False, help="no tools: a plain model answer", flags=("--no-tools",))
+    mcp: list[str] | None = option(
+        None,
+        help="MCP servers by name (declared with %llm_mcp add NAME ...): their tools "
+        "(NAME_tool) join the run's, with --no-tools instead of the notebook's functions",
+        flags=("--mcp",),
+        metavar="a,b",
+    )
     system: str | None = option(
         None,
         help='system prompt (quote it: -s "Answer in French.")',
@@ -217,7 +224,7 @@ def parse_line(
     if extra:
         raise OptionError(_unknown(extra))
     given = vars(ns)
-    for name in ("tools", "approve"):
+    for name in ("tools", "approve", "mcp"):
         if name in given:
             given[name] = _names(given[name])
     _resolve(given, namespace or {})

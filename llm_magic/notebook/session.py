@@ -34,7 +34,7 @@ from .. import events as ev
 from .._loop import take_caller
 from ..chain import ChainResult, ChainRun
 from ..cost import add
-from ..errors import ConfigError, ProviderError
+from ..errors import ConfigError, ProviderError, ToolDefinitionError
 from ..events import ToolCallRecord
 from ..messages import Message
 from ..models import AsyncConversation, AsyncModel, Conversation, Model
@@ -46,6 +46,7 @@ from ..options import (
     ChainOptions,
     build_options,
 )
+from ..sources import ToolSource, with_sources
 from ..tools import Tool
 from . import NotebookError, one_line
 from .config import get_config
@@ -227,7 +228,12 @@ class _CtrlC:
 def _ctrl_c_cancels(ip: Any) -> Iterator[None]:
     """Ctrl-C in terminal IPython cancels the task awaiting the run, for the `with` block."""
     task = asyncio.current_task()
-    handler = _CtrlC(ip, task.cancel if task is not None else lambda: None)
+
+    def cancel() -> None:
+        if task is not None:
+            task.cancel()
+
+    handler = _CtrlC(ip, cancel)
     try:
         yield
     finally:
@@ -235,6 +241,23 @@ def _ctrl_c_cancels(ip: Any) -> Iterator[None]:
 
 
 # -- the entry point ------------------------------------------------------------------------------
+
+
+async def _with_sources(tools: list[Tool], sources: list[ToolSource], quiet: bool) -> list[Tool]:
+    """`tools` and the tools of the sources (MCP servers, started here if they are not yet):
+    listed before the run, so `approve` can name them."""
+    if not sources:
+        return tools
+    from ..mcp_results import MCPError
+
+    starting = [s for s in sources if getattr(s, "state", "ready") != "ready"]
+    if starting and not quiet:
+        names = ", ".join(repr(getattr(s, "name", s)) for s in starting)
+        print(f"llm_magic: starting MCP server {names}…", flush=True)
+    try:
+        return await with_sources(tools, sources)
+    except (MCPError, ToolDefinitionError) as exc:
+        raise one_line(exc) from None
 
 
 async def run_chain(
@@ -251,6 +274,7 @@ async def run_chain(
     api_key: str | None = None,
     base_url: str | None = None,
     namespace: Mapping[str, Any] | None = None,
+    mcp: Iterable[Any] | str | None = None,
     **options: Unpack[ChainKwargs],
 ) -> ChainResult[ChainRun]:
     """Run `prompt` with tools and show its timeline; returns the ChainResult.
@@ -263,7 +287,9 @@ async def run_chain(
     interpolate: fill `{name}` placeholders from the notebook (on in `%%llm_chain`; off here,
     where f-strings do it). approve: tool names or "all"; the timeline's Approve/Deny buttons
     decide, or `approval_callback`; with neither (quiet, no notebook) the call is denied with
-    a reason the model sees. api_key / base_url: for the model given by id. The other keyword
+    a reason the model sees. api_key / base_url: for the model given by id. mcp: MCP servers
+    (or names given to `%llm_mcp add` / `llm_magic.mcp(name=...)`) whose tools join `tools`
+    (and `approve` may name them); they start here if needed. The other keyword
     arguments are `ChainOptions` fields; their defaults come from `%config LLMMagic`.
     A kernel interrupt cancels the run (marked "cancelled", history kept valid) and the
     CancelledError propagates; configuration and provider errors show as one line.
@@ -291,8 +317,13 @@ async def run_chain(
         base_url=base_url,
         fallback=store.model if store is not None else None,
     )
-    tool_list = select_tools(tools, ns)
     quiet = defaults["quiet"] if quiet is None else quiet
+    tool_list, sources = select_tools(tools, ns)
+    if mcp is not None:
+        from .mcp_magic import named_servers
+
+        sources += named_servers(mcp)
+    tool_list = await _with_sources(tool_list, sources, quiet)
     run_options = _run_options(defaults, dict(options), tool_list)
     if (quiet or ip is None) and run_options.approval_callback is None:
         # no timeline to ask in: a call that needs approval is denied, saying why

@@ -1,0 +1,33 @@
+"""A small MCP server for the mcp notebook: unit conversions, over stdio.
+
+Written with the official MCP SDK's FastMCP (`pip install mcp`); run it as
+`python notebooks/servers/units.py`, or let llm_magic start it (`%llm_mcp add units -- ...`).
+"""
+
+from mcp.server.fastmcp import FastMCP
+
+server = FastMCP("units")
+
+
+@server.tool()
+def celsius_to_fahrenheit(celsius: float) -> float:
+    """Convert a temperature from degrees Celsius to degrees Fahrenheit.
+
+    Args:
+        celsius: The temperature in degrees Celsius.
+    """
+    return round(celsius * 9 / 5 + 32, 1)
+
+
+@server.tool()
+def km_to_miles(km: float) -> float:
+    """Convert a distance from kilometres to miles.
+
+    Args:
+        km: The distance in kilometres.
+    """
+    return round(km / 1.609344, 1)
+
+
+if __name__ == "__main__":
+    server.run("stdio")

@@ -12,6 +12,9 @@ Every section follows one protocol, so its figures can be compared:
 * **Rounds and spread.** At least five rounds; every figure is reported as min / median / max
   over the rounds, and a ratio is taken *within* a round (the contenders ran back to back, on the
   same slice of a shared machine), then summarised the same way.
+* **Wall and CPU.** Each block records wall time and this process's CPU time; the server runs
+  in another process, so CPU time is the client's own cost and moves far less with the load of
+  a shared machine.
 * **Between blocks** (untimed) the garbage collector runs once, so a contender does not pay to
   collect another's leftovers (llm leaves an OpenAI client per request behind).
 """
@@ -57,26 +60,34 @@ def freeze() -> None:
     gc.freeze()
 
 
-async def timed_block(run: Callable[[], Awaitable[Any]], n: int) -> float:
-    """Seconds per run, over n back-to-back runs of a warm contender."""
+async def timed_block(run: Callable[[], Awaitable[Any]], n: int) -> tuple[float, float]:
+    """Wall and CPU seconds per run, over n back-to-back runs of a warm contender.
+
+    CPU time is this process's (all its threads), so it leaves out the server (another
+    process) and, mostly, the other jobs of a shared machine: on a loaded machine it is the
+    steadier measure of what a client costs, while wall time is what a user waits.
+    """
     gc.collect()  # between blocks, untimed: no one pays for the previous block's leftovers
-    clock = time.perf_counter
-    t = clock()
+    clock, cpu = time.perf_counter, time.process_time
+    t, c = clock(), cpu()
     for _ in range(n):
         await run()
-    return (clock() - t) / n
+    return (clock() - t) / n, (cpu() - c) / n
 
 
 async def rounds(
     runners: dict[str, Callable[[], Awaitable[Any]]], n_rounds: int, per_block: int
-) -> dict[str, list[float]]:
-    """Seconds per run for each contender, one value per round, in rotated order."""
-    out: dict[str, list[float]] = {name: [] for name in runners}
+) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Wall and CPU seconds per run for each contender, one value per round, rotated order."""
+    wall: dict[str, list[float]] = {name: [] for name in runners}
+    cpu: dict[str, list[float]] = {name: [] for name in runners}
     names = list(runners)
     for r in range(n_rounds):
         for name in rotated(names, r):
-            out[name].append(await timed_block(runners[name], per_block))
-    return out
+            w, c = await timed_block(runners[name], per_block)
+            wall[name].append(w)
+            cpu[name].append(c)
+    return wall, cpu
 
 
 class Ticker:

@@ -77,6 +77,12 @@ def floors(r: dict[str, Any]) -> list[dict[str, Any]]:
             lambda v: v >= 0.9,
         ),
         (
+            "the same in chains per CPU second (the client's own cost)",
+            _get(many, "llm_magic", "cpu_worst_round_to_best_bare"),
+            ">= 0.9",
+            lambda v: v >= 0.9,
+        ),
+        (
             "10k-cell DataFrame result, llm_magic / bare cut (median of rounds)",
             _get(r, "big_results", "dataframe_10k_cells", "llm_magic", "ratio_to_bare", "median"),
             "<= 1.0",
@@ -113,6 +119,12 @@ def _rows(r: dict[str, Any]) -> list[tuple[str, ...]]:
                 *(_sp(_get(s, n, "ratio_to_bare"), "{:.2f}", "x") for n in NAMES),
             )
         )
+        rows.append(
+            (
+                f"chain {label}, CPU ratio to bare httpx",
+                *(_sp(_get(s, n, "cpu_ratio_to_bare"), "{:.2f}", "x") for n in NAMES),
+            )
+        )
     st = r["streaming"]
     rows.append(
         (
@@ -124,6 +136,12 @@ def _rows(r: dict[str, Any]) -> list[tuple[str, ...]]:
         (
             "events/s, ratio to bare httpx",
             *(_sp(_get(st, n, "ratio_to_bare"), "{:.2f}", "x") for n in NAMES),
+        )
+    )
+    rows.append(
+        (
+            "events per CPU second, ratio to bare httpx",
+            *(_sp(_get(st, n, "cpu_ratio_to_bare"), "{:.2f}", "x") for n in NAMES),
         )
     )
     tc = r["tool_concurrency"]
@@ -144,7 +162,8 @@ def _rows(r: dict[str, Any]) -> list[tuple[str, ...]]:
     for label, key, fmt, suffix in (
         ("chains/s", "chains_per_s", "{:.0f}", ""),
         ("ratio to bare httpx", "ratio_to_bare", "{:.2f}", "x"),
-        ("connections opened", "connections_opened", "{:.0f}", ""),
+        ("CPU ratio to bare httpx", "cpu_ratio_to_bare", "{:.2f}", "x"),
+        ("connections opened per round", "connections_opened", "{:.0f}", ""),
     ):
         rows.append(
             (

@@ -56,6 +56,7 @@ def test_bench_quick_writes_every_section(tmp_path: Path) -> None:
         for name in everyone:
             row = data["overhead"][mode][name]
             assert ordered(row["ms"]) and ordered(row["ratio_to_bare"]), (mode, name)
+            assert ordered(row["cpu_ms"]) and ordered(row["cpu_ratio_to_bare"]), (mode, name)
         assert data["overhead"][mode]["bare_httpx"]["ratio_to_bare"]["median"] == 1.0
     for name in everyone:
         assert data["streaming"][name]["events"] == data["streaming"]["tokens"]
@@ -76,5 +77,5 @@ def test_bench_quick_writes_every_section(tmp_path: Path) -> None:
     assert first["status"] == "ok", first
     assert first["load_plus_first_chain_ms"]["median"] > first["load_ext_ms"]["median"] > 0
     assert data["timeline_cost"]["status"] in ("ok", "n/a", "error")
-    assert len(data["floors"]) == 10
+    assert len(data["floors"]) == 11
     assert "floors (llm_magic):" in proc.stdout

@@ -283,7 +283,11 @@ class Bare:
 
         self.server = server
         self.client = httpx.AsyncClient(
-            headers={"authorization": f"Bearer {API_KEY}"}, transport=transport
+            headers={"authorization": f"Bearer {API_KEY}"},
+            transport=transport,
+            # llm_magic's default (http.py): httpx's own 5 s pool timeout fails 1,000 chains
+            # queued on 100 connections with PoolTimeout
+            timeout=httpx.Timeout(600.0, connect=10.0),
         )
 
     async def _turn(self, messages: list[dict[str, Any]], stream: bool) -> dict[str, Any]:
@@ -322,12 +326,16 @@ class Bare:
 
 
 class Magic:
-    name = "llm_magic"
+    """llm_magic as shipped: its sync tool runs on a worker thread. `on_loop=True` runs it on
+    the loop's thread instead (`Tool.from_function(add_one, on_loop=True)`), as the hand-written
+    contenders do, to compare the engines alone."""
 
-    def __init__(self, server: Server, **options: Any) -> None:
+    def __init__(self, server: Server, on_loop: bool = False, **options: Any) -> None:
         import llm_magic
 
         self.lm = llm_magic
+        self.name = "llm_magic_on_loop_tool" if on_loop else "llm_magic"
+        self.tool: Any = llm_magic.Tool.from_function(add_one, on_loop=True) if on_loop else add_one
         self.server = server
         self.options = options  # e.g. transport=..., passed to get_async_model
         self.models: dict[str, Any] = {}
@@ -340,7 +348,7 @@ class Magic:
         return self.models[mode]
 
     async def chain(self, stream: bool) -> str:
-        result = await self.model("chain").chain(PROMPT, tools=[add_one], stream=stream)
+        result = await self.model("chain").chain(PROMPT, tools=[self.tool], stream=stream)
         if result.status != "done" or len(result.tool_calls) != 1:
             raise AssertionError(f"llm_magic chain: {result.status}, {result.tool_calls}")
         return str(result.text)

@@ -8,6 +8,7 @@ from typing import Any
 
 NAMES = ("llm_magic", "llm", "llm_reused_client", "bare_httpx", "raw_socket")
 HEADERS = ("llm_magic", "llm", "llm, reused client", "bare httpx", "raw socket")
+ON_LOOP = "llm_magic_on_loop_tool"
 
 
 def _get(r: dict[str, Any], *path: str) -> Any:
@@ -67,6 +68,12 @@ def floors(r: dict[str, Any]) -> list[dict[str, Any]]:
         (
             "first use in a kernel: %load_ext + first chain, ms (median)",
             _get(fu, "load_plus_first_chain_ms", "median"),
+            "< 150",
+            lambda v: v < 150,
+        ),
+        (
+            "the same in CPU ms of the kernel process (median)",
+            _get(fu, "load_plus_first_chain_cpu_ms", "median"),
             "< 150",
             lambda v: v < 150,
         ),
@@ -171,6 +178,16 @@ def _rows(r: dict[str, Any]) -> list[tuple[str, ...]]:
                 *(_sp(_get(many, n, key), fmt, suffix) for n in NAMES),
             )
         )
+        rows.append(
+            (
+                f"{many.get('chains')} concurrent chains, {label}, llm_magic with an on-loop tool",
+                _sp(_get(many, ON_LOOP, key), fmt, suffix),
+                "-",
+                "-",
+                "-",
+                "-",
+            )
+        )
     br = r["big_results"]
     for case in ("dataframe_10k_cells", "list_100k_ints"):
         if case in br:
@@ -198,13 +215,17 @@ def table(r: dict[str, Any]) -> str:
     lines.append(
         f"start-up: import IPython {su.get('import_ipython_ms')} ms, import llm_magic "
         f"{su.get('import_llm_magic_ms')} ms, %load_ext beyond IPython "
-        f"{su.get('load_ext_beyond_ipython_ms')} ms (medians)"
+        f"{su.get('load_ext_beyond_ipython_ms')} ms (medians; CPU: import llm_magic "
+        f"{su.get('import_llm_magic_cpu_ms')} ms, %load_ext {su.get('load_ext_beyond_ipython_cpu_ms')}"
+        " ms)"
     )
     if fu.get("status") == "ok":
         lines.append(
             f"first use in a kernel: %load_ext {_sp(fu['load_ext_ms'], '{:.0f}')} ms + first "
             f"chain {_sp(fu['first_chain_ms'], '{:.0f}')} ms (a warm chain: "
-            f"{_sp(fu['warm_chain_ms'], '{:.0f}')} ms); first chain imports "
+            f"{_sp(fu['warm_chain_ms'], '{:.0f}')} ms); CPU: %load_ext "
+            f"{_sp(fu['load_ext_cpu_ms'], '{:.0f}')} ms + first chain "
+            f"{_sp(fu['first_chain_cpu_ms'], '{:.0f}')} ms; first chain imports "
             f"{fu['modules_by_first_chain']} modules: {', '.join(fu['packages_by_first_chain'])}"
         )
     else:
@@ -225,4 +246,113 @@ def table(r: dict[str, Any]) -> str:
 def markdown(r: dict[str, Any]) -> str:
     """The table bench/README.md and the README quote: median (min-max) over the rounds."""
     rows = [("measure", *HEADERS), ("---",) * (len(HEADERS) + 1), *_rows(r)]
+    return "\n".join("| " + " | ".join(row) + " |" for row in rows)
+
+
+def summary_markdown(r: dict[str, Any]) -> str:
+    """The README's short table: ratios to bare httpx, median (min-max) over the rounds, wall
+    time then CPU time, with each goal."""
+    ov, st, tc, many, fu = (
+        r["overhead"],
+        r["streaming"],
+        r["tool_concurrency"],
+        r["many_chains"],
+        r["first_use"],
+    )
+    names = ("llm_magic", "llm", "llm_reused_client", "raw_socket")
+
+    def both(section: dict[str, Any], name: str) -> str:
+        wall = _sp(_get(section, name, "ratio_to_bare"), "{:.2f}", "x")
+        cpu = _sp(_get(section, name, "cpu_ratio_to_bare"), "{:.2f}", "x")
+        return f"{wall}; CPU {cpu}"
+
+    rows: list[tuple[str, ...]] = [
+        ("measure", "llm_magic", "llm", "llm, reused client", "raw socket", "goal"),
+        ("---",) * 6,
+        (
+            "chain (2 turns, 1 sync tool), non-streaming, / bare httpx",
+            *(both(ov["non_streaming"], n) for n in names),
+            "<= 1.5x",
+        ),
+        (
+            "same, streaming",
+            *(both(ov["streaming"], n) for n in names),
+            "<= 1.5x",
+        ),
+        (
+            f"{st['tokens']}-token stream: events/s / bare SSE parsing",
+            *(both(st, n) for n in names),
+            ">= 0.8x",
+        ),
+    ]
+    for kind, goal in (("sync", "<= 1.5x"), ("async", "<= 1.3x")):
+        rows.append(
+            (
+                f"8 parallel {kind} tools of 0.2 s: wall / 0.2 s",
+                _sp(_get(tc, kind, "llm_magic", "ratio_to_one_tool"), "{:.2f}", "x"),
+                _sp(_get(tc, kind, "llm", "ratio_to_one_tool"), "{:.2f}", "x"),
+                "-",
+                "-",
+                goal,
+            )
+        )
+        rows.append(
+            (
+                f"largest delay of a 5 ms loop ticker meanwhile ({kind})",
+                _sp(_get(tc, kind, "llm_magic", "ticker_max_delay_ms"), "{:.1f}", " ms"),
+                _sp(_get(tc, kind, "llm", "ticker_max_delay_ms"), "{:.0f}", " ms"),
+                "-",
+                "-",
+                "<= 20 ms" if kind == "sync" else "-",
+            )
+        )
+    for name, label in (("llm_magic", ""), (ON_LOOP, ", tool on the loop's thread")):
+        lm = many.get(name, {})
+        rows.append(
+            (
+                f"{many['chains']} concurrent chains{label}: chains/s / bare httpx (same pool)",
+                f"{both(many, name)}; worst round / bare's best: "
+                f"{lm.get('worst_round_to_best_bare')} "
+                f"(CPU {lm.get('cpu_worst_round_to_best_bare')})",
+                "-",
+                "-",
+                "-",
+                ">= 0.9x, every round",
+            )
+        )
+    frame = _get(r, "big_results", "dataframe_10k_cells", "llm_magic", "ratio_to_bare")
+    rows.append(
+        (
+            "10k-cell DataFrame result to 20,000 chars / bare to_json + cut",
+            _sp(frame, "{:.2f}", "x"),
+            "-",
+            "-",
+            "-",
+            "<= 1.0x",
+        )
+    )
+    su = r["startup"]
+    rows.append(
+        (
+            "`%load_ext llm_magic` beyond IPython (terminal shell)",
+            f"{su.get('load_ext_beyond_ipython_ms')} ms; CPU "
+            f"{su.get('load_ext_beyond_ipython_cpu_ms')} ms",
+            "-",
+            "-",
+            "-",
+            "< 150 ms",
+        )
+    )
+    if fu.get("status") == "ok":
+        rows.append(
+            (
+                "first use in a fresh kernel: `%load_ext` + first chain",
+                f"{_sp(fu['load_plus_first_chain_ms'], '{:.0f}', ' ms')}; CPU "
+                f"{_sp(fu['load_plus_first_chain_cpu_ms'], '{:.0f}', ' ms')}",
+                "-",
+                "-",
+                "-",
+                "< 150 ms",
+            )
+        )
     return "\n".join("| " + " | ".join(row) + " |" for row in rows)

@@ -175,7 +175,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(report.table(results))
     if args.markdown:
-        print("\n" + report.markdown(results))
+        print("\nbench/README.md:\n\n" + report.markdown(results))
+        print("\nREADME.md:\n\n" + report.summary_markdown(results))
     print(f"\nJSON: {out}  ({results['meta']['duration_s']} s)")
     return results
 

@@ -106,12 +106,15 @@ async def _wave(chain: Callable[[bool], Awaitable[str]], n: int) -> tuple[float,
 async def bench_many(server: Server, chains: int, n_rounds: int, defaults: bool) -> dict[str, Any]:
     """Chains/s of `chains` concurrent chains per contender per round, and connections opened.
 
-    With `defaults`, bare httpx and llm_magic as shipped (httpx.Limits()) run too: slow and
-    bimodal, which is the point, but they can take a minute a round.
+    llm_magic runs twice: as shipped (its sync tool on a worker thread, 1,000 thread hand-offs
+    a wave) and with the tool on the loop's thread, as bare httpx calls it. With `defaults`,
+    bare httpx and llm_magic with httpx's default limits run too: slow and bimodal, which is
+    the point, but they can take a minute a round.
     """
     contenders: dict[str, Any] = {
         "bare_httpx": Bare(server, transport=BoundedTransport()),
         "llm_magic": Magic(server, transport=BoundedTransport()),
+        "llm_magic_on_loop_tool": Magic(server, on_loop=True, transport=BoundedTransport()),
     }
     if defaults:
         contenders["bare_httpx_default_limits"] = Bare(server)

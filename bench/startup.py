@@ -28,12 +28,13 @@ from bench.measure import spread
 
 _STARTUP = r"""
 import json, sys, time
-t0 = time.perf_counter()
+t0, c0 = time.perf_counter(), time.process_time()
 what = sys.argv[1]
 out = {}
 if what == "llm_magic":
     import llm_magic
     out["import_ms"] = (time.perf_counter() - t0) * 1000
+    out["import_cpu_ms"] = (time.process_time() - c0) * 1000
 else:
     import IPython
     from IPython.core.interactiveshell import InteractiveShell
@@ -43,6 +44,7 @@ else:
     t2 = time.perf_counter()
     out["shell_ms"] = (t2 - t1) * 1000
     if what == "load_ext":
+        c2 = time.process_time()
         try:
             shell.run_line_magic("load_ext", "llm_magic")
             error = None
@@ -52,6 +54,7 @@ else:
         if error is None and "llm_magic" not in shell.extension_manager.loaded:
             error = "llm_magic is not in the loaded extensions"
         out["load_ext_ms"] = (t3 - t2) * 1000
+        out["load_ext_cpu_ms"] = (time.process_time() - c2) * 1000
         out["error"] = error
 print("RESULT " + json.dumps(out))
 """
@@ -98,9 +101,11 @@ def bench_startup(repeats: int, tmp: Path) -> dict[str, Any]:
         "ipython_shell_ms": med("ipython", "shell_ms"),
         "ipython_process_ms": ipython_proc,
         "import_llm_magic_ms": med("llm_magic", "import_ms"),
+        "import_llm_magic_cpu_ms": med("llm_magic", "import_cpu_ms"),
         "llm_magic_process_ms": med("llm_magic", "process_ms"),
         # %load_ext in a process whose IPython shell is already up: the cost beyond IPython
         "load_ext_beyond_ipython_ms": med("load_ext", "load_ext_ms"),
+        "load_ext_beyond_ipython_cpu_ms": med("load_ext", "load_ext_cpu_ms"),
         "load_ext_process_ms": load_proc,
         "load_ext_process_beyond_ipython_ms": (
             round(load_proc - ipython_proc, 2) if load_proc and ipython_proc else None
@@ -116,23 +121,26 @@ def add_one(x: int) -> int:
     "Add one to x."
     return x + 1
 _before = set(_sys.modules)
-_t0 = _time.perf_counter()
+_c0, _t0 = _time.process_time(), _time.perf_counter()
 get_ipython().run_line_magic("load_ext", "llm_magic")
-_t1 = _time.perf_counter()
+_c1, _t1 = _time.process_time(), _time.perf_counter()
 _after_load = set(_sys.modules)
 import llm_magic as _lm
 _kw = dict(tools=[add_one], model="openai:bench", base_url=%(url)r, api_key=%(key)r)
 _r = await _lm.chain("Use the tool on 1, then tell me the answer.", **_kw)
-_t2 = _time.perf_counter()
+_c2, _t2 = _time.process_time(), _time.perf_counter()
 _after_chain = set(_sys.modules)
 _r2 = await _lm.chain("Use the tool on 1, then tell me the answer.", **_kw)
-_t3 = _time.perf_counter()
+_c3, _t3 = _time.process_time(), _time.perf_counter()
 def _tops(names): return sorted({n.split(".")[0] for n in names})
 print("RESULT " + _json.dumps({
     "status": [_r.status, _r2.status],
     "load_ext_ms": (_t1 - _t0) * 1000,
     "first_chain_ms": (_t2 - _t1) * 1000,
     "warm_chain_ms": (_t3 - _t2) * 1000,
+    "load_ext_cpu_ms": (_c1 - _c0) * 1000,
+    "first_chain_cpu_ms": (_c2 - _c1) * 1000,
+    "warm_chain_cpu_ms": (_c3 - _c2) * 1000,
     "modules_by_load_ext": len(_after_load - _before),
     "modules_by_first_chain": len(_after_chain - _after_load),
     "packages_by_load_ext": _tops(_after_load - _before),
@@ -178,6 +186,7 @@ def bench_first_use(server: Server, repeats: int) -> dict[str, Any]:
     if not good:
         return {"status": "error", "errors": [r.get("error", r.get("status")) for r in runs]}
     total = [r["load_ext_ms"] + r["first_chain_ms"] for r in good]
+    total_cpu = [r["load_ext_cpu_ms"] + r["first_chain_cpu_ms"] for r in good]
     last = good[-1]
     return {
         "status": "ok",
@@ -186,6 +195,11 @@ def bench_first_use(server: Server, repeats: int) -> dict[str, Any]:
         "first_chain_ms": spread([r["first_chain_ms"] for r in good], 1),
         "warm_chain_ms": spread([r["warm_chain_ms"] for r in good], 1),
         "load_plus_first_chain_ms": spread(total, 1),
+        # this process's CPU time (the kernel's threads included): steadier on a loaded machine
+        "load_ext_cpu_ms": spread([r["load_ext_cpu_ms"] for r in good], 1),
+        "first_chain_cpu_ms": spread([r["first_chain_cpu_ms"] for r in good], 1),
+        "warm_chain_cpu_ms": spread([r["warm_chain_cpu_ms"] for r in good], 1),
+        "load_plus_first_chain_cpu_ms": spread(total_cpu, 1),
         "modules_by_load_ext": last["modules_by_load_ext"],
         "modules_by_first_chain": last["modules_by_first_chain"],
         "packages_by_load_ext": last["packages_by_load_ext"],

@@ -77,5 +77,5 @@ def test_bench_quick_writes_every_section(tmp_path: Path) -> None:
     assert first["status"] == "ok", first
     assert first["load_plus_first_chain_ms"]["median"] > first["load_ext_ms"]["median"] > 0
     assert data["timeline_cost"]["status"] in ("ok", "n/a", "error")
-    assert len(data["floors"]) == 11
+    assert len(data["floors"]) == 12
     assert "floors (llm_magic):" in proc.stdout

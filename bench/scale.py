@@ -103,7 +103,13 @@ async def _wave(chain: Callable[[bool], Awaitable[str]], n: int) -> tuple[float,
     return n / (time.perf_counter() - t), n / (time.process_time() - c)
 
 
-async def bench_many(server: Server, chains: int, n_rounds: int, defaults: bool) -> dict[str, Any]:
+async def bench_many(
+    server: Server,
+    chains: int,
+    n_rounds: int,
+    defaults: bool,
+    log: Callable[[str], None] = lambda line: None,
+) -> dict[str, Any]:
     """Chains/s of `chains` concurrent chains per contender per round, and connections opened.
 
     llm_magic runs twice: as shipped (its sync tool on a worker thread, 1,000 thread hand-offs
@@ -133,6 +139,7 @@ async def bench_many(server: Server, chains: int, n_rounds: int, defaults: bool)
                 rates[name].append(rate)
                 cpu_rates[name].append(cpu_rate)
                 opened[name].append(server.connections() - before - 1)  # minus /stats itself
+                log(f"round {r}: {name} {rate:.0f} chains/s, {opened[name][-1]} connections")
     finally:
         for c in contenders.values():
             await c.aclose()
@@ -163,6 +170,10 @@ async def bench_many(server: Server, chains: int, n_rounds: int, defaults: bool)
     return out
 
 
+def _print(line: str) -> None:
+    print(line, flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--chains", type=int, default=1000)
@@ -170,7 +181,9 @@ def main() -> None:
     parser.add_argument("--defaults", action="store_true", help="also httpx's default limits")
     args = parser.parse_args()
     with Server() as server:
-        result = asyncio.run(bench_many(server, args.chains, args.rounds, args.defaults))
+        result = asyncio.run(
+            bench_many(server, args.chains, args.rounds, args.defaults, log=_print)
+        )
     for name, row in result.items():
         print(f"{name}: {row}")
 

@@ -233,6 +233,8 @@ def table(r: dict[str, Any]) -> str:
     tl = r["timeline_cost"]
     if tl.get("status") != "ok":
         lines.append(f"timeline cost: {tl.get('status')} {tl.get('note', '')}"[:300])
+    else:
+        lines.append(f"timeline cost per event (event + flush) by tool calls: {timeline_line(r)}")
     lines.append("")
     lines.append("floors (llm_magic):")
     for fl in r["floors"]:
@@ -247,6 +249,19 @@ def markdown(r: dict[str, Any]) -> str:
     """The table bench/README.md and the README quote: median (min-max) over the rounds."""
     rows = [("measure", *HEADERS), ("---",) * (len(HEADERS) + 1), *_rows(r)]
     return "\n".join("| " + " | ".join(row) + " |" for row in rows)
+
+
+def timeline_line(r: dict[str, Any]) -> str | None:
+    """Timeline cost per event (event + forced flush, µs) by tool calls, when measured."""
+    tl = r.get("timeline_cost", {})
+    res = tl.get("result")
+    if tl.get("status") != "ok" or not isinstance(res, dict):
+        return None
+    try:
+        parts = [f"{int(n):,}: {fig['event_flush_us']:.0f}" for n, fig in res.items()]
+    except (KeyError, TypeError, ValueError):
+        return None
+    return " / ".join(parts) + " µs"
 
 
 def summary_markdown(r: dict[str, Any]) -> str:
@@ -355,4 +370,7 @@ def summary_markdown(r: dict[str, Any]) -> str:
                 "< 150 ms",
             )
         )
+    timeline = timeline_line(r)
+    if timeline:
+        rows.append(("timeline cost per event by tool calls", timeline, "-", "-", "-", "flat"))
     return "\n".join("| " + " | ".join(row) + " |" for row in rows)

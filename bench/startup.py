@@ -19,6 +19,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -149,10 +150,10 @@ print("RESULT " + _json.dumps({
 """
 
 
-def _first_use_once(url: str) -> dict[str, Any]:
+def _first_use_once(url: str, ipython_dir: str) -> dict[str, Any]:
     from jupyter_client.manager import start_new_kernel
 
-    env = dict(os.environ, PYTHONPATH=str(ROOT), IPYTHONDIR=os.environ.get("IPYTHONDIR", ""))
+    env = dict(os.environ, PYTHONPATH=str(ROOT), IPYTHONDIR=ipython_dir)
     km, kc = start_new_kernel(kernel_name="python3", env=env, cwd=str(ROOT))
     out: list[str] = []
 
@@ -180,8 +181,10 @@ def _first_use_once(url: str) -> dict[str, Any]:
 def bench_first_use(server: Server, repeats: int) -> dict[str, Any]:
     """`%load_ext` + first chain in a fresh kernel, `repeats` kernels (after one warm-up)."""
     url = server.url("chain")
-    _first_use_once(url)  # warm the bytecode and file caches
-    runs = [_first_use_once(url) for _ in range(repeats)]
+    with tempfile.TemporaryDirectory(prefix="llm_magic_bench_ipython_") as ipython_dir:
+        # a clean profile: no user startup files in the figure, nothing left in the checkout
+        _first_use_once(url, ipython_dir)  # warm the bytecode and file caches
+        runs = [_first_use_once(url, ipython_dir) for _ in range(repeats)]
     good = [r for r in runs if "error" not in r and r["status"] == ["done", "done"]]
     if not good:
         return {"status": "error", "errors": [r.get("error", r.get("status")) for r in runs]}

@@ -22,7 +22,8 @@ import pstats
 import statistics
 import time
 
-from bench.run import Bare, Magic, Server, Ticker, slow_sync
+from bench.contenders import Bare, Magic, Server, slow_sync
+from bench.measure import Ticker
 
 
 def _print_profile(prof: cProfile.Profile, limit: int) -> None:
@@ -35,12 +36,11 @@ def _print_profile(prof: cProfile.Profile, limit: int) -> None:
 async def _stream(server: Server, tokens: int, repeats: int, limit: int) -> None:
     magic, bare = Magic(server), Bare(server)
     mode = f"long{tokens}"
-    url = server.url(mode) + "/chat/completions"
     await magic.stream_events(mode)
-    await bare.stream_events(url)
+    await bare.stream_events(mode)
     for name, fn in (
         ("llm_magic", lambda: magic.stream_events(mode)),
-        ("bare_httpx", lambda: bare.stream_events(url)),
+        ("bare_httpx", lambda: bare.stream_events(mode)),
     ):
         prof = cProfile.Profile()
         prof.enable()
@@ -58,14 +58,13 @@ async def _scaling(server: Server) -> None:
     print(f"{'tokens':>7} {'llm_magic ev/s':>15} {'bare ev/s':>10} {'ratio':>6}")
     for tokens in (100, 500, 2000, 8000):
         mode = f"long{tokens}"
-        url = server.url(mode) + "/chat/completions"
         await magic.stream_events(mode)
-        await bare.stream_events(url)
+        await bare.stream_events(mode)
         rates: dict[str, list[float]] = {"m": [], "b": []}
         for _ in range(max(3, 20000 // tokens)):
             for key, fn in (
                 ("m", lambda m=mode: magic.stream_events(m)),
-                ("b", lambda u=url: bare.stream_events(u)),
+                ("b", lambda m=mode: bare.stream_events(m)),
             ):
                 t = time.perf_counter()
                 n = await fn()

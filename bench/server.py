@@ -15,6 +15,8 @@ The mode is the first path segment of the base URL, so one server serves every b
 one socket write per SSE event, the status line and headers going out with the first event);
 a non-streaming response is one write (status line, headers, body) with Content-Length.
 HTTP/1.1 keep-alive; `TCP_NODELAY` on every accepted socket; no authentication check.
+`POST /stats` answers `{"connections": n}`, the TCP connections accepted so far, so a benchmark
+can tell a pool that reuses its connections from one that churns them.
 
 It runs in its own process (`python -m bench.server` prints `PORT <n>`), so it never shares a
 GIL with the code being measured.
@@ -155,7 +157,10 @@ def respond(path: bytes, body: dict) -> bytes | tuple[bytes, ...]:
 
 
 class _Protocol(asyncio.Protocol):
+    accepted = 0  # connections accepted since start (POST /stats)
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        _Protocol.accepted += 1
         self.transport: asyncio.Transport = transport  # type: ignore[assignment]
         sock = transport.get_extra_info("socket")
         if sock is not None:
@@ -193,8 +198,10 @@ class _Protocol(asyncio.Protocol):
             payload = json.loads(body) if body else {}
         except ValueError:
             payload = None
-        if method != b"POST" or not isinstance(payload, dict):
-            out: bytes | tuple[bytes, ...] = _error(400, "POST a JSON object")
+        if path == b"/stats":
+            out: bytes | tuple[bytes, ...] = _stats()
+        elif method != b"POST" or not isinstance(payload, dict):
+            out = _error(400, "POST a JSON object")
         else:
             out = respond(path, payload)
         write = self.transport.write
@@ -207,6 +214,13 @@ class _Protocol(asyncio.Protocol):
             self.transport.close()
             return False
         return True
+
+
+def _stats() -> bytes:
+    body = _dumps({"connections": _Protocol.accepted})
+    return (
+        f"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\n\r\n"
+    ).encode() + body
 
 
 def _dechunk(buf: bytearray, pos: int) -> tuple[bytes | None, int]:

@@ -611,3 +611,55 @@ def test_serialize_result_truncates() -> None:
     assert serialize_result("x" * 20, max_chars=20) == ("x" * 20, False)
     text, truncated = serialize_result(list(range(1000)), max_chars=100)
     assert truncated and text.startswith("[0, 1, 2")
+
+
+class _Spy:
+    """Records whether JSON encoding ever reached it (through `isoformat`, the fallback)."""
+
+    encoded = 0
+
+    def isoformat(self) -> str:
+        _Spy.encoded += 1
+        return "spy"
+
+
+def test_long_list_is_cut_while_serialising() -> None:
+    """Only the prefix the model is shown is encoded; the text is the whole JSON's first
+    max_chars characters, then a note that says how many items there are in all."""
+    _Spy.encoded = 0
+    value = list(range(50_000)) + [_Spy() for _ in range(10)]
+    text, truncated = serialize_result(value, max_chars=1000)
+    assert truncated and _Spy.encoded == 0  # the tail was never encoded
+    shown, note = text.split("\n", 1)
+    assert shown == json.dumps(list(range(50_000)))[:1000]
+    assert note == "[... cut at 1000 characters; 50010 items in all, not all shown]"
+    assert serialize_result(tuple(range(2000)), max_chars=30)[0].startswith("[0, 1, 2, 3")
+    # long but fits: the whole JSON, not cut
+    assert serialize_result(list(range(500)), max_chars=10**6) == (
+        json.dumps(list(range(500))),
+        False,
+    )
+    # a long list JSON cannot encode still goes as its repr, as a short one does
+    text, truncated = serialize_result([Opaque()] * 100, max_chars=10**6)
+    assert text == repr([Opaque()] * 100) and not truncated
+
+
+def test_dataframe_is_cut_while_serialising() -> None:
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame({f"c{i}": [j * 0.5 + i for j in range(1000)] for i in range(10)})
+    whole = frame.to_json(orient="records", date_format="iso", force_ascii=False)
+    text, truncated = serialize_result(frame, max_chars=2000)
+    shown, note = text.split("\n", 1)
+    assert truncated and shown == whole[:2000]
+    assert note == "[... cut at 2000 characters; 1000 rows in all, not all shown]"
+    # a frame that fits is the records' valid JSON, dates in ISO form, text unescaped
+    small = pd.DataFrame({"city": ["Zürich", "Paris"], "at": pd.to_datetime(["2024-05-01"] * 2)})
+    text, truncated = serialize_result(small)
+    assert not truncated and json.loads(text) == [
+        {"city": "Zürich", "at": "2024-05-01T00:00:00.000"},
+        {"city": "Paris", "at": "2024-05-01T00:00:00.000"},
+    ]
+    assert json.loads(serialize_result(frame["c1"].head(3))[0]) == [1.0, 1.5, 2.0]
+    # what to_json refuses (duplicate column names) still gets the repr
+    twice = pd.DataFrame([[1, 2]], columns=["a", "a"])
+    assert serialize_result(twice) == (repr(twice), False)

@@ -99,10 +99,6 @@ class ChainResult:
     def __str__(self) -> str:
         return self.text
 
-    def _repr_markdown_(self) -> str | None:
-        """Models answer in Markdown: a notebook renders the answer, `text/plain` keeps the raw."""
-        return self.text or None
-
     @property
     def ok(self) -> bool:
         return self.status == "done"

@@ -19,6 +19,7 @@ import os
 from typing import Any
 
 from .. import registry
+from . import answers
 from .config import MODEL_ENV, LLMMagic, get_config, set_active
 from .options import HELP, interpolate, parse_line  # noqa: F401  (interpolate: public here)
 
@@ -305,6 +306,7 @@ def load(ip: Any) -> None:
     ip.input_transformers_cleanup.insert(0, CellTransformer(ip))
     for kind, name, func in _MAGICS:
         ip.register_magic_function(func, kind, name)
+    answers.register(ip)
 
 
 def unload(ip: Any) -> None:
@@ -319,6 +321,7 @@ def unload(ip: Any) -> None:
             if getattr(manager.user_magics, name, None) is func:
                 delattr(manager.user_magics, name)
     ip.configurables[:] = [c for c in ip.configurables if not isinstance(c, LLMMagic)]
+    answers.unregister(ip)
     if CONFIG is not None:
         set_active(None)
         CONFIG = None

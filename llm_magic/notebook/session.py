@@ -320,7 +320,7 @@ def make_timeline(run: ChainRun, model_id: str) -> Any:
     if cls is None:
         return None
     try:
-        return cls(run, model=model_id, static_after_run=get_config().static_after_run)
+        return cls(run, model=model_id)
     except Exception as exc:
         _warn_timeline("it could not be created", exc)
         return None

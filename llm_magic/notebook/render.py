@@ -66,6 +66,7 @@ __all__ = [
 
 FOLD_GROUP = 10  # a parallel group larger than this starts folded, with a summary line
 LISTED_FAILURES = 5
+STATIC_DETAILS = 200  # the saved timeline keeps details of this many calls (and every failure)
 
 
 def _label(text: str) -> str:
@@ -157,7 +158,9 @@ def approval_args_html(rec: ToolCallRecord) -> str:
             f'<div style="white-space:pre-wrap;overflow-wrap:anywhere;{MONO};font-size:12px">'
             f"{esc(shorten_block(shown))}</div></td></tr>"
         )
-    return f'<table class="llm-approval-args" style="border-collapse:collapse">{"".join(rows)}</table>'
+    return (
+        f'<table class="llm-args-table" style="border-collapse:collapse">{"".join(rows)}</table>'
+    )
 
 
 def arguments_json_value(value: Any) -> str:
@@ -259,7 +262,7 @@ def turn_text_html(text: str, streaming: bool = False, partial: bool = False) ->
 
 
 def group_label_html(turn: TurnState) -> str:
-    """"4 parallel calls", and for a big group the outcome counts and the failures by name."""
+    """ "4 parallel calls", and for a big group the outcome counts and the failures by name."""
     n = len(turn.calls)
     head = f"{n} parallel calls"
     counts = [
@@ -354,10 +357,10 @@ def note_html(text: str) -> str:
 Detail = Callable[[ToolCallRecord], str]
 
 
-def static_html(state: RunState, detail: Detail | None = None) -> str:
+def static_html(state: RunState, detail: Detail | None = None, line: Detail | None = None) -> str:
     """The whole timeline as one self-contained block (saved notebooks, nbconvert, GitHub).
 
-    `detail(rec)` may supply cached detail markup for a call.
+    `detail(rec)` and `line(rec)` may supply cached markup for a call.
     """
     out = [
         f'<div class="llm-magic-timeline llm-static" style="{FONT};{FG};border:1px solid {BORDER};'
@@ -369,7 +372,9 @@ def static_html(state: RunState, detail: Detail | None = None) -> str:
     if state.note:
         out.append(note_html(state.note))
     for turn in state.turns:
-        out.append(f'<details class="llm-turn" open style="margin:4px 0">{_summary(turn_line_html(turn))}')
+        out.append(
+            f'<details class="llm-turn" open style="margin:4px 0">{_summary(turn_line_html(turn))}'
+        )
         if turn.text:
             out.append(turn_text_html(turn.text, partial=turn.partial))
         if turn.calls:
@@ -377,7 +382,9 @@ def static_html(state: RunState, detail: Detail | None = None) -> str:
                 f'<div class="llm-group" style="border-left:2px solid {BORDER};margin:2px 0 2px 6px;'
                 f'padding:0 0 0 10px">'
             )
-            calls = "".join(_static_call(rec, detail) for rec in turn.calls)
+            calls = "".join(
+                _static_call(rec, detail, line, int(state.keys[rec.id][1:])) for rec in turn.calls
+            )
             if len(turn.calls) > 1:
                 start = "" if len(turn.calls) > FOLD_GROUP else " open"
                 out.append(f"<details{start}>{_summary(group_label_html(turn))}{calls}</details>")
@@ -385,7 +392,13 @@ def static_html(state: RunState, detail: Detail | None = None) -> str:
                 out.append(calls)
             out.append("</div>")
         out.append("</details>")
-    out += [_static_call(r, detail) for r in state.calls if r.id not in state.parents]
+    out += [_static_call(r, detail, line) for r in state.calls if r.id not in state.parents]
+    if len(state.calls) > STATIC_DETAILS:
+        out.append(
+            f'<div style="{MUTED};font-size:12px;margin-top:4px">details of the first '
+            f"{fmt_int(STATIC_DETAILS)} calls and of every failed call are kept here; every call "
+            "is in <code>result.tool_calls</code></div>"
+        )
     out.append("</div></div>")
     return "".join(out)
 
@@ -398,10 +411,15 @@ def _summary(inner: str) -> str:
     )
 
 
-def _static_call(rec: ToolCallRecord, detail: Detail | None) -> str:
+def _static_call(
+    rec: ToolCallRecord, detail: Detail | None, line: Detail | None = None, index: int = 0
+) -> str:
+    shown = line(rec) if line is not None else call_line_html(rec)
+    if index >= STATIC_DETAILS and rec.status in ("ok", "cancelled"):
+        return f'<div class="llm-call" style="margin:1px 0 1px 16px">{shown}</div>'
     body = detail(rec) if detail is not None else call_detail_html(rec)
     return (
-        f'<details class="llm-call" style="margin:1px 0">{_summary(call_line_html(rec))}'
+        f'<details class="llm-call" style="margin:1px 0">{_summary(shown)}'
         f'<div style="padding:0 0 0 18px">{body}</div></details>'
     )
 

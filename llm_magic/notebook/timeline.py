@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 INTERVAL = 0.1  # seconds between widget flushes: at most ~10 updates a second
 MIN_KERNEL = (7, 4)
+_FINISHED = ("ok", "error", "denied", "cancelled")
 
 __all__ = ["INTERVAL", "Timeline"]
 
@@ -116,6 +117,10 @@ class Timeline:
         self._last_flush = 0.0
         self._closed = False
         self._details: dict[str, tuple[Any, str]] = {}
+        self._texts: dict[str, tuple[Any, str]] = {}
+        self._lines: dict[str, tuple[str, str]] = {}  # call id -> (status, line HTML)
+        self._titles: dict[str, str] = {}
+        self._sent_text: dict[str, str] = {}  # turn key -> the text HTML the front end has
         self.flushes = 0  # how many flushes reached the widget (tests, benchmarks)
         run.subscribe(self._on_event)
 
@@ -211,7 +216,7 @@ class Timeline:
     def _static_bundle(self) -> dict[str, str]:
         return {
             "text/plain": R.static_text(self.state),
-            "text/html": R.static_html(self.state, self._detail_html),
+            "text/html": R.static_html(self.state, self._detail_html, self._line),
         }
 
     def __repr__(self) -> str:
@@ -275,21 +280,51 @@ class Timeline:
         self.flush()
 
     # -- the widget's entries ---------------------------------------------------------------------
-    def _entries(self, key: str, now: float) -> Iterable[dict[str, Any]]:
+    def _line(self, rec: ToolCallRecord, now: float | None = None) -> str:
+        """A call's line; a finished call's line no longer changes and is rendered once."""
+        if rec.status not in _FINISHED:
+            return R.call_line_html(rec, now)
+        cached = self._lines.get(rec.id)
+        if cached is None or cached[0] != rec.status:
+            cached = self._lines[rec.id] = (rec.status, R.call_line_html(rec))
+        return cached[1]
+
+    def _title(self, rec: ToolCallRecord) -> str:
+        title = self._titles.get(rec.id)
+        if title is None and rec.arguments is not None:
+            title = self._titles[rec.id] = R.call_title(rec)
+        return title if title is not None else R.call_title(rec)
+
+    def _turn_text(self, key: str) -> str:
+        """A turn's text as HTML, rendered again only when the text or its status changed
+        (a call event marks its turn for the group label, not for the text)."""
+        turn = self.state.turns[int(key[1:])]
+        signature = (len(turn.parts), turn.final_text is not None, turn.status)
+        cached = self._texts.get(key)
+        if cached is not None and cached[0] == signature:
+            return cached[1]
+        text = turn.text
+        markup = R.turn_text_html(text, turn.status == "streaming", turn.partial) if text else ""
+        self._texts[key] = (signature, markup)
+        return markup
+
+    def _entries(self, key: str, now: float, full: bool = False) -> Iterable[dict[str, Any]]:
         index = int(key[1:])
         state = self.state
         if key[0] == "t":
             turn = state.turns[index]
-            streaming = turn.status == "streaming"
-            yield {
+            entry = {
                 "id": key,
                 "kind": "turn",
                 "title": f"turn {turn.step}",
                 "line": R.turn_line_html(turn, now),
-                "text": R.turn_text_html(turn.text, streaming, turn.partial) if turn.text else "",
                 "group": R.group_label_html(turn) if len(turn.calls) > 1 else "",
                 "fold": len(turn.calls) > R.FOLD_GROUP,
             }
+            text = self._turn_text(key)
+            if full or self._sent_text.get(key) != text:
+                entry["text"] = self._sent_text[key] = text
+            yield entry
             return
         rec = state.calls[index]
         parent = state.parents.get(rec.id)
@@ -297,9 +332,9 @@ class Timeline:
             "id": key,
             "kind": "call",
             "parent": parent.key if parent is not None else "",
-            "title": R.call_title(rec),
+            "title": self._title(rec),
             "status": rec.status,
-            "line": R.call_line_html(rec, now),
+            "line": self._line(rec, now),
         }
         if rec.id in self._approvals and rec.status == "awaiting_approval":
             entry["approval"] = {"name": rec.name, "args": R.approval_args_html(rec)}
@@ -312,7 +347,7 @@ class Timeline:
         """Every entry, in order (a view that opens late)."""
         now = time.monotonic()
         keys = [t.key for t in self.state.turns] + list(self.state.keys.values())
-        return [e for k in sorted(keys, key=_order) for e in self._entries(k, now)]
+        return [e for k in sorted(keys, key=_order) for e in self._entries(k, now, full=True)]
 
     # -- the widget and its messages ----------------------------------------------------------------
     def _ensure_widget(self) -> TimelineWidget:
@@ -386,4 +421,3 @@ def _to_text(text: _TextView, state: RunState, event: ev.Event) -> None:
             text.turn_done(turn)
     elif isinstance(event, ev.RunEnded):
         text.run_ended()
-

@@ -21,6 +21,7 @@ FOLD_CHARS = 1_500
 MAX_SHOWN_CHARS = 400_000  # a result bigger than this is cut in the view too (and says so)
 MAX_RICH_HTML = 300_000
 
+
 def _value_summary(value: Any, width: int = 40) -> str:
     if isinstance(value, str):
         return json.dumps(shorten(value, width), ensure_ascii=False)
@@ -245,7 +246,9 @@ def rich_html(value: Any) -> str:
     if type(value).__name__ == "Figure" and hasattr(value, "savefig"):
         png = _figure_png(value)
         if png is not None:
-            return f'<img style="max-width:100%;max-height:420px" src="data:image/png;base64,{png}"/>'
+            return (
+                f'<img style="max-width:100%;max-height:420px" src="data:image/png;base64,{png}"/>'
+            )
     data = _format(value)
     markup = _static_html(data.get("text/html"))
     if markup is not None:
@@ -269,8 +272,6 @@ def rich_html(value: Any) -> str:
         return f'<img style="max-width:100%;max-height:420px" src="data:{mime};base64,{b64}"/>'
     text = data.get("text/plain")
     return folded(text if isinstance(text, str) else _safe_repr(value))
-
-
 
 
 @functools.cache

@@ -24,11 +24,16 @@ function storeOf(model) {
       return;
     }
     store.seq = patch.seq;
+    const merged = [];
     for (const entry of patch.entries) {
-      if (!store.entries.has(entry.id)) store.order.push(entry.id);
-      store.entries.set(entry.id, entry);
+      const old = store.entries.get(entry.id);
+      if (!old) store.order.push(entry.id);
+      // a turn's text is sent only when it changed: keep the one the store has
+      const whole = old && entry.text === undefined ? { ...entry, text: old.text } : entry;
+      store.entries.set(entry.id, whole);
+      merged.push(whole);
     }
-    for (const view of store.views) view(patch.entries, patch.full);
+    for (const view of store.views) view(merged, patch.full);
   };
   model.on("change:patch", take);
   take();

@@ -10,7 +10,6 @@ kernel). Nothing here imports ipywidgets.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from ..events import ToolCallRecord
 from .look import (
@@ -29,7 +28,6 @@ from .look import (
     live_duration,
     pill,
     plural,
-    shorten,
 )
 from .reducer import RunState, TurnState
 from .values import (
@@ -39,6 +37,7 @@ from .values import (
     markdown_html,
     outcome_summary,
     pre,
+    pretty_json,
     result_json,
     rich_html,
     safe_html,
@@ -151,22 +150,14 @@ def approval_args_html(rec: ToolCallRecord) -> str:
         return f'<div style="{MUTED}">no arguments</div>'
     rows = []
     for key, value in args.items():
-        shown = value if isinstance(value, str) else arguments_json_value(value)
+        shown = value if isinstance(value, str) else pretty_json(value)
         rows.append(
             f'<tr><th style="text-align:left;vertical-align:top;padding:1px 10px 1px 0;'
             f'{MONO};font-size:12px;font-weight:600">{esc(key)}</th><td style="padding:1px 0">'
             f'<div style="white-space:pre-wrap;overflow-wrap:anywhere;{MONO};font-size:12px">'
             f"{esc(shorten_block(shown))}</div></td></tr>"
         )
-    return (
-        f'<table class="llm-args-table" style="border-collapse:collapse">{"".join(rows)}</table>'
-    )
-
-
-def arguments_json_value(value: Any) -> str:
-    from .values import pretty_json
-
-    return pretty_json(value)
+    return f'<table class="llm-args-table" style="border-collapse:collapse">{"".join(rows)}</table>'
 
 
 def shorten_block(text: str, limit: int = 4_000) -> str:
@@ -483,7 +474,3 @@ def turn_line_bits(turn: TurnState) -> str:
     if turn.usage is not None and (turn.usage.input_tokens or turn.usage.output_tokens):
         bits.append(f"{turn.usage.input_tokens} in / {turn.usage.output_tokens} out tokens")
     return " · ".join(bits)
-
-
-def short(text: str, width: int) -> str:
-    return shorten(text, width)

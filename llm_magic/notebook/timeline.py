@@ -134,7 +134,7 @@ class Timeline:
             if getattr(self._run, "caller", None) is not None:
                 self.state.note = SYNC_CELL_NOTE
             self._ensure_widget()
-            self._handle = display(self, display_id=True)
+            self._handle = display(self, display_id=True)  # type: ignore[no-untyped-call]
         else:
             self._mode = "text"
             self._text = _TextView(self)
@@ -203,12 +203,14 @@ class Timeline:
         self.flushes += 1
 
     # -- rich output ----------------------------------------------------------------------------
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None, **kwargs: Any) -> dict:
+    def _repr_mimebundle_(
+        self, include: Any = None, exclude: Any = None, **kwargs: Any
+    ) -> dict[str, Any]:
         bundle: dict[str, Any] = {}
         if self._widget is not None or _in_kernel():
             widget = self._ensure_widget()
             self.flush()
-            shown = widget._repr_mimebundle_(**kwargs) or {}
+            shown: Any = widget._repr_mimebundle_(**kwargs) or {}
             bundle.update(shown[0] if isinstance(shown, tuple) else shown)
         bundle.update(self._static_bundle())
         return bundle
@@ -313,7 +315,7 @@ class Timeline:
         state = self.state
         if key[0] == "t":
             turn = state.turns[index]
-            entry = {
+            entry: dict[str, Any] = {
                 "id": key,
                 "kind": "turn",
                 "title": f"turn {turn.step}",
@@ -328,7 +330,7 @@ class Timeline:
             return
         rec = state.calls[index]
         parent = state.parents.get(rec.id)
-        entry: dict[str, Any] = {
+        entry = {
             "id": key,
             "kind": "call",
             "parent": parent.key if parent is not None else "",

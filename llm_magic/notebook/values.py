@@ -167,13 +167,13 @@ def _format(obj: Any) -> dict[str, Any]:
         from IPython import get_ipython
 
         shell = get_ipython()
-        if shell is not None:
-            data, _ = shell.display_formatter.format(obj)
-            return data
-        from IPython.core.formatters import DisplayFormatter
+        formatter: Any = shell.display_formatter if shell is not None else None
+        if formatter is None:
+            from IPython.core.formatters import DisplayFormatter
 
-        data, _ = DisplayFormatter().format(obj)
-        return data
+            formatter = DisplayFormatter()
+        data, _ = formatter.format(obj)
+        return dict(data)
     except Exception:
         return {"text/plain": _safe_repr(obj)}
 

@@ -26,7 +26,7 @@ STATIC = Path(__file__).with_name("static")
 Action = Callable[[dict[str, Any]], None]
 
 
-class TimelineWidget(anywidget.AnyWidget):  # type: ignore[misc]
+class TimelineWidget(anywidget.AnyWidget):
     """One run's live view (see the module doc)."""
 
     _esm = STATIC / "timeline.js"

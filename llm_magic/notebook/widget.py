@@ -29,8 +29,10 @@ Action = Callable[[dict[str, Any]], None]
 class TimelineWidget(anywidget.AnyWidget):
     """One run's live view (see the module doc)."""
 
-    _esm = STATIC / "timeline.js"
-    _css = STATIC / "timeline.css"
+    # Strings, not Paths: for a Path anywidget connects every instance to the file's change
+    # signal (for hot reload), which keeps each run's widget, and its timeline, alive for ever.
+    _esm = (STATIC / "timeline.js").read_text(encoding="utf-8")
+    _css = (STATIC / "timeline.css").read_text(encoding="utf-8")
 
     header = traitlets.Unicode("").tag(sync=True)
     note = traitlets.Unicode("").tag(sync=True)

@@ -21,12 +21,18 @@ FOLD_CHARS = 1_500
 MAX_SHOWN_CHARS = 400_000  # a result bigger than this is cut in the view too (and says so)
 MAX_RICH_HTML = 300_000
 
+# one encoder each, made once: `json.dumps` with options builds a new encoder on every call,
+# and a detail view encodes every nested value of a result
+_dumps = json.JSONEncoder(ensure_ascii=False).encode
+_dumps_repr = json.JSONEncoder(ensure_ascii=False, default=repr).encode
+_dumps_compact = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=repr).encode
+
 
 def _value_summary(value: Any, width: int = 40) -> str:
     if isinstance(value, str):
-        return json.dumps(shorten(value, width), ensure_ascii=False)
+        return _dumps(shorten(value, width))
     try:
-        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=repr)
+        text = _dumps_compact(value)
     except (TypeError, ValueError):
         text = repr(value)
     return shorten(text, width)
@@ -75,13 +81,13 @@ def kind_summary(value: Any) -> str | None:
 def pretty_json(value: Any, width: int = 72) -> str:
     """Indented JSON that keeps short lists and objects on one line."""
     try:
-        return _pretty(json.loads(json.dumps(value, ensure_ascii=False, default=repr)), 0, width)
+        return _pretty(json.loads(_dumps_repr(value)), 0, width)
     except (TypeError, ValueError, RecursionError):
         return repr(value)
 
 
 def _pretty(value: Any, indent: int, width: int) -> str:
-    flat = json.dumps(value, ensure_ascii=False)
+    flat = _dumps(value)
     top_object = indent == 0 and isinstance(value, dict) and len(value) > 1
     if (
         not isinstance(value, dict | list)
@@ -93,10 +99,7 @@ def _pretty(value: Any, indent: int, width: int) -> str:
     if isinstance(value, list):
         items = [inner + _pretty(v, indent + 2, width) for v in value]
         return "[\n" + ",\n".join(items) + "\n" + pad + "]"
-    items = [
-        f"{inner}{json.dumps(str(k), ensure_ascii=False)}: {_pretty(v, indent + 2, width)}"
-        for k, v in value.items()
-    ]
+    items = [f"{inner}{_dumps(str(k))}: {_pretty(v, indent + 2, width)}" for k, v in value.items()]
     return "{\n" + ",\n".join(items) + "\n" + pad + "}"
 
 
@@ -240,7 +243,7 @@ def rich_html(value: Any) -> str:
         return pre("None")
     if isinstance(value, dict | list | tuple | int | float | bool):
         try:
-            return folded(_pretty(json.loads(json.dumps(value, ensure_ascii=False)), 0, 72))
+            return folded(_pretty(json.loads(_dumps(value)), 0, 72))
         except (TypeError, ValueError, RecursionError):
             pass
     if type(value).__name__ == "Figure" and hasattr(value, "savefig"):

@@ -574,6 +574,25 @@ def test_old_kernel_note(monkeypatch, comms):
     assert timeline_module._kernel_note() is None
 
 
+def test_sync_cell_note_says_what_to_do(monkeypatch, comms):
+    """Under %autoawait off the kernel reads no clicks until the cell ends: the timeline says so
+    and how to get live buttons (issue 12)."""
+    from llm_magic.notebook import timeline as timeline_module
+
+    class _Run:
+        caller = object()  # the fallback magic's waiting thread (session.run_chain sets it)
+
+        def subscribe(self, cb):
+            return cb
+
+    monkeypatch.setattr(timeline_module, "_in_kernel", lambda: True)
+    monkeypatch.setattr("IPython.display.display", lambda *a, **k: None)
+    tl = Timeline(_Run(), model="m")  # type: ignore[arg-type]
+    tl.show()
+    tl.flush()
+    assert "%autoawait on" in tl.widget.note and "Interrupt the kernel" in tl.widget.note
+
+
 async def test_streamed_answer_is_throttled_and_rendered_as_markdown(comms):
     """500 streamed tokens over ~2.5 s: comm messages follow the throttle, not the tokens;
     the streaming text is Markdown already."""

@@ -391,13 +391,10 @@ async def test_approval_flow(comms, from_thread):
         return f"deleted {path}"
 
     script = [Reply(calls=[Call("delete_file", {"path": "old.csv"})]), Reply(text="Deleted.")]
-    holder: list[Timeline] = []
     with OpenAIServer(script) as server:
-        run = model_for(server).chain(
-            "clean up", tools=[delete_file], approval_callback=approving(holder)
-        )
-        tl = Timeline(run, model="m")
-        holder.append(tl)
+        tl = Timeline(None, model="m")  # the run gets tl.approve when it is built
+        run = model_for(server).chain("clean up", tools=[delete_file], approval_callback=tl.approve)
+        tl.attach(run)
         task = asyncio.ensure_future(run)
         waiting = await until(lambda: [e for e in calls(tl) if "approval" in e])
         assert "needs approval" in waiting[0]["line"]

@@ -99,9 +99,10 @@ def _close_figure(value: Any) -> None:
 class Timeline:
     """A view of one chain run: header, one entry per model turn and per tool call."""
 
-    def __init__(self, run: ChainRun, *, model: str, static_after_run: bool = True) -> None:
-        """static_after_run: when the run ends, the live widget gives way to the static HTML
-        timeline and is closed (the default; False keeps the widget, e.g. for a dashboard)."""
+    def __init__(self, run: ChainRun | None, *, model: str, static_after_run: bool = True) -> None:
+        """run: the run to show; None to `attach` it later, so that `approve` can be passed to
+        the run at construction. static_after_run: when the run ends, the live widget gives way
+        to the static HTML timeline and is closed (the default; False keeps the widget)."""
         self._run = run
         self.static_after_run = static_after_run
         self.state = RunState(model=model)
@@ -122,6 +123,12 @@ class Timeline:
         self._titles: dict[str, str] = {}
         self._sent_text: dict[str, str] = {}  # turn key -> the text HTML the front end has
         self.flushes = 0  # how many flushes reached the widget (tests, benchmarks)
+        if run is not None:
+            run.subscribe(self._on_event)
+
+    def attach(self, run: ChainRun) -> None:
+        """Show `run` (built after this timeline, with `approval_callback=timeline.approve`)."""
+        self._run = run
         run.subscribe(self._on_event)
 
     # -- public API ----------------------------------------------------------------------------
@@ -377,7 +384,7 @@ class Timeline:
             reason = reason.strip() if isinstance(reason, str) else ""
             self._decide(message.get("ids"), bool(message.get("approved")), reason or None)
         elif kind == "cancel":
-            if self.state.running:
+            if self.state.running and self._run is not None:
                 self._run.cancel("cancelled from the timeline")
         elif kind == "open":
             self._set_open([message.get("id")], bool(message.get("open")))

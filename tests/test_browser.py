@@ -264,6 +264,10 @@ CLIPPED = """(root) => {
     if (el.scrollWidth > el.clientWidth + 1 || r.right > box.right + 1 || r.width < 4)
       out.push(el.className + ': ' + el.textContent);
   }
+  for (const el of root.querySelectorAll('.llm-answer')) {  // model text stays in its box
+    if (el.offsetParent !== null && el.getBoundingClientRect().right > box.right + 1)
+      out.push('text overflows: ' + el.textContent.slice(0, 30));
+  }
   return out;
 }"""
 

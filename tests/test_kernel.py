@@ -184,30 +184,36 @@ def test_interrupt_with_autoawait_off_uses_the_fallback(kernel, server):
     assert after.stream() == "cancelled\n"
 
 
-CLICK = {"method": "custom", "content": {"event": "click"}}
+TIMELINE_CLASS = "llm-magic-timeline-widget"  # the one widget of a run's timeline
 
 
-def _widget_with_class(msg: Msg, css: str) -> str | None:
-    """The comm id of a widget opened with this CSS class (how the timeline marks its buttons)."""
-    if msg.type != "comm_open":
-        return None
-    state = msg.content.get("data", {}).get("state", {})
-    return msg.content["comm_id"] if css in state.get("_dom_classes", []) else None
-
-
-def _clicker(kernel: KernelSession, css: str, when: Callable[[Msg], bool] | None = None):
-    """An on_message hook that clicks the widget with class `css` once it is open (and `when`
-    says so), as a frontend would: one comm_msg on the shell channel."""
+def _clicker(kernel: KernelSession, action: str, when: Callable[[Msg], bool] | None = None):
+    """An on_message hook that clicks in the timeline widget as a front end would (one comm_msg
+    on the shell channel): `approve` the first call awaiting approval, or `cancel` the run once
+    `when` says so."""
     found: dict[str, Any] = {}
 
     def on_message(msg: Msg, cells: list[Cell]) -> None:
-        found.setdefault("id", _widget_with_class(msg, css))
-        if found["id"] is None:
-            del found["id"]
-        ready = when is None or when(msg)
-        if "id" in found and ready and "clicked" not in found:
-            found["clicked"] = msg.at
-            kernel.send_comm(found["id"], CLICK)
+        content = msg.content
+        if msg.type == "comm_open":
+            state = content.get("data", {}).get("state", {})
+            if TIMELINE_CLASS in state.get("_dom_classes", []):
+                found["id"] = content["comm_id"]
+        if msg.type in ("comm_open", "comm_msg") and content.get("comm_id") == found.get("id"):
+            state = content.get("data", {}).get("state", {})
+            for entry in state.get("patch", {}).get("entries", []):
+                if "approval" in entry:
+                    found.setdefault("waiting", entry["id"])
+        if "id" not in found or "clicked" in found or not (when is None or when(msg)):
+            return
+        if action == "approve" and "waiting" in found:
+            click = {"type": "decide", "ids": [found["waiting"]], "approved": True, "reason": ""}
+        elif action == "cancel":
+            click = {"type": "cancel"}
+        else:
+            return
+        found["clicked"] = msg.at
+        kernel.send_comm(found["id"], {"method": "custom", "content": click})
 
     return on_message, found
 
@@ -224,7 +230,7 @@ def test_approve_click_reaches_a_cell_blocked_by_autoawait_off(kernel, server):
     """%autoawait off: the cell blocks the kernel's main thread, which reads the click itself;
     the cells queued behind it (sent before the click) run afterwards, in order."""
     server.push(Reply(calls=[Call("get_weather", {"city": "Paris"})]), Reply(text="Warm."))
-    on_message, clicked = _clicker(kernel, "llm-approve")
+    on_message, clicked = _clicker(kernel, "approve")
     chain, queued_1, queued_2 = _autoawait_off(
         kernel,
         [
@@ -247,7 +253,7 @@ def test_approve_click_reaches_a_cell_blocked_by_autoawait_off(kernel, server):
 def test_cancel_click_reaches_a_cell_blocked_by_autoawait_off(kernel, server):
     server.push(Reply(calls=[Call("slow_async", {})]))
     on_message, clicked = _clicker(
-        kernel, "llm-cancel", lambda m: m.type == "stream" and "slow started" in m.content["text"]
+        kernel, "cancel", lambda m: m.type == "stream" and "slow started" in m.content["text"]
     )
     chain, after = _autoawait_off(
         kernel,

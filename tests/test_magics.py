@@ -854,16 +854,23 @@ def test_await_chain_continue_true_uses_the_notebook_conversation(ip):
     assert [m["content"] for m in bodies(ip)[1]["messages"]] == ["first", "one", "second"]
 
 
-def test_the_cell_value_renders_the_answer_as_markdown(ip):
-    ip.server.push("**Rome** is warmest", "<img src=x onerror=alert(1)><script>alert(2)</script>")
+def test_the_cell_value_renders_the_answer_as_sanitized_markdown(ip):
+    """The model's raw HTML never reaches the front end (issue 12): the answer is rendered here
+    with raw HTML off and sanitized, not handed over as text/markdown."""
+    answer = "**Rome** is warmest <img src=x onerror=alert(1)><script>alert(2)</script>"
+    ip.server.push(answer)
     result, _ = ok(ip, "%%llm_chain -q\nhi\n")
     data, _ = ip.display_formatter.format(result)
-    assert data["text/plain"] == "**Rome** is warmest"
-    assert "<strong>Rome</strong> is warmest" in data["text/html"]
-    assert "text/markdown" not in data  # a Markdown renderer would run the model's raw HTML
-    hostile, _ = ok(ip, "%%llm_chain -q\nhi\n")
-    html = ip.display_formatter.format(hostile)[0]["text/html"]
-    assert "<img" not in html and "<script" not in html and "&lt;script&gt;" in html
+    assert data["text/plain"] == answer
+    assert "text/markdown" not in data
+    assert "<strong>Rome</strong>" in data["text/html"]
+    assert "<img" not in data["text/html"] and "<script" not in data["text/html"]
+    ip.run_line_magic("unload_ext", "llm_magic")  # the formatter goes with the extension
+    try:
+        data, _ = ip.display_formatter.format(result)
+        assert set(data) == {"text/plain"}
+    finally:
+        ip.run_line_magic("load_ext", "llm_magic")
 
 
 def test_unload_removes_the_result_formatter(ip):

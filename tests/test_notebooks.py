@@ -125,6 +125,20 @@ def test_quickstart_runs_against_loopback(tmp_path: Path) -> None:
     assert oslo[0] == "What is the weather in Rome? Use the tool."
     assert '"temperature": 9' in tool_messages(requests[7])[-1]["content"]
 
+    # every run's output ended as the static timeline: reopened without a kernel (JupyterLab,
+    # nbconvert, GitHub), each shows its timeline, never a widget view with no model behind it
+    chains = [c for c in code if "%%llm_chain" in c.source or "await llm_magic.chain(" in c.source]
+    for cell in chains:
+        shown = [
+            o
+            for o in cell.outputs
+            if "llm-magic-timeline" in o.get("data", {}).get("text/html", "")
+        ]
+        assert len(shown) == 1, cell.source
+    saved = json.dumps(nb)
+    assert "application/vnd.jupyter.widget-view+json" not in saved
+    assert "text/markdown" not in saved  # the answer is never raw Markdown with the model's HTML
+
     # no --tools: the marked functions only (the async_tool_is pair), its async side ran
     offered = [t["function"]["name"] for t in requests[8].body["tools"]]
     assert offered == ["city_facts"]

@@ -23,9 +23,8 @@ from dataclasses import fields
 from typing import Any
 
 from .. import registry
-from ..chain import ChainResult
 from ..options import ChainOptions
-from . import mcp_magic
+from . import answers, mcp_magic
 from .config import MODEL_ENV, LLMMagic, LLMMagicBase, get_config, set_active
 from .options import help_text, interpolate, parse_line  # noqa: F401  (interpolate: public here)
 
@@ -323,14 +322,6 @@ def llm_usage(line: str = "") -> None:
         print(ledger.report())
 
 
-def result_html(result: ChainResult[Any]) -> str:
-    """A cell's value: the answer as Markdown, rendered here so raw HTML in it is escaped and
-    the output sanitized (the core's `ChainResult` knows nothing of display)."""
-    from .render import markdown_html
-
-    return markdown_html(result.text) if result.text else ""
-
-
 # -- %load_ext / %unload_ext ----------------------------------------------------------------------
 
 _MAGICS = (
@@ -350,7 +341,6 @@ def load(ip: Any) -> None:
     set_active(CONFIG)
     ip.configurables.append(CONFIG)
     ip.input_transformers_cleanup.insert(0, CellTransformer(ip))
-    ip.display_formatter.formatters["text/html"].for_type(ChainResult, result_html)
     import llm_magic
 
     from .session import show_run
@@ -358,6 +348,7 @@ def load(ip: Any) -> None:
     llm_magic.run_views.append(show_run)
     for kind, name, func in _MAGICS:
         ip.register_magic_function(func, kind, name)
+    answers.register(ip)
 
 
 def unload(ip: Any) -> None:
@@ -373,9 +364,7 @@ def unload(ip: Any) -> None:
                 delattr(manager.user_magics, name)
     ip.configurables[:] = [c for c in ip.configurables if not isinstance(c, LLMMagicBase)]
     mcp_magic.unload()
-    html = ip.display_formatter.formatters["text/html"]
-    if html.type_printers.get(ChainResult) is result_html:
-        html.pop(ChainResult)
+    answers.unregister(ip)
     import llm_magic
 
     from .session import show_run

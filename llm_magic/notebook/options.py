@@ -118,8 +118,9 @@ class CellOptions:
         config=True,
     )
     static_after_run: bool = option(
-        False,
-        help="when a run ends, replace its live widget by the static HTML timeline",
+        True,
+        help="when a run ends, replace its live widget by the static HTML timeline, so a saved "
+        "notebook reads everywhere (False: keep the widget)",
         config=True,
     )
     help: bool = option(False, help="this help", flags=("-h", "--help"))

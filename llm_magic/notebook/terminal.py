@@ -24,7 +24,7 @@ from .. import events as ev
 from ..chain import Approval
 from ..events import ToolCallRecord
 from . import render as R
-from .render import TurnState
+from .reducer import TurnState
 
 if TYPE_CHECKING:
     from .timeline import Timeline

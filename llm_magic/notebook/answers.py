@@ -1,0 +1,59 @@
+"""A chain's result as a cell's value: sanitized, and the answer shown once.
+
+`%load_ext llm_magic` registers an HTML formatter for `ChainResult` on the shell (`unload`
+removes it). The model's answer is Markdown the model wrote, maybe steered by a tool's result
+(prompt injection): it is rendered with raw HTML off and sanitized, never passed on as
+`text/markdown` for the front end to render with its HTML. When a live timeline already shows the
+answer, the cell value is one quiet line that points there instead of a second copy; its
+`text/plain` stays the answer, for `jupyter console`, nbclient and tests.
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import Any
+
+from ..chain import ChainResult
+from .look import FONT, MUTED, esc
+from .values import markdown_html
+
+_shown: weakref.WeakSet[ChainResult[Any]] = weakref.WeakSet()
+
+
+def mark_shown(result: ChainResult[Any]) -> None:
+    """The timeline showed this result's answer."""
+    _shown.add(result)
+
+
+def result_html(result: ChainResult[Any]) -> str | None:
+    if result in _shown:
+        calls = len(result.tool_calls)
+        what = f"{calls} tool call{'s' if calls != 1 else ''} · " if calls else ""
+        return (
+            f'<div class="llm-result-ref" style="{FONT};{MUTED};font-size:12px">'
+            f"ChainResult · {esc(result.status)} · {esc(what)}the answer is in the timeline above "
+            f"(<code>.text</code>)</div>"
+        )
+    if not result.text:
+        return None
+    return (
+        f'<div class="jp-RenderedHTMLCommon llm-answer" style="{FONT};overflow-wrap:anywhere">'
+        f"{markdown_html(result.text)}</div>"
+    )
+
+
+def _no_markdown(result: ChainResult[Any]) -> None:
+    return None
+
+
+def register(shell: Any) -> None:
+    formatters = shell.display_formatter.formatters
+    formatters["text/html"].for_type(ChainResult, result_html)
+    formatters["text/markdown"].for_type(ChainResult, _no_markdown)
+
+
+def unregister(shell: Any) -> None:
+    formatters = shell.display_formatter.formatters
+    for mime, func in (("text/html", result_html), ("text/markdown", _no_markdown)):
+        if formatters[mime].type_printers.get(ChainResult) is func:
+            formatters[mime].pop(ChainResult)

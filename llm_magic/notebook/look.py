@@ -1,0 +1,113 @@
+"""The timeline's look: theme-aware colours, status pills and glyphs, number formats.
+
+Every colour is a JupyterLab theme variable with a light fallback, so the same inline-styled HTML
+reads in the light and dark themes and in viewers without JupyterLab's CSS (GitHub, nbviewer,
+VS Code). Pills print the theme's own text colour on a faint tint of the status colour: the text
+keeps the theme's contrast (>= 4.5:1) whichever theme is active. Glyphs are decoration only and
+hidden from screen readers; the status is always spelled out next to them.
+"""
+
+from __future__ import annotations
+
+import html
+
+FONT = (
+    "font-family:var(--jp-ui-font-family,system-ui,-apple-system,'Segoe UI',sans-serif);"
+    "font-size:13px;line-height:1.45"
+)
+MONO = "font-family:var(--jp-code-font-family,SFMono-Regular,Menlo,monospace)"
+FG = "color:var(--jp-ui-font-color1,#1f2328)"
+# secondary text: the theme's own text colour, lighter; --jp-ui-font-color2 on the header's
+# background falls just short of 4.5:1 in JupyterLab's light theme (measured 4.43)
+MUTED = "color:color-mix(in srgb,var(--jp-ui-font-color1,#1f2328) 75%,transparent)"
+BORDER = "var(--jp-border-color2,#d0d7de)"
+SUBTLE_BG = "var(--jp-layout-color2,#f6f8fa)"
+ERROR = "color:var(--jp-error-color1,#c62828)"
+
+_OK = "var(--jp-success-color1,#1a7f37)"
+_BAD = "var(--jp-error-color1,#c62828)"
+_WARN = "var(--jp-warn-color1,#9a6700)"
+_INFO = "var(--jp-brand-color1,#0969da)"
+_IDLE = "var(--jp-border-color1,#8c959f)"
+_MODEL = "var(--jp-accent-color1,#8250df)"
+
+# status -> (label, glyph, theme colour)
+STATUS: dict[str, tuple[str, str, str]] = {
+    "queued": ("queued", "·", _IDLE),
+    "awaiting_approval": ("needs approval", "?", _WARN),
+    "running": ("running", "…", _INFO),
+    "ok": ("ok", "✓", _OK),
+    "error": ("error", "✗", _BAD),
+    "denied": ("denied", "⊘", _WARN),
+    "cancelled": ("cancelled", "■", _IDLE),
+    # run-level states
+    "pending": ("pending", "·", _IDLE),
+    "done": ("done", "✓", _OK),
+    "failed": ("failed", "✗", _BAD),
+    "timeout": ("timed out", "⏱", _WARN),
+    "max_steps": ("turn limit", "⏹", _WARN),
+    "max_tool_calls": ("call limit", "⏹", _WARN),
+    "waiting": ("waiting for you", "?", _WARN),
+    "streaming": ("writing", "…", _MODEL),
+    "model": ("model", "", _MODEL),
+}
+
+
+def esc(text: object) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def tint(colour: str, percent: int = 18) -> str:
+    return f"color-mix(in srgb,{colour} {percent}%,transparent)"
+
+
+def pill(status: str, label: str | None = None) -> str:
+    name, _glyph, colour = STATUS.get(status, (status, "", _IDLE))
+    return (
+        f'<span class="llm-pill" data-status="{esc(status)}" style="display:inline-block;flex:none;'
+        f"padding:0 7px;border-radius:9px;font-size:11px;font-weight:600;line-height:18px;"
+        f"white-space:nowrap;{FG};background:{tint(colour)};"
+        f'border:1px solid {colour}">{esc(label or name)}</span>'
+    )
+
+
+def glyph(status: str) -> str:
+    _name, icon, colour = STATUS.get(status, STATUS["queued"])
+    spin = " llm-spin" if status == "running" else ""
+    return (
+        f'<span class="llm-glyph{spin}" aria-hidden="true" style="flex:none;display:inline-block;'
+        f"width:18px;height:18px;line-height:18px;border-radius:50%;text-align:center;"
+        f"font-size:11px;font-weight:700;{FG};background:{tint(colour, 25)};"
+        f'border:1px solid {colour}">{esc(icon)}</span>'
+    )
+
+
+def fmt_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    if seconds < 0.001:
+        return "<1 ms"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 60:
+        return f"{seconds:.2f} s" if seconds < 10 else f"{seconds:.1f} s"
+    minutes, sec = divmod(int(seconds), 60)
+    return f"{minutes} min {sec:02d} s"
+
+
+def live_duration(seconds: float) -> str:
+    """A duration the live view keeps counting (the front end adds the time since it arrived)."""
+    return f'<span class="llm-elapsed" data-elapsed="{seconds:.3f}">{esc(fmt_duration(seconds))}</span>'
+
+
+def fmt_int(n: int) -> str:
+    return f"{n:,}"
+
+
+def plural(n: int, word: str, words: str | None = None) -> str:
+    return f"{fmt_int(n)} {word if n == 1 else (words or word + 's')}"
+
+
+def shorten(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: max(1, width - 1)] + "…"

@@ -1,0 +1,193 @@
+"""What a timeline shows, folded from a run's events: `RunState` and `apply(state, event)`.
+
+`apply` is the one place that interprets chain events for the notebook views. It does no I/O,
+knows nothing of widgets or HTML, and costs O(1) per event whatever the size of the run; it
+returns the keys of the entries the event changed, so a view re-renders only those. The live
+widget, the static HTML and the terminal text all read the same `RunState`.
+
+Keys: "head" for the header, "t<n>" for the n-th model turn, "c<n>" for the n-th tool call.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from .. import events as ev
+from ..events import ToolCallRecord
+from ..messages import Usage
+
+HEAD = "head"
+_FINISHED = ("ok", "error", "denied", "cancelled")
+
+
+@dataclass(eq=False)
+class TurnState:
+    """One model turn as the timeline sees it."""
+
+    step: int
+    started_at: float
+    key: str = ""
+    ended_at: float | None = None
+    parts: list[str] = field(default_factory=list)
+    final_text: str | None = None
+    usage: Usage | None = None
+    status: str = "streaming"  # streaming | done | cancelled | stopped
+    calls: list[ToolCallRecord] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)  # this turn's calls by status
+    failed: list[ToolCallRecord] = field(default_factory=list)  # error / denied, in order
+    _joined: str = ""
+    _joined_parts: int = 0
+
+    @property
+    def text(self) -> str:
+        if self.final_text is not None:
+            return self.final_text
+        if self._joined_parts != len(self.parts):  # join incrementally, once per read
+            self._joined += "".join(self.parts[self._joined_parts :])
+            self._joined_parts = len(self.parts)
+        return self._joined
+
+    @property
+    def partial(self) -> bool:
+        """The run ended while the model was still writing this turn's text."""
+        return self.status in ("cancelled", "stopped") and bool(self.text)
+
+    @property
+    def duration(self) -> float | None:
+        return None if self.ended_at is None else self.ended_at - self.started_at
+
+
+@dataclass(eq=False)
+class RunState:
+    """Everything the timeline shows, kept up to date event by event in O(1)."""
+
+    model: str
+    status: str = "pending"
+    started_at: float | None = None
+    ended_at: float | None = None
+    turns: list[TurnState] = field(default_factory=list)
+    calls: list[ToolCallRecord] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)  # tool calls by status
+    seen: dict[str, str] = field(default_factory=dict)  # call id -> last counted status
+    keys: dict[str, str] = field(default_factory=dict)  # call id -> entry key
+    parents: dict[str, TurnState] = field(default_factory=dict)  # call id -> its turn
+    usage: Usage = field(default_factory=Usage)
+    steps: int = 0
+    error: str | None = None
+    note: str | None = None
+    answer: str = ""  # the last turn's text once the run has ended
+
+    def count(self, rec: ToolCallRecord) -> None:
+        old = self.seen.get(rec.id)
+        if old == rec.status:
+            return
+        turn = self.parents.get(rec.id)
+        for counts in (self.counts, turn.counts if turn is not None else None):
+            if counts is None:
+                continue
+            if old is not None:
+                counts[old] -= 1
+                if not counts[old]:
+                    del counts[old]
+            counts[rec.status] = counts.get(rec.status, 0) + 1
+        if turn is not None and rec.status in ("error", "denied"):
+            turn.failed.append(rec)
+        self.seen[rec.id] = rec.status
+
+    def elapsed(self, now: float | None = None) -> float | None:
+        if self.started_at is None:
+            return None
+        end = self.ended_at if self.ended_at is not None else (now or time.monotonic())
+        return end - self.started_at
+
+    @property
+    def running(self) -> bool:
+        return self.status in ("pending", "running")
+
+    @property
+    def waiting(self) -> int:
+        """Calls waiting for the user's decision."""
+        return self.counts.get("awaiting_approval", 0)
+
+    @property
+    def current(self) -> TurnState | None:
+        return self.turns[-1] if self.turns else None
+
+    def key_of(self, rec: ToolCallRecord) -> str:
+        return self.keys[rec.id]
+
+
+def apply(state: RunState, event: ev.Event) -> tuple[str, ...]:
+    """Fold `event` into `state`; the keys of the entries it changed (see the module doc)."""
+    if isinstance(event, ev.ToolCallEvent):
+        return _call(state, event.call)
+    turn = state.current
+    if isinstance(event, ev.TextDelta):
+        if turn is None:
+            return ()
+        turn.parts.append(event.text)
+        return (turn.key,)
+    if isinstance(event, ev.RunStarted):
+        state.status = "running"
+        state.started_at = event.at
+        state.model = state.model or event.model
+        return (HEAD,)
+    if isinstance(event, ev.TurnStarted):
+        turn = TurnState(step=event.step, started_at=event.at, key=f"t{len(state.turns)}")
+        state.turns.append(turn)
+        return (HEAD, turn.key)
+    if isinstance(event, ev.UsageReported):
+        state.usage = event.total
+        if turn is None:
+            return (HEAD,)
+        turn.usage = event.usage
+        return (HEAD, turn.key)
+    if isinstance(event, ev.TurnFinished):
+        if turn is None:
+            return ()
+        turn.final_text = event.text
+        turn.ended_at = event.at
+        turn.status = "done"
+        return (HEAD, turn.key)
+    if isinstance(event, ev.RunEnded):
+        return _ended(state, event)
+    return ()
+
+
+def _call(state: RunState, rec: ToolCallRecord) -> tuple[str, ...]:
+    turn = state.current
+    if rec.id not in state.keys:
+        state.keys[rec.id] = f"c{len(state.calls)}"
+        state.calls.append(rec)
+        state.steps = max(state.steps, rec.step)
+        if turn is not None:
+            turn.calls.append(rec)
+            state.parents[rec.id] = turn
+    state.count(rec)
+    parent = state.parents.get(rec.id)
+    if parent is None:
+        return (HEAD, state.keys[rec.id])
+    return (HEAD, parent.key, state.keys[rec.id])
+
+
+def _ended(state: RunState, event: ev.RunEnded) -> tuple[str, ...]:
+    result = event.result
+    state.status = result.status
+    state.ended_at = event.at
+    state.steps = result.steps
+    if isinstance(event, ev.RunFailed) and event.error is not None:
+        state.error = f"{type(event.error).__name__}: {event.error}"
+    changed = [HEAD]
+    turn = state.current
+    if turn is not None:
+        if turn.ended_at is None:
+            turn.ended_at = event.at
+            turn.status = "cancelled" if result.status == "cancelled" else "stopped"
+        state.answer = turn.text
+        changed.append(turn.key)
+    # calls that never finished are settled by the chain; their records changed in place
+    changed += [state.keys[r.id] for r in state.calls if state.seen.get(r.id) not in _FINISHED]
+    for rec in state.calls:
+        state.count(rec)
+    return tuple(changed)

@@ -1,0 +1,428 @@
+// llm_magic's live timeline: the front end of one anywidget model per chain run.
+//
+// Python renders every entry's HTML (escaped and sanitized there, the same fragments as the saved
+// timeline). This module only places the entries and handles the interaction: turn, group and
+// call toggles, copy to the clipboard, the approval card (decision + reason leave as ONE message
+// with the click or Enter), Cancel, follow-the-tail unless the user scrolled up, live elapsed
+// times. No build step: a plain ES module.
+
+const STORES = new WeakMap();
+
+// One store per model: every view of the model reads it, so a late view starts complete.
+function storeOf(model) {
+  let store = STORES.get(model);
+  if (store) return store;
+  store = { entries: new Map(), order: [], seq: -1, views: new Set(), collapsed: new Map() };
+  STORES.set(model, store);
+  const take = () => {
+    const patch = model.get("patch") || {};
+    if (typeof patch.seq !== "number" || !Array.isArray(patch.entries)) return;
+    if (patch.full) {
+      store.entries.clear();
+      store.order = [];
+    } else if (patch.seq <= store.seq) {
+      return;
+    }
+    store.seq = patch.seq;
+    const merged = [];
+    for (const entry of patch.entries) {
+      const old = store.entries.get(entry.id);
+      if (!old) store.order.push(entry.id);
+      // a turn's text is sent only when it changed: keep the one the store has
+      const whole = old && entry.text === undefined ? { ...entry, text: old.text } : entry;
+      store.entries.set(entry.id, whole);
+      merged.push(whole);
+    }
+    for (const view of store.views) view(merged, patch.full);
+  };
+  model.on("change:patch", take);
+  take();
+  return store;
+}
+
+function make(tag, className, text) {
+  const el = document.createElement(tag);
+  if (className) el.className = className;
+  if (text !== undefined) el.textContent = text;
+  return el;
+}
+
+function button(className, label, onClick) {
+  const b = make("button", `llm-button ${className}`, label);
+  b.type = "button";
+  b.addEventListener("click", (event) => {
+    event.stopPropagation();
+    onClick(b);
+  });
+  return b;
+}
+
+function fmtDuration(seconds) {
+  if (seconds < 1) return `${Math.round(seconds * 1000)} ms`;
+  if (seconds < 10) return `${seconds.toFixed(2)} s`;
+  if (seconds < 60) return `${seconds.toFixed(1)} s`;
+  const m = Math.floor(seconds / 60);
+  const s = Math.floor(seconds % 60);
+  return `${m} min ${String(s).padStart(2, "0")} s`;
+}
+
+function scrollParent(el) {
+  for (let p = el.parentElement; p; p = p.parentElement) {
+    const style = getComputedStyle(p);
+    if (/(auto|scroll)/.test(style.overflowY) && p.scrollHeight > p.clientHeight) return p;
+  }
+  return document.scrollingElement || document.documentElement;
+}
+
+async function copyText(text) {
+  try {
+    await navigator.clipboard.writeText(text);
+    return true;
+  } catch (_err) {
+    const area = make("textarea");
+    area.value = text;
+    area.setAttribute("readonly", "");
+    area.style.position = "fixed";
+    area.style.opacity = "0";
+    document.body.appendChild(area);
+    area.select();
+    let ok = false;
+    try {
+      ok = document.execCommand("copy");
+    } catch (_e) {
+      ok = false;
+    }
+    area.remove();
+    return ok;
+  }
+}
+
+function setToggle(toggle, expanded, showLabel, hideLabel) {
+  toggle.setAttribute("aria-expanded", String(expanded));
+  toggle.setAttribute("aria-label", expanded ? hideLabel : showLabel);
+  toggle.title = expanded ? hideLabel : showLabel;
+  toggle.firstChild.textContent = expanded ? "▾" : "▸";
+}
+
+function toggleButton() {
+  const t = make("button", "llm-toggle");
+  t.type = "button";
+  const glyph = make("span", "", "▸");
+  glyph.setAttribute("aria-hidden", "true");
+  t.appendChild(glyph);
+  return t;
+}
+
+function render({ model, el }) {
+  const store = storeOf(model);
+  const send = (msg) => model.send(msg);
+  const root = make("div", "llm-magic-timeline llm-live");
+  root.setAttribute("role", "region");
+  root.setAttribute("aria-label", "LLM run timeline");
+
+  // header: run summary, Expand all, Cancel (sticky while the timeline scrolls by)
+  const head = make("div", "llm-head");
+  const info = make("div", "llm-head-info");
+  info.setAttribute("aria-live", "polite");
+  const actions = make("div", "llm-head-actions");
+  let allOpen = false;
+  const expandAll = button("llm-expand-all", "Expand all", () => {
+    allOpen = !allOpen;
+    expandAll.textContent = allOpen ? "Collapse all" : "Expand all";
+    for (const [id, view] of views) {
+      if (view.kind === "call") view.setOpen(allOpen, false);
+    }
+    send({ type: "open_all", open: allOpen });
+  });
+  const cancel = button("llm-cancel", "Cancel", (b) => {
+    b.disabled = true;
+    b.textContent = "Cancelling…";
+    send({ type: "cancel" });
+  });
+  cancel.title = "Stop the run (same as interrupting the kernel)";
+  actions.append(expandAll, cancel);
+  head.append(info, actions);
+  const note = make("div", "llm-note-slot");
+  const body = make("div", "llm-body");
+  root.append(head, note, body);
+  el.appendChild(root);
+
+  const views = new Map();
+
+  function stampElapsed(scope) {
+    const t0 = performance.now();
+    for (const span of scope.querySelectorAll(".llm-elapsed")) span.dataset.t0 = String(t0);
+  }
+
+  function setHeader() {
+    info.innerHTML = model.get("header") || "";
+    stampElapsed(info);
+    const running = !!model.get("running");
+    cancel.hidden = !running;
+    if (!running) {
+      cancel.disabled = true;
+    }
+    expandAll.hidden = !model.get("has_calls");
+    const n = model.get("note") || "";
+    if (note.dataset.html !== n) {
+      note.dataset.html = n;
+      note.innerHTML = n;
+    }
+  }
+
+  function turnView(entry) {
+    const section = make("section", "llm-turn");
+    section.dataset.id = entry.id;
+    const row = make("div", "llm-row llm-turn-row");
+    const toggle = toggleButton();
+    const line = make("div", "llm-line-slot");
+    row.append(toggle, line);
+    const inner = make("div", "llm-turn-body");
+    const text = make("div", "llm-text");
+    const group = make("div", "llm-group");
+    const groupRow = make("div", "llm-row llm-group-row");
+    const groupToggle = toggleButton();
+    const label = make("div", "llm-group-label-slot");
+    groupRow.append(groupToggle, label);
+    const calls = make("div", "llm-calls");
+    group.append(groupRow, calls);
+    inner.append(text, group);
+    section.append(row, inner);
+    const view = {
+      kind: "turn",
+      el: section,
+      calls,
+      collapsed: store.collapsed.get(entry.id) ?? false,
+      groupCollapsed: store.collapsed.get(`${entry.id}/group`),
+      update(e) {
+        line.innerHTML = e.line;
+        stampElapsed(line);
+        if (text.dataset.html !== e.text) {
+          text.dataset.html = e.text;
+          text.innerHTML = e.text;
+        }
+        text.hidden = !e.text;
+        group.dataset.parallel = e.group ? "yes" : "no";
+        if (e.group) label.innerHTML = e.group;
+        if (this.groupCollapsed === undefined && e.fold) this.groupCollapsed = true;
+        this.paint(e);
+      },
+      paint(e) {
+        inner.hidden = this.collapsed;
+        setToggle(toggle, !this.collapsed, `Show ${e.title}`, `Hide ${e.title}`);
+        const folded = !!this.groupCollapsed && group.dataset.parallel === "yes";
+        calls.hidden = folded;
+        const n = calls.children.length;
+        setToggle(groupToggle, !folded, `Show the ${n} calls of ${e.title}`, `Hide the ${n} calls of ${e.title}`);
+      },
+    };
+    toggle.addEventListener("click", () => {
+      view.collapsed = !view.collapsed;
+      store.collapsed.set(entry.id, view.collapsed);
+      view.paint(store.entries.get(entry.id));
+    });
+    groupToggle.addEventListener("click", () => {
+      view.groupCollapsed = !view.groupCollapsed;
+      store.collapsed.set(`${entry.id}/group`, view.groupCollapsed);
+      view.paint(store.entries.get(entry.id));
+    });
+    return view;
+  }
+
+  function approvalCard(entry, view) {
+    const card = make("div", "llm-approval");
+    card.setAttribute("role", "group");
+    card.setAttribute("aria-label", `Approve ${entry.title}?`);
+    const title = make("div", "llm-approval-title");
+    title.append("Run ", make("b", "", entry.approval.name), "? It needs your approval.");
+    const args = make("div", "llm-approval-args");
+    args.innerHTML = entry.approval.args;
+    const bar = make("div", "llm-approval-actions");
+    const reason = make("input", "llm-reason");
+    reason.type = "text";
+    reason.placeholder = "Reason (optional, sent to the model); Enter denies";
+    reason.setAttribute("aria-label", `Reason for the decision on ${entry.title}, sent to the model`);
+    const decide = (approved, ids) => {
+      for (const b of bar.querySelectorAll("button")) b.disabled = true;
+      reason.disabled = true;
+      card.classList.add("llm-sent");
+      send({ type: "decide", ids, approved, reason: reason.value });
+    };
+    const approve = button("llm-approve", "Approve", () => decide(true, [entry.id]));
+    const deny = button("llm-deny", "Deny", () => decide(false, [entry.id]));
+    const all = button("llm-approve-all", "Approve all", () => decide(true, view.batch()));
+    all.hidden = true;
+    reason.addEventListener("keydown", (event) => {
+      if (event.key === "Enter" && !event.isComposing) {
+        event.preventDefault();
+        decide(false, [entry.id]);
+      }
+    });
+    bar.append(approve, deny, all, reason);
+    card.append(title, args, bar);
+    card.refreshAll = (n) => {
+      all.hidden = n < 2;
+      all.textContent = `Approve all ${n}`;
+    };
+    return card;
+  }
+
+  function callView(entry) {
+    const box = make("div", "llm-call");
+    box.dataset.id = entry.id;
+    const row = make("div", "llm-row llm-call-row");
+    const toggle = toggleButton();
+    const line = make("div", "llm-line-slot");
+    row.append(toggle, line);
+    const detail = make("div", "llm-detail");
+    detail.hidden = true;
+    const detailBody = make("div", "llm-detail-slot", "loading…");
+    const copies = make("div", "llm-copy-bar");
+    const copyButton = (what, label) =>
+      button(`llm-copy llm-copy-${what}`, label, async (b) => {
+        const data = store.entries.get(entry.id);
+        const text = data && data.copy ? data.copy[what] : "";
+        const ok = text ? await copyText(text) : false;
+        b.textContent = ok ? "Copied ✓" : "Copy failed";
+        b.classList.toggle("llm-copied", ok);
+        setTimeout(() => {
+          b.textContent = label;
+          b.classList.remove("llm-copied");
+        }, 1500);
+      });
+    copies.append(copyButton("arguments", "Copy arguments"), copyButton("call", "Copy call (JSON)"));
+    detail.append(detailBody, copies);
+    box.append(row, detail);
+    const view = {
+      kind: "call",
+      el: box,
+      open: false,
+      card: null,
+      parent: entry.parent,
+      update(e) {
+        box.dataset.status = e.status;
+        line.innerHTML = e.line;
+        stampElapsed(line);
+        if (e.approval && !this.card) {
+          this.card = approvalCard(e, this);
+          box.insertBefore(this.card, detail);
+          const reasonBox = this.card.querySelector(".llm-reason");
+          if (reasonBox && !document.activeElement?.classList?.contains("llm-reason")) {
+            reasonBox.focus({ preventScroll: true });
+          }
+        } else if (!e.approval && this.card) {
+          this.card.remove();
+          this.card = null;
+        }
+        if (e.detail !== undefined && detailBody.dataset.html !== e.detail) {
+          detailBody.dataset.html = e.detail;
+          detailBody.innerHTML = e.detail;
+        }
+        setToggle(toggle, this.open, `Show details of ${e.title}`, `Hide details of ${e.title}`);
+      },
+      setOpen(open, notify = true) {
+        this.open = open;
+        detail.hidden = !open;
+        const e = store.entries.get(entry.id);
+        setToggle(toggle, open, `Show details of ${e.title}`, `Hide details of ${e.title}`);
+        if (notify) send({ type: "open", id: entry.id, open });
+      },
+      batch() {
+        const ids = [];
+        for (const [id, v] of views) {
+          if (v.kind === "call" && v.parent === this.parent && v.card) ids.push(id);
+        }
+        return ids;
+      },
+    };
+    toggle.addEventListener("click", () => view.setOpen(!view.open));
+    return view;
+  }
+
+  function place(entry) {
+    let view = views.get(entry.id);
+    if (!view) {
+      view = entry.kind === "turn" ? turnView(entry) : callView(entry);
+      views.set(entry.id, view);
+      const parent = entry.kind === "call" && entry.parent ? views.get(entry.parent) : null;
+      (parent ? parent.calls : body).appendChild(view.el);
+    }
+    view.update(entry);
+  }
+
+  function refreshBatches() {
+    const byParent = new Map();
+    for (const v of views.values()) {
+      if (v.kind === "call" && v.card) byParent.set(v.parent, (byParent.get(v.parent) || 0) + 1);
+    }
+    for (const v of views.values()) {
+      if (v.kind === "call" && v.card) v.card.refreshAll(byParent.get(v.parent) || 0);
+    }
+    for (const v of views.values()) {
+      if (v.kind === "turn") {
+        const e = store.entries.get(v.el.dataset.id);
+        if (e) v.paint(e);
+      }
+    }
+  }
+
+  function bottomVisible() {
+    const sc = scrollParent(root);
+    const box = root.getBoundingClientRect();
+    const view = sc === document.scrollingElement ? { bottom: window.innerHeight } : sc.getBoundingClientRect();
+    return box.bottom <= view.bottom + 48;
+  }
+
+  function followTail(wasFollowing) {
+    if (!wasFollowing) return;
+    const sc = scrollParent(root);
+    const box = root.getBoundingClientRect();
+    const view = sc === document.scrollingElement ? { bottom: window.innerHeight } : sc.getBoundingClientRect();
+    const overflow = box.bottom - view.bottom;
+    if (overflow > 0) sc.scrollTop += overflow + 8;
+  }
+
+  function apply(entries, full) {
+    const following = model.get("running") && bottomVisible();
+    if (full) {
+      body.replaceChildren();
+      views.clear();
+      for (const id of store.order) place(store.entries.get(id));
+    } else {
+      for (const entry of entries) place(entry);
+    }
+    refreshBatches();
+    followTail(following);
+  }
+
+  for (const id of store.order) place(store.entries.get(id));
+  refreshBatches();
+  setHeader();
+  store.views.add(apply);
+  const onHeader = () => setHeader();
+  model.on("change:header", onHeader);
+  model.on("change:running", onHeader);
+  model.on("change:has_calls", onHeader);
+  model.on("change:note", onHeader);
+
+  const timer = setInterval(() => {
+    if (!model.get("running")) return;
+    const now = performance.now();
+    for (const span of root.querySelectorAll(".llm-elapsed")) {
+      const base = parseFloat(span.dataset.elapsed || "0");
+      const t0 = parseFloat(span.dataset.t0 || String(now));
+      span.textContent = fmtDuration(base + (now - t0) / 1000);
+    }
+  }, 250);
+
+  return () => {
+    clearInterval(timer);
+    store.views.delete(apply);
+    model.off("change:header", onHeader);
+    model.off("change:running", onHeader);
+    model.off("change:has_calls", onHeader);
+    model.off("change:note", onHeader);
+  };
+}
+
+export default { render };

@@ -1,0 +1,70 @@
+"""The live timeline widget: one anywidget model per run, its front end in static/timeline.js.
+
+Python renders every entry's HTML (the same fragments as the saved timeline, see `render`); the
+front end places the entries and does the interaction: toggles, copy to the clipboard, the
+approval card (the decision and its reason leave as ONE message with the click, so a reason typed
+while the cell runs is never cut to its first character), Cancel, follow-the-tail, a sticky
+header, live elapsed times.
+
+State goes out as patches: `patch` holds the entries changed since the last flush with a sequence
+number, so a flush costs what changed, not the size of the run. A view that opens later (a page
+reload, a second view) asks for the full state: `get_state()` then hands it a full snapshot.
+Messages from the front end arrive on whatever thread ipykernel dispatches them on; `on_action`
+is the controller's, which hands them to the loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import anywidget
+import traitlets
+
+STATIC = Path(__file__).with_name("static")
+Action = Callable[[dict[str, Any]], None]
+
+
+class TimelineWidget(anywidget.AnyWidget):
+    """One run's live view (see the module doc)."""
+
+    # Strings, not Paths: for a Path anywidget connects every instance to the file's change
+    # signal (for hot reload), which keeps each run's widget, and its timeline, alive for ever.
+    _esm = (STATIC / "timeline.js").read_text(encoding="utf-8")
+    _css = (STATIC / "timeline.css").read_text(encoding="utf-8")
+
+    header = traitlets.Unicode("").tag(sync=True)
+    note = traitlets.Unicode("").tag(sync=True)
+    running = traitlets.Bool(True).tag(sync=True)
+    has_calls = traitlets.Bool(False).tag(sync=True)
+    patch = traitlets.Dict().tag(sync=True)
+
+    def __init__(self, snapshot: Callable[[], list[dict[str, Any]]], on_action: Action) -> None:
+        self._snapshot = snapshot
+        self._on_action = on_action
+        self._seq = 0
+        super().__init__(_dom_classes=["llm-magic-timeline-widget"])
+        self.on_msg(self._message)
+
+    def send_entries(self, entries: list[dict[str, Any]]) -> None:
+        """Send the entries changed since the last flush (one comm message)."""
+        self._seq += 1
+        self.patch = {"seq": self._seq, "full": False, "entries": entries}
+
+    def close_all(self) -> None:
+        """Close the widget and its layout: nothing of this run stays in the kernel."""
+        layout = self.layout
+        self.close()
+        if layout is not None:
+            layout.close()
+
+    def get_state(self, key: Any = None, drop_defaults: bool = False) -> dict[str, Any]:
+        state: dict[str, Any] = super().get_state(key, drop_defaults)
+        if key is None and "patch" in state:  # a whole-state request: a full snapshot
+            state["patch"] = {"seq": self._seq, "full": True, "entries": self._snapshot()}
+        return state
+
+    def _message(self, _widget: Any, content: Any, _buffers: Any) -> None:
+        if isinstance(content, dict) and isinstance(content.get("type"), str):
+            self._on_action(content)

@@ -62,14 +62,10 @@ class ProviderError(LLMMagicError):
         super().__init__(self._format())
 
     def redact(self, clean: Callable[[str], str]) -> None:
-        """Rewrite every string this error carries (the key scrubbed), keeping the type, and
-        cut the exception chain: a chained exception (a JSONDecodeError's `doc`, an httpx
-        error's request) may quote the key in attributes no message shows."""
+        """Rewrite the message in place (the key scrubbed), keeping the type and attributes."""
         self.provider_message = clean(self.provider_message)
-        if self.request_id is not None:
+        if self.request_id is not None:  # a server may echo anything here
             self.request_id = clean(self.request_id)
-        self.__cause__ = self.__context__ = None
-        self.__suppress_context__ = True
         self.args = (self._format(),)
 
     def _format(self) -> str:
@@ -106,6 +102,29 @@ class StreamError(ProviderError):
         self.partial_text = partial_text
         super().__init__(message, provider=provider)
 
-    def redact(self, clean: Callable[[str], str]) -> None:
-        self.partial_text = clean(self.partial_text)
-        super().redact(clean)
+
+def scrub_exception(exc: BaseException, clean: Callable[[str], str]) -> None:
+    """Scrub every string an exception carries, and those of the exceptions chained to it.
+
+    A message is not enough: `json.JSONDecodeError.doc` holds the whole response text, and a
+    `raise ... from None` still keeps the original as `__context__`, where a debugger, a
+    logger or `traceback.print_exception(chain=True)` finds it.
+    """
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        current = todo.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, ProviderError):
+            current.redact(clean)
+        else:
+            current.args = tuple(clean(a) if isinstance(a, str) else a for a in current.args)
+        for name, value in list(vars(current).items()):
+            if isinstance(value, str):
+                setattr(current, name, clean(value))
+        notes = getattr(current, "__notes__", None)
+        if isinstance(notes, list):
+            notes[:] = [clean(n) if isinstance(n, str) else n for n in notes]
+        todo += [current.__cause__, current.__context__]

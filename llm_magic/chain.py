@@ -336,10 +336,10 @@ class ChainRun:
             messages=list(self.conversation.messages),
             tools=[t.spec() for t in self.tools.values()],
             system=self.system,
+            final=not tools_on,  # each provider says "answer now" in its own wire form
             stream=self.options.stream,
             tool_choice=tool_choice if self.tools else None,
             options=self.options.model_options,
-            final=not tools_on,  # each provider says "answer now" in its own wire form
         )
         self._emit(ev.TurnStarted(step, tools_on and bool(self.tools)))
         self._partial = []

@@ -193,18 +193,23 @@ class HTTPSession:
             await response.aclose()
 
     async def _events(self, response: httpx.Response) -> AsyncIterator[SSEEvent]:
+        # The StreamError is raised outside the `except`: an httpx exception holds its request,
+        # headers and key included, and must not stay chained as `__context__`.
+        failure: StreamError | None = None
         try:
             async for event in aiter_sse(response.aiter_text()):
                 yield event
         except httpx.ReadTimeout:
-            raise StreamError(
+            failure = StreamError(
                 f"the stream stalled: no data for {self._limit('read')} s",
                 provider=self.provider,
-            ) from None
+            )
         except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
-            raise StreamError(
+            failure = StreamError(
                 f"the stream was cut before it ended ({type(exc).__name__})", provider=self.provider
-            ) from None
+            )
+        if failure is not None:
+            raise failure
 
     async def _send(self, path: str, body: dict[str, Any], *, stream: bool) -> httpx.Response:
         client = await self.client()
@@ -212,12 +217,17 @@ class HTTPSession:
         headers = {"content-type": "application/json"}
         attempt = 0
         while True:
+            response: httpx.Response | None = None
+            failure: ProviderError | None = None
             try:
                 request = client.build_request("POST", path, content=content, headers=headers)
                 response = await client.send(request, stream=stream)
             except (httpx.ConnectError, httpx.TimeoutException, httpx.RemoteProtocolError) as exc:
                 if attempt >= self.retry.max_retries:
-                    raise self._transport_error(exc) from None
+                    failure = self._transport_error(exc)
+            if failure is not None:  # raised here, not in the `except`: see `_events`
+                raise failure
+            if response is None:
                 await asyncio.sleep(self.retry.backoff(attempt))
                 attempt += 1
                 continue

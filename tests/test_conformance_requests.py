@@ -234,8 +234,7 @@ async def test_key_never_survives_in_attributes_or_chained_exceptions(provider_s
     )
     with pytest.raises(ProviderError) as info:
         await model_for(provider_server).chain("hi", stream=stream)
-    assert key not in _strings(info.value)
-    assert info.value.__context__ is None and info.value.__cause__ is None
+    assert key not in _strings(info.value)  # chained exceptions included (scrubbed, kept)
 
 
 async def test_final_turn_is_said_in_each_providers_wire_form(provider_server):

@@ -3,6 +3,8 @@
 from tests.servers import OpenAIServer, Reply, Call
 with OpenAIServer([Reply(calls=[Call("add", {"a": 1})]), Reply(text="2")]) as server:
     ...  # point a client at server.base_url; inspect server.requests / server.failures
+# leaving the block (or close(), or a fixture's teardown) fails if server.failures is not empty;
+# a test that provokes failures on purpose consumes them with server.take_failures()
 """
 
 from .anthropic import AnthropicServer

@@ -23,17 +23,20 @@ from llm_magic import events as ev
 from llm_magic.chain import ChainResult
 from llm_magic.events import ToolCallRecord
 from llm_magic.messages import Usage
+from llm_magic.options import ChainOptions
 
 PER_TURN = 10
 
 
 class _Run:
-    """The two things a Timeline uses from a ChainRun: subscribe and cancel."""
+    """What a Timeline uses from a ChainRun: subscribe (as the approver), options, cancel."""
+
+    options = ChainOptions()
 
     def __init__(self) -> None:
         self.callbacks: list[Any] = []
 
-    def subscribe(self, callback: Any) -> Any:
+    def subscribe(self, callback: Any, *, approver: bool = False) -> Any:
         self.callbacks.append(callback)
         return callback
 

@@ -11,13 +11,14 @@ directory, with the repository on PYTHONPATH, so it imports this checkout of llm
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -185,3 +186,21 @@ class KernelSession:
             self.km.shutdown_kernel(now=True)
         finally:
             self._tmp.cleanup()
+
+
+@contextlib.contextmanager
+def kernel_with_server(server: Any, setup: str, model: str) -> Iterator[KernelSession]:
+    """A kernel whose OpenAI settings point at a loopback `server`, with `setup` run first."""
+    session = KernelSession(
+        {
+            "OPENAI_API_KEY": server.api_key,
+            "OPENAI_BASE_URL": server.base_url,
+            "LLM_MAGIC_MODEL": model,
+        }
+    )
+    try:
+        cell = session.run_one(setup)
+        assert cell.status == "ok", cell.errors
+        yield session
+    finally:
+        session.shutdown()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.kernel_harness import KernelSession
+from tests.kernel_harness import kernel_with_server
 from tests.servers import Call, OpenAIServer, Reply
 
 pytestmark = pytest.mark.kernel
@@ -35,19 +35,8 @@ def server():
 
 @pytest.fixture(scope="module")
 def kernel(server):
-    session = KernelSession(
-        {
-            "OPENAI_API_KEY": server.api_key,
-            "OPENAI_BASE_URL": server.base_url,
-            "LLM_MAGIC_MODEL": "openai:gpt-4.1-mini",
-        }
-    )
-    try:
-        cell = session.run_one(SETUP)
-        assert cell.status == "ok", cell.errors
+    with kernel_with_server(server, SETUP, "openai:gpt-4.1-mini") as session:
         yield session
-    finally:
-        session.shutdown()
 
 
 def test_typed_answer_rerun_and_usage_in_a_kernel(kernel, server):

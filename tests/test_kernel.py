@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.kernel_harness import Cell, KernelSession, Msg  # noqa: E402
+from tests.kernel_harness import Cell, KernelSession, Msg, kernel_with_server  # noqa: E402
 from tests.servers import Call, OpenAIServer, Reply  # noqa: E402
 
 pytestmark = pytest.mark.kernel
@@ -62,19 +62,8 @@ def server():
 
 @pytest.fixture(scope="module")
 def kernel(server):
-    session = KernelSession(
-        {
-            "OPENAI_API_KEY": server.api_key,
-            "OPENAI_BASE_URL": server.base_url,
-            "LLM_MAGIC_MODEL": "openai:test-model",
-        }
-    )
-    try:
-        cell = session.run_one(SETUP)
-        assert cell.status == "ok", cell.errors
+    with kernel_with_server(server, SETUP, "openai:test-model") as session:
         yield session
-    finally:
-        session.shutdown()
 
 
 @pytest.fixture(autouse=True)

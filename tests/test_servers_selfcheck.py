@@ -332,3 +332,22 @@ def test_strict_openai_and_exhausted_script():
         assert len(s.take_failures()) == 2
         status, _ = post(s)
         assert status == 500 and "exhausted" in s.take_failures()[0]
+
+
+def test_a_request_cut_by_the_client_is_not_a_malformed_request() -> None:
+    """A run cancelled while its request is being sent hangs up mid-body: a real server sees a
+    dropped connection, not a request, so the loopback server must not fail the test over it."""
+    import socket
+
+    from tests.servers import OpenAIServer
+
+    with OpenAIServer() as server:
+        host, port = server.base_url.split("//")[1].split("/")[0].split(":")
+        with socket.create_connection((host, int(port))) as sock:
+            sock.sendall(
+                b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+                b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"mod"
+            )
+            sock.shutdown(socket.SHUT_WR)
+            sock.recv(1)  # the server closes without an answer
+        assert server.requests == [] and server.failures == []

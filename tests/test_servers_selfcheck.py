@@ -346,7 +346,7 @@ def test_a_request_cut_by_the_client_is_not_a_malformed_request() -> None:
         with socket.create_connection((host, int(port))) as sock:
             sock.sendall(
                 b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
-                b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"mod"
+                b'Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"mod'
             )
             sock.shutdown(socket.SHUT_WR)
             sock.recv(1)  # the server closes without an answer

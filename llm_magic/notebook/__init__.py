@@ -31,12 +31,17 @@ def one_line(exc: BaseException) -> BaseException:
 
 
 def __getattr__(name: str) -> object:
-    """`llm_magic.notebook.chain`: the notebook's chain (timeline, notebook conversation)."""
+    """`llm_magic.notebook.chain`: the notebook's chain (timeline, notebook conversation);
+    `llm_magic.notebook.edit`: edit and re-run a result's calls in a live timeline."""
     if name == "chain":
         from .session import run_chain
 
         return run_chain
+    if name == "edit":
+        from .editing import edit
+
+        return edit
     raise AttributeError(name)
 
 
-__all__ = ["NotebookError", "chain", "one_line"]
+__all__ = ["NotebookError", "chain", "edit", "one_line"]

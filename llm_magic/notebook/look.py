@@ -47,6 +47,7 @@ STATUS: dict[str, tuple[str, str, str]] = {
     "timeout": ("timed out", "⏱", _WARN),
     "max_steps": ("turn limit", "⏹", _WARN),
     "max_tool_calls": ("call limit", "⏹", _WARN),
+    "max_cost": ("budget reached", "⏹", _WARN),
     "waiting": ("waiting for you", "?", _WARN),
     "streaming": ("writing", "…", _MODEL),
     "model": ("model", "", _MODEL),

@@ -1,4 +1,5 @@
-"""`%load_ext llm_magic`: `%%llm_chain`, `%llm_config`, `%llm_models`, `%llm_usage`, `%llm_mcp`.
+"""`%load_ext llm_magic`: `%%llm_chain`, `%llm_config`, `%llm_models`, `%llm_usage`, `%llm_mcp`,
+`%llm_edit`.
 
 A `%%llm_chain` cell is rewritten by a cleanup input transformer into
 
@@ -26,6 +27,7 @@ from .. import registry
 from ..options import ChainOptions
 from . import answers, mcp_magic
 from .config import MODEL_ENV, LLMMagic, LLMMagicBase, get_config, set_active
+from .editing import llm_edit
 from .options import help_text, interpolate, parse_line  # noqa: F401  (interpolate: public here)
 
 MAGIC = "%%llm_chain"
@@ -133,6 +135,7 @@ async def cell_entry(line: str, cell: str, expand: bool = True) -> Any:
         interpolate=opts.interpolate,
         namespace=ns,
         mcp=opts.mcp,
+        live=not opts.static_after_run,
         **chain_options,
     )
     if opts.out:
@@ -329,6 +332,7 @@ _MAGICS = (
     ("line", "llm_config", llm_config),
     ("line", "llm_models", llm_models),
     ("line", "llm_usage", llm_usage),
+    ("line", "llm_edit", llm_edit),
     ("line", "llm_mcp", mcp_magic.llm_mcp),
 )
 

@@ -119,8 +119,10 @@ class CellOptions:
     )
     static_after_run: bool = option(
         True,
-        help="when a run ends, replace its live widget by the static HTML timeline, so a saved "
-        "notebook reads everywhere (False: keep the widget)",
+        help="--live: keep the timeline a live widget after the run ends, with Edit & re-run "
+        "on each call (by default the widget gives way to static HTML, so a saved notebook "
+        "reads everywhere)",
+        flags=("--live",),
         config=True,
     )
     help: bool = option(False, help="this help", flags=("-h", "--help"))

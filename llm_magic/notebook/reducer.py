@@ -10,12 +10,19 @@ Keys: "head" for the header, "t<n>" for the n-th model turn, "c<n>" for the n-th
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from .. import events as ev
 from ..events import ToolCallRecord
 from ..messages import Usage
+from .look import shorten
+
+if TYPE_CHECKING:
+    from ..branches import BranchPoint
 
 HEAD = "head"
 _FINISHED = ("ok", "error", "denied", "cancelled")
@@ -32,6 +39,8 @@ class TurnState:
     parts: list[str] = field(default_factory=list)
     final_text: str | None = None
     usage: Usage | None = None
+    priced: bool = False  # a CostReported came for this turn (its cost may still be unknown)
+    cost: Decimal | None = None  # US dollars; None once priced: the model's price is unknown
     status: str = "streaming"  # streaming | done | cancelled | stopped
     calls: list[ToolCallRecord] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)  # this turn's calls by status
@@ -73,6 +82,9 @@ class RunState:
     keys: dict[str, str] = field(default_factory=dict)  # call id -> entry key
     parents: dict[str, TurnState] = field(default_factory=dict)  # call id -> its turn
     usage: Usage = field(default_factory=Usage)
+    priced: bool = False  # some turn of the run was priced
+    cost: Decimal | None = None  # the run's cost through its last priced turn (None: unknown)
+    branch: str | None = None  # where the run branched from (`describe_branch`)
     steps: int = 0
     error: str | None = None
     note: str | None = None
@@ -150,9 +162,45 @@ def apply(state: RunState, event: ev.Event) -> tuple[str, ...]:
         turn.ended_at = event.at
         turn.status = "done"
         return (HEAD, turn.key)
+    if isinstance(event, ev.CostReported):
+        return _cost(state, event)
     if isinstance(event, ev.RunEnded):
         return _ended(state, event)
     return ()
+
+
+def _cost(state: RunState, event: ev.CostReported) -> tuple[str, ...]:
+    """A turn's price (it may come after the next turn started, while the table loads)."""
+    state.priced = True
+    state.cost = event.total_cost
+    for turn in reversed(state.turns):
+        if turn.step == event.step:
+            turn.priced, turn.cost = True, event.cost
+            return (HEAD, turn.key)
+    return (HEAD,)
+
+
+def describe_branch(point: BranchPoint | None) -> str | None:
+    """`step 1, re-run of get_weather(city="Rome")`: where a branched run came from."""
+    if point is None:
+        return None
+    where = f"step {point.step}"
+    if point.call_id is None:
+        return f"{where}, a fork"
+    made = [c for m in point.result.messages for c in m.tool_calls if c.id == point.call_id]
+    name = made[-1].name if made else point.call_id
+    args = point.arguments
+    if args is None and made:
+        try:
+            args = made[-1].parsed_arguments()
+        except ValueError:
+            args = None
+    items = args.items() if isinstance(args, dict) else ()
+    shown = ", ".join(f"{k}={json.dumps(v, default=str)}" for k, v in items)
+    call = f"{name}({shorten(shown, 80)})"
+    if point.kind == "rerun":
+        return f"{where}, re-run of {call}"
+    return f"{where}, {call} with a given result"
 
 
 def _call(state: RunState, rec: ToolCallRecord) -> tuple[str, ...]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from ..cost import format_cost
 from ..events import ToolCallRecord
 from .look import (
     BORDER,
@@ -219,6 +220,8 @@ def turn_bits(turn: TurnState, now: float | None = None) -> list[str]:
         bits.append(
             f"{fmt_int(turn.usage.input_tokens)} in / {fmt_int(turn.usage.output_tokens)} out tokens"
         )
+    if turn.priced:
+        bits.append(format_cost(turn.cost))
     if turn.calls:
         bits.append(plural(len(turn.calls), "tool call"))
     return bits
@@ -305,6 +308,11 @@ def header_stats(state: RunState, now: float | None = None) -> list[str]:
     return bits
 
 
+def cost_bits(state: RunState) -> list[str]:
+    """The run's cost once a turn was priced: `cost $0.0123`, or `cost unknown`."""
+    return [f"cost {format_cost(state.cost)}"] if state.priced else []
+
+
 def run_status(state: RunState) -> str:
     return "waiting" if state.running and state.waiting else state.status
 
@@ -325,12 +333,17 @@ def header_html(state: RunState, now: float | None = None) -> str:
         if state.error
         else ""
     )
+    if state.branch:
+        error = (
+            f'<div class="llm-branch" style="{MUTED};font-size:12px;overflow-wrap:anywhere">'
+            f"branched from: {esc(state.branch)}</div>{error}"
+        )
     return (
         f'<div class="llm-header" style="line-height:1.4;min-width:0"><div style="display:flex;'
         f'align-items:center;gap:8px;flex-wrap:wrap"><b style="font-size:13px">LLM</b>'
         f'<span style="{MONO};font-size:12px">{esc(state.model)}</span>{pill(status, label)}'
         f'<span class="llm-stats" style="{MUTED};font-size:12px">'
-        f"{esc(' · '.join(header_stats(state)))}{took}</span></div>{error}</div>"
+        f"{esc(' · '.join(header_stats(state) + cost_bits(state)))}{took}</span></div>{error}</div>"
     )
 
 
@@ -362,6 +375,8 @@ def static_html(state: RunState, detail: Detail | None = None, line: Detail | No
     ]
     if state.note:
         out.append(note_html(state.note))
+    # calls before the first turn (a branch's re-run calls) come first
+    out += [_static_call(r, detail, line) for r in state.calls if r.id not in state.parents]
     for turn in state.turns:
         out.append(
             f'<details class="llm-turn" open style="margin:4px 0">{_summary(turn_line_html(turn))}'
@@ -383,7 +398,6 @@ def static_html(state: RunState, detail: Detail | None = None, line: Detail | No
                 out.append(calls)
             out.append("</div>")
         out.append("</details>")
-    out += [_static_call(r, detail, line) for r in state.calls if r.id not in state.parents]
     if len(state.calls) > STATIC_DETAILS:
         out.append(
             f'<div style="{MUTED};font-size:12px;margin-top:4px">details of the first '
@@ -437,7 +451,10 @@ def header_text(state: RunState) -> str:
     elapsed = state.elapsed()
     if elapsed is not None:
         bits.insert(-1, fmt_duration(elapsed))
+    bits += cost_bits(state)
     text = f"LLM {state.model} · {status} · {' · '.join(bits)}"
+    if state.branch:
+        text += f"\n  branched from: {state.branch}"
     if state.error:
         text += f"\n  {state.error}"
     return text
@@ -447,6 +464,7 @@ def static_text(state: RunState) -> str:
     lines = [header_text(state)]
     if state.note:
         lines.append(f"  note: {state.note}")
+    lines += ["  " + call_text(r) for r in state.calls if r.id not in state.parents]
     for turn in state.turns:
         head = f"  turn {turn.step}"
         extra = turn_line_bits(turn)
@@ -473,4 +491,6 @@ def turn_line_bits(turn: TurnState) -> str:
         bits.append(fmt_duration(turn.duration))
     if turn.usage is not None and (turn.usage.input_tokens or turn.usage.output_tokens):
         bits.append(f"{turn.usage.input_tokens} in / {turn.usage.output_tokens} out tokens")
+    if turn.priced:
+        bits.append(format_cost(turn.cost))
     return " · ".join(bits)

@@ -63,6 +63,7 @@ class NotebookState:
         self.conversation: AsyncConversation | None = None
         self.last_result: ChainResult[Any] | None = None
         self.last_run: ChainRun | None = None
+        self.adopting = False  # a timeline is taking the run being made (a re-run it shows)
 
 
 state = NotebookState()
@@ -177,12 +178,13 @@ def timeline_class() -> Any:
     return getattr(module, "Timeline", None)
 
 
-def make_timeline(run: ChainRun, model_id: str) -> Any:
+def make_timeline(run: ChainRun, model_id: str, live: bool | None = None) -> Any:
+    """live: keep the widget after the run (Edit & re-run); None: `LLMMagic.static_after_run`."""
     cls = timeline_class()
     if cls is None:
         return None
     try:
-        after = get_config().defaults()["static_after_run"]
+        after = get_config().defaults()["static_after_run"] if live is None else not live
         return cls(run, model=model_id, static_after_run=after)
     except Exception as exc:
         _warn_timeline("it could not be created", exc)
@@ -275,6 +277,7 @@ async def run_chain(
     base_url: str | None = None,
     namespace: Mapping[str, Any] | None = None,
     mcp: Iterable[Any] | str | None = None,
+    live: bool | None = None,
     **options: Unpack[ChainKwargs],
 ) -> ChainResult[ChainRun]:
     """Run `prompt` with tools and show its timeline; returns the ChainResult.
@@ -289,7 +292,9 @@ async def run_chain(
     decide, or `approval_callback`; with neither (quiet, no notebook) the call is denied with
     a reason the model sees. api_key / base_url: for the model given by id. mcp: MCP servers
     (or names given to `%llm_mcp add` / `llm_magic.mcp(name=...)`) whose tools join `tools`
-    (and `approve` may name them); they start here if needed. The other keyword
+    (and `approve` may name them); they start here if needed. live: keep the timeline a
+    live widget after the run, with Edit & re-run on each call (None: the opposite of
+    `LLMMagic.static_after_run`, by default static HTML once the run ends). The other keyword
     arguments are `ChainOptions` fields; their defaults come from `%config LLMMagic`.
     A kernel interrupt cancels the run (marked "cancelled", history kept valid) and the
     CancelledError propagates; configuration and provider errors show as one line.
@@ -336,7 +341,7 @@ async def run_chain(
     base = len(view.messages)
     run = view._run(prompt, run_options, tools=tool_list, system=system, caller=take_caller())
 
-    timeline = None if quiet or ip is None else make_timeline(run, chosen.model_id)
+    timeline = None if quiet or ip is None else make_timeline(run, chosen.model_id, live)
     if timeline is not None:
         _safely(timeline.show, "show")
 
@@ -417,7 +422,7 @@ def show_run(run: ChainRun) -> None:
     timeline subscribes to the run, as its approver too; it is closed when the run ends.
     """
     ip = shell()
-    if ip is None:
+    if ip is None or state.adopting:
         return
     timeline = make_timeline(run, run.provider.model)
     if timeline is None:

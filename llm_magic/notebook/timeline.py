@@ -8,8 +8,12 @@
   display is replaced by the static HTML timeline and the widget is closed: a saved notebook
   shows the timeline everywhere (JupyterLab with no kernel, nbconvert, GitHub) and the kernel
   keeps no widget per run. In terminal IPython the view is text lines (`terminal`).
-* Front-end messages (Approve/Deny with its reason, Cancel, open details) may arrive on the main
-  thread or a subshell thread: each is handed to the loop captured at construction.
+* Front-end messages (Approve/Deny with its reason, Cancel, open details, Edit & re-run) may
+  arrive on the main thread or a subshell thread: each is handed to the loop captured at
+  construction.
+* A view still live after its run ended (`static_after_run=False`, or an editor view from
+  `editing.edit`) offers "Edit & re-run" on each finished call: the re-run is a new run
+  (`result.rerun`) that this same view then shows (`retarget`); see `editing`.
 
 ipywidgets and anywidget are imported only when a widget view is built.
 """
@@ -27,11 +31,13 @@ from ..chain import Approval
 from ..events import ToolCallRecord
 from . import render as R
 from .answers import mark_shown
-from .reducer import HEAD, RunState, apply
+from .reducer import HEAD, RunState, apply, describe_branch
 from .terminal import _ask_in_terminal, _TextView
+from .values import pretty_json
 
 if TYPE_CHECKING:
     from ..chain import ChainRun
+    from ..results import ChainResult
     from .widget import TimelineWidget
 
 INTERVAL = 0.1  # seconds between widget flushes: at most ~10 updates a second
@@ -117,6 +123,13 @@ class Timeline:
         self._sent_text: dict[str, str] = {}  # turn key -> the text HTML the front end has
         self.flushes = 0  # how many flushes reached the widget (tests, benchmarks)
         self._asking: set[asyncio.Task[None]] = set()
+        self.result: ChainResult[Any] | None = None  # the shown run's result, once it ended
+        self.editable = False  # offer Edit & re-run (a view still live after its run ended)
+        self.generation = 0  # which run the view shows: a click from an older one is stale
+        self.widget_closed = False
+        self.adopted = False  # the view started its run itself (a re-run): it closes it too
+        self.edit_errors: dict[str, tuple[int, str]] = {}  # call key -> (attempt, message)
+        self._editable_ids: set[str] = set()
         if run is not None:
             self.attach(run)
 
@@ -125,6 +138,7 @@ class Timeline:
         its buttons (or the terminal's question), unless the run has an `approval_callback`
         (`approval_callback=timeline.approve` for a run built after this timeline)."""
         self._run = run
+        self.state.branch = describe_branch(getattr(run, "branched_from", None))
         run.subscribe(self._on_event, approver=True)
 
     # -- public API ----------------------------------------------------------------------------
@@ -191,8 +205,41 @@ class Timeline:
         if self.static_after_run and widget is not None:
             self._handle.update(self._static_bundle(), raw=True)
             widget.close_all()
+            self.widget_closed = True  # no click can reach this view any more
         else:
             self._handle.update(self)
+            self.offer_edits()
+
+    def offer_edits(self) -> None:
+        """Show Edit & re-run on the finished calls of the ended run (the view stays live)."""
+        if self.result is None or self._widget is None or self.widget_closed:
+            return
+        self.editable = True
+        self._editable_ids = {c.id for c in self.result.tool_calls}
+        self._dirty.update(self.state.keys.values())
+        self._dirty.add(HEAD)
+        self.flush()
+
+    def retarget(self, run: ChainRun) -> None:
+        """Show `run` (a re-run this view started) in place of the run it showed."""
+        self.generation += 1
+        self.editable = False
+        self.result = None
+        self.adopted = True
+        self.state = RunState(model=run.provider.model)
+        for cache in (self._details, self._texts, self._lines, self._titles, self._sent_text):
+            cache.clear()
+        self._open.clear()
+        self.edit_errors.clear()
+        self._editable_ids = set()
+        self._dirty = {HEAD}
+        widget = self._widget
+        if widget is not None:
+            with widget.hold_sync():
+                widget.generation = self.generation
+                widget.reset(self._snapshot())
+        self.attach(run)
+        self.flush()
 
     @property
     def widget(self) -> TimelineWidget:
@@ -210,7 +257,8 @@ class Timeline:
         self._last_flush = time.monotonic()
         dirty, self._dirty = self._dirty, set()
         now = time.monotonic()
-        entries = [e for k in sorted(dirty, key=_order) if k != HEAD for e in self._entries(k, now)]
+        order = sorted(dirty, key=self._order)
+        entries = [e for k in order if k != HEAD for e in self._entries(k, now)]
         with widget.hold_sync():
             if HEAD in dirty:
                 widget.header = R.header_html(self.state, now)
@@ -266,6 +314,7 @@ class Timeline:
         if isinstance(event, ev.ToolCallFinished):
             _close_figure(event.call.result)
         if isinstance(event, ev.RunEnded):
+            self.result = event.result
             if self._mode == "widget" and self.state.answer:
                 mark_shown(event.result)
             self._dirty.update(changed)
@@ -364,13 +413,27 @@ class Timeline:
         if key in self._open:
             entry["detail"] = self._detail_html(rec)
             entry["copy"] = R.copy_texts(rec)
+        if self.editable and rec.id in self._editable_ids and rec.status in _FINISHED:
+            entry["edit"] = pretty_json(rec.arguments if rec.arguments is not None else {})
+            attempt, error = self.edit_errors.get(key, (0, ""))
+            entry["edit_error"], entry["edit_try"] = error, attempt
         yield entry
 
     def _snapshot(self) -> list[dict[str, Any]]:
         """Every entry, in order (a view that opens late)."""
         now = time.monotonic()
         keys = [t.key for t in self.state.turns] + list(self.state.keys.values())
-        return [e for k in sorted(keys, key=_order) for e in self._entries(k, now, full=True)]
+        return [e for k in sorted(keys, key=self._order) for e in self._entries(k, now, full=True)]
+
+    def _order(self, key: str) -> tuple[int, int]:
+        """Turns before calls (a call's turn must exist first); a branch's calls made before
+        the first turn (a re-run call) before everything."""
+        if key == HEAD:
+            return (-2, 0)
+        index = int(key[1:])
+        if key[0] == "t":
+            return (0, index)
+        return (-1 if self.state.calls[index].id not in self.state.parents else 1, index)
 
     # -- the widget and its messages ----------------------------------------------------------------
     def _ensure_widget(self) -> TimelineWidget:
@@ -404,6 +467,10 @@ class Timeline:
             self._set_open([message.get("id")], bool(message.get("open")))
         elif kind == "open_all":
             self._set_open(list(self.state.keys.values()), bool(message.get("open")))
+        elif kind == "rerun":
+            from .editing import rerun_clicked
+
+            rerun_clicked(self, message)
 
     def _set_open(self, keys: list[Any], opened: bool) -> None:
         for key in keys:
@@ -421,13 +488,6 @@ class Timeline:
         for call_id, future in list(self._approvals.items()):
             if self.state.keys.get(call_id) in wanted and not future.done():
                 future.set_result(Approval(approved, reason))
-
-
-def _order(key: str) -> tuple[int, int]:
-    """Turns first (a call's turn must exist before the call), then calls, each in order."""
-    if key == HEAD:
-        return (-1, 0)
-    return (0 if key[0] == "t" else 1, int(key[1:]))
 
 
 def _to_text(text: _TextView, state: RunState, event: ev.Event) -> None:

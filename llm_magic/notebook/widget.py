@@ -39,6 +39,7 @@ class TimelineWidget(anywidget.AnyWidget):
     running = traitlets.Bool(True).tag(sync=True)
     has_calls = traitlets.Bool(False).tag(sync=True)
     patch = traitlets.Dict().tag(sync=True)
+    generation = traitlets.Int(0).tag(sync=True)  # which run it shows (a re-run: the next one)
 
     def __init__(self, snapshot: Callable[[], list[dict[str, Any]]], on_action: Action) -> None:
         self._snapshot = snapshot
@@ -51,6 +52,11 @@ class TimelineWidget(anywidget.AnyWidget):
         """Send the entries changed since the last flush (one comm message)."""
         self._seq += 1
         self.patch = {"seq": self._seq, "full": False, "entries": entries}
+
+    def reset(self, entries: list[dict[str, Any]]) -> None:
+        """Replace every entry (the view now shows another run): a full patch."""
+        self._seq += 1
+        self.patch = {"seq": self._seq, "full": True, "entries": entries}
 
     def close_all(self) -> None:
         """Close the widget and its layout: nothing of this run stays in the kernel."""

@@ -173,6 +173,7 @@ def rerun_clicked(timeline: Timeline, message: dict[str, Any]) -> None:
         attempt = timeline.edit_errors.get(key, (0, ""))[0] + 1
         timeline.edit_errors[key] = (attempt, str(exc))
         timeline._mark(key)
+        timeline.flush()  # the answer to a click shows at once
         return
     _note(timeline, None)
     timeline.retarget(made)
@@ -182,6 +183,8 @@ def rerun_clicked(timeline: Timeline, message: dict[str, Any]) -> None:
             from .session import state
 
             state.last_result = event.result
+            if timeline.state.note == RUNNING_NOTE:
+                _note(timeline, None)
             timeline.close()
 
     made.subscribe(ended)
@@ -210,7 +213,9 @@ def _rerun(result: ChainResult[Any], call_id: str, arguments: dict[str, Any]) ->
         made = result.rerun(call_id, arguments=arguments)
     finally:
         state.adopting = False
-    run = getattr(made, "_run", made)  # a sync result's re-run is a ChainResponse around one
+    from ..models import ChainResponse
+
+    run = made._run if isinstance(made, ChainResponse) else made  # the sync twin wraps one
     if not isinstance(run, ChainRun):
         raise LLMMagicError(f"cannot show a re-run of type {type(made).__name__} here")
     return run
@@ -219,3 +224,4 @@ def _rerun(result: ChainResult[Any], call_id: str, arguments: dict[str, Any]) ->
 def _note(timeline: Timeline, text: str | None) -> None:
     timeline.state.note = text
     timeline._mark()
+    timeline.flush()

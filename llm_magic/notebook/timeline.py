@@ -201,6 +201,8 @@ class Timeline:
         if self._text is not None:
             self._text.finish()
         if self._handle is None:
+            if not self.static_after_run:
+                self.offer_edits()
             return
         if self.static_after_run and widget is not None:
             self._handle.update(self._static_bundle(), raw=True)

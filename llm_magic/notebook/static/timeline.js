@@ -4,7 +4,9 @@
 // timeline). This module only places the entries and handles the interaction: turn, group and
 // call toggles, copy to the clipboard, the approval card (decision + reason leave as ONE message
 // with the click or Enter), Cancel, follow-the-tail unless the user scrolled up, live elapsed
-// times. No build step: a plain ES module.
+// times, and Edit & re-run on a view still live after its run (the edited arguments leave as ONE
+// message with the click; Python checks them and answers with an error or the re-run's entries).
+// No build step: a plain ES module.
 
 const STORES = new WeakMap();
 
@@ -20,6 +22,8 @@ function storeOf(model) {
     if (patch.full) {
       store.entries.clear();
       store.order = [];
+      if (store.generation !== model.get("generation")) store.collapsed.clear(); // another run
+      store.generation = model.get("generation");
     } else if (patch.seq <= store.seq) {
       return;
     }
@@ -267,6 +271,71 @@ function render({ model, el }) {
     return card;
   }
 
+  // the inline editor of a finished call's arguments: "Re-run from here" sends them with the click
+  function editorBox(entry) {
+    const box = make("div", "llm-editor");
+    box.hidden = true;
+    box.dataset.lmSuppressShortcuts = "true"; // JupyterLab's shortcuts leave the typing alone
+    box.setAttribute("role", "group");
+    box.setAttribute("aria-label", `Edit the arguments of ${entry.title} and re-run from there`);
+    const area = make("textarea", "llm-edit-args");
+    area.spellcheck = false;
+    area.rows = 4;
+    area.setAttribute("aria-label", `Arguments of ${entry.title}, as JSON`);
+    const error = make("div", "llm-edit-error");
+    error.setAttribute("role", "alert");
+    error.hidden = true;
+    const bar = make("div", "llm-editor-actions");
+    const hint = make(
+      "span",
+      "llm-editor-hint",
+      "A new run from this call (Ctrl+Enter); this run stays as it is.",
+    );
+    const submit = () => {
+      if (rerun.disabled) return;
+      rerun.disabled = true;
+      area.readOnly = true;
+      error.hidden = true;
+      rerun.textContent = "Re-running…";
+      send({ type: "rerun", id: entry.id, generation: model.get("generation"), arguments: area.value });
+    };
+    const rerun = button("llm-rerun", "Re-run from here", submit);
+    const cancel = button("llm-edit-cancel", "Cancel", () => box.shut());
+    area.addEventListener("keydown", (event) => {
+      if (event.key === "Enter" && (event.ctrlKey || event.metaKey) && !event.isComposing) {
+        event.preventDefault();
+        event.stopPropagation();
+        submit();
+      } else if (event.key === "Escape") {
+        event.stopPropagation();
+        box.shut();
+      }
+    });
+    bar.append(rerun, cancel, hint);
+    box.append(area, error, bar);
+    box.ready = () => {
+      rerun.disabled = false;
+      rerun.textContent = "Re-run from here";
+      area.readOnly = false;
+    };
+    box.open = (text) => {
+      area.value = text;
+      error.hidden = true;
+      box.ready();
+      box.hidden = false;
+      area.focus({ preventScroll: true });
+    };
+    box.shut = () => {
+      box.hidden = true;
+    };
+    box.failed = (message) => {
+      error.textContent = message;
+      error.hidden = false;
+      box.ready();
+    };
+    return box;
+  }
+
   function callView(entry) {
     const box = make("div", "llm-call");
     box.dataset.id = entry.id;
@@ -291,7 +360,15 @@ function render({ model, el }) {
         }, 1500);
       });
     copies.append(copyButton("arguments", "Copy arguments"), copyButton("call", "Copy call (JSON)"));
-    detail.append(detailBody, copies);
+    const editor = editorBox(entry);
+    const editButton = button("llm-edit", "Edit & re-run", () => {
+      const data = store.entries.get(entry.id);
+      if (data && data.edit !== undefined) editor.open(data.edit);
+    });
+    editButton.title = "Edit this call's arguments and re-run from here, as a new run";
+    editButton.hidden = true;
+    copies.append(editButton);
+    detail.append(detailBody, copies, editor);
     box.append(row, detail);
     const view = {
       kind: "call",
@@ -299,8 +376,15 @@ function render({ model, el }) {
       open: false,
       card: null,
       parent: entry.parent,
+      tries: entry.edit_try || 0,
       update(e) {
         box.dataset.status = e.status;
+        editButton.hidden = e.edit === undefined;
+        if (e.edit === undefined) editor.shut();
+        if ((e.edit_try || 0) > this.tries) {
+          this.tries = e.edit_try;
+          editor.failed(e.edit_error);
+        }
         line.innerHTML = e.line;
         stampElapsed(line);
         if (e.approval && !this.card) {

@@ -25,8 +25,9 @@ from llm_magic.notebook.editing import RUNNING_NOTE, editor_timeline, replay
 from llm_magic.notebook.reducer import RunState, apply
 from llm_magic.notebook.timeline import Timeline
 from tests.servers import Call, OpenAIServer, Reply
-from tests.test_timeline import comms, entries, front_end, model_for, until  # noqa: F401
+from tests.test_timeline import comms, entries, front_end, until  # noqa: F401  (comms: fixture)
 
+pytestmark = pytest.mark.usefixtures("comms")
 ran: list[str] = []
 
 
@@ -92,7 +93,7 @@ def test_budget_reached_pill():
     assert "budget reached" in render.static_text(state)
 
 
-async def test_run_cost_in_live_and_static_views(comms):
+async def test_run_cost_in_live_and_static_views():
     with OpenAIServer(script()) as server:
         run = gpt(server).chain("weather?", tools=[get_weather])
         tl = Timeline(run, model="openai:gpt-4.1-mini")
@@ -110,7 +111,7 @@ async def test_run_cost_in_live_and_static_views(comms):
 # -- branches in the header, whoever made them ------------------------------------------------------
 
 
-async def test_rerun_made_from_python_shows_where_it_branched(comms):
+async def test_rerun_made_from_python_shows_where_it_branched():
     with OpenAIServer([*script(), Reply(text="Rome is 19.")]) as server:
         first = await gpt(server).chain("weather?", tools=[get_weather])
         run = first.rerun(first.tool_calls[0].id, arguments={"city": "Rome"})
@@ -132,15 +133,15 @@ async def test_rerun_made_from_python_shows_where_it_branched(comms):
 # -- the editor view and the re-run click ------------------------------------------------------------
 
 
-async def test_editor_view_rebuilds_the_run_through_the_reducer(comms):
+async def test_editor_view_rebuilds_the_run_through_the_reducer():
     with OpenAIServer(script()) as server:
         run = gpt(server).chain("weather?", tools=[get_weather])
         live = Timeline(run, model="openai:gpt-4.1-mini")
-        live.widget
+        assert live.widget is not None
         result = await run
         live.close()
     tl = editor_timeline(result)
-    tl.widget
+    assert tl.widget is not None
     tl.offer_edits()
     # the same entries and header as the live run showed (durations aside)
     assert [e["id"] for e in entries(tl)] == [e["id"] for e in entries(live)]
@@ -158,16 +159,16 @@ async def test_editor_view_rebuilds_the_run_through_the_reducer(comms):
     [
         ('{"city": ', "not valid JSON"),
         ('["Rome"]', "must be a JSON object"),
-        ('{}', "invalid arguments for get_weather"),
+        ("{}", "invalid arguments for get_weather"),
         ('{"city": ["Rome", "Oslo"]}', "invalid arguments for get_weather"),
         ('{"town": "Rome"}', "invalid arguments for get_weather"),
     ],
 )
-async def test_a_bad_edit_shows_its_error_and_runs_nothing(comms, typed, error):
+async def test_a_bad_edit_shows_its_error_and_runs_nothing(typed, error):
     with OpenAIServer(script()) as server:
         result = await gpt(server).chain("weather?", tools=[get_weather])
         tl = editor_timeline(result)
-        tl.widget
+        assert tl.widget is not None
         tl.offer_edits()
         message = {"type": "rerun", "id": "c0", "generation": 0, "arguments": typed}
         front_end(tl, message)
@@ -179,7 +180,7 @@ async def test_a_bad_edit_shows_its_error_and_runs_nothing(comms, typed, error):
     assert tl.result is result and tl.generation == 0
 
 
-async def test_rerun_click_shows_the_new_run_in_the_same_view(comms, monkeypatch):
+async def test_rerun_click_shows_the_new_run_in_the_same_view(monkeypatch):
     from llm_magic.notebook import session
 
     monkeypatch.setattr(session.state, "last_result", None)
@@ -213,11 +214,11 @@ async def test_rerun_click_shows_the_new_run_in_the_same_view(comms, monkeypatch
     assert tl.generation == 1 and ran == ["Paris", "Rome"]
 
 
-async def test_static_after_the_run_offers_no_edit(comms):
+async def test_static_after_the_run_offers_no_edit():
     with OpenAIServer(script()) as server:
         run = gpt(server).chain("weather?", tools=[get_weather])
         tl = Timeline(run, model="m")
-        tl.widget
+        assert tl.widget is not None
         await run
         tl.close()  # no display handle here: the widget stays, but the run was not made editable
     assert all("edit" not in e for e in call_entries(tl))

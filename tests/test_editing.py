@@ -214,6 +214,25 @@ async def test_rerun_click_shows_the_new_run_in_the_same_view(monkeypatch):
     assert tl.generation == 1 and ran == ["Paris", "Rome"]
 
 
+async def test_use_this_result_goes_on_without_running_the_tool():
+    with OpenAIServer([*script(), Reply(text="Paris is 30.")]) as server:
+        result = await gpt(server).chain("weather?", tools=[get_weather])
+        tl = editor_timeline(result)
+        assert tl.widget is not None
+        tl.offer_edits()
+        (call,) = call_entries(tl)
+        assert json.loads(call["given"]) == {"city": "Paris", "temp": 14}
+        front_end(tl, {"type": "given", "id": "c0", "generation": 0, "value": "{bad"})
+        assert "not valid JSON" in call_entries(tl)[0]["edit_error"]
+        value = '{"city": "Paris", "temp": 30}'
+        front_end(tl, {"type": "given", "id": "c0", "generation": 0, "value": value})
+        await until(lambda: tl.result is not None)
+        sent = json.dumps(server.requests[2].body)
+    assert ran == ["Paris"]  # the call was not run again: its result was given
+    assert '\\"temp\\": 30' in sent and tl.result.text == "Paris is 30."
+    assert "with a given result" in tl.widget.header
+
+
 async def test_static_after_the_run_offers_no_edit():
     with OpenAIServer(script()) as server:
         run = gpt(server).chain("weather?", tools=[get_weather])

@@ -25,13 +25,30 @@ from .. import events as ev
 from ..errors import LLMMagicError
 from . import NotebookError
 from .reducer import apply, describe_branch
+from .values import pretty_json
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ..chain import ChainRun
+    from ..events import ToolCallRecord
     from ..results import ChainResult
     from .timeline import Timeline
 
 RUNNING_NOTE = "a re-run from this view is still running: wait for it to end, or Cancel it"
+GIVEN_LIMIT = 20_000  # characters of a result offered for editing as JSON
+
+
+def given_json(rec: ToolCallRecord) -> str:
+    """What "Edit result" starts from: the call's result as JSON when it is JSON (and not
+    huge), else the text the model got; `null` for a call that failed."""
+    if rec.status != "ok":
+        return "null"
+    try:
+        flat = json.dumps(rec.result)
+    except (TypeError, ValueError):
+        return json.dumps(rec.output)
+    return pretty_json(rec.result) if len(flat) <= GIVEN_LIMIT else json.dumps(rec.output)
 
 
 def replay(result: ChainResult[Any]) -> list[ev.Event]:
@@ -146,7 +163,9 @@ def llm_edit(line: str = "") -> None:
 
 
 def rerun_clicked(timeline: Timeline, message: dict[str, Any]) -> None:
-    """The "Re-run from here" click: check, then re-run the call and show it in this view."""
+    """The "Re-run from here" click (type "rerun": edited arguments) or "Use this result"
+    (type "given": a result to take as the call's): check, then branch from the call and show
+    the new run in this view."""
     if timeline.widget_closed or not timeline.editable:
         if timeline.state.running and not timeline.widget_closed:
             _note(timeline, RUNNING_NOTE)
@@ -167,8 +186,12 @@ def rerun_clicked(timeline: Timeline, message: dict[str, Any]) -> None:
         _note(timeline, "no event loop is running here to re-run on")
         return
     try:
-        arguments = _parse(message.get("arguments"))
-        made = _rerun(result, rec.id, arguments)
+        if message.get("type") == "given":
+            value = _parse(message.get("value"), any_value=True)
+            made = _adopt(lambda: result.fork(at=rec.id, result=value))
+        else:
+            arguments = _parse(message.get("arguments"))
+            made = _adopt(lambda: result.rerun(rec.id, arguments=arguments))
     except (ValueError, LLMMagicError) as exc:
         attempt = timeline.edit_errors.get(key, (0, ""))[0] + 1
         timeline.edit_errors[key] = (attempt, str(exc))
@@ -191,26 +214,27 @@ def rerun_clicked(timeline: Timeline, message: dict[str, Any]) -> None:
     made.start()
 
 
-def _parse(text: Any) -> dict[str, Any]:
+def _parse(text: Any, any_value: bool = False) -> Any:
     if not isinstance(text, str):
-        raise ValueError("no arguments were sent")
+        raise ValueError("nothing was sent")
     try:
         value = json.loads(text)
     except ValueError as exc:
         raise ValueError(f"not valid JSON: {exc}") from None
-    if not isinstance(value, dict):
+    if not any_value and not isinstance(value, dict):
         raise ValueError(f"the arguments must be a JSON object ({{...}}), not {text.strip()!r}")
     return value
 
 
-def _rerun(result: ChainResult[Any], call_id: str, arguments: dict[str, Any]) -> ChainRun:
-    """`result.rerun(...)`, shown by the view that asked for it, not as a new output."""
+def _adopt(branch: Callable[[], Any]) -> ChainRun:
+    """The run `branch()` makes (`result.rerun` / `fork`), shown by the view that asked for
+    it, not as a new output."""
     from ..chain import ChainRun
     from .session import state
 
     state.adopting = True  # the notebook's run view (session.show_run) leaves this one alone
     try:
-        made = result.rerun(call_id, arguments=arguments)
+        made = branch()
     finally:
         state.adopting = False
     from ..models import ChainResponse

@@ -31,6 +31,7 @@ from ..chain import Approval
 from ..events import ToolCallRecord
 from . import render as R
 from .answers import mark_shown
+from .editing import given_json
 from .reducer import HEAD, RunState, apply, describe_branch
 from .terminal import _ask_in_terminal, _TextView
 from .values import pretty_json
@@ -417,6 +418,7 @@ class Timeline:
             entry["copy"] = R.copy_texts(rec)
         if self.editable and rec.id in self._editable_ids and rec.status in _FINISHED:
             entry["edit"] = pretty_json(rec.arguments if rec.arguments is not None else {})
+            entry["given"] = given_json(rec)
             attempt, error = self.edit_errors.get(key, (0, ""))
             entry["edit_error"], entry["edit_try"] = error, attempt
         yield entry
@@ -469,7 +471,7 @@ class Timeline:
             self._set_open([message.get("id")], bool(message.get("open")))
         elif kind == "open_all":
             self._set_open(list(self.state.keys.values()), bool(message.get("open")))
-        elif kind == "rerun":
+        elif kind in ("rerun", "given"):
             from .editing import rerun_clicked
 
             rerun_clicked(self, message)

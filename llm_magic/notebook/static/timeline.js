@@ -6,7 +6,8 @@
 // with the click or Enter), Cancel, follow-the-tail unless the user scrolled up, live elapsed
 // times, and Edit & re-run on a view still live after its run (the edited arguments leave as ONE
 // message with the click; Python checks them and answers with an error or the re-run's entries).
-// No build step: a plain ES module.
+// No build step: a plain ES module. Longer than 500 lines: anywidget loads one module (no build,
+// no relative imports), so the call editor lives here with the rest of the view.
 
 const STORES = new WeakMap();
 
@@ -271,7 +272,21 @@ function render({ model, el }) {
     return card;
   }
 
-  // the inline editor of a finished call's arguments: "Re-run from here" sends them with the click
+  // the inline editor of a finished call: its arguments ("Re-run from here") or its result ("Use
+  // this result"); the text leaves with the click, as one message
+  const MODES = {
+    rerun: {
+      action: "Re-run from here",
+      what: "Arguments",
+      hint: "Runs the call again with these arguments, as a new run (Ctrl+Enter); this run stays as it is.",
+    },
+    given: {
+      action: "Use this result",
+      what: "Result",
+      hint: "Goes on from here as if the call returned this (JSON), as a new run (Ctrl+Enter); this run stays as it is.",
+    },
+  };
+
   function editorBox(entry) {
     const box = make("div", "llm-editor");
     box.hidden = true;
@@ -286,18 +301,17 @@ function render({ model, el }) {
     error.setAttribute("role", "alert");
     error.hidden = true;
     const bar = make("div", "llm-editor-actions");
-    const hint = make(
-      "span",
-      "llm-editor-hint",
-      "A new run from this call (Ctrl+Enter); this run stays as it is.",
-    );
+    const hint = make("span", "llm-editor-hint");
+    let mode = "rerun";
     const submit = () => {
       if (rerun.disabled) return;
       rerun.disabled = true;
       area.readOnly = true;
       error.hidden = true;
-      rerun.textContent = "Re-running…";
-      send({ type: "rerun", id: entry.id, generation: model.get("generation"), arguments: area.value });
+      rerun.textContent = "Starting…";
+      const msg = { type: mode, id: entry.id, generation: model.get("generation") };
+      msg[mode === "given" ? "value" : "arguments"] = area.value;
+      send(msg);
     };
     const rerun = button("llm-rerun", "Re-run from here", submit);
     const cancel = button("llm-edit-cancel", "Cancel", () => box.shut());
@@ -315,10 +329,14 @@ function render({ model, el }) {
     box.append(area, error, bar);
     box.ready = () => {
       rerun.disabled = false;
-      rerun.textContent = "Re-run from here";
+      rerun.textContent = MODES[mode].action;
       area.readOnly = false;
     };
-    box.open = (text) => {
+    box.open = (text, how) => {
+      mode = how;
+      box.dataset.mode = how;
+      hint.textContent = MODES[how].hint;
+      area.setAttribute("aria-label", `${MODES[how].what} of ${entry.title}, as JSON`);
       area.value = text;
       error.hidden = true;
       box.ready();
@@ -363,11 +381,16 @@ function render({ model, el }) {
     const editor = editorBox(entry);
     const editButton = button("llm-edit", "Edit & re-run", () => {
       const data = store.entries.get(entry.id);
-      if (data && data.edit !== undefined) editor.open(data.edit);
+      if (data && data.edit !== undefined) editor.open(data.edit, "rerun");
     });
     editButton.title = "Edit this call's arguments and re-run from here, as a new run";
-    editButton.hidden = true;
-    copies.append(editButton);
+    const givenButton = button("llm-edit-result", "Edit result", () => {
+      const data = store.entries.get(entry.id);
+      if (data && data.given !== undefined) editor.open(data.given, "given");
+    });
+    givenButton.title = "Go on from here with another result for this call, as a new run";
+    editButton.hidden = givenButton.hidden = true;
+    copies.append(editButton, givenButton);
     detail.append(detailBody, copies, editor);
     box.append(row, detail);
     const view = {
@@ -380,6 +403,7 @@ function render({ model, el }) {
       update(e) {
         box.dataset.status = e.status;
         editButton.hidden = e.edit === undefined;
+        givenButton.hidden = e.given === undefined;
         if (e.edit === undefined) editor.shut();
         if ((e.edit_try || 0) > this.tries) {
           this.tries = e.edit_try;

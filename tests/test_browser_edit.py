@@ -51,7 +51,11 @@ def notebook(server: OpenAIServer) -> dict:
     setup = SETUP.format(api_key=server.api_key, base_url=server.base_url)
     cells = [setup, CHAIN, "%llm_edit r", AFTER]
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     return nb
 
 
@@ -64,7 +68,9 @@ def retype(area: Any, text: str) -> None:
 
 
 def test_edit_arguments_and_rerun_from_the_widget(
-    jupyter: tuple[str, Path], page: Any, request: pytest.FixtureRequest
+    jupyter: tuple[str, Path],  # noqa: F811  (the fixtures of tests/test_browser.py)
+    page: Any,  # noqa: F811
+    request: pytest.FixtureRequest,
 ) -> None:
     url, root = jupyter
     shots = _artifacts(request)
@@ -125,3 +131,43 @@ def test_edit_arguments_and_rerun_from_the_widget(
         static.screenshot(path=str(shots / "static.png"))
         assert server.failures == [] and server.pending == 0
     assert page.get_by_text("Error displaying widget").count() == 0
+
+
+def test_edit_a_result_in_a_live_editor_and_go_on(
+    jupyter: tuple[str, Path],  # noqa: F811  (the fixtures of tests/test_browser.py)
+    page: Any,  # noqa: F811
+    request: pytest.FixtureRequest,
+) -> None:
+    """`%llm_edit --live`: "Edit result" takes a typed value as the call's result; the view
+    stays live after that run and offers its calls for editing in turn."""
+    url, root = jupyter
+    shots = _artifacts(request)
+    script = [
+        Reply(calls=[Call("get_weather", {"city": "Paris"})], usage=(1000, 50)),
+        Reply(text="Paris is 14 degrees.", usage=(1100, 20)),
+    ]
+    with OpenAIServer(script) as server:
+        nb = notebook(server)
+        nb["cells"][2]["source"] = "%llm_edit --live r"
+        (root / "given.ipynb").write_text(json.dumps(nb))
+        _open_and_run(page, url, "lab", "given.ipynb")
+        page.locator(".jp-OutputArea-output", has_text="cells done").wait_for()
+        editor = page.locator(".llm-magic-timeline.llm-live")
+        call = editor.locator(".llm-call").first
+        call.locator(".llm-call-row > .llm-toggle").click()
+        call.locator("button.llm-edit-result").click()
+        area = call.locator("textarea.llm-edit-args")
+        area.wait_for()
+        assert json.loads(area.input_value()) == {"city": "Paris", "temp": 14}
+        server.push(Reply(text="Paris is 30 degrees.", usage=(1200, 10)))
+        retype(area, '{"city": "Paris", "temp": 30}')
+        area.press("Control+Enter")  # the keyboard sends it too
+        editor.locator(".llm-branch", has_text="with a given result").wait_for()
+        editor.locator(".llm-answer", has_text="Paris is 30 degrees.").wait_for()
+        # --live: still a widget once that run ended, its call offered for editing again
+        editor.locator(".llm-call button.llm-edit").first.wait_for(state="attached")
+        assert page.locator(".llm-magic-timeline.llm-live").count() == 1
+        sent = json.dumps(server.requests[-1].body)
+        assert '\\"temp\\": 30' in sent
+        editor.screenshot(path=str(shots / "given.png"))
+        assert server.failures == [] and server.pending == 0

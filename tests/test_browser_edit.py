@@ -139,7 +139,7 @@ def test_edit_a_result_in_a_live_editor_and_go_on(
     request: pytest.FixtureRequest,
 ) -> None:
     """`%llm_edit --live`: "Edit result" takes a typed value as the call's result; the view
-    stays live after that run and offers its calls for editing in turn."""
+    stays live after that run and offers its calls for editing in turn, until Done."""
     url, root = jupyter
     shots = _artifacts(request)
     script = [
@@ -170,4 +170,9 @@ def test_edit_a_result_in_a_live_editor_and_go_on(
         sent = json.dumps(server.requests[-1].body)
         assert '\\"temp\\": 30' in sent
         editor.screenshot(path=str(shots / "given.png"))
+        # Done: the view becomes the static timeline (what a saved notebook should hold)
+        editor.locator("button.llm-done").click()
+        static = page.locator(".llm-magic-timeline.llm-static", has_text="Paris is 30 degrees.")
+        static.wait_for()
+        assert page.locator(".llm-magic-timeline.llm-live").count() == 0
         assert server.failures == [] and server.pending == 0

@@ -164,4 +164,8 @@ def test_live_cell_offers_edits_and_refuses_a_second_rerun_while_one_runs(kernel
     run(kernel, view, "await asyncio.sleep(0.3)")
     assert not view.closed  # live: the view stays a widget, and offers edits of the re-run
     assert json.loads(view.entries["c0"]["edit"]) == {"city": "Oslo"}
+    assert view.state["editable"] is True  # the front end shows "Done"
+    kernel.send_comm(view.comm_id, {"method": "custom", "content": {"type": "done"}})
+    run(kernel, view, "await asyncio.sleep(0.2)")
+    assert view.closed and "Oslo is 10." in view.displays[-1]["text/html"]
     assert server.take_failures() == []

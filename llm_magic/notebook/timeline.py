@@ -31,7 +31,7 @@ from ..chain import Approval
 from ..events import ToolCallRecord
 from . import render as R
 from .answers import mark_shown
-from .editing import given_json
+from .editing import given_json, rerun_clicked
 from .reducer import HEAD, RunState, apply, describe_branch
 from .terminal import _ask_in_terminal, _TextView
 from .values import pretty_json
@@ -128,7 +128,6 @@ class Timeline:
         self.editable = False  # offer Edit & re-run (a view still live after its run ended)
         self.generation = 0  # which run the view shows: a click from an older one is stale
         self.widget_closed = False
-        self.adopted = False  # the view started its run itself (a re-run): it closes it too
         self.edit_errors: dict[str, tuple[int, str]] = {}  # call key -> (attempt, message)
         self._editable_ids: set[str] = set()
         if run is not None:
@@ -217,7 +216,7 @@ class Timeline:
         """Show Edit & re-run on the finished calls of the ended run (the view stays live)."""
         if self.result is None or self._widget is None or self.widget_closed:
             return
-        self.editable = True
+        self.editable = self._widget.editable = True
         self._editable_ids = {c.id for c in self.result.tool_calls}
         self._dirty.update(self.state.keys.values())
         self._dirty.add(HEAD)
@@ -228,7 +227,6 @@ class Timeline:
         self.generation += 1
         self.editable = False
         self.result = None
-        self.adopted = True
         self.state = RunState(model=run.provider.model)
         for cache in (self._details, self._texts, self._lines, self._titles, self._sent_text):
             cache.clear()
@@ -240,6 +238,7 @@ class Timeline:
         if widget is not None:
             with widget.hold_sync():
                 widget.generation = self.generation
+                widget.editable = False
                 widget.reset(self._snapshot())
         self.attach(run)
         self.flush()
@@ -472,9 +471,10 @@ class Timeline:
         elif kind == "open_all":
             self._set_open(list(self.state.keys.values()), bool(message.get("open")))
         elif kind in ("rerun", "given"):
-            from .editing import rerun_clicked
-
             rerun_clicked(self, message)
+        elif kind == "done" and self.editable:  # "Done": the view becomes the static timeline
+            self.static_after_run = True
+            self.close()
 
     def _set_open(self, keys: list[Any], opened: bool) -> None:
         for key in keys:

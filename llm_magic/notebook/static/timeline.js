@@ -145,7 +145,12 @@ function render({ model, el }) {
     send({ type: "cancel" });
   });
   cancel.title = "Stop the run (same as interrupting the kernel)";
-  actions.append(expandAll, cancel);
+  const done = button("llm-done", "Done", (b) => {
+    b.disabled = true;
+    send({ type: "done" });
+  });
+  done.title = "Stop editing: the view becomes the static timeline, which a saved notebook shows everywhere";
+  actions.append(expandAll, done, cancel);
   head.append(info, actions);
   const note = make("div", "llm-note-slot");
   const body = make("div", "llm-body");
@@ -168,6 +173,7 @@ function render({ model, el }) {
       cancel.disabled = true;
     }
     expandAll.hidden = !model.get("has_calls");
+    done.hidden = !model.get("editable");
     const n = model.get("note") || "";
     if (note.dataset.html !== n) {
       note.dataset.html = n;
@@ -512,6 +518,7 @@ function render({ model, el }) {
   model.on("change:running", onHeader);
   model.on("change:has_calls", onHeader);
   model.on("change:note", onHeader);
+  model.on("change:editable", onHeader);
 
   const timer = setInterval(() => {
     if (!model.get("running")) return;
@@ -530,6 +537,7 @@ function render({ model, el }) {
     model.off("change:running", onHeader);
     model.off("change:has_calls", onHeader);
     model.off("change:note", onHeader);
+    model.off("change:editable", onHeader);
   };
 }
 

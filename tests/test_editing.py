@@ -266,3 +266,21 @@ def test_branch_line_names_forks_and_given_results():
     given = BranchPoint(result, 1, "given", "k1")
     assert describe_branch(given) == 'step 1, lookup(key="a") with a given result'
     assert describe_branch(None) is None
+
+
+async def test_a_sync_result_reruns_from_the_widget_on_llm_magics_loop():
+    import llm_magic
+
+    with OpenAIServer([*script(), Reply(text="Rome is 19.")]) as server:
+        with llm_magic.get_model(
+            "openai:gpt-4.1-mini", base_url=server.base_url, api_key=server.api_key
+        ) as model:
+            result = model.chain("weather?", tools=[get_weather]).result()
+            tl = editor_timeline(result)
+            assert tl.widget is not None
+            tl.offer_edits()
+            message = {"type": "rerun", "id": "c0", "generation": 0}
+            front_end(tl, {**message, "arguments": '{"city": "Rome"}'})
+            await until(lambda: tl.result is not None)
+    assert tl.result.text == "Rome is 19." and ran == ["Paris", "Rome"]
+    assert "re-run of get_weather" in tl.widget.header

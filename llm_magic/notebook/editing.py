@@ -188,10 +188,10 @@ def rerun_clicked(timeline: Timeline, message: dict[str, Any]) -> None:
     try:
         if message.get("type") == "given":
             value = _parse(message.get("value"), any_value=True)
-            made = _adopt(lambda: result.fork(at=rec.id, result=value))
+            made, run = _adopt(lambda: result.fork(at=rec.id, result=value))
         else:
             arguments = _parse(message.get("arguments"))
-            made = _adopt(lambda: result.rerun(rec.id, arguments=arguments))
+            made, run = _adopt(lambda: result.rerun(rec.id, arguments=arguments))
     except (ValueError, LLMMagicError) as exc:
         attempt = timeline.edit_errors.get(key, (0, ""))[0] + 1
         timeline.edit_errors[key] = (attempt, str(exc))
@@ -199,7 +199,7 @@ def rerun_clicked(timeline: Timeline, message: dict[str, Any]) -> None:
         timeline.flush()  # the answer to a click shows at once
         return
     _note(timeline, None)
-    timeline.retarget(made)
+    timeline.retarget(run)
 
     def ended(event: ev.Event) -> None:
         if isinstance(event, ev.RunEnded):
@@ -210,8 +210,10 @@ def rerun_clicked(timeline: Timeline, message: dict[str, Any]) -> None:
                 _note(timeline, None)
             timeline.close()
 
-    made.subscribe(ended)
-    made.start()
+    run.subscribe(ended)
+    task = made.start()  # a sync result's re-run starts on llm_magic's own loop thread
+    if task is not None:  # a failed run's error is in its result and the view; retrieve it
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
 
 
 def _parse(text: Any, any_value: bool = False) -> Any:
@@ -226,9 +228,9 @@ def _parse(text: Any, any_value: bool = False) -> Any:
     return value
 
 
-def _adopt(branch: Callable[[], Any]) -> ChainRun:
-    """The run `branch()` makes (`result.rerun` / `fork`), shown by the view that asked for
-    it, not as a new output."""
+def _adopt(branch: Callable[[], Any]) -> tuple[Any, ChainRun]:
+    """What `branch()` makes (`result.rerun` / `fork`: a run, or its sync twin's response)
+    and its run, shown by the view that asked for it, not as a new output."""
     from ..chain import ChainRun
     from .session import state
 
@@ -242,7 +244,7 @@ def _adopt(branch: Callable[[], Any]) -> ChainRun:
     run = made._run if isinstance(made, ChainResponse) else made  # the sync twin wraps one
     if not isinstance(run, ChainRun):
         raise LLMMagicError(f"cannot show a re-run of type {type(made).__name__} here")
-    return run
+    return made, run
 
 
 def _note(timeline: Timeline, text: str | None) -> None:

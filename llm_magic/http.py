@@ -49,7 +49,7 @@ from .errors import (
     StreamError,
     scrub_exception,
 )
-from .sse import SSEEvent, aiter_sse
+from .sse import SSEDecoder, SSEEvent
 
 # httpx keeps 20 idle connections by default and closes the rest as they are released, so a
 # burst of more than 20 concurrent requests reopens connections on every round (issue 15.2):
@@ -277,9 +277,15 @@ class HTTPSession:
     async def _events(self, response: httpx.Response) -> AsyncIterator[SSEEvent]:
         # The StreamError is raised outside the `except`: an httpx exception holds its request,
         # headers and key included, and must not stay chained as `__context__`.
+        # One generator between httpx's bytes and the provider (this runs once per token):
+        # the SSE decoding is here rather than in a generator of its own.
         failure: StreamError | None = None
+        decoder = SSEDecoder()
         try:
-            async for event in aiter_sse(response.aiter_text()):
+            async for chunk in response.aiter_bytes():
+                for event in decoder.feed_bytes(chunk):
+                    yield event
+            for event in decoder.flush():
                 yield event
         except httpx.ReadTimeout:
             failure = StreamError(

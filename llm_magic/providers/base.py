@@ -14,7 +14,6 @@ import json
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from functools import partial
 from typing import Any, TypeVar
 
 import httpx
@@ -189,10 +188,16 @@ class Provider(ABC):
         self, path: str, body: dict[str, Any], on_text: TextCallback | None
     ) -> ModelTurn:
         acc = self.accumulator()
+        feed = acc.feed
         async with self.http.stream(path, body) as events:
             try:
                 async for event in events:
-                    delta = self._checked(partial(acc.feed, event), "stream event", event.data)
+                    try:  # `_checked`, written out: this runs once per token
+                        delta = feed(event)
+                    except _SHAPE_ERRORS as exc:
+                        if isinstance(exc, ProviderError):
+                            raise
+                        raise self._shape_error(exc, "stream event", event.data) from None
                     if delta and on_text:
                         on_text(delta)
             except StreamError as exc:
@@ -213,10 +218,13 @@ class Provider(ABC):
         except ProviderError:
             raise
         except _SHAPE_ERRORS as exc:
-            shown = "" if data is None else f": {_excerpt(data)}"
-            raise ProviderError(
-                f"malformed {what} ({type(exc).__name__}: {exc}){shown}", provider=self.name
-            ) from None
+            raise self._shape_error(exc, what, data) from None
+
+    def _shape_error(self, exc: Exception, what: str, data: Any) -> ProviderError:
+        shown = "" if data is None else f": {_excerpt(data)}"
+        return ProviderError(
+            f"malformed {what} ({type(exc).__name__}: {exc}){shown}", provider=self.name
+        )
 
     async def aclose(self) -> None:
         await self.http.aclose()

@@ -49,7 +49,10 @@ class Accumulator(ABC):
         """Take one SSE event; return the text it adds (for `on_text`)."""
         if self.skip(event):
             return ""
-        payload = decode_json(event.data, self.provider, f"{event.event or 'data'} event")
+        try:  # once per token: the error's wording is built only when there is one
+            payload = json.loads(event.data)
+        except ValueError:
+            payload = decode_json(event.data, self.provider, f"{event.event or 'data'} event")
         message = self.error(payload)
         if message is not None:
             raise ProviderError(f"error in stream: {message}", provider=self.provider)
@@ -57,7 +60,8 @@ class Accumulator(ABC):
 
     def skip(self, event: SSEEvent) -> bool:
         """Events that carry nothing (keep-alives); an adapter adds its own (OpenAI's [DONE])."""
-        return not event.data.strip()
+        data = event.data
+        return not data or data.isspace()  # `not data.strip()`, without a copy per event
 
     def error(self, payload: Any) -> str | None:
         """The message of an error payload (`{"error": {...}}`, maybe wrapped in a list)."""

@@ -27,12 +27,8 @@ import asyncio
 import email.utils
 import json
 import math
-import os
 import random
 import re
-import ssl
-import sys
-import threading
 import time
 import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
@@ -50,6 +46,7 @@ from .errors import (
     scrub_exception,
 )
 from .sse import SSEDecoder, SSEEvent
+from .tls import shared_ssl_context
 
 # httpx keeps 20 idle connections by default and closes the rest as they are released, so a
 # burst of more than 20 concurrent requests reopens connections on every round (issue 15.2):
@@ -108,66 +105,6 @@ def retry_after(headers: httpx.Headers) -> float | None:
     except (TypeError, ValueError):  # neither seconds nor a date: use our own backoff
         return None
     return max(0.0, parsed.timestamp() - time.time())
-
-
-class LazyCAContext(ssl.SSLContext):
-    """The TLS context of httpx's default (`httpx.create_ssl_context()`: certificates required,
-    host names checked, certifi's CA bundle or `SSL_CERT_FILE` / `SSL_CERT_DIR`), whose CA bundle
-    is loaded at the first TLS handshake rather than when a client is made.
-
-    httpx builds a new context, loading certifi's ~150 certificates (25-40 ms of CPU), for every
-    `AsyncClient`; one client per event loop per model paid it on each first request, and a
-    plain-http server (a local model, a test server) paid it for nothing (issue 15.5). One
-    context serves the whole process (`shared_ssl_context()`).
-    """
-
-    _loaded = False
-
-    def wrap_bio(self, *args: Any, **kwargs: Any) -> ssl.SSLObject:  # asyncio / anyio
-        self._load_cas()
-        return super().wrap_bio(*args, **kwargs)
-
-    def wrap_socket(self, *args: Any, **kwargs: Any) -> ssl.SSLSocket:  # a sync transport
-        self._load_cas()
-        return super().wrap_socket(*args, **kwargs)
-
-    def _load_cas(self) -> None:
-        if self._loaded:
-            return
-        with _ssl_lock:
-            if self._loaded:
-                return
-            cafile, capath = os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR")
-            if cafile:
-                self.load_verify_locations(cafile=cafile)
-            elif capath:
-                self.load_verify_locations(capath=capath)
-            else:
-                import certifi
-
-                self.load_verify_locations(cafile=certifi.where())
-            self._loaded = True
-
-
-_ssl_lock = threading.Lock()
-_ssl_context: LazyCAContext | None = None
-
-
-def shared_ssl_context() -> LazyCAContext:
-    """The process's one TLS context for provider clients (see `LazyCAContext`)."""
-    global _ssl_context
-    with _ssl_lock:
-        if _ssl_context is None:
-            context = LazyCAContext(ssl.PROTOCOL_TLS_CLIENT)  # CERT_REQUIRED, check_hostname
-            # what `ssl.create_default_context` adds on newer Pythons (3.13: strict X.509)
-            strict = getattr(ssl, "VERIFY_X509_STRICT", 0) if sys.version_info >= (3, 13) else 0
-            partial = getattr(ssl, "VERIFY_X509_PARTIAL_CHAIN", 0) if strict else 0
-            context.verify_flags |= strict | partial
-            keylog = os.environ.get("SSLKEYLOGFILE")
-            if keylog and not sys.flags.ignore_environment:
-                context.keylog_filename = keylog
-            _ssl_context = context
-        return _ssl_context
 
 
 def scrub(text: str, secret: str | None) -> str:

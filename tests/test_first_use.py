@@ -24,7 +24,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import llm_magic
-from llm_magic import http
+from llm_magic import tls
 from llm_magic.errors import ProviderError
 from llm_magic.notebook import values
 from tests.servers import OpenAIServer
@@ -149,7 +149,7 @@ def tls_server(tmp_path: Path):
 @pytest.fixture
 def fresh_context(monkeypatch: pytest.MonkeyPatch) -> None:
     """A new process-wide TLS context for this test (the shared one loads its CAs once)."""
-    monkeypatch.setattr(http, "_ssl_context", None)
+    monkeypatch.setattr(tls, "_ssl_context", None)
 
 
 def _https_url(server: OpenAIServer) -> str:
@@ -166,7 +166,7 @@ async def test_https_is_verified_against_ssl_cert_file(
         "hi", model="openai:gpt-4o-mini", base_url=_https_url(server), api_key="sk-test-123"
     )
     assert result.text == "hello over TLS"
-    assert http.shared_ssl_context()._loaded
+    assert tls.shared_ssl_context()._loaded
 
 
 async def test_https_with_an_unknown_certificate_is_refused(
@@ -184,13 +184,13 @@ async def test_https_with_an_unknown_certificate_is_refused(
     with pytest.raises(ProviderError, match="CERTIFICATE_VERIFY_FAILED"):
         await model.prompt("hi")
     await model.aclose()
-    assert http.shared_ssl_context()._loaded  # certifi's bundle, which does not know the cert
+    assert tls.shared_ssl_context()._loaded  # certifi's bundle, which does not know the cert
     assert server.requests == []
 
 
 def test_clients_share_one_context() -> None:
-    assert http.shared_ssl_context() is http.shared_ssl_context()
-    context = http.shared_ssl_context()
+    assert tls.shared_ssl_context() is tls.shared_ssl_context()
+    context = tls.shared_ssl_context()
     assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
 
 
@@ -200,7 +200,7 @@ _CHAIN = textwrap.dedent(
     """
     import asyncio, sys
     import llm_magic
-    from llm_magic import http
+    from llm_magic import tls
     from llm_magic.notebook import values
     from tests.servers import OpenAIServer
 
@@ -211,7 +211,7 @@ _CHAIN = textwrap.dedent(
     html = values.markdown_html(result.text)
     server.close()
     loaded = [m for m in ("markdown_it", "ipywidgets", "anywidget") if m in sys.modules]
-    print("LOADED", loaded, http.shared_ssl_context()._loaded, "<p>The answer is 42.</p>" in html)
+    print("LOADED", loaded, tls.shared_ssl_context()._loaded, "<p>The answer is 42.</p>" in html)
     """
 )
 

@@ -78,6 +78,18 @@ def floors(r: dict[str, Any]) -> list[dict[str, Any]]:
             lambda v: v < 150,
         ),
         (
+            "the same in CPU ms, the price table loaded beforehand (what the rest costs)",
+            _get(fu, "without_price_table", "load_plus_first_chain_cpu_ms", "median"),
+            "< 150",
+            lambda v: v < 150,
+        ),
+        (
+            "1,000 concurrent chains: most llm_magic requests in flight / max_connections",
+            _in_flight_share(many),
+            "<= 1.0",
+            lambda v: v <= 1.0,
+        ),
+        (
             "1,000 concurrent chains: llm_magic's worst round / bare's best",
             _get(many, "llm_magic", "worst_round_to_best_bare"),
             ">= 0.9",
@@ -105,6 +117,12 @@ def floors(r: dict[str, Any]) -> list[dict[str, Any]]:
         }
         for name, value, target, ok in rows
     ]
+
+
+def _in_flight_share(many: dict[str, Any]) -> float | None:
+    """The most requests llm_magic had in flight at once, over the bound (`max_connections`)."""
+    most, bound = _get(many, "llm_magic", "most_in_flight"), _get(many, "limits", "in_flight")
+    return round(most / bound, 3) if most is not None and bound else None
 
 
 def _sp(s: dict[str, float] | None, fmt: str = "{:.2f}", suffix: str = "") -> str:
@@ -228,6 +246,13 @@ def table(r: dict[str, Any]) -> str:
             f"{_sp(fu['first_chain_cpu_ms'], '{:.0f}')} ms; first chain imports "
             f"{fu['modules_by_first_chain']} modules: {', '.join(fu['packages_by_first_chain'])}"
         )
+        without = _get(fu, "without_price_table", "load_plus_first_chain_cpu_ms")
+        if without:
+            lines.append(
+                f"first use with the price table loaded beforehand: %load_ext + first chain "
+                f"{_sp(_get(fu, 'without_price_table', 'load_plus_first_chain_ms'), '{:.0f}')} ms"
+                f", CPU {_sp(without, '{:.0f}')} ms"
+            )
     else:
         lines.append(f"first use: {fu.get('status')} {fu.get('errors', '')}"[:300])
     tl = r["timeline_cost"]
@@ -335,6 +360,18 @@ def summary_markdown(r: dict[str, Any]) -> str:
                 ">= 0.9x, every round",
             )
         )
+    limits = many.get("limits", {})
+    rows.append(
+        (
+            f"{many['chains']} concurrent chains: most requests in flight at once",
+            f"{_get(many, 'llm_magic', 'most_in_flight')} (bound: max_connections = "
+            f"{limits.get('in_flight')})",
+            "-",
+            "-",
+            "-",
+            "<= max_connections",
+        )
+    )
     frame = _get(r, "big_results", "dataframe_10k_cells", "llm_magic", "ratio_to_bare")
     rows.append(
         (
@@ -370,6 +407,19 @@ def summary_markdown(r: dict[str, Any]) -> str:
                 "< 150 ms",
             )
         )
+        without = fu.get("without_price_table") or {}
+        if without.get("load_plus_first_chain_cpu_ms"):
+            rows.append(
+                (
+                    "same, the price table (genai-prices) loaded beforehand",
+                    f"{_sp(without.get('load_plus_first_chain_ms'), '{:.0f}', ' ms')}; CPU "
+                    f"{_sp(without.get('load_plus_first_chain_cpu_ms'), '{:.0f}', ' ms')}",
+                    "-",
+                    "-",
+                    "-",
+                    "-",
+                )
+            )
     timeline = timeline_line(r)
     if timeline:
         rows.append(("timeline cost per event by tool calls", timeline, "-", "-", "-", "flat"))

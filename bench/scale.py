@@ -21,9 +21,11 @@ What does not churn, with the values in `POOL_LIMITS` and `IN_FLIGHT`:
   its response is closed): requests wait in the semaphore's FIFO, not in the pool's queue, so
   the pool's per-response walk stays O(pool).
 
-`BoundedTransport` is that pair as an httpx transport; the benchmark gives the same one to bare
-httpx and to llm_magic (`get_async_model(..., transport=...)`), so both are measured with the
-same pool.
+`BoundedTransport` is that pair as an httpx transport, for bare httpx. llm_magic bounds its
+requests in flight itself (`llm_magic/http.py`: a FIFO semaphore of `max_connections` per loop)
+and gets the same `POOL_LIMITS` through `get_async_model(..., limits=...)`; its transport here is
+a `BoundedTransport` with no bound of its own, which counts the requests in flight, so the
+figure shows the bound holding (`most_in_flight` <= `IN_FLIGHT`) and both pay the same wrapper.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ import httpx
 from bench.contenders import Bare, Magic, Server
 from bench.measure import freeze, ratios, rotated, spread
 
-# The proposal for llm_magic/http.py (and what this benchmark uses for both contenders).
+# What this benchmark gives both contenders (llm_magic's default is 100 / 100, same shape).
 POOL_MAX_CONNECTIONS = 64
 POOL_LIMITS = httpx.Limits(
     max_connections=POOL_MAX_CONNECTIONS,
@@ -70,24 +72,41 @@ class _ReleasingStream(httpx.AsyncByteStream):
 
 
 class BoundedTransport(httpx.AsyncBaseTransport):
-    """httpx's transport with `limits`, and at most `in_flight` requests at once."""
+    """httpx's transport with `limits`, and at most `in_flight` requests at once (None: no
+    bound of its own). Either way it counts the requests in flight (`most_in_flight`: the most
+    at once since the last `take_most()`), from the request sent to its response closed."""
 
-    def __init__(self, limits: httpx.Limits = POOL_LIMITS, in_flight: int = IN_FLIGHT) -> None:
+    def __init__(
+        self, limits: httpx.Limits = POOL_LIMITS, in_flight: int | None = IN_FLIGHT
+    ) -> None:
         self._inner = httpx.AsyncHTTPTransport(limits=limits)
-        self._slots = asyncio.Semaphore(in_flight)
+        self._slots = asyncio.Semaphore(in_flight) if in_flight else None
+        self.in_flight = self.most_in_flight = 0
+
+    def take_most(self) -> int:
+        most, self.most_in_flight = self.most_in_flight, self.in_flight
+        return most
+
+    def _release(self) -> None:
+        self.in_flight -= 1
+        if self._slots is not None:
+            self._slots.release()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        await self._slots.acquire()
+        if self._slots is not None:
+            await self._slots.acquire()
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
         try:
             response = await self._inner.handle_async_request(request)
         except BaseException:
-            self._slots.release()
+            self._release()
             raise
         assert isinstance(response.stream, httpx.AsyncByteStream)
         return httpx.Response(
             status_code=response.status_code,
             headers=response.headers,
-            stream=_ReleasingStream(response.stream, self._slots.release),
+            stream=_ReleasingStream(response.stream, self._release),
             extensions=response.extensions,
         )
 
@@ -117,10 +136,19 @@ async def bench_many(
     bare httpx and llm_magic with httpx's default limits run too: slow and bimodal, which is
     the point, but they can take a minute a round.
     """
+    # llm_magic bounds its requests in flight itself (llm_magic/http.py, `limits`): its
+    # transport here only counts them, it does not bound them; bare httpx's bounds and counts
+    transports = {
+        "bare_httpx": BoundedTransport(),
+        "llm_magic": BoundedTransport(in_flight=None),
+        "llm_magic_on_loop_tool": BoundedTransport(in_flight=None),
+    }
     contenders: dict[str, Any] = {
-        "bare_httpx": Bare(server, transport=BoundedTransport()),
-        "llm_magic": Magic(server, transport=BoundedTransport()),
-        "llm_magic_on_loop_tool": Magic(server, on_loop=True, transport=BoundedTransport()),
+        "bare_httpx": Bare(server, transport=transports["bare_httpx"]),
+        "llm_magic": Magic(server, transport=transports["llm_magic"], limits=POOL_LIMITS),
+        "llm_magic_on_loop_tool": Magic(
+            server, on_loop=True, transport=transports["llm_magic_on_loop_tool"], limits=POOL_LIMITS
+        ),
     }
     if defaults:
         contenders["bare_httpx_default_limits"] = Bare(server)
@@ -132,14 +160,23 @@ async def bench_many(
         rates: dict[str, list[float]] = {name: [] for name in contenders}
         cpu_rates: dict[str, list[float]] = {name: [] for name in contenders}
         opened: dict[str, list[int]] = {name: [] for name in contenders}
+        in_flight: dict[str, list[int]] = {name: [] for name in contenders}
         for r in range(n_rounds):
             for name in rotated(list(contenders), r):
                 before = server.connections()
+                if name in transports:
+                    transports[name].take_most()
                 rate, cpu_rate = await _wave(contenders[name].chain, chains)
                 rates[name].append(rate)
                 cpu_rates[name].append(cpu_rate)
                 opened[name].append(server.connections() - before - 1)  # minus /stats itself
-                log(f"round {r}: {name} {rate:.0f} chains/s, {opened[name][-1]} connections")
+                if name in transports:
+                    in_flight[name].append(transports[name].take_most())
+                shown = f", {in_flight[name][-1]} in flight at most" if in_flight[name] else ""
+                log(
+                    f"round {r}: {name} {rate:.0f} chains/s ({cpu_rate:.0f} per CPU s), "
+                    f"{opened[name][-1]} connections{shown}"
+                )
     finally:
         for c in contenders.values():
             await c.aclose()
@@ -166,6 +203,8 @@ async def bench_many(
             # per round; up to max_connections is the pool (re)filling after the idle gap
             # between rounds (keepalive_expiry), about one per request is churn
             "connections_opened": spread([float(v) for v in opened[name]], 0),
+            # the most requests in flight at once in any round (None: not counted)
+            "most_in_flight": max(in_flight[name]) if in_flight[name] else None,
         }
     return out
 

@@ -6,6 +6,15 @@ a small async generator, and `asyncio.run()` closes every live async generator o
 before it closes the loop (`loop.shutdown_asyncgens()`), so twenty `asyncio.run(...)` calls in a
 row leave no sockets behind.
 
+In flight: at most `limits.max_connections` requests per client (per loop) are on the wire at
+once; the rest wait their turn in a FIFO semaphore of that loop (`_LoopClient`), not in
+httpcore's pool. Held by a request from before it is sent until its response is closed (a
+stream: until its last event is read), and never while a retry waits. Under 1,000 concurrent
+chains httpcore's pool walks every queued request times every connection whenever a response
+ends, and with keep-alive below the pool's size closes a connection per response (issue 15.2;
+bench/README.md "Pool limits"); queued here, the pool only ever sees what it can serve.
+`max_connections=None` lifts the bound along with the pool's.
+
 Retries follow what the official SDKs do: 408/409/429/5xx (and Anthropic's 529), connection
 errors and timeouts, exponential backoff with jitter, `Retry-After` / `retry-after-ms` honoured
 up to a cap.
@@ -22,7 +31,7 @@ import random
 import re
 import time
 import weakref
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -36,11 +45,13 @@ from .errors import (
     StreamError,
     scrub_exception,
 )
-from .sse import SSEEvent, aiter_sse
+from .sse import SSEDecoder, SSEEvent
+from .tls import shared_ssl_context
 
 # httpx keeps 20 idle connections by default and closes the rest as they are released, so a
 # burst of more than 20 concurrent requests reopens connections on every round (issue 15.2):
-# keep as many idle connections as may be open.
+# keep as many idle connections as may be open. max_connections also bounds the requests in
+# flight per client (module doc).
 DEFAULT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=100)
 RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
 _REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-goog-request-id", "cf-ray")
@@ -138,6 +149,9 @@ class HTTPSession:
 
     async def client(self) -> httpx.AsyncClient:
         """This loop's client, made on first use and closed with the loop (module doc)."""
+        return (await self._held()).client
+
+    async def _held(self) -> _LoopClient:
         loop = asyncio.get_running_loop()
         held = self._clients.get(loop)
         if held is None or held.client.is_closed:
@@ -147,9 +161,11 @@ class HTTPSession:
                 timeout=self._timeout,
                 transport=self._transport,
                 limits=self.limits,
+                verify=shared_ssl_context(),
             )
-            held = self._clients[loop] = await _LoopClient.hold(client)
-        return held.client
+            in_flight = self.limits.max_connections
+            held = self._clients[loop] = await _LoopClient.hold(client, in_flight)
+        return held
 
     async def aclose(self) -> None:
         """Close this loop's client; clients of other loops close with their loops."""
@@ -169,7 +185,7 @@ class HTTPSession:
             raise
 
     async def post_json(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        response = await self._send(path, body, stream=False)
+        response, _ = await self._send(path, body, stream=False)
         try:
             data: dict[str, Any] = json.loads(response.content)
         except ValueError:
@@ -186,18 +202,27 @@ class HTTPSession:
         self, path: str, body: dict[str, Any]
     ) -> AsyncIterator[AsyncIterator[SSEEvent]]:
         """Yield the response's SSE events; a connection cut mid-way raises StreamError."""
-        response = await self._send(path, body, stream=True)
+        response, release = await self._send(path, body, stream=True)
         try:
             yield self._events(response)
         finally:
-            await response.aclose()
+            try:
+                await response.aclose()
+            finally:
+                release()
 
     async def _events(self, response: httpx.Response) -> AsyncIterator[SSEEvent]:
         # The StreamError is raised outside the `except`: an httpx exception holds its request,
         # headers and key included, and must not stay chained as `__context__`.
+        # One generator between httpx's bytes and the provider (this runs once per token):
+        # the SSE decoding is here rather than in a generator of its own.
         failure: StreamError | None = None
+        decoder = SSEDecoder()
         try:
-            async for event in aiter_sse(response.aiter_text()):
+            async for chunk in response.aiter_bytes():
+                for event in decoder.feed_bytes(chunk):
+                    yield event
+            for event in decoder.flush():
                 yield event
         except httpx.ReadTimeout:
             failure = StreamError(
@@ -211,20 +236,37 @@ class HTTPSession:
         if failure is not None:
             raise failure
 
-    async def _send(self, path: str, body: dict[str, Any], *, stream: bool) -> httpx.Response:
-        client = await self.client()
+    async def _send(
+        self, path: str, body: dict[str, Any], *, stream: bool
+    ) -> tuple[httpx.Response, Callable[[], None]]:
+        """The response, and what frees its in-flight slot: already freed unless `stream` (the
+        caller frees it once the response is closed)."""
+        held = await self._held()
+        client = held.client
         content = json.dumps(body, ensure_ascii=False).encode()
         headers = {"content-type": "application/json"}
         attempt = 0
         while True:
             response: httpx.Response | None = None
             failure: ProviderError | None = None
+            release = await held.slot()
             try:
                 request = client.build_request("POST", path, content=content, headers=headers)
                 response = await client.send(request, stream=stream)
             except (httpx.ConnectError, httpx.TimeoutException, httpx.RemoteProtocolError) as exc:
                 if attempt >= self.retry.max_retries:
                     failure = self._transport_error(exc)
+            except BaseException:
+                release()
+                raise
+            if response is not None and response.status_code >= 400:
+                try:
+                    await response.aread()
+                finally:
+                    await response.aclose()
+                    release()
+            elif response is None or not stream:  # a body read whole, or no response
+                release()
             if failure is not None:  # raised here, not in the `except`: see `_events`
                 raise failure
             if response is None:
@@ -232,9 +274,7 @@ class HTTPSession:
                 attempt += 1
                 continue
             if response.status_code < 400:
-                return response
-            await response.aread()
-            await response.aclose()
+                return response, release
             wait = retry_after(response.headers)
             if wait is None:
                 wait = _retry_delay_in_body(response)
@@ -288,17 +328,34 @@ class HTTPSession:
 
 class _LoopClient:
     """A client held open by an async generator of its loop, so that the loop's shutdown
-    (`asyncio.run` calls `shutdown_asyncgens()`) closes the client while the loop still runs."""
+    (`asyncio.run` calls `shutdown_asyncgens()`) closes the client while the loop still runs;
+    and the loop's in-flight bound (module doc)."""
 
-    def __init__(self, client: httpx.AsyncClient) -> None:
+    def __init__(self, client: httpx.AsyncClient, in_flight: int | None) -> None:
         self.client = client
+        self._slots = asyncio.Semaphore(in_flight) if in_flight else None
         self._keeper = self._keep()
 
     @classmethod
-    async def hold(cls, client: httpx.AsyncClient) -> _LoopClient:
-        held = cls(client)
+    async def hold(cls, client: httpx.AsyncClient, in_flight: int | None) -> _LoopClient:
+        held = cls(client, in_flight)
         await held._keeper.__anext__()  # registered with the loop's async generator hooks
         return held
+
+    async def slot(self) -> Callable[[], None]:
+        """Wait for an in-flight slot; returns its release, which frees it once however often
+        it is called."""
+        slots = self._slots
+        if slots is None:
+            return _nothing
+        await slots.acquire()
+        held = [slots]
+
+        def release() -> None:
+            if held:
+                held.pop().release()
+
+        return release
 
     async def _keep(self) -> AsyncGenerator[None, None]:
         try:
@@ -308,6 +365,10 @@ class _LoopClient:
 
     async def release(self) -> None:
         await self._keeper.aclose()
+
+
+def _nothing() -> None:
+    pass
 
 
 def _retry_delay_in_body(response: httpx.Response) -> float | None:

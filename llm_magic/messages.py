@@ -9,7 +9,7 @@ Gemini: one content of `functionResponse` parts).
 from __future__ import annotations
 
 import json
-from dataclasses import astuple, dataclass, field
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -71,7 +71,14 @@ class Usage:
     reasoning_tokens: int = 0  # part of output_tokens spent thinking
 
     def __add__(self, other: Usage) -> Usage:
-        return Usage(*(a + b for a, b in zip(astuple(self), astuple(other), strict=True)))
+        # field by field: `astuple` deep-copies, and a run adds usages on every turn
+        return Usage(
+            self.input_tokens + other.input_tokens,
+            self.output_tokens + other.output_tokens,
+            self.cache_read_tokens + other.cache_read_tokens,
+            self.cache_write_tokens + other.cache_write_tokens,
+            self.reasoning_tokens + other.reasoning_tokens,
+        )
 
     @property
     def total_tokens(self) -> int:

@@ -222,8 +222,11 @@ def get_async_model(
 ) -> AsyncModel:
     """The async model for an id (default: see `default_model_id`).
 
-    limits: the HTTP connection pool (httpx.Limits); the default keeps as many idle
-    connections as it may open, so bursts of concurrent chains do not reopen connections.
+    limits: the HTTP connection pool (httpx.Limits), default
+    `Limits(max_connections=100, max_keepalive_connections=100)`: as many idle connections kept
+    as may be open, so bursts of concurrent chains do not reopen connections. `max_connections`
+    also bounds the requests in flight per event loop (a given `transport` too): the rest wait
+    their turn, first come first served, before they reach the pool; None lifts both bounds.
     provider_options: the provider class's own keyword arguments (retry, timeout, transport).
     """
     provider = make_provider(

@@ -258,3 +258,22 @@ def test_a_fresh_process_prices_every_turn_without_waiting_for_the_table(
     first, second = table_price("openai", 1000, 10, 0), table_price("openai", 1200, 5, 0)
     assert costs_line == str([(1, str(first)), (2, str(second))])
     assert total == str(first + second)
+
+
+def test_a_model_the_table_does_not_know_is_looked_up_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """genai-prices caches what it finds, not what it does not: llm_magic remembers the misses
+    (one search through the provider's models per turn cost 1,000 chains 5-10% of their CPU)."""
+    searches: list[str] = []
+    real = genai_prices.calc_price
+
+    def counting(usage: Any, model: str, **source: Any) -> Any:
+        searches.append(model)
+        return real(usage, model, **source)
+
+    monkeypatch.setattr(genai_prices, "calc_price", counting)
+    source = {"provider_id": "openai"}
+    for _ in range(3):
+        assert costs.price("no-such-model-xyz", llm_magic.Usage(100, 10), source) is None
+        assert costs.price("gpt-4.1-mini", llm_magic.Usage(100, 10), source) is not None
+    assert searches.count("no-such-model-xyz") == 1
+    assert searches.count("gpt-4.1-mini") == 3  # known models: genai-prices' own cache

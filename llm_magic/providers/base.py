@@ -14,7 +14,6 @@ import json
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from functools import partial
 from typing import Any, TypeVar
 
 import httpx
@@ -50,7 +49,10 @@ class Accumulator(ABC):
         """Take one SSE event; return the text it adds (for `on_text`)."""
         if self.skip(event):
             return ""
-        payload = decode_json(event.data, self.provider, f"{event.event or 'data'} event")
+        try:  # once per token: the error's wording is built only when there is one
+            payload = json.loads(event.data)
+        except ValueError:
+            payload = decode_json(event.data, self.provider, f"{event.event or 'data'} event")
         message = self.error(payload)
         if message is not None:
             raise ProviderError(f"error in stream: {message}", provider=self.provider)
@@ -58,7 +60,8 @@ class Accumulator(ABC):
 
     def skip(self, event: SSEEvent) -> bool:
         """Events that carry nothing (keep-alives); an adapter adds its own (OpenAI's [DONE])."""
-        return not event.data.strip()
+        data = event.data
+        return not data or data.isspace()  # `not data.strip()`, without a copy per event
 
     def error(self, payload: Any) -> str | None:
         """The message of an error payload (`{"error": {...}}`, maybe wrapped in a list)."""
@@ -189,10 +192,16 @@ class Provider(ABC):
         self, path: str, body: dict[str, Any], on_text: TextCallback | None
     ) -> ModelTurn:
         acc = self.accumulator()
+        feed = acc.feed
         async with self.http.stream(path, body) as events:
             try:
                 async for event in events:
-                    delta = self._checked(partial(acc.feed, event), "stream event", event.data)
+                    try:  # `_checked`, written out: this runs once per token
+                        delta = feed(event)
+                    except _SHAPE_ERRORS as exc:
+                        if isinstance(exc, ProviderError):
+                            raise
+                        raise self._shape_error(exc, "stream event", event.data) from None
                     if delta and on_text:
                         on_text(delta)
             except StreamError as exc:
@@ -213,10 +222,13 @@ class Provider(ABC):
         except ProviderError:
             raise
         except _SHAPE_ERRORS as exc:
-            shown = "" if data is None else f": {_excerpt(data)}"
-            raise ProviderError(
-                f"malformed {what} ({type(exc).__name__}: {exc}){shown}", provider=self.name
-            ) from None
+            raise self._shape_error(exc, what, data) from None
+
+    def _shape_error(self, exc: Exception, what: str, data: Any) -> ProviderError:
+        shown = "" if data is None else f": {_excerpt(data)}"
+        return ProviderError(
+            f"malformed {what} ({type(exc).__name__}: {exc}){shown}", provider=self.name
+        )
 
     async def aclose(self) -> None:
         await self.http.aclose()

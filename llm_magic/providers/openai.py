@@ -208,24 +208,35 @@ class StreamAccumulator(Accumulator):
         return "".join(self.parts)
 
     def take(self, event: str, payload: Any) -> str:
-        chunk = expect(payload, dict, "a stream chunk", PROVIDER)
+        # once per token: `expect` is called only when a value has the wrong type
+        chunk = payload
+        if type(chunk) is not dict:
+            expect(chunk, dict, "a stream chunk", PROVIDER)
         if chunk.get("usage"):
             self.usage = _usage(chunk["usage"])
+        choices = chunk.get("choices") or []
+        if type(choices) is not list:
+            expect(choices, list, "choices", PROVIDER)
         delta_text = ""
-        for i, choice in enumerate(expect(chunk.get("choices") or [], list, "choices", PROVIDER)):
-            choice = expect(choice, dict, f"choices[{i}]", PROVIDER)
+        for i, choice in enumerate(choices):
+            if type(choice) is not dict:
+                expect(choice, dict, f"choices[{i}]", PROVIDER)
             self.choices_seen = True
             if choice.get("finish_reason"):
                 self.finish_reason = choice["finish_reason"]
-            delta = expect(choice.get("delta") or {}, dict, f"choices[{i}].delta", PROVIDER)
+            delta = choice.get("delta") or {}
+            if type(delta) is not dict:
+                expect(delta, dict, f"choices[{i}].delta", PROVIDER)
             content = delta.get("content")
             if content:
                 self.parts.append(content)
                 delta_text += content
             if delta.get("refusal"):
                 self.refusal.append(delta["refusal"])
-            for tc in expect(delta.get("tool_calls") or [], list, "delta.tool_calls", PROVIDER):
-                self._add_call(expect(tc, dict, "a tool call delta", PROVIDER))
+            calls = delta.get("tool_calls")
+            if calls:
+                for tc in expect(calls, list, "delta.tool_calls", PROVIDER):
+                    self._add_call(expect(tc, dict, "a tool call delta", PROVIDER))
         return delta_text
 
     def _add_call(self, tc: dict[str, Any]) -> None:

@@ -10,7 +10,6 @@ from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Unpack
 
-from . import _httpx_cli  # noqa: F401  (first: httpx without its command-line client)
 from .chain import ChainResult, ChainRun
 from .errors import (
     AuthenticationError,

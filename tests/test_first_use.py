@@ -223,37 +223,3 @@ def test_a_plain_http_chain_loads_no_markdown_widgets_or_ca_bundle() -> None:
         [sys.executable, "-c", _CHAIN], cwd=ROOT, env=env, capture_output=True, text=True
     )
     assert "LOADED [] False True" in out.stdout, out.stdout + out.stderr
-
-
-# -- httpx's command-line client -------------------------------------------------------------------
-
-_HTTPX_MAIN = textwrap.dedent(
-    """
-    import sys
-    if sys.argv[1] == "llm_magic":
-        import llm_magic
-        print("CLI_LOADED", "click" in sys.modules, "pygments" in sys.modules)
-    import httpx
-    sys.argv = ["httpx", "--help"]  # what the `httpx` command runs: main(), reading argv
-    httpx.main()
-    """
-)
-
-
-def _httpx_main(first: str) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.run(
-        [sys.executable, "-c", _HTTPX_MAIN, first],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-
-
-def test_httpx_loads_without_its_cli_which_still_runs_as_without_llm_magic() -> None:
-    pytest.importorskip("click")  # without click, httpx never imports its CLI anyway
-    with_magic, alone = _httpx_main("llm_magic"), _httpx_main("httpx")
-    assert "CLI_LOADED False False" in with_magic.stdout, with_magic.stdout + with_magic.stderr
-    assert with_magic.returncode == alone.returncode
-    assert with_magic.stdout.replace("CLI_LOADED False False\n", "") == alone.stdout

@@ -1,14 +1,28 @@
 """Typed answers: the run's final answer validated into a dataclass, TypedDict or pydantic model.
 
-The answer arrives as a call of one more tool, `final_answer`, whose parameters are the type's
-JSON schema (from `llm_magic.schema`, the same converters that check tool arguments). A final
-tool works on every provider and, unlike a provider's JSON mode, goes together with the run's
-other tools: the model may call them first and answer when it is ready (the `llm` library loses
-the schema once a tool is called, its issue #1222). The run asks for a tool call on every turn
-(`tool_choice="required"` unless the caller chose), so the model cannot drift into prose.
+Two ways to ask for it, one validation (the type's converter from `llm_magic.schema`, the same
+that checks tool arguments), the same `result.output`:
 
-A validation failure goes back to the model once, as the tool's error (or, when the model
-answered in text that is not the type, as a reminder); a second failure ends the run with an
+- Native structured output, where the provider has one that goes together with tools (OpenAI
+  Chat Completions: `response_format` with a strict JSON schema, `providers.openai`). The run
+  keeps its tools and its tool choice; the model calls tools as it likes, and its final text is
+  JSON of the type (`from_text`).
+- A final tool, `final_answer`, whose parameters are the type's schema, everywhere else. The run
+  asks for a tool call on every turn (`tool_choice="required"` unless the caller chose), so the
+  model cannot drift into prose. It stays for:
+  Gemini, which answers 400 "Function calling with a response mime type: 'application/json' is
+  unsupported" when `responseMimeType`/`responseSchema` come with function declarations (the
+  2.x models; googleapis/python-genai issue #867);
+  Anthropic, whose JSON outputs (`output_config.format`, first the `structured-outputs-2025-11-13`
+  beta's `output_format`) are newer than, and not on every model like, tool use, where the final
+  tool also follows extended thinking's tool-choice rules (`answer_choice`);
+  the embedded `local` model, prompted to answer by calling a function, and other
+  OpenAI-compatible servers, which differ in whether they take `response_format` beside `tools`.
+Either way the `llm` library's problem is avoided: it loses the schema once a tool is called (its
+issue #1222).
+
+A validation failure goes back to the model once (the final tool's error, or a user message
+quoting the problem when the answer was text); a second failure ends the run with an
 `OutputValidationError` that quotes the problem.
 """
 
@@ -22,6 +36,7 @@ from typing import Any
 
 from .errors import OutputValidationError, ToolArgumentsError, ToolDefinitionError
 from .events import ToolCallRecord
+from .messages import OutputSchema
 from .schema import Converter, Invalid, Parameters, converter_for
 from .tools import Tool
 
@@ -31,7 +46,12 @@ REMINDER = (
     "Give your final answer now by calling the {tool} tool with arguments that match its "
     "schema, not as text."
 )
+NATIVE_REMINDER = (
+    "Your answer is not a valid {type}: {problem}. Answer again with only the JSON object that "
+    "matches the response schema."
+)
 _FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL)
+_NAME_BAD = re.compile(r"[^a-zA-Z0-9_-]")  # OpenAI's json_schema.name: ^[a-zA-Z0-9_-]{1,64}$
 
 
 @dataclass(eq=False)
@@ -57,16 +77,24 @@ class _WholeValue(Parameters):
 
 
 class TypedAnswer:
-    """One run's expected answer: the final tool, and what came of it."""
+    """One run's expected answer: how it is asked for (`native`: the provider's structured
+    output; else the final tool), and what came of it."""
 
-    def __init__(self, output_type: type[Any]) -> None:
+    def __init__(self, output_type: type[Any], native: bool = False) -> None:
         self.type = output_type
+        self.native = native
+        self.name = getattr(output_type, "__name__", repr(output_type))
         converter = converter_for(output_type)
         self.parameters = _WholeValue({}, set(), {}, {}, converter=converter)
         self.failures = 0
         self.value: Any = None
         self.done = False
         self.last_error = ""
+
+    def output_schema(self) -> OutputSchema:
+        """The schema sent as native structured output, under a name the APIs accept."""
+        name = _NAME_BAD.sub("_", self.name)[:64] or "answer"
+        return OutputSchema(name, self.parameters.schema)
 
     def tool(self, others: dict[str, Tool]) -> Tool:
         if FINAL_TOOL in others:
@@ -77,17 +105,19 @@ class TypedAnswer:
         async def final_answer(value: Any) -> Any:
             return value
 
-        name = getattr(self.type, "__name__", "the answer")
         return Tool(
             FINAL_TOOL,
-            f"Give the final answer, as a {name}. Call this once you have everything you need; "
+            f"Give the final answer, as a {self.name}. Call this once you have everything you need; "
             "the run ends with it.",
             self.parameters,
             async_impl=final_answer,
         )
 
     def after_tools(self, batch: list[ToolCallRecord]) -> None:
-        """Take the answer from this round's calls, or count a failed one."""
+        """Take the answer from this round's calls, or count a failed one (final tool only:
+        with native output a call named `final_answer` is just a call)."""
+        if self.native:
+            return
         for rec in batch:
             if rec.name != FINAL_TOOL:
                 continue
@@ -99,14 +129,18 @@ class TypedAnswer:
             self._failed()
 
     def from_text(self, text: str) -> bool:
-        """A text answer that is the type's JSON (a model that skipped the tool): take it."""
+        """A text answer that is the type's JSON (native output, or a model that skipped the
+        final tool): take it, or count a failure."""
         body = text.strip()
         fenced = _FENCE.match(body)
         try:
             value = json.loads(fenced.group(1) if fenced else body)
             self.value = self.parameters.validate(value)["value"]
         except (ValueError, ToolArgumentsError) as exc:
-            self.last_error = f"the answer was text, not a {FINAL_TOOL} call ({exc})"
+            if self.native:
+                self.last_error = f"{'not JSON: ' if isinstance(exc, ValueError) else ''}{exc}"
+            else:
+                self.last_error = f"the answer was text, not a {FINAL_TOOL} call ({exc})"
             self._failed()
             return False
         self.done = True
@@ -115,13 +149,15 @@ class TypedAnswer:
     def _failed(self) -> None:
         self.failures += 1
         if self.failures > RETRIES:
-            name = getattr(self.type, "__name__", repr(self.type))
             raise OutputValidationError(
-                f"the model's final answer is not a valid {name} after {self.failures} "
+                f"the model's final answer is not a valid {self.name} after {self.failures} "
                 f"tries: {self.last_error}"
             )
 
     def reminder(self) -> str:
+        """What goes back to the model after a text answer that is not the type."""
+        if self.native:
+            return NATIVE_REMINDER.format(type=self.name, problem=self.last_error)
         return REMINDER.format(tool=FINAL_TOOL)
 
 

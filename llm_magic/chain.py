@@ -8,8 +8,9 @@ Limits end a run with a status, not an exception: `max_steps` counts tool rounds
 take `max_steps` rounds of tool calls, then answers), `max_tool_calls` counts calls, `timeout`
 is wall time. Whatever ends the run, the conversation stays valid: every tool call in history
 has a result, synthetic if the call never finished. `max_cost` stops before a turn whose
-estimated price would pass it (llm_magic.cost); `output_type` adds the final tool and ends the
-run with its validated value (llm_magic.answers); a branched run first answers the calls of its
+estimated price would pass it (llm_magic.cost); `output_type` asks for the provider's native
+structured output or adds the final tool, and ends the run with the validated value
+(llm_magic.answers); a branched run first answers the calls of its
 branch turn (llm_magic.branches).
 
 Longer than 500 lines: the engine is one state machine whose steps (turns, tool calls, limits,
@@ -85,8 +86,12 @@ class ChainRun:
         self.tools = {t.name: t for t in tools}
         self.sources = list(sources)  # their tools join `self.tools` when the run starts
         self.options = options
-        self.answer = TypedAnswer(options.output_type) if options.output_type else None
-        if self.answer is not None:
+        self.answer = (
+            TypedAnswer(options.output_type, native=provider.native_output)
+            if options.output_type
+            else None
+        )
+        if self.answer is not None and not self.answer.native:
             self.tools[FINAL_TOOL] = self.answer.tool(self.tools)
         self.resume = resume  # a branch: the calls to answer before the first model turn
         self.cost: costs.Cost = Decimal(0)
@@ -359,7 +364,8 @@ class ChainRun:
                     self.conversation.messages.append(Message("user", self.answer.reminder()))
                     self._step_ends[-1] += 1
                     continue
-                self.status = limit or "done"
+                # a typed answer ends the run "done", as through the final tool, limit or not
+                self.status = "done" if self.answer is not None else limit or "done"
                 return
             if limit is not None and self.answer is None:  # tools on its no-tools turn: dropped
                 self.status = limit
@@ -386,7 +392,10 @@ class ChainRun:
         messages = list(self.conversation.messages)
         tool_choice = self.options.tool_choice if tools_on else "none"
         final = not tools_on  # each provider says "answer now" in its own wire form
-        if self.answer is not None:  # a typed answer comes as a tool call, on every turn
+        output = None
+        if self.answer is not None and self.answer.native:  # the final text is the type's JSON
+            output = self.answer.output_schema()
+        elif self.answer is not None:  # a typed answer comes as a tool call, on every turn
             chosen = self.options.tool_choice
             tool_choice = answer_choice(chosen, tools_on, self.options.model_options)
             if not tools_on:  # the answer tool stays on: say "answer now" in the text
@@ -400,6 +409,7 @@ class ChainRun:
             tool_choice=tool_choice if self.tools else None,
             options=dict(self.options.model_options),
             final=final,
+            output=output,
         )
 
     async def _model_turn(self, request: ModelRequest) -> ModelTurn:

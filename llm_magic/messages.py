@@ -95,6 +95,15 @@ class ToolSpec:
 
 
 @dataclass
+class OutputSchema:
+    """The JSON a run's final text answer must be, for a provider with native structured output
+    (llm_magic.answers): a name the API shows the model, and the answer type's JSON schema."""
+
+    name: str
+    schema: dict[str, Any]
+
+
+@dataclass
 class ModelRequest:
     messages: list[Message]
     tools: list[ToolSpec] = field(default_factory=list)
@@ -105,6 +114,8 @@ class ModelRequest:
     options: dict[str, Any] = field(default_factory=dict)
     # Answer now, without tools (the run hit a limit); each provider says so in its wire form.
     final: bool = False
+    # The final answer's schema, sent as the provider's native structured output; None: free text.
+    output: OutputSchema | None = None
 
 
 @dataclass

@@ -96,10 +96,10 @@ class ChainResult(Generic[R]):
     branched_from: BranchPoint | None = field(default=None, repr=False)
 
     def __repr__(self) -> str:
+        if self.output is not None:  # a typed answer (its JSON is the text, natively)
+            return repr(self.output)
         if self.text:
             return self.text
-        if self.output is not None:  # a typed answer came through the final tool
-            return repr(self.output)
         return f"<ChainResult {self.status}, no text>"
 
     def __str__(self) -> str:

@@ -86,6 +86,58 @@ def test_openai_max_tokens_on_reasoning_model(openai_server):
     assert post(s, model="gpt-4.1", max_tokens=10)[0] == 200  # deprecated, still accepted
 
 
+CLOSED = {
+    "type": "object",
+    "properties": {"city": {"type": "string"}, "tags": {"type": "array", "items": {}}},
+    "required": ["city", "tags"],
+    "additionalProperties": False,
+}
+
+
+def json_schema(schema=CLOSED, **spec):
+    return {"type": "json_schema", "json_schema": {"name": "Trip", "schema": schema, **spec}}
+
+
+@pytest.mark.parametrize(
+    ("fmt", "said"),
+    [
+        ({"type": "json"}, "Supported values are: 'json_object', 'json_schema', and 'text'."),
+        ({"type": "json_schema"}, "Missing required parameter: 'response_format.json_schema'."),
+        (json_schema(name="a trip"), "'response_format.json_schema.name': string does not match"),
+        (json_schema(strict=True, schemas={}), "response_format.json_schema.schemas"),
+        (
+            json_schema({**CLOSED, "additionalProperties": True}, strict=True),
+            "'additionalProperties' is required to be supplied and to be false.",
+        ),
+        (
+            json_schema({**CLOSED, "required": ["city"]}, strict=True),
+            "including every key in properties. Missing 'tags'.",
+        ),
+        (
+            json_schema({**CLOSED, "properties": {"at": TUPLE["properties"]["at"]}}, strict=True),
+            "array schema missing items.",
+        ),
+    ],
+    ids=["type", "no-json_schema", "name", "unknown-key", "open", "optional", "no-items"],
+)
+def test_openai_response_format_in_its_documented_shape_only(openai_server, fmt, said):
+    assert said in rejected(openai_server, response_format=fmt)
+
+
+def test_openai_response_format_accepted_shapes(openai_server):
+    s = openai_server
+    for fmt in (
+        json_schema(strict=True),
+        json_schema({**CLOSED, "required": ["city"]}, strict=False),  # not strict: any schema
+        {"type": "json_object"},
+        {"type": "text"},
+    ):
+        s.push(Reply(json_content={"city": "Rome", "tags": []}))
+        status, body = post(s, response_format=fmt)
+        assert status == 200, body
+        assert body["choices"][0]["message"]["content"] == '{"city": "Rome", "tags": []}'
+
+
 def test_gemini_signature_on_a_non_call_part_must_come_back(gemini_server):
     s = gemini_server
     call = Call("get_weather", {"city": "Paris"})

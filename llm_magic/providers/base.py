@@ -95,6 +95,9 @@ class Provider(ABC):
     name = "provider"
     default_base_url = ""
     default_max_steps = 10  # rounds of tool calls before the run must answer
+    # Takes `ModelRequest.output` (a typed answer's schema) as its own structured output, beside
+    # tools; False: the chain asks for the typed answer through the final tool (llm_magic.answers).
+    native_output = False
 
     def __init__(
         self,

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ProviderError, RefusalError
-from ..messages import Message, ModelRequest, ModelTurn, ToolCall, Usage
+from ..messages import Message, ModelRequest, ModelTurn, OutputSchema, ToolCall, Usage
 from ..sse import SSEEvent
-from ._portable import openai_schema
+from ._portable import openai_schema, openai_strict_schema
 from .base import Accumulator, Provider, arguments_object, expect, new_call_id
 
 PROVIDER = "openai"
@@ -32,9 +32,13 @@ class OpenAICompat:
     # `max_tokens` (openai-python `completion_create_params.py`: "max_tokens ... not compatible
     # with o-series models"); compatible servers (llama.cpp, Ollama, vLLM) read `max_tokens`.
     max_tokens_field: str = "max_completion_tokens"
+    # A typed answer as `response_format` (Structured Outputs) rather than the final tool.
+    # OpenAI's own API only: compatible servers differ in whether they take it beside `tools`
+    # and in how much of a schema they enforce, and the embedded model needs its tool.
+    native_output: bool = False
 
 
-OPENAI = OpenAICompat()
+OPENAI = OpenAICompat(native_output=True)
 COMPATIBLE = OpenAICompat(content_string=True, stream_usage=False, max_tokens_field="max_tokens")
 
 
@@ -44,6 +48,7 @@ class OpenAIProvider(Provider):
 
     def __init__(self, model: str, *, compat: OpenAICompat | None = None, **kwargs: Any) -> None:
         self.compat = compat or OPENAI
+        self.native_output = self.compat.native_output
         self.wire_model = model  # the name sent on the wire (the local model serves aliases)
         super().__init__(model, **kwargs)
 
@@ -86,6 +91,8 @@ class OpenAIProvider(Provider):
                 body["tool_choice"] = _tool_choice(request.tool_choice)
             if compat.parallel_tool_calls is not None:
                 body["parallel_tool_calls"] = compat.parallel_tool_calls
+        if request.output is not None:
+            body["response_format"] = response_format(request.output)
         options = {**self.options, **request.options}
         if "max_tokens" in options:  # the deprecated field: reasoning models reject it
             options[compat.max_tokens_field] = options.pop("max_tokens")
@@ -119,6 +126,21 @@ class OpenAIProvider(Provider):
             for c in msg.tool_calls
         ]
         return [{"role": "assistant", "content": content, "tool_calls": calls}]
+
+
+def response_format(output: OutputSchema) -> dict[str, Any]:
+    """Structured Outputs on Chat Completions: `response_format: {"type": "json_schema",
+    "json_schema": {"name", "schema", "strict"}}` (platform.openai.com/docs/api-reference/chat/
+    create#chat-create-response_format; openai-python `types/shared_params/
+    response_format_json_schema.py`). It goes together with `tools`: the model may call them
+    first, and its final message's `content` is JSON matching the schema
+    (platform.openai.com/docs/guides/structured-outputs, "function calling" vs "response_format");
+    a refusal comes as `message.refusal` (#refusals), raised as a RefusalError by `parse`."""
+    schema, strict = openai_strict_schema(output.schema)
+    return {
+        "type": "json_schema",
+        "json_schema": {"name": output.name, "schema": schema, "strict": strict},
+    }
 
 
 def _tool_choice(choice: str) -> Any:

@@ -17,7 +17,7 @@ import re
 import time
 
 from .base import LoopbackServer, ResolvedCall, dumps, token
-from .schema_rules import arrays_without_items, missing_refs
+from .schema_rules import arrays_without_items, missing_refs, walk
 from .script import Reply, split_args, split_text
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
@@ -116,6 +116,8 @@ class OpenAIServer(LoopbackServer):
         if "stream_options" in b and b.get("stream") is not True:
             p.append("The 'stream_options' parameter is only allowed when 'stream' is enabled.")
         self._check_tool_choice(b.get("tool_choice", None), tools, names, p)
+        if "response_format" in b:
+            self._check_response_format(b["response_format"], p)
         if self.strict:
             for key in ("parallel_tool_calls", "stream_options"):
                 if key in b:
@@ -179,6 +181,71 @@ class OpenAIServer(LoopbackServer):
                 f"Invalid schema for function '{name}': In context=(), reference to component "
                 f"'{ref}' which was not found in the schema."
             )
+
+    def _check_response_format(self, fmt, p):
+        """`response_format` is `{"type": "text"}`, `{"type": "json_object"}` or
+        `{"type": "json_schema", "json_schema": {"name", "description"?, "schema"?, "strict"?}}`
+        (platform.openai.com/docs/api-reference/chat/create#chat-create-response_format;
+        openai-python `types/shared_params/response_format_json_schema.py`: `name` is required,
+        a-z A-Z 0-9 _ -, at most 64). With `strict: true` the schema must be a closed object
+        whose every property is required (platform.openai.com/docs/guides/structured-outputs
+        #supported-schemas: "all fields must be required", "additionalProperties: false must
+        always be set"); the API's 400s read as below."""
+        kind = fmt.get("type") if isinstance(fmt, dict) else None
+        if kind not in ("text", "json_object", "json_schema"):
+            p.append(
+                f"Invalid value: {kind!r}. Supported values are: 'json_object', 'json_schema', "
+                "and 'text'."
+            )
+            return
+        spec = fmt.get("json_schema")
+        if kind != "json_schema":
+            return
+        if not isinstance(spec, dict):
+            p.append("Missing required parameter: 'response_format.json_schema'.")
+            return
+        for extra in set(spec) - {"name", "description", "schema", "strict"}:
+            p.append(f"Unrecognized request argument supplied: response_format.json_schema.{extra}")
+        name = spec.get("name")
+        if not isinstance(name, str) or not NAME_RE.match(name):
+            p.append(
+                "Invalid 'response_format.json_schema.name': string does not match pattern "
+                "'^[a-zA-Z0-9_-]{1,64}$'."
+            )
+        schema = spec.get("schema")
+        if schema is not None and not isinstance(schema, dict):
+            p.append("Invalid type for 'response_format.json_schema.schema': expected an object.")
+        elif spec.get("strict") is True and isinstance(schema, dict):
+            self._check_strict(str(name), schema, p)
+
+    @staticmethod
+    def _check_strict(name, schema, p):
+        where = f"Invalid schema for response_format '{name}': In context=("
+        if schema.get("type") != "object":
+            p.append(
+                f"{where}), schema must be a JSON Schema of 'type: \"object\"', got "
+                f"'type: \"{schema.get('type')}\"'."
+            )
+        for path, node in walk(schema):
+            ctx = where + ", ".join(repr(x) for x in path) + ")"
+            props = node.get("properties")
+            if node.get("type") == "object" and node.get("additionalProperties") is not False:
+                p.append(
+                    f"{ctx}, 'additionalProperties' is required to be supplied and to be false."
+                )
+            if isinstance(props, dict):
+                missing = [k for k in props if k not in (node.get("required") or [])]
+                if missing:
+                    p.append(
+                        f"{ctx}, 'required' is required to be supplied and to be an array "
+                        f"including every key in properties. Missing '{missing[0]}'."
+                    )
+            for key in ("oneOf", "patternProperties", "prefixItems"):
+                if key in node:
+                    p.append(f"{ctx}, '{key}' is not permitted.")
+        for path in arrays_without_items(schema):
+            ctx = where + ", ".join(repr(x) for x in path) + ")"
+            p.append(f"{ctx}, array schema missing items.")
 
     def _check_tool_choice(self, choice, tools, names, p):
         if choice is None:

@@ -7,8 +7,10 @@ what the request asked for.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass
@@ -54,6 +56,12 @@ class Reply:
     # non-streamed one.
     raw_events: list[str] | None = None
     raw_body: str | None = None
+    # A JSON answer (structured output): the text becomes its JSON, as a model writes it.
+    json_content: Any = None
+
+    def __post_init__(self) -> None:
+        if self.json_content is not None:
+            self.text = json.dumps(self.json_content)
 
 
 def as_reply(item: Reply | str) -> Reply:

@@ -42,8 +42,9 @@ def kernel(server):
 def test_typed_answer_rerun_and_usage_in_a_kernel(kernel, server):
     server.push(
         Reply(calls=[Call("get_weather", {"city": "Paris"})], usage=(1000, 50)),
-        Reply(calls=[Call("final_answer", {"city": "Paris", "temp_c": 18})], usage=(1100, 20)),
-        Reply(calls=[Call("final_answer", {"city": "Rome", "temp_c": 24})], usage=(1100, 20)),
+        # OpenAI: the typed answer is the final message's JSON (native structured output)
+        Reply(json_content={"city": "Paris", "temp_c": 18}, usage=(1100, 20)),
+        Reply(json_content={"city": "Rome", "temp_c": 24}, usage=(1100, 20)),
     )
     cells = kernel.run(
         [

@@ -307,3 +307,15 @@ async def test_claude_with_extended_thinking_is_not_forced_to_call_a_tool(
     assert result.output == Trip("Rome", 24.0, ["sunny"])
     # the server rejects a forced tool with thinking on (its fixture fails on any rejection)
     assert [forced_choice(anthropic_server, i) for i in range(3)] == ["auto"] * 3
+
+
+def test_only_openais_own_api_answers_natively() -> None:
+    """The embedded model and compatible servers (Ollama, llama.cpp, vLLM) keep the final tool:
+    a `response_format` beside `tools` is not something they all take."""
+    from llm_magic.providers.local import LOCAL_COMPAT
+    from llm_magic.providers.openai import COMPATIBLE, OPENAI
+
+    assert OPENAI.native_output and not COMPATIBLE.native_output
+    assert not LOCAL_COMPAT.native_output
+    ollama = llm_magic.get_async_model("ollama:qwen3", base_url="http://127.0.0.1:9/v1")
+    assert not ollama.provider.native_output

@@ -10,8 +10,8 @@ is wall time. Whatever ends the run, the conversation stays valid: every tool ca
 has a result, synthetic if the call never finished. `max_cost` stops before a turn whose
 estimated price would pass it (llm_magic.cost); `output_type` asks for the provider's native
 structured output or adds the final tool, and ends the run with the validated value
-(llm_magic.answers); a branched run first answers the calls of its
-branch turn (llm_magic.branches).
+(llm_magic.answers); a branched run first answers the calls of its branch turn
+(llm_magic.branches).
 
 Longer than 500 lines: the engine is one state machine whose steps (turns, tool calls, limits,
 budget, typed answer, branch start) share its state; split apart they would pass it around.

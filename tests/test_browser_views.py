@@ -9,6 +9,11 @@ server. Every wait is on a condition; screenshots go to artifacts/<test name>/.
 from __future__ import annotations
 
 import json
+import os
+import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +21,7 @@ import pytest
 
 from tests import test_browser as harness
 from tests.servers import Call, OpenAIServer, Reply
-from tests.test_browser import _artifacts, _open_and_run
+from tests.test_browser import APP_READY, _artifacts, _open_and_run, jupyter_server
 
 # the fixtures of tests/test_browser.py, found by name
 app_kind, theme, jupyter, page = harness.app_kind, harness.theme, harness.jupyter, harness.page
@@ -256,3 +261,226 @@ def test_approve_all_is_one_click_and_one_message(
     assert sorted((root / "removed.log").read_text().splitlines()) == BATCH
     results = [m["content"] for m in requests[1].body["messages"] if m["role"] == "tool"]
     assert sorted(results) == [f"removed {p}" for p in BATCH]
+
+
+# -- 3. the saved quickstart, reopened in JupyterLab with no kernel --------------------------------
+
+QUICKSTART = ROOT / "notebooks" / "quickstart.ipynb"
+# a server that offers no kernel at all: opening a notebook asks which kernel to start, and the
+# test answers "No Kernel", as a reader without the notebook's environment would
+NO_KERNELS = ("--KernelSpecManager.allowed_kernelspecs=no-such-kernel",)
+NO_KERNEL_DIALOG = ".jp-Dialog"
+PROVIDER_ENV = ("LLM_MAGIC_MODEL", "OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY")
+
+
+def _execute_quickstart(output: Path, env: dict[str, str], timeout: float) -> dict:
+    """The README's main command, `python notebooks/run.py notebooks/quickstart.ipynb`."""
+    clean = {k: v for k, v in os.environ.items() if k not in PROVIDER_ENV}
+    clean["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), clean.get("PYTHONPATH")]))
+    clean["JUPYTER_RUNTIME_DIR"] = str(output.parent / "runtime")
+    done = subprocess.run(
+        [sys.executable, "notebooks/run.py", str(QUICKSTART), "--output", str(output)],
+        cwd=ROOT,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return dict(json.loads(output.read_text()))
+
+
+def _chain_cells(nb: dict) -> list[dict]:
+    return [
+        c
+        for c in nb["cells"]
+        if c["cell_type"] == "code"
+        and re.search(r"^%%llm_chain|await llm_magic\.chain\(", "".join(c["source"]), re.M)
+    ]
+
+
+def _saved_rows(cell: dict) -> int:
+    html = "".join("".join(o.get("data", {}).get("text/html", "")) for o in cell.get("outputs", []))
+    return html.count('class="llm-call"')
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        "loopback",
+        pytest.param("local", marks=[pytest.mark.local_model, pytest.mark.timeout(1500)]),
+    ],
+)
+def test_saved_quickstart_reopened_with_no_kernel_shows_every_timeline(
+    tmp_path: Path, page: Any, model: str, request: pytest.FixtureRequest
+) -> None:
+    """notebooks/run.py executes the quickstart (on the loopback server, or on the embedded local
+    model as the README's main command does); JupyterLab opens the saved copy with "No Kernel":
+    every chain cell shows its static timeline with its tool call rows, and nothing says "Error
+    displaying widget" or "model not found"."""
+    shots = _artifacts(request)
+    saved = tmp_path / "run" / "quickstart.executed.ipynb"
+    saved.parent.mkdir()
+    if model == "loopback":
+        from tests.test_notebooks import QUICKSTART_SCRIPT
+
+        with OpenAIServer(QUICKSTART_SCRIPT) as server:
+            env = {
+                "LLM_MAGIC_MODEL": "openai:test-model",
+                "OPENAI_API_KEY": server.api_key,
+                "OPENAI_BASE_URL": server.base_url,
+            }
+            nb = _execute_quickstart(saved, env, timeout=600)
+            assert server.failures == [] and server.pending == 0
+        assert server.api_key not in saved.read_text()
+    else:
+        nb = _execute_quickstart(saved, {}, timeout=1200)
+    chains = _chain_cells(nb)
+    rows = [_saved_rows(c) for c in chains]
+    assert len(chains) == 5
+    if model == "loopback":
+        assert rows == [1, 2, 1, 1, 1]  # the script's calls, one timeline per chain cell
+    assert sum(rows) > 0, "the model called no tool at all"
+
+    with jupyter_server("lab", "light", tmp_path, extra=NO_KERNELS) as (url, root):
+        shutil.copy(saved, root / saved.name)
+        page.goto(f"{url}/lab/tree/{saved.name}", wait_until="domcontentloaded")
+        page.wait_for_function("() => !!window.jupyterapp")
+        page.evaluate(APP_READY)
+        dialog = page.locator(NO_KERNEL_DIALOG)
+        dialog.wait_for()
+        dialog.locator("select").select_option(label="No Kernel")
+        dialog.locator("button.jp-mod-accept").click()
+        page.wait_for_function(
+            "() => { const w = window.jupyterapp.shell.currentWidget; const s = w && w.sessionContext;"
+            " return !!s && s.kernelDisplayName === 'No Kernel' && !(s.session && s.session.kernel)"
+            " && w.content.widgets.length > 0; }"
+        )
+        timelines = page.locator(".llm-magic-timeline.llm-static")
+        page.wait_for_function(
+            f"() => document.querySelectorAll('.llm-magic-timeline.llm-static').length"
+            f" >= {len(chains)}"
+        )
+        assert timelines.count() == len(chains)
+        for i, expected in enumerate(rows):
+            timeline = timelines.nth(i)
+            timeline.scroll_into_view_if_needed()
+            assert timeline.locator(".llm-call .llm-line").count() == expected, i
+            assert timeline.locator(".llm-pill").first.is_visible()
+            timeline.screenshot(path=str(shots / f"timeline-{i + 1}.png"))
+        body = page.locator("body").inner_text()
+        assert "Error displaying widget" not in body and "model not found" not in body
+        assert page.locator(".jp-OutputArea-output .widget-error").count() == 0
+        page.screenshot(path=str(shots / "notebook.png"))
+
+
+# -- 4. nothing clipped at narrow, normal and wide widths -----------------------------------------
+
+WIDE_TEXT = (
+    "Checking. A long link: https://example.com/" + "very-long-path-segment-" * 8 + "\n\n"
+    "```\nx = " + " + ".join(str(i) for i in range(60)) + "\n```\n\n"
+    "| " + " | ".join(f"column {i}" for i in range(12)) + " |\n"
+    "|" + "---|" * 12 + "\n"
+    "| " + " | ".join(f"value {i}" for i in range(12)) + " |\n\n"
+    "And `" + "a_long_inline_code_span_" * 6 + "` too."
+)
+
+# every pill, duration, glyph and visible button whole (not shrunk, not cut by any box around
+# it), the model's text inside its box, and nothing wider than the timeline
+CUT = """(root) => {
+  const out = [];
+  const name = (el) => `${String(el.className).split(' ')[0]} ${JSON.stringify(el.textContent.slice(0, 30))}`;
+  const clippers = (el) => {
+    const list = [];
+    for (let p = el.parentElement; p && p !== root; p = p.parentElement)
+      if (getComputedStyle(p).overflowX !== 'visible') list.push(p);
+    return list.concat([root]);
+  };
+  const items = '.llm-pill, .llm-duration, .llm-glyph, .llm-button:not([hidden]), .llm-reason';
+  for (const el of root.querySelectorAll(items)) {
+    if (el.offsetParent === null) continue;  // in a collapsed part
+    const r = el.getBoundingClientRect();
+    if (el.scrollWidth > el.clientWidth + 1 || r.width < 4) out.push('shrunk: ' + name(el));
+    for (const c of clippers(el)) {
+      const b = c.getBoundingClientRect();
+      if (r.left < b.left - 1 || r.right > b.right + 1) { out.push(`cut: ${name(el)} by ${String(c.className).split(' ')[0]}`); break; }
+    }
+  }
+  for (const el of root.querySelectorAll('summary')) {  // the static view's toggle markers
+    if (el.offsetParent === null || getComputedStyle(el).listStylePosition === 'inside') continue;
+    const room = el.getBoundingClientRect().left - clippers(el)[0].getBoundingClientRect().left;
+    if (room < 16) out.push(`toggle marker cut: ${JSON.stringify(el.textContent.slice(0, 30))}`);
+  }
+  const widest = (box) => {  // what sticks out of `box` the most, to say what to fix
+    let worst = null, by = 0;
+    const edge = box.getBoundingClientRect().right;
+    for (const el of box.querySelectorAll('*')) {
+      if (clippers(el).some((c) => c !== root && c !== box && box.contains(c))) continue;
+      const over = el.getBoundingClientRect().right - edge;
+      if (over > by) { by = over; worst = el; }
+    }
+    return worst ? `${worst.tagName.toLowerCase()}.${String(worst.className).split(' ')[0]} ${JSON.stringify(worst.textContent.slice(0, 30))}` : '?';
+  };
+  for (const el of root.querySelectorAll('.llm-answer')) {  // wide tables, code may scroll in it
+    if (el.offsetParent === null) continue;
+    if (el.scrollWidth > el.clientWidth + 1 && getComputedStyle(el).overflowX === 'visible')
+      out.push(`text overflows its box by ${el.scrollWidth - el.clientWidth} px: ${widest(el)}`);
+    const edge = el.getBoundingClientRect().right;
+    for (const p of el.querySelectorAll('p, li, h1, h2, h3, h4, blockquote, th, td')) {
+      if (p.getBoundingClientRect().right > edge + 1 && !p.closest('table'))
+        out.push(`text runs out of its box: ${JSON.stringify(p.textContent.slice(0, 30))}`);
+      if (p.scrollWidth > p.clientWidth + 1)
+        out.push(`text does not wrap: ${JSON.stringify(p.textContent.slice(0, 30))}`);
+    }
+  }
+  if (root.scrollWidth > root.clientWidth + 1)
+    out.push(`timeline overflows by ${root.scrollWidth - root.clientWidth} px: ${widest(root)}`);
+  return out;
+}"""
+
+HEAD_BUTTONS = """(root) => [...root.querySelectorAll('.llm-head-actions .llm-button:not([hidden])')]
+  .map((b) => [b.textContent, b.scrollWidth <= b.clientWidth + 1])"""
+
+
+@pytest.mark.parametrize("theme", ["light"])
+@pytest.mark.parametrize("width", [700, 1000, 1600])
+def test_nothing_is_clipped_at_narrow_normal_and_wide_widths(
+    jupyter: tuple[str, Path],
+    page: Any,
+    app_kind: str,
+    width: int,
+    request: pytest.FixtureRequest,
+) -> None:
+    """Live (waiting for approval) and static: header buttons never shrink ("Can…"), pills,
+    durations and glyphs of every row are whole, the model's text (a long link, a wide code
+    block, a wide table) stays in its box."""
+    url, root = jupyter
+    shots = _artifacts(request)
+    page.set_viewport_size({"width": width, "height": 1200})
+    script = harness.browser_script()
+    script[0].text = WIDE_TEXT
+    script[0].calls.append(Call("echo", {"text": "a long argument " * 20}))
+    script[-1].text = WIDE_TEXT
+    with OpenAIServer(script) as server:
+        (root / "wide.ipynb").write_text(json.dumps(harness.browser_notebook(server)))
+        _open_and_run(page, url, app_kind, "wide.ipynb")
+        live = page.locator(".llm-magic-timeline.llm-live")
+        card = live.locator(".llm-approval")
+        card.wait_for()
+        live.locator(".llm-head-info", has_text="waiting for you: 1").wait_for()
+        live.screenshot(path=str(shots / "waiting.png"))
+        assert live.evaluate(HEAD_BUTTONS) == [["Expand all", True], ["Cancel", True]]
+        assert not (cut := live.evaluate(CUT)), cut
+        live.locator("button.llm-expand-all").click()  # the details too
+        live.locator(".llm-detail-body").first.wait_for()
+        assert live.evaluate(HEAD_BUTTONS) == [["Collapse all", True], ["Cancel", True]]
+        assert not (cut := live.evaluate(CUT)), cut
+        live.screenshot(path=str(shots / "live.png"))
+        card.locator("button.llm-approve").click()
+
+        static = page.locator(".llm-magic-timeline.llm-static")
+        static.wait_for()
+        page.locator(".jp-OutputArea-output", has_text="after the chain:").wait_for()
+        assert not (cut := static.evaluate(CUT)), cut
+        static.screenshot(path=str(shots / "static.png"))
+        assert server.failures == []

@@ -246,9 +246,13 @@ def turn_text_html(text: str, streaming: bool = False, partial: bool = False) ->
         if partial
         else ""
     )
+    # break-word, not anywhere: a long word or link still wraps, but a table's cells keep their
+    # words whole (anywhere lets them shrink to a letter a line); what is wider than the box (a
+    # wide table or code line) scrolls inside it instead of spilling out of the timeline
     return (
-        f'<div class="jp-RenderedHTMLCommon llm-answer" style="{FG};overflow-wrap:anywhere;'
-        f'padding:0 0 2px 2px;max-width:100%">{markdown_html(text)}{cursor}{note}</div>'
+        f'<div class="jp-RenderedHTMLCommon llm-answer" style="{FG};overflow-wrap:break-word;'
+        f'overflow-x:auto;padding:0 0 2px 2px;max-width:100%">{markdown_html(text)}{cursor}{note}'
+        "</div>"
     )
 
 
@@ -395,8 +399,9 @@ def static_html(state: RunState, detail: Detail | None = None, line: Detail | No
 
 
 def _summary(inner: str) -> str:
+    # the marker inside the summary's box: outside, it hung past the timeline's left edge (cut)
     return (
-        '<summary style="cursor:pointer;list-style-position:outside;padding:1px 0">'
+        '<summary style="cursor:pointer;list-style-position:inside;padding:1px 0">'
         f'<div style="display:inline-block;vertical-align:middle;width:calc(100% - 20px)">'
         f"{inner}</div></summary>"
     )

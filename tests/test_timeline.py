@@ -715,6 +715,22 @@ def test_render_helpers():
     assert "<img" in render.rich_html(_PNG())
 
 
+def test_mcp_calls_carry_their_server_badge():
+    from llm_magic.events import ToolCallRecord
+
+    remote = ToolCallRecord("c1", "units_c_to_f", '{"c": 3}', 1, {"c": 3}, server="units")
+    local = ToolCallRecord("c2", "get_weather", "{}", 1, {})
+    hostile = ToolCallRecord("c3", "x_y", "{}", 1, {}, server="<b>x</b>" + "y" * 40)
+    line = render.call_line_html(remote)
+    assert 'class="llm-server"' in line and "MCP · units" in line
+    assert line.index("llm-server") < line.index("units_c_to_f")  # before the tool's name
+    assert "llm-server" not in render.call_line_html(local)
+    badge = render.server_badge_html(hostile)
+    assert "&lt;b&gt;" in badge and "<b>x" not in badge and "…" in badge  # escaped, shortened
+    assert "MCP server units" in render.call_detail_html(remote)
+    assert "· MCP units" in render.call_text(remote) and "MCP" not in render.call_text(local)
+
+
 def test_rich_html_is_sanitized():
     class Hostile:
         def _repr_html_(self) -> str:

@@ -28,6 +28,7 @@ from .look import (
     live_duration,
     pill,
     plural,
+    shorten,
 )
 from .reducer import RunState, TurnState
 from .values import (
@@ -100,6 +101,19 @@ def _sent_as_shown(rec: ToolCallRecord) -> bool:
     return False
 
 
+def server_badge_html(rec: ToolCallRecord) -> str:
+    """ "MCP · units" before a call of an MCP server's tool (which server ran it); nothing for a
+    notebook function. It never shrinks; a long server name is shortened."""
+    if not rec.server:
+        return ""
+    return (
+        f'<span class="llm-server" title="a tool of the MCP server {esc(rec.server)}" '
+        f'style="flex:none;font-size:11px;line-height:16px;padding:0 5px;border-radius:4px;'
+        f'border:1px solid {BORDER};{MUTED};white-space:nowrap">MCP · {esc(shorten(rec.server, 24))}'
+        "</span>"
+    )
+
+
 def call_line_html(rec: ToolCallRecord, now: float | None = None) -> str:
     """The collapsed line: glyph, tool name and arguments, outcome, status pill, duration.
 
@@ -129,7 +143,7 @@ def call_line_html(rec: ToolCallRecord, now: float | None = None) -> str:
         took = ""
     return (
         f'<div class="llm-line" style="display:flex;align-items:center;gap:8px;white-space:nowrap;'
-        f'overflow:hidden;min-width:0">{glyph(rec.status)}'
+        f'overflow:hidden;min-width:0">{glyph(rec.status)}{server_badge_html(rec)}'
         f'<span class="llm-call-name" style="{MONO};font-size:12.5px;overflow:hidden;'
         f'text-overflow:ellipsis;min-width:0;flex:0 1 auto;{strike}">'
         f'<b style="{name_style}">{esc(rec.name)}</b><span style="{MUTED}">(</span>'
@@ -189,6 +203,8 @@ def call_detail_html(rec: ToolCallRecord, result_markup: str | None = None) -> s
             sent += " · truncated for the model (the full result is above)"
         parts += [_label(sent), folded(rec.output)]
     meta = [f"id {rec.id}", f"turn {rec.step}"]
+    if rec.server:
+        meta.append(f"MCP server {rec.server}")
     if rec.implementation:
         meta.append(f"{rec.implementation} implementation")
     if rec.duration is not None:
@@ -426,6 +442,8 @@ def _static_call(
 def call_text(rec: ToolCallRecord) -> str:
     label, icon, _colour = STATUS.get(rec.status, STATUS["queued"])
     line = f"{icon} {rec.name}({arg_summary(rec, 70)}) · {label}"
+    if rec.server:
+        line += f" · MCP {rec.server}"
     if rec.duration is not None:
         line += f" · {fmt_duration(rec.duration)}"
     outcome = outcome_summary(rec, 60)

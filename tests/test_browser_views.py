@@ -75,6 +75,8 @@ GEOMETRY = f"""(root) => {{
     scroller: String(sc.className),
     scrollTop: sc.scrollTop,
     height: box.height,
+    // the sticky header: at the top of the view once the timeline's top scrolled out of it
+    head: root.querySelector('.llm-head').getBoundingClientRect().top - Math.max(view.top, box.top),
     below: box.bottom - Math.min(view.bottom, window.innerHeight),  // > 0: the end is out of view
   }};
 }}"""
@@ -119,7 +121,8 @@ def test_follows_the_tail_until_the_user_scrolls_up(
 ) -> None:
     """A streamed answer that grows far past the view: the page follows its end while the user
     has not scrolled; after a scroll up it stays where the user put it while the text grows; back
-    at the bottom it follows again. The notebook's own scroller moves, never an inner box."""
+    at the bottom it follows again. The notebook's own scroller moves, never an inner box, and
+    the header stays at the top of the view all along."""
     url, root = jupyter
     shots = _artifacts(request)
     page.set_viewport_size({"width": 1000, "height": 800})
@@ -145,6 +148,7 @@ def test_follows_the_tail_until_the_user_scrolls_up(
             shape = _wait_growth(page, live, 60)
             assert NOTEBOOK_SCROLLER in shape["scroller"], f"an inner scroll box: {shape}"
             assert shape["below"] <= 2, f"the end of the text is out of view: {shape}"
+            assert abs(shape["head"]) <= 1, f"the header scrolled away: {shape}"
         assert shape["scrollTop"] > 0
         page.screenshot(path=str(shots / "following.png"))
 
@@ -158,6 +162,7 @@ def test_follows_the_tail_until_the_user_scrolls_up(
         assert shape["below"] > 200, shape
         shape = _wait_growth(page, live, 200)
         assert abs(shape["scrollTop"] - parked) <= 1, (parked, shape)
+        assert abs(shape["head"]) <= 1, f"the header scrolled away: {shape}"
         page.screenshot(path=str(shots / "scrolled-up.png"))
 
         # back at the bottom: it follows again

@@ -373,6 +373,11 @@ def test_saved_quickstart_reopened_with_no_kernel_shows_every_timeline(
             assert timeline.locator(".llm-call .llm-line").count() == expected, i
             assert timeline.locator(".llm-pill").first.is_visible()
             timeline.screenshot(path=str(shots / f"timeline-{i + 1}.png"))
+            # untrusted here, so JupyterLab stripped every var() style: the plain colours stay
+            assert timeline.evaluate("el => getComputedStyle(el).borderTopStyle") == "solid"
+            pill = timeline.locator(".llm-pill").first
+            assert pill.evaluate("el => getComputedStyle(el).borderTopStyle") == "solid"
+            assert pill.evaluate("el => getComputedStyle(el).backgroundColor") != "rgba(0, 0, 0, 0)"
         body = page.locator("body").inner_text()
         assert "Error displaying widget" not in body and "model not found" not in body
         assert page.locator(".jp-OutputArea-output .widget-error").count() == 0

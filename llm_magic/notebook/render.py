@@ -29,6 +29,7 @@ from .look import (
     pill,
     plural,
     shorten,
+    untrusted_safe,
 )
 from .reducer import RunState, TurnState
 from .values import (
@@ -411,7 +412,7 @@ def static_html(state: RunState, detail: Detail | None = None, line: Detail | No
             "is in <code>result.tool_calls</code></div>"
         )
     out.append("</div></div>")
-    return "".join(out)
+    return untrusted_safe("".join(out))
 
 
 def _summary(inner: str) -> str:

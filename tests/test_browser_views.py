@@ -443,6 +443,9 @@ CUT = """(root) => {
         out.push(`text does not wrap: ${JSON.stringify(p.textContent.slice(0, 30))}`);
     }
   }
+  const notebook = root.closest('.jp-WindowedPanel-outer');  // the timeline fits the notebook
+  const over = notebook ? root.getBoundingClientRect().right - notebook.getBoundingClientRect().right : 0;
+  if (over > 1) out.push(`timeline wider than the notebook by ${Math.round(over)} px`);
   if (root.scrollWidth > root.clientWidth + 1)
     out.push(`timeline overflows by ${root.scrollWidth - root.clientWidth} px: ${widest(root)}`);
   return out;

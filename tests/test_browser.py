@@ -17,6 +17,7 @@ Run alone with `pytest -m browser`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -118,6 +119,15 @@ def theme(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def jupyter(app_kind: str, theme: str, tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """JupyterLab or Notebook 7 on a free loopback port, no token, fresh settings."""
+    with jupyter_server(app_kind, theme, tmp_path) as started:
+        yield started
+
+
+@contextlib.contextmanager
+def jupyter_server(
+    app_kind: str, theme: str, tmp_path: Path, extra: tuple[str, ...] = ()
+) -> Iterator[tuple[str, Path]]:
+    """The `jupyter` fixture's server; `extra`: more command-line options for it."""
     _need_chromium()
     root = tmp_path / "nb"
     root.mkdir()
@@ -161,7 +171,8 @@ def jupyter(app_kind: str, theme: str, tmp_path: Path) -> Iterator[tuple[str, Pa
             ]
             if app_kind == "lab"
             else []
-        ),
+        )
+        + list(extra),
         stdout=log,
         stderr=subprocess.STDOUT,
         env=env,

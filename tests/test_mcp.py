@@ -24,6 +24,8 @@ import llm_magic
 from llm_magic.mcp_registry import from_config, servers
 from llm_magic.mcp_results import MCPError, MCPResult, wire_name
 from llm_magic.mcp_servers import MCPServer
+from llm_magic.notebook import render
+from llm_magic.notebook.timeline import Timeline
 from tests.servers import Call, OpenAIServer, Reply
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -168,11 +170,17 @@ async def test_a_notebook_function_and_an_mcp_tool_run_in_the_same_turn_in_paral
         Reply(calls=[Call("local_wait", {"seconds": 1.0}), Call("demo_slow", {"seconds": 1.0})]),
         Reply(text="Both done."),
     )
-    result = await model(openai_server).chain("Do both.", tools=[local_wait, demo])
+    run = model(openai_server).chain("Do both.", tools=[local_wait, demo])
+    timeline = Timeline(run, model="test")
+    result = await run
     assert result.status == "done" and result.text == "Both done."
     local, remote = result.tool_calls
     assert (local.status, remote.status) == ("ok", "ok")
     assert (local.server, remote.server) == (None, "demo")
+    # the timeline says which server ran the MCP call, and only there
+    lines = [render.call_line_html(r) for r in timeline.state.calls]
+    assert ["MCP · demo" in line for line in lines] == [False, True]
+    assert "MCP demo" in render.static_text(timeline.state)
     # in parallel: each call started before the other ended
     assert max(local.started_at, remote.started_at) < min(local.ended_at, remote.ended_at)
     assert isinstance(remote.result, MCPResult)

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import queue
@@ -713,6 +714,52 @@ def test_render_helpers():
     assert render.fmt_duration(0.0123) == "12 ms" and render.fmt_duration(75) == "1 min 15 s"
     assert "show all" in render.folded("x\n" * 100)
     assert "<img" in render.rich_html(_PNG())
+
+
+def test_mcp_calls_carry_their_server_badge():
+    from llm_magic.events import ToolCallRecord
+
+    remote = ToolCallRecord("c1", "units_c_to_f", '{"c": 3}', 1, {"c": 3}, server="units")
+    local = ToolCallRecord("c2", "get_weather", "{}", 1, {})
+    hostile = ToolCallRecord("c3", "x_y", "{}", 1, {}, server="<b>x</b>" + "y" * 40)
+    line = render.call_line_html(remote)
+    assert 'class="llm-server"' in line and "MCP · units" in line
+    assert line.index("llm-server") < line.index("units_c_to_f")  # before the tool's name
+    assert "llm-server" not in render.call_line_html(local)
+    badge = render.server_badge_html(hostile)
+    assert "&lt;b&gt;" in badge and "<b>x" not in badge and "…" in badge  # escaped, shortened
+    assert "MCP server units" in render.call_detail_html(remote)
+    assert "· MCP units" in render.call_text(remote) and "MCP" not in render.call_text(local)
+
+
+def test_static_timeline_keeps_borders_and_tints_where_var_is_stripped():
+    """JupyterLab's sanitizer drops declarations it cannot parse (var(), color-mix()): each
+    theme-aware border and tint of the saved timeline has a plain colour declared before it."""
+    from llm_magic.events import ToolCallRecord
+
+    state = RunState(model="m")
+    apply(state, ev.RunStarted("m", "go", ["add"]))
+    apply(state, ev.TurnStarted(1))
+    for i in range(2):
+        apply(state, ev.ToolCallRequested(ToolCallRecord(f"id{i}", "add", "{}", 1, {})))
+    html = render.static_html(state)
+    stripped = 0
+    for style in re.findall(r'style="([^"]*)"', html):
+        kept = [d for d in style.split(";") if "var(" not in d and "color-mix(" not in d]
+        for decl in style.split(";"):
+            name = decl.partition(":")[0]
+            tint = name == "background" and "transparent" in decl
+            if ("var(" in decl or "color-mix(" in decl) and (name.startswith("border") or tint):
+                stripped += 1
+                assert any(k.partition(":")[0] == name for k in kept), (decl, style)
+        # text colours and opaque backgrounds get none: they would not read in both themes
+        decls = style.split(";")
+        for before, decl in itertools.pairwise(decls):
+            name = decl.partition(":")[0]
+            if name == before.partition(":")[0] and ("var(" in decl or "mix(" in decl):
+                assert name.startswith("border") or "transparent" in decl, style
+    assert stripped > 5
+    assert "background:rgba(" in html and "border:1px solid #" in html
 
 
 def test_rich_html_is_sanitized():

@@ -10,6 +10,7 @@ hidden from screen readers; the status is always spelled out next to them.
 from __future__ import annotations
 
 import html
+import re
 
 FONT = (
     "font-family:var(--jp-ui-font-family,system-ui,-apple-system,'Segoe UI',sans-serif);"
@@ -112,3 +113,36 @@ def plural(n: int, word: str, words: str | None = None) -> str:
 def shorten(text: str, width: int) -> str:
     text = " ".join(text.split())
     return text if len(text) <= width else text[: max(1, width - 1)] + "…"
+
+
+# JupyterLab sanitizes untrusted outputs (a saved notebook opened fresh): it drops every style
+# declaration whose value it cannot parse, var() and color-mix() included, so the saved timeline
+# lost its borders and its pills' tints. A plain colour declared first survives there; trusted
+# outputs take the theme-aware declaration after it. Only borders and translucent tints get one:
+# a fixed text colour or an opaque background would not read in both light and dark themes.
+_VAR = re.compile(r"var\(--[\w-]+,\s*(#[0-9a-fA-F]{6})\)")
+_MIX = re.compile(r"color-mix\(in srgb,\s*#([0-9a-fA-F]{6}) (\d+)%,\s*transparent\)")
+_STYLE = re.compile(r'style="([^"]*)"')
+
+
+def _rgba(match: re.Match[str]) -> str:
+    r, g, b = (int(match[1][i : i + 2], 16) for i in (0, 2, 4))
+    return f"rgba({r},{g},{b},{int(match[2]) / 100:g})"
+
+
+def _with_plain(style: str) -> str:
+    out = []
+    for decl in style.split(";"):
+        name, _, value = decl.partition(":")
+        if "var(" in value or "color-mix(" in value:
+            plain = _MIX.sub(_rgba, _VAR.sub(r"\1", value))
+            tint = name.startswith("background") and "transparent" in value
+            if (name.startswith("border") or tint) and "(--" not in plain and "mix(" not in plain:
+                out.append(f"{name}:{plain}")
+        out.append(decl)
+    return ";".join(out)
+
+
+def untrusted_safe(markup: str) -> str:
+    """`markup` with a plain-colour declaration before each theme-aware border and tint (above)."""
+    return _STYLE.sub(lambda m: f'style="{_with_plain(m[1])}"', markup)

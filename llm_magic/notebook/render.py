@@ -29,6 +29,8 @@ from .look import (
     live_duration,
     pill,
     plural,
+    shorten,
+    untrusted_safe,
 )
 from .reducer import RunState, TurnState
 from .values import (
@@ -101,6 +103,19 @@ def _sent_as_shown(rec: ToolCallRecord) -> bool:
     return False
 
 
+def server_badge_html(rec: ToolCallRecord) -> str:
+    """ "MCP · units" before a call of an MCP server's tool (which server ran it); nothing for a
+    notebook function. It never shrinks; a long server name is shortened."""
+    if not rec.server:
+        return ""
+    return (
+        f'<span class="llm-server" title="a tool of the MCP server {esc(rec.server)}" '
+        f'style="flex:none;font-size:11px;line-height:16px;padding:0 5px;border-radius:4px;'
+        f'border:1px solid {BORDER};{MUTED};white-space:nowrap">MCP · {esc(shorten(rec.server, 24))}'
+        "</span>"
+    )
+
+
 def call_line_html(rec: ToolCallRecord, now: float | None = None) -> str:
     """The collapsed line: glyph, tool name and arguments, outcome, status pill, duration.
 
@@ -130,7 +145,7 @@ def call_line_html(rec: ToolCallRecord, now: float | None = None) -> str:
         took = ""
     return (
         f'<div class="llm-line" style="display:flex;align-items:center;gap:8px;white-space:nowrap;'
-        f'overflow:hidden;min-width:0">{glyph(rec.status)}'
+        f'overflow:hidden;min-width:0">{glyph(rec.status)}{server_badge_html(rec)}'
         f'<span class="llm-call-name" style="{MONO};font-size:12.5px;overflow:hidden;'
         f'text-overflow:ellipsis;min-width:0;flex:0 1 auto;{strike}">'
         f'<b style="{name_style}">{esc(rec.name)}</b><span style="{MUTED}">(</span>'
@@ -190,6 +205,8 @@ def call_detail_html(rec: ToolCallRecord, result_markup: str | None = None) -> s
             sent += " · truncated for the model (the full result is above)"
         parts += [_label(sent), folded(rec.output)]
     meta = [f"id {rec.id}", f"turn {rec.step}"]
+    if rec.server:
+        meta.append(f"MCP server {rec.server}")
     if rec.implementation:
         meta.append(f"{rec.implementation} implementation")
     if rec.duration is not None:
@@ -249,9 +266,13 @@ def turn_text_html(text: str, streaming: bool = False, partial: bool = False) ->
         if partial
         else ""
     )
+    # break-word, not anywhere: a long word or link still wraps, but a table's cells keep their
+    # words whole (anywhere lets them shrink to a letter a line); what is wider than the box (a
+    # wide table or code line) scrolls inside it instead of spilling out of the timeline
     return (
-        f'<div class="jp-RenderedHTMLCommon llm-answer" style="{FG};overflow-wrap:anywhere;'
-        f'padding:0 0 2px 2px;max-width:100%">{markdown_html(text)}{cursor}{note}</div>'
+        f'<div class="jp-RenderedHTMLCommon llm-answer" style="{FG};overflow-wrap:break-word;'
+        f'overflow-x:auto;padding:0 0 2px 2px;max-width:100%">{markdown_html(text)}{cursor}{note}'
+        "</div>"
     )
 
 
@@ -405,12 +426,13 @@ def static_html(state: RunState, detail: Detail | None = None, line: Detail | No
             "is in <code>result.tool_calls</code></div>"
         )
     out.append("</div></div>")
-    return "".join(out)
+    return untrusted_safe("".join(out))
 
 
 def _summary(inner: str) -> str:
+    # the marker inside the summary's box: outside, it hung past the timeline's left edge (cut)
     return (
-        '<summary style="cursor:pointer;list-style-position:outside;padding:1px 0">'
+        '<summary style="cursor:pointer;list-style-position:inside;padding:1px 0">'
         f'<div style="display:inline-block;vertical-align:middle;width:calc(100% - 20px)">'
         f"{inner}</div></summary>"
     )
@@ -435,6 +457,8 @@ def _static_call(
 def call_text(rec: ToolCallRecord) -> str:
     label, icon, _colour = STATUS.get(rec.status, STATUS["queued"])
     line = f"{icon} {rec.name}({arg_summary(rec, 70)}) · {label}"
+    if rec.server:
+        line += f" · MCP {rec.server}"
     if rec.duration is not None:
         line += f" · {fmt_duration(rec.duration)}"
     outcome = outcome_summary(rec, 60)

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import KernelManager
 
@@ -204,3 +205,21 @@ def kernel_with_server(server: Any, setup: str, model: str) -> Iterator[KernelSe
         yield session
     finally:
         session.shutdown()
+
+
+def openai_kernel_fixtures(setup: str, model: str) -> tuple[Any, Any]:
+    """Module-scoped `server` and `kernel` fixtures: one loopback OpenAI server, and a kernel
+    pointed at it with `setup` run first. Use as `server, kernel = openai_kernel_fixtures(...)`."""
+    from tests.servers import OpenAIServer
+
+    @pytest.fixture(scope="module")
+    def server() -> Iterator[Any]:
+        with OpenAIServer() as srv:
+            yield srv
+
+    @pytest.fixture(scope="module")
+    def kernel(server: Any) -> Iterator[KernelSession]:
+        with kernel_with_server(server, setup, model) as session:
+            yield session
+
+    return server, kernel

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.kernel_harness import kernel_with_server
-from tests.servers import Call, OpenAIServer, Reply
+from tests.kernel_harness import openai_kernel_fixtures
+from tests.servers import Call, Reply
 
 pytestmark = pytest.mark.kernel
 
@@ -27,16 +27,7 @@ def get_weather(city: str) -> dict:
 '''
 
 
-@pytest.fixture(scope="module")
-def server():
-    with OpenAIServer() as srv:
-        yield srv
-
-
-@pytest.fixture(scope="module")
-def kernel(server):
-    with kernel_with_server(server, SETUP, "openai:gpt-4.1-mini") as session:
-        yield session
+server, kernel = openai_kernel_fixtures(SETUP, "openai:gpt-4.1-mini")
 
 
 def test_typed_answer_rerun_and_usage_in_a_kernel(kernel, server):

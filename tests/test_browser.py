@@ -304,6 +304,19 @@ def _contrast_failures(page: Any, scope: str) -> list[str]:
     return bad
 
 
+def notebook_of(*cells: str) -> dict:
+    """A notebook of these code cells on the python3 kernel."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    return nb
+
+
 def browser_script() -> list[Reply]:
     """The demo run with hostile HTML in the model's answer and in a tool's result."""
     first, approval, _final = demo_script(final_chunk_delay=0.02)

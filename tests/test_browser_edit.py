@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.servers import Call, OpenAIServer, Reply
-from tests.test_browser import _artifacts, _open_and_run, jupyter, page  # noqa: F401  (fixtures)
+from tests.test_browser import _artifacts, _open_and_run, jupyter, notebook_of, page  # noqa: F401
 
 pytestmark = pytest.mark.browser
 
@@ -46,17 +46,19 @@ def theme() -> str:
 
 
 def notebook(server: OpenAIServer) -> dict:
-    import nbformat
-
     setup = SETUP.format(api_key=server.api_key, base_url=server.base_url)
-    cells = [setup, CHAIN, "%llm_edit r", AFTER]
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    return nb
+    return notebook_of(setup, CHAIN, "%llm_edit r", AFTER)
+
+
+def open_editor(editor: Any, button: str) -> tuple[Any, Any]:
+    """Open the first call of a live view, press its `button` (`llm-edit` or
+    `llm-edit-result`); the call and the textarea that opens."""
+    call = editor.locator(".llm-call").first
+    call.locator(".llm-call-row > .llm-toggle").click()
+    call.locator(f"button.{button}").click()
+    area = call.locator("textarea.llm-edit-args")
+    area.wait_for()
+    return call, area
 
 
 def retype(area: Any, text: str) -> None:
@@ -87,13 +89,7 @@ def test_edit_arguments_and_rerun_from_the_widget(
         assert page.locator(".llm-magic-timeline.llm-static").count() == 1  # the chain cell's
         assert "cost $" in editor.locator(".llm-head-info").inner_text()
 
-        call = editor.locator(".llm-call").first
-        call.locator(".llm-call-row > .llm-toggle").click()
-        edit = call.locator("button.llm-edit")
-        edit.wait_for()
-        edit.click()
-        area = call.locator("textarea.llm-edit-args")
-        area.wait_for()
+        call, area = open_editor(editor, "llm-edit")
         assert json.loads(area.input_value()) == {"city": "Paris"}
 
         # invalid JSON: the error shows in this call's editor, and nothing runs
@@ -153,11 +149,7 @@ def test_edit_a_result_in_a_live_editor_and_go_on(
         _open_and_run(page, url, "lab", "given.ipynb")
         page.locator(".jp-OutputArea-output", has_text="cells done").wait_for()
         editor = page.locator(".llm-magic-timeline.llm-live")
-        call = editor.locator(".llm-call").first
-        call.locator(".llm-call-row > .llm-toggle").click()
-        call.locator("button.llm-edit-result").click()
-        area = call.locator("textarea.llm-edit-args")
-        area.wait_for()
+        _call, area = open_editor(editor, "llm-edit-result")
         assert json.loads(area.input_value()) == {"city": "Paris", "temp": 14}
         server.push(Reply(text="Paris is 30 degrees.", usage=(1200, 10)))
         retype(area, '{"city": "Paris", "temp": 30}')

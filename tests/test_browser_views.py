@@ -21,7 +21,7 @@ import pytest
 
 from tests import test_browser as harness
 from tests.servers import Call, OpenAIServer, Reply
-from tests.test_browser import APP_READY, _artifacts, _open_and_run, jupyter_server
+from tests.test_browser import APP_READY, _artifacts, _open_and_run, jupyter_server, notebook_of
 
 # the fixtures of tests/test_browser.py, found by name
 app_kind, theme, jupyter, page = harness.app_kind, harness.theme, harness.jupyter, harness.page
@@ -37,18 +37,6 @@ from llm_magic import tool
 
 model = llm_magic.get_async_model("openai:gpt-4.1-mini", base_url={base_url!r}, api_key={api_key!r})
 """
-
-
-def _notebook(*cells: str) -> dict:
-    import nbformat
-
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    return nb
 
 
 def _setup(server: OpenAIServer) -> str:
@@ -129,7 +117,7 @@ def test_follows_the_tail_until_the_user_scrolls_up(
     text = story()
     script = [Reply(text=text, usage=(50, 3000), chunk_delay=0.03)]
     with OpenAIServer(script) as server:
-        nb = _notebook(
+        nb = notebook_of(
             _setup(server),
             'result = await llm_magic.chain("Tell me a long story.", model=model)',
             'print("after the chain:", result.status)',
@@ -226,7 +214,7 @@ def test_approve_all_is_one_click_and_one_message(
         Reply(text="Removed the 4 files."),
     ]
     with OpenAIServer(script) as server:
-        nb = _notebook(
+        nb = notebook_of(
             _setup(server) + RISKY_TOOL,
             'result = await llm_magic.chain("Remove the old files.", tools=[remove], model=model)',
             'print("after the chain:", result.status, [c.status for c in result.tool_calls])',

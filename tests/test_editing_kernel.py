@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.kernel_harness import Cell, KernelSession, Msg, kernel_with_server
+from tests.kernel_harness import Cell, KernelSession, Msg, openai_kernel_fixtures
 from tests.servers import Call, OpenAIServer, Reply
 
 pytestmark = pytest.mark.kernel
@@ -86,16 +86,7 @@ class View:
         kernel.send_comm(self.comm_id, {"method": "custom", "content": message})
 
 
-@pytest.fixture(scope="module")
-def server():
-    with OpenAIServer() as srv:
-        yield srv
-
-
-@pytest.fixture(scope="module")
-def kernel(server):
-    with kernel_with_server(server, SETUP, "openai:gpt-4.1-mini") as session:
-        yield session
+server, kernel = openai_kernel_fixtures(SETUP, "openai:gpt-4.1-mini")
 
 
 def run(kernel: KernelSession, view: View, *cells: str) -> list[Cell]:

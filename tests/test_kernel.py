@@ -17,8 +17,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.kernel_harness import Cell, KernelSession, Msg, kernel_with_server  # noqa: E402
-from tests.servers import Call, OpenAIServer, Reply  # noqa: E402
+from tests.kernel_harness import Cell, KernelSession, Msg, openai_kernel_fixtures  # noqa: E402
+from tests.servers import Call, Reply  # noqa: E402
 
 pytestmark = pytest.mark.kernel
 
@@ -54,16 +54,7 @@ def slow_sync() -> str:
 '''
 
 
-@pytest.fixture(scope="module")
-def server():
-    with OpenAIServer() as srv:
-        yield srv
-
-
-@pytest.fixture(scope="module")
-def kernel(server):
-    with kernel_with_server(server, SETUP, "openai:test-model") as session:
-        yield session
+server, kernel = openai_kernel_fixtures(SETUP, "openai:test-model")
 
 
 @pytest.fixture(autouse=True)

@@ -663,3 +663,66 @@ def test_dataframe_is_cut_while_serialising() -> None:
     # what to_json refuses (duplicate column names) still gets the repr
     twice = pd.DataFrame([[1, 2]], columns=["a", "a"])
     assert serialize_result(twice) == (repr(twice), False)
+
+
+# ---- a plain function's tool is remembered while nothing it was read from changes -------------
+
+
+def test_a_plain_functions_tool_is_built_once_and_again_when_it_changes():
+    def area(w: int, h: int = 2) -> int:
+        """Area of a rectangle."""
+        return w * h
+
+    (first,) = to_tools([area])
+    assert to_tools([area])[0] is first  # `chain(tools=[area])` in a loop: read once
+
+    area.__doc__ = "Area in square metres."
+    (docs,) = to_tools([area])
+    assert docs is not first and docs.description == "Area in square metres."
+
+    area.__defaults__ = (3,)
+    (defaults,) = to_tools([area])
+    assert defaults is not docs and defaults.schema["properties"]["h"]["default"] == 3
+
+    area.__annotations__["w"] = float
+    (hints,) = to_tools([area])
+    assert hints.schema["properties"]["w"]["type"] == "number"
+
+    def area(w: int, h: int = 2) -> int:  # redefined, as a notebook cell does
+        """Area of a rectangle."""
+        return w * h
+
+    assert to_tools([area])[0] is not hints
+
+
+def test_a_string_annotation_follows_the_global_it_names():
+    namespace: dict[str, Any] = {}
+    exec(
+        "from __future__ import annotations\n"
+        "import enum\n"
+        "class Size(enum.Enum):\n    S = 's'\n"
+        "def pick(size: Size) -> str:\n    'Pick a size.'\n    return size.value\n",
+        namespace,
+    )
+    pick = namespace["pick"]
+    (first,) = to_tools([pick])
+    assert first.schema["properties"]["size"]["enum"] == ["s"]
+    assert to_tools([pick])[0] is first
+    exec("class Size(enum.Enum):\n    S = 's'\n    L = 'l'\n", namespace)  # the class redefined
+    (again,) = to_tools([pick])
+    assert again is not first and again.schema["properties"]["size"]["enum"] == ["s", "l"]
+
+
+def test_only_plain_functions_are_remembered():
+    class Adder:
+        def __call__(self, x: int) -> int:
+            """Add one."""
+            return x + 1
+
+    def add(x: int, y: int) -> int:
+        """Add."""
+        return x + y
+
+    adder, partial = Adder(), functools.partial(add, y=1)
+    assert to_tools([adder])[0] is not to_tools([adder])[0]
+    assert to_tools([partial])[0] is not to_tools([partial])[0]

@@ -10,6 +10,8 @@
   imports and a loopback round trip included), then a second, warm chain: the first-use cost is
   load + first chain, and what the first chain costs beyond a warm one is the imports and set-up
   it triggers. The modules each step imports are listed, to find what could load later.
+  As many kernels again (interleaved) time only the imports no first use can skip
+  (`imports_floor`): the HTTP stack, the widget, the price table.
 """
 
 from __future__ import annotations
@@ -156,7 +158,30 @@ print("RESULT " + _json.dumps({
 _PRICES_LOADED = "import genai_prices.data_snapshot; genai_prices.data_snapshot.get_snapshot()"
 
 
-def _first_use_once(url: str, ipython_dir: str, before: str = "") -> dict[str, Any]:
+# The imports no first use can skip, timed alone in a fresh kernel: the HTTP stack (httpx and the
+# httpcore/h11 modules its first request loads), the widget (ipywidgets, anywidget), and the price
+# table (genai-prices, pydantic). What llm_magic's own code and the round trip add comes on top.
+_FLOOR = r"""
+import json as _json, time as _time
+def _cpu(names):
+    _c0 = _time.process_time()
+    for _n in names:
+        __import__(_n)
+    return (_time.process_time() - _c0) * 1000
+_http = _cpu(["httpx", "httpcore._async.http11", "httpcore._backends.anyio", "h11"])
+_widget = _cpu(["ipywidgets", "anywidget"])
+_c0 = _time.process_time()
+import genai_prices.data_snapshot
+genai_prices.data_snapshot.get_snapshot()
+_prices = (_time.process_time() - _c0) * 1000
+print("RESULT " + _json.dumps({"http_cpu_ms": _http, "widget_cpu_ms": _widget,
+                               "price_table_cpu_ms": _prices}))
+"""
+
+
+def _first_use_once(
+    url: str, ipython_dir: str, before: str = "", code: str | None = None
+) -> dict[str, Any]:
     from jupyter_client.manager import start_new_kernel
 
     # bytecode written and reused, as an installed package has it (pip compiles on install): with
@@ -173,7 +198,8 @@ def _first_use_once(url: str, ipython_dir: str, before: str = "") -> dict[str, A
 
     try:
         kc.execute_interactive("1", timeout=60, output_hook=lambda m: None)  # up and idle
-        code = _FIRST_USE % {"url": url, "key": API_KEY, "before": before}
+        if code is None:
+            code = _FIRST_USE % {"url": url, "key": API_KEY, "before": before}
         kc.execute_interactive(code, timeout=120, output_hook=hook)
     finally:
         kc.stop_channels()
@@ -191,20 +217,36 @@ def bench_first_use(server: Server, repeats: int) -> dict[str, Any]:
     the same in `repeats` more kernels, interleaved, whose price table was loaded before the
     clock started (`without_price_table`): the first priced run loads genai-prices."""
     url = server.url("chain")
-    runs, loaded = [], []
+    runs, loaded, floors = [], [], []
     with tempfile.TemporaryDirectory(prefix="llm_magic_bench_ipython_") as ipython_dir:
         # a clean profile: no user startup files in the figure, nothing left in the checkout
         _first_use_once(url, ipython_dir)  # warm the bytecode and file caches
         for _ in range(repeats):
             runs.append(_first_use_once(url, ipython_dir))
             loaded.append(_first_use_once(url, ipython_dir, _PRICES_LOADED))
+            floors.append(_first_use_once(url, ipython_dir, code=_FLOOR))
     out = _first_use_figures(runs)
+    out["imports_floor"] = _floor_figures(floors)
     if out["status"] == "ok":
         without = _first_use_figures(loaded)
         out["without_price_table"] = {
             k: without.get(k)
             for k in ("load_plus_first_chain_ms", "load_plus_first_chain_cpu_ms", "errors")
         }
+    return out
+
+
+def _floor_figures(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """CPU ms of the imports no first use can skip, median (min-max) over fresh kernels."""
+    good = [r for r in runs if "error" not in r]
+    if not good:
+        return {"status": "error", "errors": [r.get("error") for r in runs]}
+    keys = ("http_cpu_ms", "widget_cpu_ms", "price_table_cpu_ms")
+    out: dict[str, Any] = {"status": "ok", "kernels": len(good)}
+    for key in keys:
+        out[key] = spread([r[key] for r in good], 1)
+    out["http_and_widget_cpu_ms"] = spread([r[keys[0]] + r[keys[1]] for r in good], 1)
+    out["all_cpu_ms"] = spread([sum(r[k] for k in keys) for r in good], 1)
     return out
 
 

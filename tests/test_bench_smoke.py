@@ -78,6 +78,13 @@ def test_bench_quick_writes_every_section(tmp_path: Path) -> None:
     assert first["status"] == "ok", first
     assert first["load_plus_first_chain_ms"]["median"] > first["load_ext_ms"]["median"] > 0
     assert ordered(first["without_price_table"]["load_plus_first_chain_cpu_ms"])
+    floor = first["imports_floor"]
+    assert floor["status"] == "ok", floor
+    for key in ("http_cpu_ms", "widget_cpu_ms", "price_table_cpu_ms", "all_cpu_ms"):
+        assert ordered(floor[key]) and floor[key]["min"] > 0, key
     assert data["timeline_cost"]["status"] in ("ok", "n/a", "error")
-    assert len(data["floors"]) == 14
+    goals = [f for f in data["floors"] if f["target"] != "information"]
+    info = [f for f in data["floors"] if f["target"] == "information"]
+    assert len(goals) == 14 and len(info) == 4
+    assert all(f["met"] is None and f["value"] is not None for f in info), info
     assert "floors (llm_magic):" in proc.stdout

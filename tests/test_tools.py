@@ -726,3 +726,47 @@ def test_only_plain_functions_are_remembered():
     adder, partial = Adder(), functools.partial(add, y=1)
     assert to_tools([adder])[0] is not to_tools([adder])[0]
     assert to_tools([partial])[0] is not to_tools([partial])[0]
+
+
+def test_remembered_tools_are_bounded_and_let_their_functions_go():
+    import gc
+    import weakref
+
+    from llm_magic import tools as tools_module
+
+    def make(i: int) -> Any:
+        def f(x: int) -> int:
+            """Add i."""
+            return x + i
+
+        return f
+
+    first = make(0)
+    gone = weakref.ref(first)
+    to_tools([first])
+    del first
+    for i in range(1, 2 * tools_module._PLAIN_TOOLS_MAX):
+        to_tools([make(i)])
+    gc.collect()
+    assert len(tools_module._plain_tools) <= tools_module._PLAIN_TOOLS_MAX
+    assert gone() is None  # pushed out, then collected: nothing keeps it
+
+
+def test_a_replaced_default_is_compared_by_identity_never_by_its_eq():
+    class Grid:  # like a numpy array: == gives no bool
+        def __eq__(self, other: object) -> bool:
+            raise ValueError("the truth value of a Grid is ambiguous")
+
+        __hash__ = object.__hash__
+
+    def fill(value: int, *, size: int = 3) -> int:
+        """Fill a grid."""
+        return value * size
+
+    fill.__dict__["grid"] = Grid()
+    (first,) = to_tools([fill])
+    fill.__dict__["grid"] = Grid()  # replaced: a new tool, and no comparison by ==
+    (second,) = to_tools([fill])
+    assert second is not first
+    fill.__kwdefaults__["size"] = 4  # changed in place
+    assert to_tools([fill])[0].schema["properties"]["size"]["default"] == 4

@@ -12,7 +12,6 @@ runs.
 from __future__ import annotations
 
 import asyncio
-import collections
 import concurrent.futures
 import contextlib
 import contextvars
@@ -23,6 +22,7 @@ import queue
 import re
 import threading
 import types
+import weakref
 from collections.abc import Callable, Iterable
 from typing import Any, Literal, TypeVar, overload
 
@@ -401,17 +401,14 @@ def _check_compatible(sync_fn: Callable[..., Any], async_fn: Callable[..., Any])
             )
 
 
-# A plain function's tool, remembered, so `chain(prompt, tools=[fn])` in a loop reads the
-# signature, docstring and type hints once (70 µs a run, and the schema built again). The key is
-# everything `from_function` reads, compared by identity: a function redefined in a notebook is a
-# new object, and one whose docstring, defaults, annotations or attributes were replaced, or whose
-# string annotations name a global bound anew since, gets a new tool. Bounded, and keyed by id
-# with the function held: a weak key would never die, since its tool holds the function.
-_PLAIN_TOOLS_MAX = 64
-_plain_tools: collections.OrderedDict[int, tuple[Callable[..., Any], list[Any], Tool]] = (
-    collections.OrderedDict()
+# A plain function's tool, kept while the function lives, so `chain(prompt, tools=[fn])` in a loop
+# reads the signature, docstring and type hints once (70 µs a run, and the schema built again).
+# The key is everything `from_function` reads, compared by value: a function redefined in a
+# notebook is a new object, and one whose docstring, defaults, annotations or attributes changed,
+# or whose string annotations name a global bound anew since, gets a new tool.
+_plain_tools: weakref.WeakKeyDictionary[Callable[..., Any], tuple[tuple[Any, ...], Tool]] = (
+    weakref.WeakKeyDictionary()
 )
-_plain_lock = threading.Lock()  # the sync API converts tools on the caller's thread
 
 
 @functools.lru_cache(maxsize=256)
@@ -422,25 +419,26 @@ def _names_in(annotation: str) -> tuple[str, ...] | None:
         return None
 
 
-def _plain_key(fn: types.FunctionType) -> list[Any] | None:
-    """What `Tool.from_function(fn)` reads, flat; None: not to be remembered."""
-    key: list[Any] = [fn.__code__, fn.__name__, fn.__doc__, fn.__defaults__]
-    for item in (fn.__kwdefaults__ or {}).items():
-        key += item
-    for name, hint in fn.__annotations__.items():
-        key += (name, hint)
-        if isinstance(hint, str):
-            names = _names_in(hint)
+def _plain_key(fn: types.FunctionType) -> tuple[Any, ...] | None:
+    """What `Tool.from_function(fn)` depends on; None: not to be cached."""
+    hints = fn.__annotations__
+    named: list[Any] = []
+    for value in hints.values():
+        if isinstance(value, str):
+            names = _names_in(value)
             if names is None:
                 return None
-            key += (fn.__globals__.get(n) for n in names)
-    for item in fn.__dict__.items():  # __signature__, __wrapped__, the paired async one...
-        key += item
-    return key
-
-
-def _same(a: list[Any], b: list[Any]) -> bool:
-    return len(a) == len(b) and all(x is y for x, y in zip(a, b, strict=True))
+            named.extend(fn.__globals__.get(n) for n in names)
+    return (
+        fn.__code__,
+        fn.__name__,
+        fn.__doc__,
+        fn.__defaults__,
+        fn.__kwdefaults__,
+        tuple(hints.items()),
+        tuple(named),
+        tuple(fn.__dict__.items()),  # __signature__, __wrapped__, the paired async one...
+    )
 
 
 def _tool_of(item: Any) -> Tool:
@@ -448,18 +446,12 @@ def _tool_of(item: Any) -> Tool:
     if type(item) is not types.FunctionType:
         return Tool.from_function(item)
     key = _plain_key(item)
-    with _plain_lock:
-        entry = _plain_tools.get(id(item))
-        if key is not None and entry is not None and entry[0] is item and _same(entry[1], key):
-            _plain_tools.move_to_end(id(item))
-            return entry[2]
+    entry = _plain_tools.get(item)
+    if key is not None and entry is not None and entry[0] == key:
+        return entry[1]
     made = Tool.from_function(item)
     if key is not None:
-        with _plain_lock:
-            _plain_tools[id(item)] = (item, key, made)
-            _plain_tools.move_to_end(id(item))
-            while len(_plain_tools) > _PLAIN_TOOLS_MAX:
-                _plain_tools.popitem(last=False)
+        _plain_tools[item] = (key, made)
     return made
 
 

@@ -22,7 +22,6 @@ import queue
 import re
 import threading
 import types
-import weakref
 from collections.abc import Callable, Iterable
 from typing import Any, Literal, TypeVar, overload
 
@@ -401,66 +400,12 @@ def _check_compatible(sync_fn: Callable[..., Any], async_fn: Callable[..., Any])
             )
 
 
-# A plain function's tool, kept while the function lives, so `chain(prompt, tools=[fn])` in a loop
-# reads the signature, docstring and type hints once (70 µs a run, and the schema built again).
-# The key is everything `from_function` reads, compared by value: a function redefined in a
-# notebook is a new object, and one whose docstring, defaults, annotations or attributes changed,
-# or whose string annotations name a global bound anew since, gets a new tool.
-_plain_tools: weakref.WeakKeyDictionary[Callable[..., Any], tuple[tuple[Any, ...], Tool]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-@functools.lru_cache(maxsize=256)
-def _names_in(annotation: str) -> tuple[str, ...] | None:
-    try:
-        return compile(annotation, "<annotation>", "eval").co_names
-    except SyntaxError:
-        return None
-
-
-def _plain_key(fn: types.FunctionType) -> tuple[Any, ...] | None:
-    """What `Tool.from_function(fn)` depends on; None: not to be cached."""
-    hints = fn.__annotations__
-    named: list[Any] = []
-    for value in hints.values():
-        if isinstance(value, str):
-            names = _names_in(value)
-            if names is None:
-                return None
-            named.extend(fn.__globals__.get(n) for n in names)
-    return (
-        fn.__code__,
-        fn.__name__,
-        fn.__doc__,
-        fn.__defaults__,
-        fn.__kwdefaults__,
-        tuple(hints.items()),
-        tuple(named),
-        tuple(fn.__dict__.items()),  # __signature__, __wrapped__, the paired async one...
-    )
-
-
-def _tool_of(item: Any) -> Tool:
-    """`Tool.from_function(item)`, remembered for plain functions (`_plain_tools`)."""
-    if type(item) is not types.FunctionType:
-        return Tool.from_function(item)
-    key = _plain_key(item)
-    entry = _plain_tools.get(item)
-    if key is not None and entry is not None and entry[0] == key:
-        return entry[1]
-    made = Tool.from_function(item)
-    if key is not None:
-        _plain_tools[item] = (key, made)
-    return made
-
-
 def to_tools(items: Iterable[Any]) -> list[Tool]:
     """Tools from functions or tools; two tools with one name are an error."""
     tools: list[Tool] = []
     seen: dict[str, Any] = {}
     for item in items:
-        t = _tool_of(item)
+        t = Tool.from_function(item)
         if t.name in seen:
             raise ToolDefinitionError(
                 f"two tools are named {t.name!r}; rename one with Tool.from_function(fn, name=...)"

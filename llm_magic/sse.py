@@ -1,7 +1,7 @@
 """Server-sent events, decoded incrementally from chunks cut at any boundary.
 
 One event per network chunk is the usual shape of a model's stream, so the per-line work is
-written out in `feed` (a 2,000-token answer is 4,000 lines): `_line` takes the rare lines.
+written out in `feed` (a 2,000-token answer is 4,000 lines): `_field` takes the rare lines.
 """
 
 from __future__ import annotations
@@ -51,37 +51,37 @@ class SSEDecoder:
             if line.startswith("data: "):
                 data.append(line[6:])
             elif not line:
-                if data or self._event:
-                    out.append(SSEEvent(self._event or "message", "\n".join(data)))
-                    self._data = data = []
-                    self._event = ""
+                event = self._dispatch()
+                if event is not None:
+                    out.append(event)
+                    data = self._data
             else:
-                self._line(line)  # not a blank line: never an event
-                data = self._data
+                self._field(line)
         return out
 
     def flush(self) -> list[SSEEvent]:
         """End of stream: a trailing event without its blank line is still delivered."""
         out = self.feed(self._utf8.decode(b"", final=True))
         if self._buf:
-            event = self._line(self._buf)
+            self._field(self._buf)
             self._buf = ""
-            if event is not None:
-                out.append(event)
-        event = self._line("")
+        event = self._dispatch()
         if event is not None:
             out.append(event)
         return out
 
-    def _line(self, line: str) -> SSEEvent | None:
-        if not line:
-            if not self._data and not self._event:
-                return None
-            event = SSEEvent(self._event or "message", "\n".join(self._data))
-            self._data, self._event = [], ""
-            return event
-        if line.startswith(":"):
+    def _dispatch(self) -> SSEEvent | None:
+        """A blank line: the event gathered so far, if any."""
+        if not self._data and not self._event:
             return None
+        event = SSEEvent(self._event or "message", "\n".join(self._data))
+        self._data, self._event = [], ""
+        return event
+
+    def _field(self, line: str) -> None:
+        """A line that is not blank: a comment, or a field (`data`, `event`; others ignored)."""
+        if line.startswith(":"):
+            return
         name, _, value = line.partition(":")
         if value.startswith(" "):
             value = value[1:]
@@ -89,4 +89,3 @@ class SSEDecoder:
             self._data.append(value)
         elif name == "event":
             self._event = value
-        return None

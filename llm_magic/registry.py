@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 
+from . import catalog
 from .errors import ConfigError, MissingKeyError, UnknownModelError
 from .models import AsyncModel, Model
 from .providers.base import Provider
@@ -79,26 +80,21 @@ _PATTERNS = [
     (re.compile(r"^claude-"), "anthropic"),
     (re.compile(r"^gemini-"), "gemini"),
 ]
-# The one table of current models, from each official SDK's model list (update here only):
-# openai-python `types/shared/chat_model.py`, anthropic-sdk-python `types/model_param.py`
-# (claude-sonnet-4-5 reached end of life on 2026-11-30), Gemini's stable models
-# (https://ai.google.dev/gemini-api/docs/models). The first of each provider is its default.
-CURRENT_MODELS: dict[str, tuple[str, ...]] = {
-    "openai": ("gpt-5-mini", "gpt-5.2", "gpt-5", "gpt-4.1", "gpt-4.1-mini", "o4-mini"),
-    "anthropic": ("claude-sonnet-4-6", "claude-opus-4-7", "claude-haiku-4-5"),
-    "gemini": ("gemini-2.5-flash", "gemini-2.5-pro", "gemini-3-pro-preview"),
-}
-DEFAULT_FOR_KEY = [
-    ("OPENAI_API_KEY", CURRENT_MODELS["openai"][0]),
-    ("ANTHROPIC_API_KEY", CURRENT_MODELS["anthropic"][0]),
-    ("GEMINI_API_KEY", CURRENT_MODELS["gemini"][0]),
-    ("GOOGLE_API_KEY", CURRENT_MODELS["gemini"][0]),
+# Defaults and the models `%llm_models` lists come from the catalog (llm_magic.catalog), the one
+# place that knows which models exist today; its first current model of a vendor is the default.
+VENDORS = ("openai", "anthropic", "gemini")
+KEY_VENDORS = [
+    ("OPENAI_API_KEY", "openai"),
+    ("ANTHROPIC_API_KEY", "anthropic"),
+    ("GEMINI_API_KEY", "gemini"),
+    ("GOOGLE_API_KEY", "gemini"),
 ]
-KNOWN_MODELS = [
-    "local",
-    *(m for models in CURRENT_MODELS.values() for m in models),
-    "ollama:llama3.2",
-]
+
+
+def known_models() -> list[str]:
+    """The ids worth suggesting: the local model, every current catalog model, one Ollama id."""
+    return ["local", *(m for v in VENDORS for m in catalog.current(v)), "ollama:llama3.2"]
+
 
 aliases: dict[str, str] = {}
 # Providers by (model, URL, key fingerprint, options), so that `get_model()` twice reuses HTTP
@@ -123,9 +119,9 @@ def default_model_id() -> str:
     explicit = os.environ.get("LLM_MAGIC_MODEL")
     if explicit:
         return explicit
-    for env, model in DEFAULT_FOR_KEY:
+    for env, vendor in KEY_VENDORS:
         if os.environ.get(env):
-            return model
+            return catalog.default_model(vendor)
     return "local"
 
 
@@ -148,7 +144,7 @@ def resolve(model_id: str) -> tuple[ProviderInfo, str]:
     raise UnknownModelError(
         f"unknown model {model_id!r}: use a gpt-*, o*, claude-* or gemini-* id, 'local', or a "
         f"prefix ({', '.join(p + ':' for p in PROVIDERS if p != 'local')}); "
-        f"known models: {', '.join(KNOWN_MODELS)}"
+        f"known models: {', '.join(known_models())}"
     )
 
 
@@ -164,6 +160,7 @@ def make_provider(
     info, name = resolve(model_id or default_model_id())
     if info.name == "openai-compatible" and "@" in name and not base_url:
         name, _, base_url = name.partition("@")
+    catalog.refuse_if_shut_down(info.name, name)
     key = api_key or next((os.environ[e] for e in info.key_env if os.environ.get(e)), None)
     if key is None and info.key_required:
         raise MissingKeyError(

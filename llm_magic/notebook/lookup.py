@@ -91,7 +91,7 @@ def _named_tool(name: str, namespace: Mapping[str, Any] | None) -> Any:
 
 def model_choices() -> list[str]:
     prefixes = [f"{p}:" for p in registry.PROVIDERS if p != "local"]
-    return [*registry.KNOWN_MODELS, *registry.aliases, *prefixes]
+    return [*registry.known_models(), *registry.aliases, *prefixes]
 
 
 def default_model_id() -> str:

@@ -23,7 +23,7 @@ import threading
 from dataclasses import fields
 from typing import Any
 
-from .. import registry
+from .. import catalog, registry
 from ..options import ChainOptions
 from . import answers, mcp_magic
 from .config import MODEL_ENV, LLMMagic, LLMMagicBase, get_config, set_active
@@ -233,7 +233,7 @@ def _model_source(cfg: Any) -> str:
         return "%config LLMMagic.default_model"
     if os.environ.get(MODEL_ENV):
         return f"environment variable {MODEL_ENV}"
-    for env, _ in registry.DEFAULT_FOR_KEY:
+    for env, _ in registry.KEY_VENDORS:
         if os.environ.get(env):
             return f"first provider with a key ({env})"
     return "no key set: the embedded local model"
@@ -283,15 +283,17 @@ def models_report() -> str:
 
     default = default_model_id()
     lines = [f"known models (%%llm_chain -m MODEL; default now: {default}):"]
-    for model_id in registry.KNOWN_MODELS:
-        info, _ = registry.resolve(model_id)
+    for model_id in registry.known_models():
+        info, name = registry.resolve(model_id)
         if not info.key_required:
             key = "no key needed"
         elif found := [env for env in info.key_env if os.environ.get(env)]:
             key = f"{found[0]} set"
         else:
             key = f"needs {' or '.join(info.key_env)}"
-        lines.append(f"  {model_id:<22} {info.name:<10} {key}")
+        entry = catalog.lookup(info.name, name)
+        ends = f"  (shuts down {entry.shutdown})" if entry and entry.shutdown else ""
+        lines.append(f"  {model_id:<22} {info.name:<10} {key}{ends}")
     if registry.aliases:
         lines.append("aliases (llm_magic.register_alias):")
         for alias, target in sorted(registry.aliases.items()):

@@ -32,6 +32,7 @@ class ProviderInfo:
     key_required: bool = True
     default_base_url: str | None = None
     options: tuple[tuple[str, Any], ...] = ()
+    vendor: str | None = None  # whose models these are, for the catalog (None: no catalog)
 
 
 PROVIDERS: dict[str, ProviderInfo] = {
@@ -40,18 +41,29 @@ PROVIDERS: dict[str, ProviderInfo] = {
         "llm_magic.providers.openai:OpenAIProvider",
         ("OPENAI_API_KEY",),
         "OPENAI_BASE_URL",
+        vendor="openai",
+    ),
+    # OpenAI's own API over Chat Completions, chosen explicitly (`openai-chat:gpt-4.1`)
+    "openai-chat": ProviderInfo(
+        "openai-chat",
+        "llm_magic.providers.openai:OpenAIProvider",
+        ("OPENAI_API_KEY",),
+        "OPENAI_BASE_URL",
+        vendor="openai",
     ),
     "anthropic": ProviderInfo(
         "anthropic",
         "llm_magic.providers.anthropic:AnthropicProvider",
         ("ANTHROPIC_API_KEY",),
         "ANTHROPIC_BASE_URL",
+        vendor="anthropic",
     ),
     "gemini": ProviderInfo(
         "gemini",
         "llm_magic.providers.gemini:GeminiProvider",
         ("GEMINI_API_KEY", "GOOGLE_API_KEY"),
         "GEMINI_BASE_URL",
+        vendor="gemini",
     ),
     "ollama": ProviderInfo(
         "ollama",
@@ -160,7 +172,8 @@ def make_provider(
     info, name = resolve(model_id or default_model_id())
     if info.name == "openai-compatible" and "@" in name and not base_url:
         name, _, base_url = name.partition("@")
-    catalog.refuse_if_shut_down(info.name, name)
+    if info.vendor:
+        catalog.refuse_if_shut_down(info.vendor, name)
     key = api_key or next((os.environ[e] for e in info.key_env if os.environ.get(e)), None)
     if key is None and info.key_required:
         raise MissingKeyError(

@@ -291,7 +291,7 @@ def models_report() -> str:
             key = f"{found[0]} set"
         else:
             key = f"needs {' or '.join(info.key_env)}"
-        entry = catalog.lookup(info.name, name)
+        entry = catalog.lookup(info.vendor, name) if info.vendor else None
         ends = f"  (shuts down {entry.shutdown})" if entry and entry.shutdown else ""
         lines.append(f"  {model_id:<22} {info.name:<10} {key}{ends}")
     if registry.aliases:

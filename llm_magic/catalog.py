@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from datetime import date
 from typing import Literal
 
-from .errors import ConfigError
+from .errors import ConfigError, ModelShutDownError
 
 # How a model thinks, which decides the request fields for the user's one thinking option:
 # "effort": OpenAI reasoning (`reasoning.effort` / `reasoning_effort`);
@@ -172,10 +172,6 @@ FAMILIES: tuple[tuple[str, re.Pattern[str], ModelInfo], ...] = (
 _BY_ID: dict[tuple[str, str], ModelInfo] = {(m.vendor, m.id): m for m in MODELS}
 
 
-class ModelShutDownError(ConfigError):
-    """The catalog knows this model to be shut down; the message names current alternatives."""
-
-
 def lookup(vendor: str, model: str) -> ModelInfo | None:
     """The catalog's entry for a vendor's model id, or its family's rules; None for vendors the
     catalog does not cover (OpenAI-compatible servers, Ollama, the local model)."""
@@ -220,11 +216,7 @@ def refuse_if_shut_down(vendor: str, model: str, today: date | None = None) -> N
 def shutting_down(within_days: int = 30, today: date | None = None) -> list[ModelInfo]:
     """Listed models whose shutdown falls within `within_days` of `today`, or has passed."""
     day = today or date.today()
-    return [
-        m
-        for m in MODELS
-        if m.shutdown is not None and (m.shutdown - day).days <= within_days
-    ]
+    return [m for m in MODELS if m.shutdown is not None and (m.shutdown - day).days <= within_days]
 
 
 def _check(argv: list[str]) -> int:

@@ -21,6 +21,11 @@ class UnknownModelError(ConfigError):
     """No provider serves this model id; the notebook suggests close ids."""
 
 
+class ModelShutDownError(ConfigError):
+    """The model catalog knows this model to be shut down; the message gives the date and the
+    vendor's current models (llm_magic.catalog)."""
+
+
 class MissingKeyError(ConfigError):
     """No API key for a provider; the message names the environment variable to set."""
 
@@ -88,6 +93,13 @@ class ProviderError(LLMMagicError):
 
 class AuthenticationError(ProviderError):
     """The provider rejected the API key (401, or Gemini's 400 API_KEY_INVALID)."""
+
+
+class ModelNotFoundError(ProviderError):
+    """The provider does not serve this model to this key; `available` lists what it does
+    serve, where its list endpoint answered (empty otherwise)."""
+
+    available: tuple[str, ...] = ()
 
 
 class RateLimitError(ProviderError):

@@ -197,6 +197,20 @@ class HTTPSession:
             ) from None
         return data
 
+    async def get_json(self, path: str, timeout: float = 10.0) -> Any:
+        """One GET without retries (a listing shown beside an error, never on a run's path)."""
+        client = (await self._held()).client
+        try:
+            response = await client.get(path, timeout=timeout)
+        except httpx.TransportError as exc:
+            raise self._transport_error(exc) from None
+        if response.status_code >= 400:
+            raise self._error(response)
+        try:
+            return json.loads(response.content)
+        except ValueError:
+            raise ProviderError("response is not JSON", provider=self.provider) from None
+
     @asynccontextmanager
     async def stream(
         self, path: str, body: dict[str, Any]

@@ -10,9 +10,9 @@ from llm_magic.http import RetryPolicy
 from tests.servers import LoopbackServer
 
 MODEL_IDS = {
-    "openai": "openai:gpt-4.1-mini",
-    "anthropic": "anthropic:claude-sonnet-4-5",
-    "gemini": "gemini:gemini-2.5-flash",
+    "openai": "openai:gpt-4.1",
+    "anthropic": "anthropic:claude-sonnet-4-6",
+    "gemini": "gemini:gemini-3.5-flash",
 }
 PRICE_IDS = {"openai": "openai", "anthropic": "anthropic", "gemini": "google"}
 FAST_RETRY = RetryPolicy(max_retries=2, base_delay=0.01, max_delay=0.05)

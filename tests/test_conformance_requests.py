@@ -109,7 +109,7 @@ def test_names_map_to_valid_wire_names() -> None:
 async def test_reasoning_models_get_max_completion_tokens() -> None:
     with OpenAIServer([Reply(text="ok")]) as server:
         model = llm_magic.get_async_model(
-            "openai:o4-mini", base_url=server.base_url, api_key=server.api_key
+            "openai:o3", base_url=server.base_url, api_key=server.api_key
         )
         result = await model.chain("hi", model_options={"max_tokens": 50})
         assert result.text == "ok"
@@ -120,7 +120,7 @@ async def test_reasoning_models_get_max_completion_tokens() -> None:
 async def test_server_rejects_max_tokens_on_reasoning_models() -> None:
     with OpenAIServer([Reply(text="ok")]) as server:
         model = llm_magic.get_async_model(
-            "openai-compatible:o4-mini", base_url=server.base_url, api_key=server.api_key
+            "openai-compatible:o3", base_url=server.base_url, api_key=server.api_key
         )
         with pytest.raises(ProviderError, match="max_completion_tokens"):
             await model.chain("hi", model_options={"max_tokens": 50})

@@ -19,7 +19,7 @@ from tests.servers.fixtures import _serve
 from tests.test_magics import ip, ok  # noqa: F401  (the IPython shell fixture)
 
 PROVIDERS = ["openai", "anthropic", "gemini"]
-PRICED = {"openai": "gpt-4.1-mini", "anthropic": "claude-sonnet-4-5", "gemini": "gemini-2.5-flash"}
+PRICED = {"openai": "gpt-4.1", "anthropic": "claude-sonnet-4-6", "gemini": "gemini-3.5-flash"}
 
 
 def lookup(key: str) -> str:
@@ -175,13 +175,13 @@ def test_max_cost_is_on_the_magic_line_and_in_help() -> None:
 def test_llm_usage_shows_the_sessions_totals_by_model(ip: Any) -> None:  # noqa: F811
     costs.ledger.clear()
     ip.server.push(Reply(text="one", usage=(1000, 50), cached=400), Reply(text="two"))
-    ok(ip, '%config LLMMagic.default_model = "openai:gpt-4.1-mini"')
+    ok(ip, '%config LLMMagic.default_model = "openai:gpt-4.1"')
     ok(ip, "%%llm_chain -q\nfirst")
     ok(ip, "%%llm_chain -q -m openai:my-own-model\nsecond")
     _, cap = ok(ip, "%llm_usage")
     rows = {line.split()[0]: line.split() for line in cap.stdout.splitlines() if line.strip()}
-    assert rows["gpt-4.1-mini"][1:6] == ["1", "1000", "400", "0", "50"]
-    assert rows["gpt-4.1-mini"][-1] == costs.format_cost(table_price("openai", 1000, 50, 400))
+    assert rows["gpt-4.1"][1:6] == ["1", "1000", "400", "0", "50"]
+    assert rows["gpt-4.1"][-1] == costs.format_cost(table_price("openai", 1000, 50, 400))
     assert rows["my-own-model"][-1] == "unknown" and rows["total"][-1] == "unknown"
     _, cap = ok(ip, "%llm_usage reset")
     _, cap = ok(ip, "%llm_usage")
@@ -199,7 +199,7 @@ async def test_the_stateless_chain_carries_the_history_cost(openai_server: Any) 
 
 def test_max_cost_from_config_stops_a_cell(ip: Any) -> None:  # noqa: F811
     ip.server.push(Reply(calls=[Call("get_weather", {"city": "Paris"})], usage=(1000, 100)))
-    ok(ip, '%config LLMMagic.default_model = "openai:gpt-4.1-mini"')
+    ok(ip, '%config LLMMagic.default_model = "openai:gpt-4.1"')
     ok(ip, "%config LLMMagic.max_cost = 0.0000001")
     result, _ = ok(ip, "%%llm_chain -q -t get_weather\nweather?")
     assert result.status == "max_cost" and ip.server.requests == []
@@ -232,7 +232,7 @@ def test_a_fresh_process_prices_every_turn_without_waiting_for_the_table(
 
         async def main():
             model = llm_magic.get_async_model(
-                "openai:gpt-4.1-mini", base_url={openai_server.base_url!r},
+                "openai:gpt-4.1", base_url={openai_server.base_url!r},
                 api_key={openai_server.api_key!r})
             async with model:
                 run = model.chain("x", tools=[lookup])

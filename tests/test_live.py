@@ -10,7 +10,9 @@ import os
 import pytest
 
 import llm_magic
-from llm_magic.registry import CURRENT_MODELS, PROVIDERS
+from llm_magic import catalog
+from llm_magic.errors import ModelNotFoundError
+from llm_magic.registry import PROVIDERS
 
 pytestmark = pytest.mark.live
 
@@ -20,11 +22,15 @@ def secret_word(name: str) -> str:
     return {"ada": "lighthouse"}.get(name.lower(), "unknown")
 
 
-@pytest.mark.parametrize("provider", ["openai", "anthropic", "gemini"])
-async def test_one_tool_round_trip(provider: str) -> None:
+def needs_key(provider: str) -> None:
     if not any(os.environ.get(env) for env in PROVIDERS[provider].key_env):
         pytest.skip(f"no {' or '.join(PROVIDERS[provider].key_env)} in the environment")
-    model = llm_magic.get_async_model(CURRENT_MODELS[provider][0])
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic", "gemini"])
+async def test_the_catalogs_default_makes_one_tool_round_trip(provider: str) -> None:
+    needs_key(provider)
+    model = llm_magic.get_async_model(catalog.default_model(provider))
     result = await model.chain(
         "Use the secret_word tool to find Ada's secret word, then tell me the word.",
         tools=[secret_word],
@@ -33,3 +39,13 @@ async def test_one_tool_round_trip(provider: str) -> None:
     assert result.status == "done", result.error
     assert [c.name for c in result.tool_calls][:1] == ["secret_word"]
     assert result.tool_calls[0].status == "ok" and "lighthouse" in result.text.lower()
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic", "gemini"])
+async def test_a_model_the_api_does_not_serve_lists_what_the_key_can_use(provider: str) -> None:
+    needs_key(provider)
+    prefix = {"openai": "openai:gpt-", "anthropic": "claude-", "gemini": "gemini-"}[provider]
+    model = llm_magic.get_async_model(prefix + "no-such-model-0")
+    with pytest.raises(ModelNotFoundError) as info:
+        await model.chain("hi")
+    assert catalog.default_model(provider) in info.value.available

@@ -35,7 +35,7 @@ THINKING = {"type": "thinking", "thinking": "Two cities…", "signature": "EqQBC
 
 
 def provider(version: str = "2026-10-21", **kwargs) -> AnthropicProvider:
-    return AnthropicProvider("claude-sonnet-4-5", api_key=KEY, api_version=version, **kwargs)
+    return AnthropicProvider("claude-sonnet-4-6", api_key=KEY, api_version=version, **kwargs)
 
 
 def tool_history(call_ids=("toolu_1", "toolu_2"), thinking=True) -> list[Message]:
@@ -63,7 +63,7 @@ def test_body_tools_system_and_max_tokens():
     body = provider().build_body(
         ModelRequest([Message("user", "hi")], TOOLS, system="Be brief.", stream=False)
     )
-    assert body["model"] == "claude-sonnet-4-5"
+    assert body["model"] == "claude-sonnet-4-6"
     assert body["max_tokens"] == 4096
     assert body["system"] == "Be brief."
     assert body["tools"] == [
@@ -383,7 +383,7 @@ async def make(anthropic_server):
     def factory(version="2026-10-21", key=KEY, **kw) -> AnthropicProvider:
         kw.setdefault("retry", RetryPolicy(max_retries=0))
         p = AnthropicProvider(
-            "claude-sonnet-4-5",
+            "claude-sonnet-4-6",
             api_key=key,
             base_url=anthropic_server.base_url,
             api_version=version,

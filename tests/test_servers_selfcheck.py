@@ -45,7 +45,7 @@ def build(server, history=None, *, stream=False, key=None, headers=None, **extra
         url = server.base_url + "/v1/messages"
         hdrs = {"x-api-key": key, "anthropic-version": "2023-06-01"}
         body = {
-            "model": "claude-sonnet-4-5",
+            "model": "claude-sonnet-4-6",
             "max_tokens": 1024,
             "stream": stream,
             "messages": history or [{"role": "user", "content": USER}],

@@ -40,6 +40,7 @@ _ID_BAD = re.compile(r"[^a-zA-Z0-9_-]")
 class AnthropicProvider(Provider):
     name = "anthropic"
     default_base_url = "https://api.anthropic.com"
+    models_path = "/v1/models"
 
     def __init__(self, model: str, *, api_version: str = "2026-10-21", **kwargs: Any) -> None:
         if api_version not in VERSIONS:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -18,7 +19,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from ..errors import ProviderError, StreamError
+from ..errors import LLMMagicError, ModelNotFoundError, ProviderError, StreamError
 from ..http import HTTPSession, RetryPolicy
 from ..messages import FINAL_TURN_INSTRUCTION, Message, ModelRequest, ModelTurn
 from ..sse import SSEEvent
@@ -98,6 +99,8 @@ class Provider(ABC):
     # Takes `ModelRequest.output` (a typed answer's schema) as its own structured output, beside
     # tools; False: the chain asks for the typed answer through the final tool (llm_magic.answers).
     native_output = False
+    # The API's list of models (a GET relative to the base URL), named in "model not found"
+    models_path = "/models"
 
     def __init__(
         self,
@@ -142,8 +145,35 @@ class Provider(ABC):
         """
         names = WireNames(request.tools)
         with self.http.redacting():
-            turn = await self.send(names.encode(self.final_form(request)), on_text)
+            try:
+                turn = await self.send(names.encode(self.final_form(request)), on_text)
+            except ProviderError as exc:
+                if not _model_missing(exc, self.model):
+                    raise
+                raise await self.model_not_found(exc) from None
         return names.decode(turn)
+
+    async def model_not_found(self, exc: ProviderError) -> ModelNotFoundError:
+        """One line for a model the API does not serve: its own words, and the models the key
+        can use where the list endpoint answers (a failure to list is not the error to show)."""
+        try:
+            available = self.model_ids(await self.http.get_json(self.models_path))
+        except (LLMMagicError, *_SHAPE_ERRORS):
+            available = []
+        message = f"there is no model {self.model!r} for this key ({exc.provider_message})"
+        if available:
+            more = len(available) - MODELS_SHOWN
+            message += "; models it can use: " + ", ".join(available[:MODELS_SHOWN])
+            message += f" (and {more} more)" if more > 0 else ""
+        error = ModelNotFoundError(
+            message, provider=self.name, status=exc.status, request_id=exc.request_id
+        )
+        error.available = tuple(available)
+        return error
+
+    def model_ids(self, data: Any) -> list[str]:
+        """The ids in the list endpoint's answer (`{"data": [{"id"}]}`: OpenAI, Anthropic)."""
+        return sorted(str(m["id"]) for m in data["data"] if isinstance(m, dict) and m.get("id"))
 
     def final_form(self, request: ModelRequest) -> ModelRequest:
         """A `final` request ("answer now, no tools") in the form this provider understands:
@@ -265,6 +295,22 @@ def expect(value: Any, kind: type, what: str, provider: str) -> Any:
 def _excerpt(value: Any) -> str:
     text = value if isinstance(value, str) else json.dumps(value, default=repr)
     return repr(text[:200]) if isinstance(value, str) else text[:200]
+
+
+MODELS_SHOWN = 20  # of a "model not found" error's list
+
+
+def _model_missing(exc: ProviderError, model: str) -> bool:
+    """Whether an error says the model does not exist (or not for this key): a 404 about a
+    model (OpenAI `model_not_found`, Anthropic `not_found_error` "model: X", Gemini NOT_FOUND
+    "models/X is not found"), or a 400 that names the model as unknown."""
+    text = exc.provider_message.lower()
+    if exc.status == 404:
+        return "model" in text
+    return exc.status == 400 and model.lower() in text and _NOT_FOUND.search(text) is not None
+
+
+_NOT_FOUND = re.compile(r"not (found|exist|supported|available)|does not exist|unknown model")
 
 
 def new_call_id() -> str:

@@ -67,6 +67,15 @@ class GeminiProvider(Provider):
     def streams(self, request: ModelRequest, body: dict[str, Any]) -> bool:
         return request.stream
 
+    def model_ids(self, data: Any) -> list[str]:
+        """`{"models": [{"name": "models/ID", "supportedGenerationMethods"}]}`: those that
+        generate content."""
+        return sorted(
+            str(m["name"]).removeprefix("models/")
+            for m in data["models"]
+            if "generateContent" in (m.get("supportedGenerationMethods") or ())
+        )
+
     def path(self, request: ModelRequest, stream: bool) -> str:
         model = quote(self.model, safe="-._~")
         if stream:

@@ -7,6 +7,7 @@ vLLM, LM Studio); the adapter reads them in one place each, so the chain never k
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +18,8 @@ from ._portable import openai_schema, openai_strict_schema
 from .base import Accumulator, Provider, arguments_object, expect, new_call_id
 
 PROVIDER = "openai"
+# OpenAI model ids that answer text turns (not embeddings, audio, realtime, images)
+_CHAT_MODEL = re.compile(r"^(gpt-|o\d|chatgpt-)(?!.*(audio|realtime|tts|transcribe|image))")
 
 
 @dataclass
@@ -57,6 +60,11 @@ class OpenAIProvider(Provider):
 
     def path(self, request: ModelRequest, stream: bool) -> str:
         return "/chat/completions"
+
+    def model_ids(self, data: Any) -> list[str]:
+        """OpenAI's own list holds embedding, audio and image models too: only chat models."""
+        ids = super().model_ids(data)
+        return [m for m in ids if _CHAT_MODEL.match(m)] if self.compat == OPENAI else ids
 
     def accumulator(self) -> Accumulator:
         return StreamAccumulator()

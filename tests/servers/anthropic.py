@@ -58,13 +58,30 @@ def _sse(name: str, data: dict) -> bytes:
 class AnthropicServer(LoopbackServer):
     provider = "anthropic"
     base_path = ""
-    default_model = "claude-sonnet-4-5"
+    default_model = "claude-sonnet-4-6"
     terminal_events = 2  # message_delta, message_stop
 
     def __init__(self, script=None, *, strict=False, api_key="sk-test-123"):
         super().__init__(script, strict=strict, api_key=api_key)
         self.thinking_for: dict[str, dict] = {}  # tool_use id -> the thinking block issued with it
         self.signatures: dict[str, str] = {}  # issued signature -> thinking text
+
+    # GET /v1/models: `{"data": [{"type": "model", "id", "display_name", "created_at"}],
+    # "has_more", "first_id", "last_id"}` (anthropic-sdk-python src/anthropic/types/
+    # model_info.py, resources/models.py, read 2026-12-07). An unknown model is a 404
+    # `not_found_error` with the message "model: NAME" (docs.anthropic.com/en/api/errors).
+    models_path = "/v1/models"
+
+    def render_models(self, ids):
+        data = [
+            {"type": "model", "id": m, "display_name": m, "created_at": "2026-01-01T00:00:00Z"}
+            for m in ids
+        ]
+        first, last = (ids[0], ids[-1]) if ids else (None, None)
+        return {"data": data, "has_more": False, "first_id": first, "last_id": last}
+
+    def not_found(self, model):
+        return self.error(404, f"model: {model}", "not_found_error")
 
     def route(self, method, path, query):
         return (False, "") if method == "POST" and path == "/v1/messages" else None

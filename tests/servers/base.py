@@ -135,6 +135,10 @@ class LoopbackServer:
     default_model = ""
     terminal_events = 1  # trailing events a `stream_error` replaces (e.g. OpenAI's [DONE])
     retry_after_header = True  # Reply.retry_after -> a Retry-After header
+    models_path = ""  # GET here lists `served_models`, as each API's list endpoint does
+    # None: every model name is served; a list: the models this key can use, and a request for
+    # any other gets the API's own "model not found" (`not_found`)
+    served_models: list[str] | None = None
 
     def __init__(self, script=None, *, strict: bool = False, api_key: str = "sk-test-123"):
         self.strict = strict
@@ -279,10 +283,26 @@ class LoopbackServer:
             headers.update(reply.headers)
         return Response(status, self.error_body(status, message, code, reply), headers)
 
+    # ---- the model list and "model not found" (each subclass renders its API's shapes) ------
+    def requested_model(self, rec: RecordedRequest, routed) -> str:
+        return str(rec.body.get("model", ""))
+
+    def render_models(self, ids: list[str]) -> dict:
+        raise NotImplementedError
+
+    def not_found(self, model: str) -> Response:
+        raise NotImplementedError
+
     def _respond(self, rec: RecordedRequest, routed, valid_json: bool) -> Response:
         auth = self.check_auth(rec)
         if auth is not None:
             return self.error(*auth)
+        if rec.method == "GET" and self.models_path and rec.path.split("?")[0] == self.models_path:
+            return Response(200, self.render_models(list(self.served_models or ())))
+        if routed is not None and self.served_models is not None:
+            model = self.requested_model(rec, routed)
+            if model not in self.served_models:
+                return self.not_found(model)
         if routed is None:
             self.fail(f"{rec.method} {rec.path}: no such endpoint on the {self.provider} server")
             return self.error(404, f"Unknown endpoint {rec.method} {rec.path}")

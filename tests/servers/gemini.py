@@ -132,6 +132,29 @@ class GeminiServer(LoopbackServer):
         self.other_signatures: dict = {}  # first call key -> signature issued on another part
         self._n = itertools.count(4162774)
 
+    # GET /v1beta/models: `{"models": [{"name": "models/ID", "supportedGenerationMethods"}],
+    # "nextPageToken"}`; an unknown model is a 404 NOT_FOUND "models/ID is not found for API
+    # version v1beta, or is not supported for generateContent. Call ListModels ..."
+    # (ai.google.dev/api/models#method:-models.list, read 2026-12-07).
+    models_path = "/v1beta/models"
+
+    def render_models(self, ids):
+        methods = ["generateContent", "countTokens"]
+        return {
+            "models": [{"name": f"models/{m}", "supportedGenerationMethods": methods} for m in ids]
+        }
+
+    def requested_model(self, rec, routed):
+        return routed[1]
+
+    def not_found(self, model):
+        return self.error(
+            404,
+            f"models/{model} is not found for API version v1beta, or is not supported for "
+            "generateContent. Call ListModels to see the list of available models and their "
+            "supported methods.",
+        )
+
     def route(self, method, path, query):
         m = PATH_RE.match(path)
         if m is None or method != "POST":

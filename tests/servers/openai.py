@@ -59,6 +59,23 @@ class OpenAIServer(LoopbackServer):
         super().__init__(script, strict=strict, api_key=api_key)
         self.whole_calls = whole_calls
 
+    # GET /v1/models: `{"object": "list", "data": [{"id", "object": "model", "created",
+    # "owned_by"}]}` (openai-python src/openai/types/model.py; resources/models.py, read
+    # 2026-12-07). An unknown model is a 404 `model_not_found` whose message names it
+    # (platform.openai.com/docs/guides/error-codes, read 2026-12-07).
+    models_path = "/v1/models"
+
+    def render_models(self, ids):
+        return {
+            "object": "list",
+            "data": [{"id": m, "object": "model", "created": 0, "owned_by": "openai"} for m in ids],
+        }
+
+    def not_found(self, model):
+        return self.error(
+            404, f"The model `{model}` does not exist or you do not have access to it."
+        )
+
     def route(self, method, path, query):
         return (False, "") if method == "POST" and path == "/v1/chat/completions" else None
 

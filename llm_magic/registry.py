@@ -88,7 +88,7 @@ PROVIDERS: dict[str, ProviderInfo] = {
 }
 
 _PATTERNS = [
-    (re.compile(r"^(gpt-|o\d|chatgpt-|text-|davinci)"), "openai"),
+    (re.compile(r"^(gpt-|o\d|chatgpt-|codex-|text-|davinci)"), "openai"),
     (re.compile(r"^claude-"), "anthropic"),
     (re.compile(r"^gemini-"), "gemini"),
 ]

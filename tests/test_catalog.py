@@ -206,3 +206,9 @@ def test_openai_lists_only_models_that_answer_text() -> None:
         ]
     }
     assert OpenAIProvider("gpt-4.1", api_key="k").model_ids(data) == ["gpt-4.1", "o3"]
+
+
+def test_every_listed_model_resolves_to_its_vendor_by_its_bare_id() -> None:
+    for m in catalog.MODELS:
+        info, name = registry.resolve(m.id)
+        assert (info.vendor, name) == (m.vendor, m.id)

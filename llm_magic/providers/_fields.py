@@ -120,4 +120,3 @@ def foreign_options(options: Mapping[str, Any], target: str) -> list[str]:
     own = OWN_OPTIONS.get(target, frozenset()) | GENERIC_OPTIONS
     others = frozenset().union(*(v for k, v in OWN_OPTIONS.items() if k != target))
     return [k for k in options if k in others and k not in own]
-

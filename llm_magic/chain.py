@@ -319,6 +319,7 @@ class ChainRun:
             usage=self._usage,
             steps=self.steps,
             model=self.provider.model,
+            provider=self.provider.name,
             elapsed=time.monotonic() - self.started_at,
             error=error,
             turns=list(self.turns),

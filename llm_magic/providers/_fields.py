@@ -113,6 +113,12 @@ def drop_refused_sampling(provider: Provider, options: dict[str, Any]) -> list[s
     return dropped
 
 
+def wire_format(provider_name: str) -> str:
+    """The wire format whose model_options a provider takes: "anthropic", "gemini", or
+    "openai" for OpenAI's own APIs and every OpenAI-compatible server (the local model too)."""
+    return provider_name if provider_name in ("anthropic", "gemini") else "openai"
+
+
 def foreign_options(options: Mapping[str, Any], target: str) -> list[str]:
     """The keys of `options` that belong to another wire format than `target` ("openai",
     "anthropic", "gemini"): what a fork onto a `target` model leaves behind. Keys no table

@@ -161,15 +161,22 @@ class TypedAnswer:
         return REMINDER.format(tool=FINAL_TOOL)
 
 
-def answer_choice(chosen: str | None, tools_on: bool, model_options: Mapping[str, Any]) -> str:
+def answer_choice(
+    chosen: str | None,
+    tools_on: bool,
+    model_options: Mapping[str, Any],
+    thinking: str | None = None,
+) -> str:
     """The tool choice of a turn of a typed run: a tool call every turn, the final tool on the
     last one, unless the caller chose, or forcing is not allowed.
 
-    Anthropic's extended thinking accepts only `auto` and `none`, and rejects a forced tool
-    (docs.anthropic.com/en/docs/build-with-claude/extended-thinking, "Extended thinking with
-    tool use"); with thinking on, the reminder after a text answer does the asking.
+    Anthropic's thinking, extended (`enabled`) or `adaptive`, accepts only `auto` and `none`,
+    and rejects a forced tool (docs.anthropic.com/en/docs/build-with-claude/extended-thinking,
+    "Extended thinking with tool use"); with thinking on, by the run's `thinking` option or by
+    a raw `thinking` field, the reminder after a text answer does the asking.
     """
-    thinking = model_options.get("thinking")
-    if isinstance(thinking, Mapping) and thinking.get("type") not in (None, "disabled"):
+    raw = model_options.get("thinking")
+    raw_on = isinstance(raw, Mapping) and raw.get("type") not in (None, "disabled")
+    if raw_on or thinking not in (None, "off"):
         return chosen or "auto"
     return (chosen or "required") if tools_on else FINAL_TOOL

@@ -14,14 +14,18 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from .errors import LLMMagicError, ToolArgumentsError
 from .messages import Message, ToolCall, ToolResult
+from .providers._fields import foreign_options, wire_format
 
 if TYPE_CHECKING:
+    from .options import ChainOptions
+    from .providers.base import Provider
     from .results import ChainResult
     from .tools import Tool
 
@@ -66,6 +70,26 @@ class Plan:
     messages: list[Message]
     point: BranchPoint
     resume: Resume | None = None
+    # The provider the options' `model_options` were written for (the original run's);
+    # None: given for this branch, sent as they are.
+    options_from: str | None = None
+
+    def options_for(self, options: ChainOptions, provider: Provider) -> ChainOptions:
+        """`options` for a branch on `provider`: on another wire format, the model_options
+        that belong to the first one's stay behind (a Claude run's `thinking` is a 400 at
+        OpenAI), said in one warning; the neutral options (`thinking`, ...) carry over."""
+        if not self.options_from or wire_format(self.options_from) == wire_format(provider.name):
+            return options
+        dropped = foreign_options(options.model_options, wire_format(provider.name))
+        if not dropped:
+            return options
+        warnings.warn(
+            f"model_options {', '.join(dropped)} of the {self.options_from} run were left out "
+            f"of the branch at {provider.name} ({provider.model}), which does not take them",
+            stacklevel=4,
+        )
+        kept = {k: v for k, v in options.model_options.items() if k not in dropped}
+        return options.replace(model_options=kept)
 
 
 def plan_fork(result: ChainResult[Any], at: int | str, given: Any = _NOTHING) -> Plan:

@@ -319,6 +319,7 @@ class ChainRun:
             usage=self._usage,
             steps=self.steps,
             model=self.provider.model,
+            provider=self.provider.name,
             elapsed=time.monotonic() - self.started_at,
             error=error,
             turns=list(self.turns),
@@ -397,7 +398,9 @@ class ChainRun:
             output = self.answer.output_schema()
         elif self.answer is not None:  # a typed answer comes as a tool call, on every turn
             chosen = self.options.tool_choice
-            tool_choice = answer_choice(chosen, tools_on, self.options.model_options)
+            tool_choice = answer_choice(
+                chosen, tools_on, self.options.model_options, self.options.thinking
+            )
             if not tools_on:  # the answer tool stays on: say "answer now" in the text
                 messages.append(Message("user", FINAL_TURN_INSTRUCTION))
                 final = False
@@ -410,6 +413,7 @@ class ChainRun:
             options=dict(self.options.model_options),
             final=final,
             output=output,
+            thinking=self.options.thinking,
         )
 
     async def _model_turn(self, request: ModelRequest) -> ModelTurn:

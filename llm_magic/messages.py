@@ -116,6 +116,9 @@ class ModelRequest:
     final: bool = False
     # The final answer's schema, sent as the provider's native structured output; None: free text.
     output: OutputSchema | None = None
+    # How hard the model thinks ("off", "low", "medium", "high"; None: its default); each
+    # adapter sends it in its model's own fields (llm_magic.providers._fields).
+    thinking: str | None = None
 
 
 @dataclass

@@ -81,6 +81,7 @@ class AsyncConversation:
 
     def branch(self, plan: Plan, prompt: str | None, options: ChainOptions) -> ChainRun:
         """A run from a branch point (`ChainResult.fork` / `rerun` build the plan)."""
+        options = plan.options_for(options, self.model.provider)
         run = self._run(prompt, options, resume=plan.resume)
         run.branched_from = plan.point
         import llm_magic  # its views (the notebook's timeline) show branches as they run
@@ -320,6 +321,7 @@ class Conversation:
 
     def branch(self, plan: Plan, prompt: str | None, options: ChainOptions) -> ChainResponse:
         caller = CallerThread()
+        options = plan.options_for(options, self.model.provider)
         run = self._async._run(prompt, options, caller=caller, owner=self, resume=plan.resume)
         run.branched_from = plan.point
         return ChainResponse(run, caller)

@@ -25,6 +25,10 @@ from typing import Any, Literal, TypedDict
 from .events import ToolCallRecord
 
 OnToolError = Literal["model", "raise"]
+# How hard the model thinks; each adapter maps it onto its model's own fields
+# (llm_magic.providers._fields). None: the model's default.
+ThinkingLevel = Literal["off", "low", "medium", "high"]
+THINKING_LEVELS: tuple[ThinkingLevel, ...] = ("off", "low", "medium", "high")
 ApproveSpec = frozenset[str] | Literal["all"] | None
 
 
@@ -84,6 +88,16 @@ def default_of(f: dataclasses.Field[Any]) -> Any:
     if f.default_factory is not dataclasses.MISSING:
         return f.default_factory()
     return f.default
+
+
+def literal_values(hint: Any) -> tuple[Any, ...]:
+    """The values of a `Literal[...]` annotation, or of `Literal[...] | None`; () otherwise."""
+    if typing.get_origin(hint) is Literal:
+        return typing.get_args(hint)
+    kinds = [k for k in typing.get_args(hint) if k is not type(None)]
+    if len(kinds) == 1 and typing.get_origin(kinds[0]) is Literal:
+        return typing.get_args(kinds[0])
+    return ()
 
 
 def field_hints(cls: type) -> dict[str, Any]:
@@ -174,6 +188,14 @@ class ChainOptions:
         metavar="NAME",
         resolve=True,
     )
+    thinking: ThinkingLevel | None = option(
+        None,
+        help="how hard the model thinks before it answers: off, low, medium or high, sent in "
+        "each model's own fields (None: the model's default)",
+        flags=("--thinking",),
+        metavar="off|low|medium|high",
+        config=True,
+    )
     stream: bool = option(
         True,
         help="stream model text as it arrives (--no-stream: wait for whole turns)",
@@ -209,6 +231,10 @@ class ChainOptions:
             raise ValueError(
                 f"on_tool_error must be 'model' or 'raise', got {self.on_tool_error!r}"
             )
+        if self.thinking is not None and self.thinking not in THINKING_LEVELS:
+            raise ValueError(
+                f"thinking must be one of {', '.join(THINKING_LEVELS)}, got {self.thinking!r}"
+            )
         if self.tool_choice is not None and not isinstance(self.tool_choice, str):
             raise TypeError(f"tool_choice must be a string, got {self.tool_choice!r}")
         if self.approval_callback is not None and not callable(self.approval_callback):
@@ -239,6 +265,7 @@ class ChainKwargs(TypedDict, total=False):
     tool_choice: str | None
     max_cost: float | None
     output_type: type[Any] | None
+    thinking: ThinkingLevel | None
     stream: bool
     final_turn_on_limit: bool
     prefer_sync: bool

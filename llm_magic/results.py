@@ -94,6 +94,7 @@ class ChainResult(Generic[R]):
     step_ends: list[int] = field(default_factory=list, repr=False)
     options: ChainOptions | None = field(default=None, repr=False)
     branched_from: BranchPoint | None = field(default=None, repr=False)
+    provider: str = ""  # the adapter that ran it ("openai", "anthropic", "gemini", "local")
 
     def __repr__(self) -> str:
         if self.output is not None:  # a typed answer (its JSON is the text, natively)
@@ -174,6 +175,8 @@ class ChainResult(Generic[R]):
         before = None if spent is None or self.cost is None else spent - self.cost
         cost = add(before, *(t.cost for t in self.turns[: plan.point.step]))
         fork = self._conversation().fork(plan.messages, cost=cost, model=model)
+        if "model_options" not in options:  # this run's, written for its provider
+            plan.options_from = self.provider
         return fork.branch(plan, prompt, opts)
 
     def _conversation(self) -> ConversationLike[R]:

@@ -16,10 +16,10 @@ from __future__ import annotations
 import typing
 from typing import Any
 
-from traitlets import Bool, Float, Int, TraitType, Unicode
+from traitlets import Bool, Enum, Float, Int, TraitType, Unicode
 from traitlets.config import Configurable
 
-from ..options import ChainOptions, default_of, field_hints, options_of
+from ..options import ChainOptions, default_of, field_hints, literal_values, options_of
 from .options import CellOptions
 
 MODEL_ENV = "LLM_MAGIC_MODEL"
@@ -27,9 +27,14 @@ _TRAITS: dict[type, type[TraitType[Any, Any]]] = {bool: Bool, int: Int, float: F
 
 
 def _trait(hint: Any, default: Any, help: str) -> TraitType[Any, Any]:
+    optional = type(None) in typing.get_args(hint)
+    words = literal_values(hint)
+    if words:  # one of some words: only those are taken
+        if optional:
+            return Enum(list(words), default, allow_none=True, help=help).tag(config=True)
+        return Enum(list(words), default, help=help).tag(config=True)
     kinds = [k for k in typing.get_args(hint) if k is not type(None)] or [hint]
     trait = _TRAITS[kinds[0]]
-    optional = type(None) in typing.get_args(hint)
     return trait(default, allow_none=optional, help=help).tag(config=True)
 
 

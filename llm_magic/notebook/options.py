@@ -20,7 +20,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
-from ..options import ChainOptions, Option, field_hints, option, options_of
+from ..options import ChainOptions, Option, field_hints, literal_values, option, options_of
 from . import NotebookError
 
 INTRO = """\
@@ -158,6 +158,8 @@ def _add(parser: argparse.ArgumentParser, f: Any, meta: Option, hint: Any) -> No
         kw.update(nargs="?", const=True, metavar=meta.metavar)
     elif kinds & {int, float}:
         kw.update(type=int if int in kinds else float, metavar=meta.metavar)
+    elif literal_values(hint):  # one of some words (--thinking high, --on-tool-error raise)
+        kw.update(choices=literal_values(hint), metavar=meta.metavar)
     elif kinds <= {str} or meta.resolve:  # resolve: a name, looked up in `_build`
         kw["metavar"] = meta.metavar
     else:  # lists of names (tools, approve), repeatable and comma separated

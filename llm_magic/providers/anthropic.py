@@ -11,13 +11,15 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import catalog
 from ..errors import ConfigError, ProviderError, RefusalError
 from ..messages import Message, ModelRequest, ModelTurn, ToolCall, Usage
 from ..sse import SSEEvent
+from ._fields import THINKING_BUDGETS, drop_refused_sampling
 from ._wire_cache import WireCache, cached
 from .base import (
     Accumulator,
@@ -48,7 +50,7 @@ class AnthropicProvider(Provider):
                 f"unknown anthropic api_version {api_version!r}; use one of {', '.join(VERSIONS)}"
             )
         self.api_version = api_version
-        self._warned_sampling = False
+        self.info = catalog.lookup("anthropic", model)
         super().__init__(model, **kwargs)
 
     def auth_headers(self, api_key: str | None) -> dict[str, str]:
@@ -72,6 +74,7 @@ class AnthropicProvider(Provider):
     # ---- request ---------------------------------------------------------------------------
     def build_body(self, request: ModelRequest) -> dict[str, Any]:
         options = {**self.options, **request.options}
+        self.thinking_fields(options, request.thinking)
         body: dict[str, Any] = {
             "model": self.model,
             "max_tokens": int(options.pop("max_tokens", None) or DEFAULT_MAX_TOKENS),
@@ -100,15 +103,47 @@ class AnthropicProvider(Provider):
             dropped = [k for k in SAMPLING_OPTIONS if k in options]
             for k in dropped:
                 del options[k]
-            if dropped and not self._warned_sampling:
-                self._warned_sampling = True
-                warnings.warn(
+            if dropped:
+                self.warn_once(
+                    "sampling-version",
                     f"anthropic api_version 2026-10-21 does not accept {', '.join(dropped)}; "
                     "the option was left out (pass api_version='2023-06-01' to use it)",
-                    stacklevel=2,
                 )
+        drop_refused_sampling(self, options)
         body.update(options)
         return body
+
+    def thinking_fields(self, options: dict[str, Any], level: str | None) -> None:
+        """The run's thinking level in this model's fields, into `options` (a raw `thinking`
+        field the caller gave wins). Adaptive-only models (catalog) take `thinking: {type:
+        adaptive}` with `output_config.effort` and refuse `enabled`/`budget_tokens`, so a raw
+        `enabled` is sent as adaptive (said once); the others take a `budget_tokens` below
+        `max_tokens`, which is raised above it when it is not."""
+        adaptive = self.info is not None and self.info.thinking == "adaptive"
+        raw = options.get("thinking")
+        if adaptive and isinstance(raw, Mapping) and raw.get("type") == "enabled":
+            options["thinking"] = {"type": "adaptive"}
+            self.warn_once(
+                "thinking-adaptive",
+                f"{self.model} takes adaptive thinking only; thinking type 'enabled' "
+                "(budget_tokens) was sent as {'type': 'adaptive'}",
+            )
+        if level is None or "thinking" in options:
+            return
+        if level == "off":
+            options["thinking"] = {"type": "disabled"}
+        elif adaptive:
+            options["thinking"] = {"type": "adaptive"}
+            config = options.get("output_config")
+            options["output_config"] = {
+                **(config if isinstance(config, Mapping) else {}),
+                "effort": level,
+            }
+        else:
+            budget = THINKING_BUDGETS[level]  # type: ignore[index]
+            options["thinking"] = {"type": "enabled", "budget_tokens": budget}
+            if int(options.get("max_tokens") or DEFAULT_MAX_TOKENS) <= budget:
+                options["max_tokens"] = budget + DEFAULT_MAX_TOKENS
 
 
 # ---- request building (pure functions) ------------------------------------------------------

@@ -13,12 +13,14 @@ import dataclasses
 import json
 import re
 import uuid
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import httpx
 
+from ..catalog import ModelInfo
 from ..errors import LLMMagicError, ModelNotFoundError, ProviderError, StreamError
 from ..http import HTTPSession, RetryPolicy
 from ..messages import FINAL_TURN_INSTRUCTION, Message, ModelRequest, ModelTurn
@@ -101,6 +103,8 @@ class Provider(ABC):
     native_output = False
     # The API's list of models (a GET relative to the base URL), named in "model not found"
     models_path = "/models"
+    # The catalog's entry for the model: which request fields it takes (None: no rules known).
+    info: ModelInfo | None = None
 
     def __init__(
         self,
@@ -118,6 +122,7 @@ class Provider(ABC):
         self._api_key = api_key
         self.base_url = (base_url or self.default_base_url).rstrip("/")
         self.options = dict(options or {})
+        self._warned: set[str] = set()  # the warnings this provider gave (`warn_once`)
         self.wire_cache = WireCache()  # messages' wire forms, so continuations encode only news
         self.http = HTTPSession(
             self.name,
@@ -135,6 +140,13 @@ class Provider(ABC):
 
     @abstractmethod
     def auth_headers(self, api_key: str | None) -> dict[str, str]: ...
+
+    def warn_once(self, key: str, message: str) -> None:
+        """Warn about a request field left out or changed, once per provider and `key`: the
+        same options go into every turn of every run, and one warning says it."""
+        if key not in self._warned:
+            self._warned.add(key)
+            warnings.warn(message, stacklevel=3)
 
     async def turn(self, request: ModelRequest, on_text: TextCallback | None = None) -> ModelTurn:
         """Send one request; call `on_text` with each text delta when streaming.

@@ -13,8 +13,10 @@ import math
 from typing import Any, Literal
 from urllib.parse import quote
 
+from .. import catalog
 from ..errors import ProviderError, ToolDefinitionError
 from ..messages import Message, ModelRequest, ModelTurn, ToolCall, ToolResult, ToolSpec, Usage
+from ._fields import THINKING_BUDGETS
 from ._portable import gemini_json_schema
 from ._schema import translate_schema
 from ._wire_cache import WireCache, cached
@@ -60,6 +62,7 @@ class GeminiProvider(Provider):
             )
         self.schema_format = schema_format
         super().__init__(model.removeprefix("models/"), **kwargs)
+        self.info = catalog.lookup("gemini", self.model)
 
     def auth_headers(self, api_key: str | None) -> dict[str, str]:
         return {"x-goog-api-key": api_key} if api_key else {}
@@ -116,9 +119,30 @@ class GeminiProvider(Provider):
                 generation.update(value)
             else:
                 generation[name] = value
+        thinking = self.thinking_config(request.thinking)
+        if thinking:  # the caller's own thinkingConfig keys win
+            generation["thinkingConfig"] = {**thinking, **generation.get("thinkingConfig", {})}
         if generation:
             body["generationConfig"] = generation
         return body
+
+    def thinking_config(self, level: str | None) -> dict[str, Any]:
+        """The run's thinking level as this model's `thinkingConfig`
+        (ai.google.dev/gemini-api/docs/thinking): Gemini 3 takes a `thinkingLevel` and cannot
+        stop thinking ("off" asks for "low", said once); Gemini 2.5 a `thinkingBudget` in
+        tokens (0: off)."""
+        kind = self.info.thinking if self.info is not None else None
+        if level is None or kind is None:
+            return {}
+        if kind == "gemini-budget":
+            return {"thinkingBudget": THINKING_BUDGETS[level]}  # type: ignore[index]
+        if level == "off":
+            self.warn_once(
+                "thinking-off",
+                f"{self.model} always thinks; thinking='off' was sent as thinkingLevel 'low'",
+            )
+            level = "low"
+        return {"thinkingLevel": level}
 
     def declaration(self, tool: ToolSpec) -> dict[str, Any]:
         decl: dict[str, Any] = {"name": tool.name, "description": tool.description}
@@ -170,10 +194,34 @@ def wire_contents(messages: list[Message], cache: WireCache | None = None) -> li
 def _model_parts(msg: Message) -> list[dict[str, Any]]:
     """The parts Gemini sent, when the message is still what it sent (Gemini 3 checks every
     `thoughtSignature` it issued, on whichever part it came: a call, a trailing empty text part
-    or a thought part); else parts built from the message."""
+    or a thought part); else parts built from the message, around the signed parts Gemini sent
+    that carry no answer (an edited re-run changes a call's arguments, and the turn's
+    signature, on a thought part before the call, must still come back)."""
     raw = msg.provider_data.get(PARTS_KEY)
     if raw is not None and _same_turn(raw, msg):
         return [dict(p) for p in raw]
+    before, after = _signed_extras(raw or [])
+    return before + _built_parts(msg) + after
+
+
+def _signed_extras(
+    raw: list[dict[str, Any]],
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The parts of `raw` that carry a signature and no answer (thought parts, empty text),
+    as (before the first call, after it)."""
+    first_call = next((i for i, p in enumerate(raw) if "functionCall" in p), len(raw))
+    signed = [
+        (i, dict(p))
+        for i, p in enumerate(raw)
+        if p.get("thoughtSignature")
+        and "functionCall" not in p
+        and (p.get("thought") or not p.get("text"))
+    ]
+    return [p for i, p in signed if i < first_call], [p for i, p in signed if i > first_call]
+
+
+def _built_parts(msg: Message) -> list[dict[str, Any]]:
+    """The message's text and calls as parts (their own signatures kept)."""
     parts: list[dict[str, Any]] = []
     if msg.text:
         part: dict[str, Any] = {"text": msg.text}

@@ -11,9 +11,11 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from .. import catalog
 from ..errors import ProviderError, RefusalError
 from ..messages import Message, ModelRequest, ModelTurn, OutputSchema, ToolCall, Usage
 from ..sse import SSEEvent
+from ._fields import drop_refused_sampling
 from ._portable import openai_schema, openai_strict_schema
 from .base import Accumulator, Provider, arguments_object, expect, new_call_id
 
@@ -39,9 +41,12 @@ class OpenAICompat:
     # OpenAI's own API only: compatible servers differ in whether they take it beside `tools`
     # and in how much of a schema they enforce, and the embedded model needs its tool.
     native_output: bool = False
+    # OpenAI's own API: the catalog's rules of each model apply (fixed sampling, reasoning
+    # effort); compatible servers serve other models under their own names.
+    catalog: bool = False
 
 
-OPENAI = OpenAICompat(native_output=True)
+OPENAI = OpenAICompat(native_output=True, catalog=True)
 COMPATIBLE = OpenAICompat(content_string=True, stream_usage=False, max_tokens_field="max_tokens")
 
 
@@ -53,6 +58,7 @@ class OpenAIProvider(Provider):
         self.compat = compat or OPENAI
         self.native_output = self.compat.native_output
         self.wire_model = model  # the name sent on the wire (the local model serves aliases)
+        self.info = catalog.lookup("openai", model) if self.compat.catalog else None
         super().__init__(model, **kwargs)
 
     def auth_headers(self, api_key: str | None) -> dict[str, str]:
@@ -104,6 +110,10 @@ class OpenAIProvider(Provider):
         options = {**self.options, **request.options}
         if "max_tokens" in options:  # the deprecated field: reasoning models reject it
             options[compat.max_tokens_field] = options.pop("max_tokens")
+        drop_refused_sampling(self, options)
+        effort = reasoning_effort(self, request.thinking)
+        if effort is not None:
+            body["reasoning_effort"] = effort
         body.update(options)
         return body
 
@@ -134,6 +144,30 @@ class OpenAIProvider(Provider):
             for c in msg.tool_calls
         ]
         return [{"role": "assistant", "content": content, "tool_calls": calls}]
+
+
+def reasoning_effort(provider: Provider, thinking: str | None) -> str | None:
+    """The run's thinking level as an OpenAI reasoning model's `reasoning_effort` (openai-python
+    `types/shared/reasoning_effort.py`); None: nothing to send. A reasoning model always
+    reasons, and not every one takes `none` or `minimal`, so "off" asks for `low`; a model
+    that does not reason gets nothing (both said once)."""
+    info = provider.info
+    if thinking is None:
+        return None
+    if info is None or info.thinking != "effort":
+        if thinking != "off":
+            provider.warn_once(
+                "thinking",
+                f"{provider.model} takes no reasoning effort; the thinking option was left out",
+            )
+        return None
+    if thinking == "off":
+        provider.warn_once(
+            "thinking-off",
+            f"{provider.model} always reasons; thinking='off' was sent as reasoning_effort 'low'",
+        )
+        return "low"
+    return thinking
 
 
 def response_format(output: OutputSchema) -> dict[str, Any]:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 
+from llm_magic import catalog
+
 from .base import LoopbackServer, dumps, signature, token
 from .schema_rules import missing_refs
 from .script import split_args, split_text
@@ -130,6 +132,7 @@ class AnthropicServer(LoopbackServer):
             ]
         if not isinstance(b.get("model"), str) or not b["model"]:
             p.append("model: Field required")
+        self._check_thinking(b, p)
         if not isinstance(b.get("max_tokens"), int) or b["max_tokens"] < 1:
             p.append("max_tokens: Field required (a positive integer)")
         tools = b.get("tools")
@@ -141,6 +144,53 @@ class AnthropicServer(LoopbackServer):
         elif self._check_messages(msgs, p) and not tools:
             p.append("Requests which include `tool_use` or `tool_result` blocks must define tools.")
         return p
+
+    @staticmethod
+    def _check_thinking(b, p):
+        """`thinking` is `enabled` with `budget_tokens` (at least 1024, below max_tokens),
+        `adaptive` or `disabled`; `output_config.effort` is one of the SDK's levels
+        (anthropic-sdk-python src/anthropic/types/thinking_config_enabled_param.py,
+        thinking_config_adaptive_param.py, output_config_param.py, read 2026-12-07). Claude's
+        adaptive-only models (catalog: Opus 4.7 on, the 5.x models) refuse `enabled` and
+        `budget_tokens` (the SDK already warns for claude-opus-4-6:
+        MODELS_TO_WARN_WITH_THINKING_ENABLED in src/anthropic/resources/messages/messages.py;
+        docs.claude.com/en/docs/build-with-claude/adaptive-thinking) and sampling fields other
+        than the default (docs.claude.com/en/docs/about-claude/models/whats-new-claude-4-7),
+        read 2026-12-07."""
+        thinking, info = b.get("thinking"), catalog.lookup("anthropic", str(b.get("model")))
+        adaptive_only = info is not None and info.thinking == "adaptive"
+        if thinking is not None:
+            kind = thinking.get("type") if isinstance(thinking, dict) else None
+            if kind not in ("enabled", "adaptive", "disabled"):
+                p.append(
+                    f"thinking: Input tag {kind!r} found using 'type' does not match any of the "
+                    "expected tags: 'adaptive', 'disabled', 'enabled'"
+                )
+            elif kind == "enabled" and adaptive_only:
+                p.append(
+                    f"thinking.type.enabled: 'enabled' is not supported for model {b['model']}; "
+                    "use thinking.type 'adaptive' with output_config.effort"
+                )
+            elif kind == "enabled":
+                budget = thinking.get("budget_tokens")
+                if not isinstance(budget, int) or budget < 1024:
+                    p.append("thinking.enabled.budget_tokens: Input should be at least 1024")
+                elif isinstance(b.get("max_tokens"), int) and budget >= b["max_tokens"]:
+                    p.append("`max_tokens` must be greater than `thinking.budget_tokens`.")
+            elif "budget_tokens" in thinking:
+                p.append(f"thinking.{kind}.budget_tokens: Extra inputs are not permitted")
+        if adaptive_only:
+            p += [
+                f"{k}: not supported for model {b['model']}; only the default is accepted"
+                for k, default in (("temperature", 1), ("top_p", 1), ("top_k", None))
+                if k in b and b[k] != default
+            ]
+        effort = (b.get("output_config") or {}).get("effort")
+        if effort is not None and effort not in ("low", "medium", "high", "xhigh", "max"):
+            p.append(
+                f"output_config.effort: Input should be 'low', 'medium', 'high', 'xhigh' or "
+                f"'max', got {effort!r}"
+            )
 
     def _check_tools(self, tools, p) -> set[str]:
         names = set()

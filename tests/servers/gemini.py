@@ -14,6 +14,8 @@ import itertools
 import json
 import re
 
+from llm_magic import catalog
+
 from .base import LoopbackServer, dumps, token
 from .schema_rules import empty_enum_values, missing_refs
 from .script import split_text
@@ -239,12 +241,31 @@ class GeminiServer(LoopbackServer):
         si = g(b, "systemInstruction")
         if si is not None and not (isinstance(si, dict) and isinstance(si.get("parts"), list)):
             p.append("systemInstruction: expected a Content object with 'parts'")
+        self._check_thinking(
+            self._model(rec), g(g(b, "generationConfig") or {}, "thinkingConfig"), p
+        )
         contents = b.get("contents")
         if not isinstance(contents, list) or not contents:
             p.append("* GenerateContentRequest.contents: contents is not specified")
         else:
             self._check_contents(contents, p)
         return p
+
+    @staticmethod
+    def _check_thinking(model, config, p):
+        """`thinkingConfig` (ai.google.dev/gemini-api/docs/thinking, read 2026-12-07): Gemini 3
+        takes `thinkingLevel`, Gemini 2.5 `thinkingBudget`; one of them, never both, and the
+        level on a 2.5 model is a 400 (catalog: thinking "level" or "gemini-budget")."""
+        if not isinstance(config, dict):
+            return
+        level, budget = g(config, "thinkingLevel"), g(config, "thinkingBudget")
+        info = catalog.lookup("gemini", model)
+        if level is not None and budget is not None:
+            p.append("You can only set only one of thinking budget and thinking level.")
+        elif level is not None and info is not None and info.thinking != "level":
+            p.append("Thinking level is not supported for this model.")
+        elif level is not None and str(level).lower() not in ("minimal", "low", "medium", "high"):
+            p.append(f"thinking_config.thinking_level: Invalid value {level!r}")
 
     def _check_tools(self, tools, p):
         for j, t in enumerate(tools if isinstance(tools, list) else [tools]):

@@ -16,6 +16,8 @@ from __future__ import annotations
 import re
 import time
 
+from llm_magic import catalog
+
 from .base import LoopbackServer, ResolvedCall, dumps, token
 from .schema_rules import arrays_without_items, missing_refs, walk
 from .script import Reply, split_args, split_text
@@ -26,6 +28,19 @@ NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 # with o-series models"; gpt-5 models answer the same 400).
 REASONING_RE = re.compile(r"^(o\d|gpt-5)")
 FUNCTION_KEYS = {"name", "description", "parameters", "strict"}
+# The request's top-level fields (openai-python src/openai/types/chat/completion_create_params.py,
+# openai 3.3.1, read 2026-12-07); any other is a 400 "Unrecognized request argument supplied".
+BODY_KEYS = {
+    "messages", "model", "audio", "frequency_penalty", "function_call", "functions",
+    "logit_bias", "logprobs", "max_completion_tokens", "max_tokens", "metadata", "modalities",
+    "moderation", "n", "parallel_tool_calls", "prediction", "presence_penalty",
+    "prompt_cache_key", "prompt_cache_options", "prompt_cache_retention", "reasoning_effort",
+    "response_format", "safety_identifier", "seed", "service_tier", "stop", "store", "stream",
+    "stream_options", "temperature", "tool_choice", "tools", "top_logprobs", "top_p", "user",
+    "verbosity", "web_search_options",
+}  # fmt: skip
+# openai-python src/openai/types/shared/reasoning_effort.py (read 2026-12-07).
+EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
 ROLES = {"system", "developer", "user", "assistant", "tool"}
 _ERRORS = {  # status -> (type, code)
     400: ("invalid_request_error", None),
@@ -130,6 +145,7 @@ class OpenAIServer(LoopbackServer):
                 "Unsupported parameter: 'max_tokens' is not supported with this model. "
                 "Use 'max_completion_tokens' instead."
             )
+        self._check_model_fields(b, p)
         if "stream_options" in b and b.get("stream") is not True:
             p.append("The 'stream_options' parameter is only allowed when 'stream' is enabled.")
         self._check_tool_choice(b.get("tool_choice", None), tools, names, p)
@@ -145,6 +161,32 @@ class OpenAIServer(LoopbackServer):
         else:
             self._check_messages(msgs, p)
         return p
+
+    @staticmethod
+    def _check_model_fields(b, p):
+        """Fields by model. Reasoning models (catalog: `fixed_sampling`) take temperature and
+        top_p at their default of 1 only, and only they take `reasoning_effort`
+        (platform.openai.com/docs/guides/reasoning, "Unsupported parameters"; openai-python
+        src/openai/types/chat/completion_create_params.py `reasoning_effort`: "for reasoning
+        models", read 2026-12-07); an unknown field is a 400 (BODY_KEYS)."""
+        p += [f"Unrecognized request argument supplied: {k}" for k in b if k not in BODY_KEYS]
+        info = catalog.lookup("openai", str(b.get("model")))
+        if info is not None and info.fixed_sampling:
+            p += [
+                f"Unsupported value: '{k}' does not support {b[k]!r} with this model. Only the "
+                "default (1) value is supported."
+                for k in ("temperature", "top_p")
+                if k in b and b[k] != 1
+            ]
+        effort = b.get("reasoning_effort")
+        if effort is not None and (info is None or not info.reasoning):
+            p.append("Unsupported parameter: 'reasoning_effort' is not supported with this model.")
+        elif effort is not None and effort not in EFFORTS:
+            p.append(
+                f"Invalid value: '{effort}'. Supported values are: "
+                + ", ".join(f"'{e}'" for e in EFFORTS)
+                + "."
+            )
 
     def _check_tools(self, tools, p) -> set[str]:
         names = set()

@@ -56,7 +56,7 @@ def inline_root_ref(schema: dict[str, Any]) -> dict[str, Any]:
         out = {**defs[name], **{k: v for k, v in out.items() if k != "$ref"}}
     if not seen:
         return schema
-    used = _reachable(_refs(out), defs)
+    used = _reachable(refs(out), defs)
     kept = {name: body for name, body in defs.items() if name in used}
     if kept:
         out["$defs"] = kept
@@ -73,7 +73,7 @@ def _reachable(names: set[str], defs: dict[str, Any]) -> set[str]:
         name = todo.pop()
         if name not in found and name in defs:
             found.add(name)
-            todo.extend(_refs(defs[name]))
+            todo.extend(refs(defs[name]))
     return found
 
 
@@ -83,20 +83,20 @@ def _def_name(ref: Any) -> str | None:
     return None
 
 
-def _refs(node: Any) -> set[str]:
+def refs(node: Any) -> set[str]:
     """Names of the definitions a schema refers to."""
     if isinstance(node, list):
-        return set().union(*(_refs(v) for v in node)) if node else set()
+        return set().union(*(refs(v) for v in node)) if node else set()
     if not isinstance(node, dict):
         return set()
     own = _def_name(node.get("$ref"))
     found = {own} if own else set()
-    return found.union(*(_refs(v) for k, v in node.items() if k != "$defs"))
+    return found.union(*(refs(v) for k, v in node.items() if k != "$defs"))
 
 
 def _recursive_defs(defs: dict[str, Any]) -> set[str]:
     """Definitions that can reach themselves through `$ref`s."""
-    return {name for name, body in defs.items() if name in _reachable(_refs(body), defs)}
+    return {name for name, body in defs.items() if name in _reachable(refs(body), defs)}
 
 
 def hoist_defs(schema: dict[str, Any]) -> dict[str, Any]:

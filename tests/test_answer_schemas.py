@@ -30,6 +30,12 @@ class Tree(pydantic.BaseModel):
     children: list[Tree] = []
 
 
+@dataclasses.dataclass
+class Branch:
+    value: int
+    children: list[Branch] = dataclasses.field(default_factory=list)
+
+
 Numbers = pydantic.RootModel[list[int]]
 Scalar = pydantic.RootModel[int | str]
 TREE = {"value": 1, "children": [{"value": 2, "children": []}]}
@@ -191,15 +197,30 @@ def test_openai_strict_refuses_an_undocumented_string_format(openai_server: Any)
 # ---- our requests pass, and the answer is the user's type -----------------------------------
 
 
-async def test_a_recursive_answer_type_is_sent_with_an_object_root(server: Any) -> None:
+@pytest.mark.parametrize("kind", [Tree, Branch], ids=["pydantic", "dataclass"])
+async def test_a_recursive_answer_type_is_sent_with_an_object_root(server: Any, kind: Any) -> None:
     server.push(answer(server, TREE))
     async with model_for(server) as model:
-        result = await model.chain("A tree?", output_type=Tree)
-    assert result.output == Tree.model_validate(TREE)
+        result = await model.chain("A tree?", output_type=kind)
+    expected = Tree.model_validate(TREE) if kind is Tree else Branch(1, [Branch(2)])
+    assert result.output == expected
     schema, strict = answer_schema(server)
+    name = kind.__name__
     assert schema["type"] in ("object", "OBJECT") and "$ref" not in schema
-    assert schema["$defs"]["Tree"]["properties"]["children"]["items"] == {"$ref": "#/$defs/Tree"}
+    assert schema["$defs"][name]["properties"]["children"]["items"] == {"$ref": f"#/$defs/{name}"}
     assert strict in (True, None)
+
+
+def test_a_recursive_dataclass_tool_parameter_refers_to_one_definition() -> None:
+    def prune(tree: Branch, keep: Branch | None = None) -> int:
+        """Prune."""
+        return tree.value
+
+    tool = Tool.from_function(prune)
+    schema = tool.schema
+    assert set(schema["$defs"]) == {"Branch"} and "$defs" not in schema["properties"]["tree"]
+    kwargs = tool.parameters.validate({"tree": TREE})
+    assert kwargs == {"tree": Branch(1, [Branch(2)])}
 
 
 async def test_a_tool_schema_whose_root_is_a_ref_is_sent_with_an_object_root(server: Any) -> None:

@@ -38,6 +38,7 @@ from .errors import OutputValidationError, ToolArgumentsError, ToolDefinitionErr
 from .events import ToolCallRecord
 from .messages import OutputSchema
 from .schema import Converter, Invalid, Parameters, converter_for
+from .schema_refs import hoist_defs
 from .tools import Tool
 
 FINAL_TOOL = "final_answer"
@@ -51,27 +52,49 @@ NATIVE_REMINDER = (
     "matches the response schema."
 )
 _FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL)
+WRAPPED = "value"  # the one property a non-object answer goes under
 _NAME_BAD = re.compile(r"[^a-zA-Z0-9_-]")  # OpenAI's json_schema.name: ^[a-zA-Z0-9_-]{1,64}$
 
 
 @dataclass(eq=False)
 class _WholeValue(Parameters):
-    """Parameters that are one value of the output type: its schema, its validation."""
+    """Parameters that are one value of the output type: its schema, its validation.
+
+    A type whose JSON is not an object (`RootModel[list[int]]`, a pydantic union) goes under one
+    property, `value`: OpenAI's strict `response_format` and function `parameters`, Anthropic's
+    `input_schema` and Gemini's function parameters all must be objects. The answer is taken out
+    of it before validation, so the run's output is still the user's type.
+    """
 
     converter: Converter | None = None
 
     @property
+    def wrapped(self) -> bool:
+        assert self.converter is not None
+        return self.converter.schema.get("type") != "object"
+
+    @property
     def schema(self) -> dict[str, Any]:
         assert self.converter is not None
-        return dict(self.converter.schema)
+        inner = dict(self.converter.schema)
+        if self.wrapped:
+            inner = {
+                "type": "object",
+                "properties": {WRAPPED: inner},
+                "required": [WRAPPED],
+                "additionalProperties": False,
+            }
+        return hoist_defs(inner)  # `#/$defs/...` point at the root, wrapped or not
 
     def validate(self, arguments: Any) -> dict[str, Any]:
         assert self.converter is not None
+        unwrap = self.wrapped and isinstance(arguments, dict) and set(arguments) == {WRAPPED}
         try:
-            return {"value": self.converter.convert(arguments)}
+            return {"value": self.converter.convert(arguments[WRAPPED] if unwrap else arguments)}
         except Invalid as exc:
-            where = f"{exc.path!r}: " if exc.path else ""
-            raise ToolArgumentsError(where + exc.message) from None
+            found = exc.at(WRAPPED) if unwrap else exc
+            where = f"{found.path!r}: " if found.path else ""
+            raise ToolArgumentsError(where + found.message) from None
         except Exception as exc:  # a validator's own code rejected it
             raise ToolArgumentsError(f"{type(exc).__name__}: {exc}") from None
 

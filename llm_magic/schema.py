@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, Union, get_args, get_origin
 
 from .errors import ToolArgumentsError, ToolDefinitionError
-from .schema_refs import hoist_defs, inline_refs
+from .schema_refs import hoist_defs, inline_refs, refs
 
 _INT_RE = re.compile(r"^[+-]?\d+$")
 _NUMBER_RE = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
@@ -356,8 +356,12 @@ _SCALARS: dict[Any, Callable[[], Converter]] = {
 }
 
 
-def converter_for(hint: Any, _seen: frozenset[Any] = frozenset()) -> Converter:
+_Seen = Mapping[Any, list[Converter]]  # the classes being built, each with its slot
+
+
+def converter_for(hint: Any, _seen: _Seen | None = None) -> Converter:
     """Build the converter of a type hint; raises TypeError for hints it cannot express."""
+    _seen = _seen or {}
     if hint in _SCALARS:
         return _SCALARS[hint]()
     origin, args = get_origin(hint), get_args(hint)
@@ -388,10 +392,22 @@ def converter_for(hint: Any, _seen: frozenset[Any] = frozenset()) -> Converter:
     if isinstance(hint, type) and issubclass(hint, enum.Enum):
         return LiteralConv([m.value for m in hint], hint)
     if hint in _seen:
-        raise TypeError(f"recursive type {hint!r} is not supported")
+        return _RefConv(hint.__name__, _seen[hint])
+    if _is_typeddict(hint) or (dataclasses.is_dataclass(hint) and isinstance(hint, type)):
+        slot: list[Converter] = []
+        conv = _object_converter(hint, {**_seen, hint: slot})
+        slot.append(conv)
+        return _defined_if_recursive(conv, hint.__name__)
+    if _is_pydantic(hint):
+        return PydanticConv(hint)
+    raise TypeError(f"type {hint!r} cannot be expressed as JSON schema")
+
+
+def _object_converter(hint: Any, seen: _Seen) -> ObjectConv:
+    """The converter of a TypedDict or a dataclass, its fields built with `seen`."""
     if _is_typeddict(hint):
         hints = _class_hints(hint)
-        fields = {k: converter_for(v, _seen | {hint}) for k, v in hints.items()}
+        fields = {k: converter_for(v, seen) for k, v in hints.items()}
         # Required/NotRequired read from the hints too: with string annotations (PEP 563)
         # Python 3.11 computes __required_keys__ without seeing them.
         required = {
@@ -401,25 +417,40 @@ def converter_for(hint: Any, _seen: frozenset[Any] = frozenset()) -> Converter:
             or (k in hint.__required_keys__ and get_origin(v) is not typing.NotRequired)
         }
         return ObjectConv(fields, required, dict, title=hint.__name__)
-    if dataclasses.is_dataclass(hint) and isinstance(hint, type):
-        hints = _class_hints(hint)
-        fields, required = {}, set()
-        for f in dataclasses.fields(hint):
-            if not f.init:
-                continue
-            fields[f.name] = converter_for(hints.get(f.name, Any), _seen | {hint})
-            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                required.add(f.name)
-        return ObjectConv(fields, required, hint, title=hint.__name__)
-    if _is_pydantic(hint):
-        return PydanticConv(hint)
-    raise TypeError(f"type {hint!r} cannot be expressed as JSON schema")
+    hints = _class_hints(hint)
+    fields, required = {}, set()
+    for f in dataclasses.fields(hint):
+        if not f.init:
+            continue
+        fields[f.name] = converter_for(hints.get(f.name, Any), seen)
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            required.add(f.name)
+    return ObjectConv(fields, required, hint, title=hint.__name__)
+
+
+class _RefConv(Converter):
+    """A class inside its own fields (a recursive dataclass or TypedDict): a `$ref` to its
+    definition, converted by the class's converter once that is built (`slot`)."""
+
+    def __init__(self, name: str, slot: list[Converter]) -> None:
+        self.schema = {"$ref": f"#/$defs/{name}"}
+        self.slot = slot
+
+    def convert(self, value: Any, strict: bool = False) -> Any:
+        return self.slot[0].convert(value, strict)
+
+
+def _defined_if_recursive(conv: ObjectConv, name: str) -> ObjectConv:
+    """A class that refers to itself also carries its schema in `$defs`, where its `$ref`s
+    point (moved to the document's root by `hoist_defs`, as pydantic's own are)."""
+    if name in refs(conv.schema):
+        conv.schema = {**conv.schema, "$defs": {name: dict(conv.schema)}}
+    return conv
 
 
 _LOCAL_NAMES = (
     "type hints are looked up in the module, so a class defined inside a function cannot be "
-    "named in them (nor refer to itself); define it at module level (a recursive structure "
-    "also needs a pydantic model instead of a dataclass or TypedDict)"
+    "named in them (nor refer to itself); define it at module level"
 )
 
 

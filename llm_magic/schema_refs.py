@@ -37,7 +37,44 @@ def inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
     kept = {name: walk(defs[name]) for name in defs if name in recursive}
     if kept:
         result["$defs"] = kept
-    return result  # type: ignore[no-any-return]
+    return inline_root_ref(result)
+
+
+def inline_root_ref(schema: dict[str, Any]) -> dict[str, Any]:
+    """A root that is a `$ref` (pydantic's schema of a recursive model) becomes its definition,
+    `$defs` kept for the references inside it.
+
+    OpenAI, Anthropic and Gemini all want an object at the root of a tool's or an answer's
+    schema, and a bare `{"$ref", "$defs"}` has no `type`; openai-python `src/openai/lib/
+    _pydantic.py` (`_ensure_strict_json_schema`) unravels a `$ref` that has siblings the same
+    way, the root's own keys taking priority. A definition nothing refers to any more is dropped.
+    """
+    defs: dict[str, Any] = schema.get("$defs") or {}
+    out, seen = schema, set()
+    while (name := _def_name(out.get("$ref"))) in defs and name not in seen:
+        seen.add(name)
+        out = {**defs[name], **{k: v for k, v in out.items() if k != "$ref"}}
+    if not seen:
+        return schema
+    used = _reachable(refs(out), defs)
+    kept = {name: body for name, body in defs.items() if name in used}
+    if kept:
+        out["$defs"] = kept
+    else:
+        out.pop("$defs", None)
+    return out
+
+
+def _reachable(names: set[str], defs: dict[str, Any]) -> set[str]:
+    """The definitions these names refer to, and every one they refer to in turn."""
+    found: set[str] = set()
+    todo = list(names)
+    while todo:
+        name = todo.pop()
+        if name not in found and name in defs:
+            found.add(name)
+            todo.extend(refs(defs[name]))
+    return found
 
 
 def _def_name(ref: Any) -> str | None:
@@ -46,33 +83,20 @@ def _def_name(ref: Any) -> str | None:
     return None
 
 
-def _refs(node: Any) -> set[str]:
+def refs(node: Any) -> set[str]:
     """Names of the definitions a schema refers to."""
     if isinstance(node, list):
-        return set().union(*(_refs(v) for v in node)) if node else set()
+        return set().union(*(refs(v) for v in node)) if node else set()
     if not isinstance(node, dict):
         return set()
     own = _def_name(node.get("$ref"))
     found = {own} if own else set()
-    return found.union(*(_refs(v) for k, v in node.items() if k != "$defs"))
+    return found.union(*(refs(v) for k, v in node.items() if k != "$defs"))
 
 
 def _recursive_defs(defs: dict[str, Any]) -> set[str]:
     """Definitions that can reach themselves through `$ref`s."""
-    graph = {name: _refs(body) for name, body in defs.items()}
-    recursive = set()
-    for start in graph:
-        seen: set[str] = set()
-        todo = list(graph[start])
-        while todo:
-            name = todo.pop()
-            if name == start:
-                recursive.add(start)
-                break
-            if name not in seen:
-                seen.add(name)
-                todo.extend(graph.get(name, ()))
-    return recursive
+    return {name for name, body in defs.items() if name in _reachable(refs(body), defs)}
 
 
 def hoist_defs(schema: dict[str, Any]) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from .docstrings import parse_docstring
 from .errors import ToolArgumentsError, ToolDefinitionError
 from .messages import ToolSpec
 from .schema import Parameters, parameters_from_signature
+from .schema_refs import inline_root_ref
 from .serialize import DEFAULT_MAX_RESULT_CHARS, serialize_result
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -249,8 +250,9 @@ class GivenParameters(Parameters):
 
     @property
     def schema(self) -> dict[str, Any]:
-        # "properties" always there: the chain quotes it back to the model on a mismatch
-        return {"type": "object", "properties": {}, **self.given}
+        # "properties" always there: the chain quotes it back to the model on a mismatch; a root
+        # `$ref` is inlined first, so that placeholder never hides the definition's properties
+        return {"type": "object", "properties": {}, **inline_root_ref(self.given)}
 
     def validate(self, arguments: Any) -> dict[str, Any]:
         if arguments is None:

@@ -8,7 +8,9 @@ types); each API accepts a different part of it:
   string (google-genai `types.py` `Schema.enum`; the API answers 400 "enum[0]: cannot be empty")
   and an OBJECT needs properties unless it uses `additionalProperties`;
 - OpenAI's strict Structured Outputs (a typed answer's `response_format`) want every object closed
-  and every property required; what strict mode cannot express is sent with `strict: false`;
+  and every property required, only the documented string formats, and a schema within the size
+  limits; what strict mode cannot express is sent with `strict: false`;
+- all three want an object at the root: a root `$ref` (a recursive pydantic model) is inlined;
 - Anthropic takes the schema as it is (https://docs.anthropic.com/en/docs/build-with-claude/
   tool-use: `input_schema` is JSON Schema).
 Each function returns a new tree; the tool's own schema is never changed.
@@ -16,8 +18,11 @@ Each function returns a new tree; the tool's own schema is never changed.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
+
+from ..schema_refs import inline_root_ref
+from ._schema import note
 
 Node = dict[str, Any]
 
@@ -60,7 +65,7 @@ def _array_items(node: Node) -> Node:
 
 def openai_schema(schema: Node) -> Node:
     """The schema as OpenAI accepts it (function `parameters`)."""
-    return _walk(schema, _array_items)  # type: ignore[no-any-return]
+    return _walk(inline_root_ref(schema), _array_items)  # type: ignore[no-any-return]
 
 
 # Keywords strict mode rejects with a 400 ("In context=(), 'oneOf' is not permitted"): outside
@@ -76,6 +81,75 @@ _NOT_STRICT = frozenset(
 )
 
 
+# The string formats strict mode documents (platform.openai.com/docs/guides/structured-outputs
+# #supported-properties, "format"; read 2026-12-07); the API refuses others under strict, so
+# another (pydantic's `path`, `uri`) is left out and named in the description instead.
+STRICT_FORMATS = frozenset("date-time time date duration email hostname ipv4 ipv6 uuid".split())
+
+# Strict mode's size limits (platform.openai.com/docs/guides/structured-outputs
+# #objects-have-limitations-on-nesting-depth-and-size, #limitations-on-total-string-size,
+# #limitations-on-enum-size; read 2026-12-07): past one, the API answers 400, so the schema goes
+# `strict: false` instead and the answer is validated here.
+STRICT_MAX_DEPTH = 10  # levels of object nesting
+STRICT_MAX_PROPERTIES = 5_000  # object properties, in total
+STRICT_MAX_ENUM_VALUES = 1_000  # enum values, in total
+STRICT_MAX_NAME_CHARS = 120_000  # property and definition names, enum and const values
+STRICT_LARGE_ENUM = 250  # a string enum longer than this ...
+STRICT_MAX_LARGE_ENUM_CHARS = 15_000  # ... has at most this many characters of values
+
+
+def _schemas(node: Any, depth: int = 0) -> Iterator[tuple[Node, int]]:
+    """Every schema in the tree, with how many objects enclose it (itself included)."""
+    if not isinstance(node, dict):
+        return
+    depth += node.get("type") == "object" or isinstance(node.get("properties"), dict)
+    yield node, depth
+    for key in _ONE:
+        yield from _schemas(node.get(key), depth)
+    for key in _MAP:
+        if isinstance(node.get(key), dict):
+            for sub in node[key].values():
+                yield from _schemas(sub, depth)
+    for key in _LIST:
+        if isinstance(node.get(key), list):
+            for sub in node[key]:
+                yield from _schemas(sub, depth)
+
+
+def strict_limit(schema: Node) -> str | None:
+    """Which of strict mode's size limits the schema is past, in words; None when within."""
+    depth = properties = enums = chars = 0
+    for node, level in _schemas(schema):
+        depth = max(depth, level)
+        names = list(node.get("properties") or ()) + list(node.get("$defs") or ())
+        values = [v for v in node.get("enum") or () if isinstance(v, str)]
+        values += [node["const"]] if isinstance(node.get("const"), str) else []
+        properties += len(node.get("properties") or ())
+        enums += len(node.get("enum") or ())
+        length = sum(len(v) for v in values)
+        chars += sum(len(str(n)) for n in names) + length
+        if len(values) > STRICT_LARGE_ENUM and length > STRICT_MAX_LARGE_ENUM_CHARS:
+            return f"an enum of {len(values)} values with {length:,} characters (at most 15,000)"
+    for found, limit, what in (
+        (depth, STRICT_MAX_DEPTH, "levels of object nesting"),
+        (properties, STRICT_MAX_PROPERTIES, "object properties"),
+        (enums, STRICT_MAX_ENUM_VALUES, "enum values"),
+        (chars, STRICT_MAX_NAME_CHARS, "characters of names and enum values"),
+    ):
+        if found > limit:
+            return f"{found:,} {what} (at most {limit:,})"
+    return None
+
+
+def _strict_format(node: Node) -> Node:
+    """A string format strict mode does not document goes from the schema to its description."""
+    fmt = node.get("format")
+    if fmt is not None and fmt not in STRICT_FORMATS:
+        del node["format"]
+        note(node, f"format: {fmt}")
+    return node
+
+
 def openai_strict_schema(schema: Node) -> tuple[Node, bool]:
     """The schema for OpenAI's `response_format`, and whether it can be sent `strict: true`.
 
@@ -85,14 +159,16 @@ def openai_strict_schema(schema: Node) -> tuple[Node, bool]:
     openai-python's `lib/_pydantic.py` (`_ensure_strict_json_schema`), a field with a default
     becomes required (any value of its type is still valid for the type) and a `None` default is
     dropped. A mapping (`additionalProperties` a schema, or an object with no properties) or a
-    keyword outside the strict subset cannot be strict: the schema then goes with `strict: false`
-    (a guide to the model, not a constraint), and the answer is validated here either way.
+    keyword outside the strict subset, or a schema past strict mode's size limits
+    (`strict_limit`), cannot be strict: the schema then goes with `strict: false` (a guide to the
+    model, not a constraint), and the answer is validated here either way. A string format strict
+    mode does not document moves into the description; a root `$ref` is inlined.
     """
     strict = True
 
     def close(node: Node) -> Node:
         nonlocal strict
-        node = _array_items(node)
+        node = _strict_format(_array_items(node))
         if not _NOT_STRICT.isdisjoint(node):
             strict = False
         if "default" in node and node["default"] is None:
@@ -108,8 +184,8 @@ def openai_strict_schema(schema: Node) -> tuple[Node, bool]:
             strict = False  # a mapping such as dict[str, int]
         return node
 
-    out = _walk(schema, close)
-    return out, strict
+    out = _walk(inline_root_ref(schema), close)
+    return out, strict and strict_limit(out) is None
 
 
 def _no_empty_enum(node: Node) -> Node:
@@ -117,9 +193,7 @@ def _no_empty_enum(node: Node) -> Node:
     enum = node.get("enum")
     if isinstance(enum, list) and "" in enum:
         kept = [v for v in enum if v != ""]
-        note = '(an empty string "" is also allowed)'
-        desc = node.get("description")
-        node["description"] = f"{desc} {note}" if desc else note
+        note(node, 'an empty string "" is also allowed')
         if kept:
             node["enum"] = kept
         else:
@@ -129,4 +203,4 @@ def _no_empty_enum(node: Node) -> Node:
 
 def gemini_json_schema(schema: Node) -> Node:
     """The schema as Gemini accepts it in `parametersJsonSchema`."""
-    return _walk(schema, _no_empty_enum)  # type: ignore[no-any-return]
+    return _walk(inline_root_ref(schema), _no_empty_enum)  # type: ignore[no-any-return]

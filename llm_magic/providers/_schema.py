@@ -98,7 +98,8 @@ def _fail(tool: str, where: str, what: str) -> None:
     )
 
 
-def _note(out: dict[str, Any], text: str) -> None:
+def note(out: dict[str, Any], text: str) -> None:
+    """Say in the schema's description what a keyword the API lacks said (in parentheses)."""
     desc = out.get("description")
     out["description"] = f"{desc} ({text})" if desc else f"({text})"
 
@@ -198,7 +199,7 @@ class _Translator:
             if typ is not None and fmt in FORMATS.get(typ, ()):
                 out["format"] = fmt
             else:
-                _note(out, f"format: {fmt}")
+                note(out, f"format: {fmt}")
 
         for key, value in s.items():
             if key in _PASS:
@@ -215,7 +216,7 @@ class _Translator:
                 elif key == "exclusiveMaximum" and typ == "INTEGER" and _is_int(value):
                     out["maximum"] = value - 1
                 elif value is not False:
-                    _note(out, _NOTES[key].format(value))
+                    note(out, _NOTES[key].format(value))
             else:
                 self.fail(where, f"unsupported keyword {key!r}")
 
@@ -243,11 +244,11 @@ class _Translator:
             return "STRING"
         if all(_is_int(v) for v in values) and typ in (None, "INTEGER", "STRING"):
             out["enum"] = [str(v) for v in values]
-            _note(out, "an integer")
+            note(out, "an integer")
             return "STRING"
         if typ is None:
             self.fail(where, f"keyword 'enum' with values of mixed types {values}")
-        _note(out, "one of " + ", ".join(json.dumps(v) for v in values))
+        note(out, "one of " + ", ".join(json.dumps(v) for v in values))
         return typ
 
     def tuple(self, s: dict[str, Any], out: dict[str, Any], where: str) -> None:
@@ -262,7 +263,7 @@ class _Translator:
         out["items"] = distinct[0] if len(distinct) == 1 else {"anyOf": distinct}
         if len(distinct) > 1:
             kinds = ", ".join(_describe(i) for i in items)
-            _note(out, f"exactly {len(items)} items, in this order: {kinds}")
+            note(out, f"exactly {len(items)} items, in this order: {kinds}")
         s.setdefault("minItems", len(items))
         if s.get("items") is False or "items" not in s:
             s.setdefault("maxItems", len(items))

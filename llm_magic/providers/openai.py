@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +17,7 @@ from ..errors import ProviderError, RefusalError
 from ..messages import Message, ModelRequest, ModelTurn, OutputSchema, ToolCall, Usage
 from ..sse import SSEEvent
 from ._fields import drop_refused_sampling
-from ._portable import openai_schema, openai_strict_schema
+from ._portable import openai_schema, openai_strict_schema, strict_limit
 from .base import Accumulator, Provider, arguments_object, expect, new_call_id
 
 PROVIDER = "openai"
@@ -59,6 +60,7 @@ class OpenAIProvider(Provider):
         self.native_output = self.compat.native_output
         self.wire_model = model  # the name sent on the wire (the local model serves aliases)
         self.info = catalog.lookup("openai", model) if self.compat.catalog else None
+        self._limits_checked: set[str] = set()  # typed answers whose strict limits were read
         super().__init__(model, **kwargs)
 
     def auth_headers(self, api_key: str | None) -> dict[str, str]:
@@ -107,6 +109,7 @@ class OpenAIProvider(Provider):
                 body["parallel_tool_calls"] = compat.parallel_tool_calls
         if request.output is not None:
             body["response_format"] = response_format(request.output)
+            self._warn_past_strict_limits(request.output, body["response_format"])
         options = {**self.options, **request.options}
         if "max_tokens" in options:  # the deprecated field: reasoning models reject it
             options[compat.max_tokens_field] = options.pop("max_tokens")
@@ -116,6 +119,20 @@ class OpenAIProvider(Provider):
             body["reasoning_effort"] = effort
         body.update(options)
         return body
+
+    def _warn_past_strict_limits(self, output: OutputSchema, fmt: dict[str, Any]) -> None:
+        """Say once per answer type when its schema is too big for strict mode: it then goes
+        `strict: false`, a guide the model may leave, and only the validation here holds."""
+        if output.name in self._limits_checked:
+            return
+        self._limits_checked.add(output.name)
+        past = strict_limit(fmt["json_schema"]["schema"])
+        if past is not None:
+            warnings.warn(
+                f"the schema of {output.name} is past OpenAI's strict mode limits ({past}): it is "
+                "sent with strict: false, and the answer is validated when it comes back",
+                stacklevel=2,
+            )
 
     def wire_messages(self, request: ModelRequest) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []

@@ -17,7 +17,7 @@ import re
 from llm_magic import catalog
 
 from .base import LoopbackServer, dumps, token
-from .schema_rules import empty_enum_values, missing_refs
+from .schema_rules import empty_enum_values, missing_refs, not_an_object
 from .script import split_text
 
 PATH_RE = re.compile(r"^/(v1beta|v1)/models/([^/:]+):(generateContent|streamGenerateContent)$")
@@ -288,6 +288,9 @@ class GeminiServer(LoopbackServer):
                 params, pjs = g(d, "parameters"), g(d, "parametersJsonSchema")
                 if params is not None and pjs is not None:
                     p.append(f"{where}: only one of parameters and parametersJsonSchema may be set")
+                for key, schema in (("parameters", params), ("parameters_json_schema", pjs)):
+                    if schema is not None and not_an_object(schema):
+                        p.append(f"* GenerateContentRequest.{where}.{key}: must describe an object")
                 if params is not None:
                     self._check_schema(params, where + ".parameters", p)
                 if isinstance(pjs, dict):

@@ -19,7 +19,14 @@ import time
 from llm_magic import catalog
 
 from .base import LoopbackServer, ResolvedCall, dumps, token
-from .schema_rules import arrays_without_items, missing_refs, walk
+from .schema_rules import (
+    STRICT_LIMITS,
+    arrays_without_items,
+    missing_refs,
+    strict_sizes,
+    undocumented_formats,
+    walk,
+)
 from .script import Reply, split_args, split_text
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
@@ -305,6 +312,17 @@ class OpenAIServer(LoopbackServer):
         for path in arrays_without_items(schema):
             ctx = where + ", ".join(repr(x) for x in path) + ")"
             p.append(f"{ctx}, array schema missing items.")
+        # Only the documented string formats, and within the size limits (tests/servers/
+        # schema_rules.py: STRICT_FORMATS, STRICT_LIMITS and their source).
+        for path, fmt in undocumented_formats(schema):
+            ctx = where + ", ".join(repr(x) for x in path) + ")"
+            p.append(f"{ctx}, '{fmt}' is not a valid format.")
+        sizes = strict_sizes(schema)
+        for what, limit in STRICT_LIMITS.items():
+            if sizes[what] > limit:
+                p.append(f"{where}), the schema has {sizes[what]} {what}; at most {limit}.")
+        if sizes["large enum characters"] > 15_000:
+            p.append(f"{where}), an enum of over 250 values has over 15000 characters.")
 
     def _check_tool_choice(self, choice, tools, names, p):
         if choice is None:

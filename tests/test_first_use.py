@@ -3,9 +3,9 @@
 * A plain answer is rendered without markdown-it, and exactly as markdown-it renders it.
 * Provider clients share one TLS context whose CA bundle loads at the first TLS handshake: a
   plain-http server never loads it, an https server is verified against it (SSL_CERT_FILE or
-  certifi's bundle), over a real TLS loopback server.
+  the OS's CA bundle, as httpx2 does), over a real TLS loopback server.
 * A chain in a fresh interpreter imports neither markdown-it nor ipywidgets, and loads no CAs
-  (httpcore imports `certifi`, a few lines; its bundle is the cost).
+  (the OS's bundle, ~150 certificates, is the cost).
 """
 
 from __future__ import annotations
@@ -184,7 +184,7 @@ async def test_https_with_an_unknown_certificate_is_refused(
     with pytest.raises(ProviderError, match="CERTIFICATE_VERIFY_FAILED"):
         await model.prompt("hi")
     await model.aclose()
-    assert tls.shared_ssl_context()._loaded  # certifi's bundle, which does not know the cert
+    assert tls.shared_ssl_context()._loaded  # the OS's bundle, which does not know the cert
     assert server.requests == []
 
 

@@ -188,6 +188,27 @@ async def test_https_with_an_unknown_certificate_is_refused(
     assert server.requests == []
 
 
+@pytest.mark.skipif(
+    sys.platform in ("win32", "darwin"), reason="the OS verifies there (truststore)"
+)
+def test_the_lazy_context_trusts_the_certificates_httpx2_trusts(
+    fresh_context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """httpx2 verifies against the OS's CA bundle, not certifi's: the lazy context loads the
+    same certificates as `httpx2.create_ssl_context()`, only later."""
+    import httpx2
+
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    expected = httpx2.create_ssl_context().get_ca_certs(binary_form=True)
+    if not expected:
+        pytest.skip("this OS has no CA file (a hashed directory only)")
+    context = tls.shared_ssl_context()
+    assert context.get_ca_certs() == []  # nothing loaded before a handshake
+    context.wrap_bio(ssl.MemoryBIO(), ssl.MemoryBIO(), server_hostname="example.org")
+    assert sorted(context.get_ca_certs(binary_form=True)) == sorted(expected)
+
+
 def test_clients_share_one_context() -> None:
     assert tls.shared_ssl_context() is tls.shared_ssl_context()
     context = tls.shared_ssl_context()

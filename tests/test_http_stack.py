@@ -27,7 +27,7 @@ _PRICED_CHAIN = textwrap.dedent(
     """
     import asyncio, json, sys
     import llm_magic
-    from tests.servers import OpenAIServer
+    from tests.servers import Call, OpenAIServer, Reply
 
     def add_one(x: int) -> int:
         "Add one."

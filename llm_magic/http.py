@@ -10,9 +10,10 @@ In flight: at most `limits.max_connections` requests per client (per loop) are o
 once; the rest wait their turn in a FIFO semaphore of that loop (`_LoopClient`), not in
 httpcore2's pool. Held by a request from before it is sent until its response is closed (a
 stream: until its last event is read), and never while a retry waits. Under 1,000 concurrent
-chains httpcore2's pool walks every queued request times every connection whenever a response
-ends, and with keep-alive below the pool's size closes a connection per response (issue 15.2;
-bench/README.md "Pool limits"); queued here, the pool only ever sees what it can serve.
+chains httpcore 1's pool walked every queued request times every connection whenever a response
+ended, and with keep-alive below the pool's size closed a connection per response (issue 15.2;
+bench/README.md "Pool limits"); httpcore2 fixed both, and the bound stays: queued here, requests
+are served first come, first served, and the pool only ever sees what it can serve.
 `max_connections=None` lifts the bound along with the pool's.
 
 Retries follow what the official SDKs do: 408/409/429/5xx (and Anthropic's 529), connection

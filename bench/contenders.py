@@ -4,10 +4,13 @@ Each contender runs the same chain (two model turns around one `add_one` tool ca
 streamed answer, against bench/server.py:
 
 * `Raw`: hand-written HTTP/1.1 over asyncio streams + `json`, one kept-alive connection. The
-  floor: what no HTTP library can beat, so the distance from bare httpx to the limit shows.
-* `Bare`: one `httpx.AsyncClient`, bodies built by hand. What a careful person writes with httpx.
+  floor: what no HTTP library can beat, so the distance from bare httpx2 to the limit shows.
+* `Bare`: one `httpx2.AsyncClient`, bodies built by hand. What a careful person writes with
+  httpx2, llm_magic's HTTP stack: the baseline (key `bare_httpx`, kept so that runs before and
+  after the move from httpx compare). `Bare(stack="httpx")` is the same loop on httpx 0.x and
+  httpcore 1 (`bare_httpx_legacy`), where httpx is installed: how the two stacks differ.
 * `Magic`: llm_magic's `get_async_model(...).chain(...)`.
-* `LLM`: the `llm` library's async OpenAI model, as shipped (a new OpenAI client, so a new httpx
+* `LLM`: the `llm` library's async OpenAI model, as shipped (a new OpenAI client, so a new HTTP
   client and SSL context, per request), and with `reuse_client=True` one client cached per model,
   to tell the engine's cost from that per-request set-up.
 """
@@ -274,20 +277,21 @@ class Raw:
 
 
 class Bare:
-    """What a careful person writes by hand with httpx: the floor for any httpx-based library."""
+    """What a careful person writes by hand with httpx2 (or, `stack="httpx"`, with httpx): the
+    floor for any library on that stack."""
 
-    name = "bare_httpx"
+    def __init__(self, server: Server, transport: Any = None, stack: str = "httpx2") -> None:
+        import importlib
 
-    def __init__(self, server: Server, transport: Any = None) -> None:
-        import httpx
-
+        http = importlib.import_module(stack)
+        self.name = "bare_httpx" if stack == "httpx2" else f"bare_{stack}_legacy"
         self.server = server
-        self.client = httpx.AsyncClient(
+        self.client = http.AsyncClient(
             headers={"authorization": f"Bearer {API_KEY}"},
             transport=transport,
-            # llm_magic's default (http.py): httpx's own 5 s pool timeout fails 1,000 chains
+            # llm_magic's default (http.py): the stack's own 5 s pool timeout fails 1,000 chains
             # queued on 100 connections with PoolTimeout
-            timeout=httpx.Timeout(600.0, connect=10.0),
+            timeout=http.Timeout(600.0, connect=10.0),
         )
 
     async def _turn(self, messages: list[dict[str, Any]], stream: bool) -> dict[str, Any]:
@@ -415,7 +419,7 @@ class LLM:
 
 def _with_cached_client(model: Any) -> Any:
     """A copy of an llm model whose `get_client` builds its OpenAI client once, then reuses it
-    (as shipped, llm builds a new one, with a new httpx client and SSL context, per request)."""
+    (as shipped, llm builds a new one, with a new HTTP client and SSL context, per request)."""
     import copy
 
     clone = copy.copy(model)
@@ -428,3 +432,10 @@ def _with_cached_client(model: Any) -> Any:
 
     clone.get_client = get_client
     return clone
+
+
+def legacy_bare(server: Server) -> list[Bare]:
+    """The bare loop on httpx 0.x, if installed (information beside the httpx2 baseline)."""
+    import importlib.util
+
+    return [Bare(server, stack="httpx")] if importlib.util.find_spec("httpx") else []

@@ -8,7 +8,7 @@ start-up and first use, timeline cost.
 
 Everything runs side by side in one process against one loopback server (bench/server.py, in
 its own process): llm_magic, the `llm` library (as shipped, and with its client reused), bare
-httpx, and a raw-socket floor (bench/contenders.py), timed as bench/measure.py says (warm
+httpx2 (and bare httpx 0.x where installed), and a raw-socket floor (bench/contenders.py), timed as bench/measure.py says (warm
 blocks, rotated order, min / median / max over the rounds). bench/README.md explains each figure.
 """
 
@@ -31,7 +31,7 @@ from typing import Any
 
 from bench import report
 from bench.big_results import bench_big_results
-from bench.contenders import LLM, Bare, Magic, Raw, Server, setup_llm
+from bench.contenders import LLM, Bare, Magic, Raw, Server, legacy_bare, setup_llm
 from bench.loops import bench_overhead, bench_streaming, bench_tool_concurrency
 from bench.measure import Ticker
 from bench.scale import bench_many
@@ -95,7 +95,7 @@ def bench_timeline(cfg: Config) -> dict[str, Any]:
 async def bench_async(server: Server, llm: Any, cfg: Config) -> dict[str, Any]:
     magic, bare, raw = Magic(server), Bare(server), Raw(server)
     llm_c, llm_reused = LLM(llm), LLM(llm, reuse_client=True)
-    everyone = [magic, llm_c, llm_reused, bare, raw]
+    everyone = [magic, llm_c, llm_reused, bare, raw, *legacy_bare(server)]
     try:
         overhead = await bench_overhead(everyone, cfg)
         streaming = await bench_streaming(everyone, cfg)
@@ -138,7 +138,10 @@ def _meta(cfg: Config, quick: bool, started: float) -> dict[str, Any]:
         "platform": platform.platform(),
         "versions": {
             d: _version(d)
-            for d in ("llm-magic", "llm", "httpx", "httpcore", "openai", "ipython", "ipykernel")
+            for d in (
+                *("llm-magic", "llm", "httpx2", "httpcore2", "httpx", "httpcore", "openai"),
+                *("ipython", "ipykernel"),
+            )
         },
         "command": "python -m bench.run" + (" --quick" if quick else ""),
         "duration_s": round(time.perf_counter() - started, 1),

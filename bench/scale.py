@@ -3,7 +3,7 @@ connections alive under that load.
 
     python -m bench.scale [--chains 1000] [--rounds 5] [--defaults]
 
-Why httpx's defaults churn. `httpx.Limits()` is 100 connections, 20 kept alive. httpcore 1.0's
+Why httpx's defaults churned. `httpx.Limits()` is 100 connections, 20 kept alive. httpcore 1.0's
 pool (`AsyncConnectionPool._assign_requests_to_connections`) closes an idle connection when
 `len([c.is_idle() for c in connections]) > max_keepalive_connections`: that list has one entry
 per connection, idle or not, so as soon as the pool holds more than 20 connections, *every*
@@ -13,6 +13,12 @@ times every connection each time a response ends, so 1,000 requests queued on 10
 cost O(queue x pool) per response. Whether a round churns depends on the timing of the first
 wave, hence rounds of 260 vs 19 chains/s with the defaults.
 
+httpcore2 (under httpx2, read 2026-12-07) fixed both: it counts only idle connections not
+reserved by a request, and stops its scan once no connection is free. httpx2's defaults are still
+100 connections and 20 kept alive, so a burst above 20 still closes the idle surplus between
+waves; the settings below remain what llm_magic ships, and the in-flight bound keeps requests
+first come, first served. `--defaults` shows what the defaults cost on httpx2.
+
 What does not churn, with the values in `POOL_LIMITS` and `IN_FLIGHT`:
 
 * `max_keepalive_connections == max_connections`: the pool never holds more connections than it
@@ -21,7 +27,7 @@ What does not churn, with the values in `POOL_LIMITS` and `IN_FLIGHT`:
   its response is closed): requests wait in the semaphore's FIFO, not in the pool's queue, so
   the pool's per-response walk stays O(pool).
 
-`BoundedTransport` is that pair as an httpx transport, for bare httpx. llm_magic bounds its
+`BoundedTransport` is that pair as an httpx2 transport, for bare httpx2 (the `bare_httpx` key). llm_magic bounds its
 requests in flight itself (`llm_magic/http.py`: a FIFO semaphore of `max_connections` per loop)
 and gets the same `POOL_LIMITS` through `get_async_model(..., limits=...)`; its transport here is
 a `BoundedTransport` with no bound of its own, which counts the requests in flight, so the
@@ -36,14 +42,14 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-import httpx
+import httpx2
 
 from bench.contenders import Bare, Magic, Server
 from bench.measure import freeze, ratios, rotated, spread
 
 # What this benchmark gives both contenders (llm_magic's default is 100 / 100, same shape).
 POOL_MAX_CONNECTIONS = 64
-POOL_LIMITS = httpx.Limits(
+POOL_LIMITS = httpx2.Limits(
     max_connections=POOL_MAX_CONNECTIONS,
     max_keepalive_connections=POOL_MAX_CONNECTIONS,  # == max_connections: never churns
     keepalive_expiry=5.0,
@@ -51,10 +57,10 @@ POOL_LIMITS = httpx.Limits(
 IN_FLIGHT = POOL_MAX_CONNECTIONS  # requests in flight per client; the rest wait their turn
 
 
-class _ReleasingStream(httpx.AsyncByteStream):
+class _ReleasingStream(httpx2.AsyncByteStream):
     """A response body that frees its in-flight slot once, when it is closed."""
 
-    def __init__(self, inner: httpx.AsyncByteStream, release: Callable[[], None]) -> None:
+    def __init__(self, inner: httpx2.AsyncByteStream, release: Callable[[], None]) -> None:
         self._inner = inner
         self._release: Callable[[], None] | None = release
 
@@ -71,15 +77,15 @@ class _ReleasingStream(httpx.AsyncByteStream):
                 release()
 
 
-class BoundedTransport(httpx.AsyncBaseTransport):
-    """httpx's transport with `limits`, and at most `in_flight` requests at once (None: no
+class BoundedTransport(httpx2.AsyncBaseTransport):
+    """httpx2's transport with `limits`, and at most `in_flight` requests at once (None: no
     bound of its own). Either way it counts the requests in flight (`most_in_flight`: the most
     at once since the last `take_most()`), from the request sent to its response closed."""
 
     def __init__(
-        self, limits: httpx.Limits = POOL_LIMITS, in_flight: int | None = IN_FLIGHT
+        self, limits: httpx2.Limits = POOL_LIMITS, in_flight: int | None = IN_FLIGHT
     ) -> None:
-        self._inner = httpx.AsyncHTTPTransport(limits=limits)
+        self._inner = httpx2.AsyncHTTPTransport(limits=limits)
         self._slots = asyncio.Semaphore(in_flight) if in_flight else None
         self.in_flight = self.most_in_flight = 0
 
@@ -92,7 +98,7 @@ class BoundedTransport(httpx.AsyncBaseTransport):
         if self._slots is not None:
             self._slots.release()
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         if self._slots is not None:
             await self._slots.acquire()
         self.in_flight += 1
@@ -102,8 +108,8 @@ class BoundedTransport(httpx.AsyncBaseTransport):
         except BaseException:
             self._release()
             raise
-        assert isinstance(response.stream, httpx.AsyncByteStream)
-        return httpx.Response(
+        assert isinstance(response.stream, httpx2.AsyncByteStream)
+        return httpx2.Response(
             status_code=response.status_code,
             headers=response.headers,
             stream=_ReleasingStream(response.stream, self._release),
@@ -217,7 +223,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--chains", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--defaults", action="store_true", help="also httpx's default limits")
+    parser.add_argument("--defaults", action="store_true", help="also httpx2's default limits")
     args = parser.parse_args()
     with Server() as server:
         result = asyncio.run(

@@ -158,8 +158,8 @@ print("RESULT " + _json.dumps({
 _PRICES_LOADED = "import genai_prices.data_snapshot; genai_prices.data_snapshot.get_snapshot()"
 
 
-# The imports no first use can skip, timed alone in a fresh kernel: the HTTP stack (httpx and the
-# httpcore/h11 modules its first request loads), the widget (ipywidgets, anywidget), and the price
+# The imports no first use can skip, timed alone in a fresh kernel: the HTTP stack (httpx2 and the
+# httpcore2/h11 modules its first request loads), the widget (ipywidgets, anywidget), and the price
 # table (genai-prices, pydantic). What llm_magic's own code and the round trip add comes on top.
 _FLOOR = r"""
 import json as _json, time as _time
@@ -168,7 +168,7 @@ def _cpu(names):
     for _n in names:
         __import__(_n)
     return (_time.process_time() - _c0) * 1000
-_http = _cpu(["httpx", "httpcore._async.http11", "httpcore._backends.anyio", "h11"])
+_http = _cpu(["httpx2", "httpcore2._async.http11", "httpcore2._backends.anyio", "h11"])
 _widget = _cpu(["ipywidgets", "anywidget"])
 _c0 = _time.process_time()
 import genai_prices.data_snapshot

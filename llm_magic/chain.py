@@ -446,7 +446,7 @@ class ChainRun:
         The price table is loaded (in a thread, awaited) only when a priced turn has ended and
         the run waits for nothing else: before its next model turn, or at its end. Loaded
         alongside the run's own work, its imports would hold the import lock that the first
-        request's lazy imports (httpx's transport) and tool threads wait on.
+        request's lazy imports (httpx2's transport) and tool threads wait on.
         """
         for step in self._unpriced:
             turn = self.turns[step - 1]

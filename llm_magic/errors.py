@@ -72,7 +72,7 @@ class ProviderError(LLMMagicError):
 
     def redact(self, clean: Callable[[str], str]) -> None:
         """Rewrite every string this error carries (the key scrubbed), keeping the type, and
-        cut the exception chain: a chained exception (a JSONDecodeError's `doc`, an httpx
+        cut the exception chain: a chained exception (a JSONDecodeError's `doc`, an httpx2
         error's request) may quote the key in attributes no message shows."""
         self.provider_message = clean(self.provider_message)
         if self.request_id is not None:

@@ -8,17 +8,24 @@ row leave no sockets behind.
 
 In flight: at most `limits.max_connections` requests per client (per loop) are on the wire at
 once; the rest wait their turn in a FIFO semaphore of that loop (`_LoopClient`), not in
-httpcore's pool. Held by a request from before it is sent until its response is closed (a
+httpcore2's pool. Held by a request from before it is sent until its response is closed (a
 stream: until its last event is read), and never while a retry waits. Under 1,000 concurrent
-chains httpcore's pool walks every queued request times every connection whenever a response
-ends, and with keep-alive below the pool's size closes a connection per response (issue 15.2;
-bench/README.md "Pool limits"); queued here, the pool only ever sees what it can serve.
+chains httpcore 1's pool walked every queued request times every connection whenever a response
+ended, and with keep-alive below the pool's size closed a connection per response (issue 15.2;
+bench/README.md "Pool limits"); httpcore2 fixed both, and the bound stays: queued here, requests
+are served first come, first served, and the pool only ever sees what it can serve.
 `max_connections=None` lifts the bound along with the pool's.
 
 Retries follow what the official SDKs do: 408/409/429/5xx (and Anthropic's 529), connection
 errors and timeouts, exponential backoff with jitter, `Retry-After` / `retry-after-ms` honoured
 up to a cap.
 Errors quote the provider's own message and request id, and never the API key.
+
+The stack is httpx2 (on httpcore2), the one genai-prices, openai-python 3, anthropic 2 and mcp 2
+use, so a notebook loads one HTTP stack, not httpx beside it. Its API is httpx's; what differs
+for us: TLS verified against the OS trust store (`tls`), a `Timeout` or `Limits` from httpx is
+refused (httpx2 2.17 raises TypeError for an httpx `Timeout`; here `HTTPSession` says so at once
+for the limits and transport too), and its exceptions are httpx2's own classes.
 """
 
 from __future__ import annotations
@@ -36,7 +43,7 @@ from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
+import httpx2
 
 from .errors import (
     AuthenticationError,
@@ -48,12 +55,13 @@ from .errors import (
 from .sse import SSEDecoder, SSEEvent
 from .tls import shared_ssl_context
 
-# httpx keeps 20 idle connections by default and closes the rest as they are released, so a
+# httpx2 keeps 20 idle connections by default and closes the rest as they are released, so a
 # burst of more than 20 concurrent requests reopens connections on every round (issue 15.2):
 # keep as many idle connections as may be open. max_connections also bounds the requests in
 # flight per client (module doc).
-DEFAULT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=100)
+DEFAULT_LIMITS = httpx2.Limits(max_connections=100, max_keepalive_connections=100)
 RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
+_RETRIED_ERRORS = (httpx2.ConnectError, httpx2.TimeoutException, httpx2.RemoteProtocolError)
 _REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-goog-request-id", "cf-ray")
 
 
@@ -85,7 +93,7 @@ class RetryPolicy:
         return min(self.max_delay, self.base_delay * 2.0**attempt) * (0.5 + random.random() / 2)
 
 
-def retry_after(headers: httpx.Headers) -> float | None:
+def retry_after(headers: httpx2.Headers) -> float | None:
     """Seconds the server asked us to wait, from `retry-after-ms` or `Retry-After`."""
     ms = headers.get("retry-after-ms")
     if ms:
@@ -123,11 +131,12 @@ class HTTPSession:
         headers: dict[str, str],
         *,
         secret: str | None = None,
-        timeout: float | httpx.Timeout = httpx.Timeout(600.0, connect=10.0),
+        timeout: float | httpx2.Timeout = httpx2.Timeout(600.0, connect=10.0),
         retry: RetryPolicy | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
-        limits: httpx.Limits | None = None,
+        transport: httpx2.AsyncBaseTransport | None = None,
+        limits: httpx2.Limits | None = None,
     ) -> None:
+        _require_httpx2(transport=transport, limits=limits, timeout=timeout)
         self.provider = provider
         self.base_url = base_url.rstrip("/")
         self._headers = headers
@@ -147,7 +156,7 @@ class HTTPSession:
         """Clients not closed yet, over all loops (for tests and leak checks)."""
         return sum(not held.client.is_closed for held in list(self._clients.values()))
 
-    async def client(self) -> httpx.AsyncClient:
+    async def client(self) -> httpx2.AsyncClient:
         """This loop's client, made on first use and closed with the loop (module doc)."""
         return (await self._held()).client
 
@@ -155,7 +164,7 @@ class HTTPSession:
         loop = asyncio.get_running_loop()
         held = self._clients.get(loop)
         if held is None or held.client.is_closed:
-            client = httpx.AsyncClient(
+            client = httpx2.AsyncClient(
                 base_url=self.base_url,
                 headers=self._headers,
                 timeout=self._timeout,
@@ -202,7 +211,7 @@ class HTTPSession:
         client = (await self._held()).client
         try:
             response = await client.get(path, timeout=timeout)
-        except httpx.TransportError as exc:
+        except httpx2.TransportError as exc:
             raise self._transport_error(exc) from None
         if response.status_code >= 400:
             raise self._error(response)
@@ -225,10 +234,10 @@ class HTTPSession:
             finally:
                 release()
 
-    async def _events(self, response: httpx.Response) -> AsyncIterator[SSEEvent]:
-        # The StreamError is raised outside the `except`: an httpx exception holds its request,
+    async def _events(self, response: httpx2.Response) -> AsyncIterator[SSEEvent]:
+        # The StreamError is raised outside the `except`: an httpx2 exception holds its request,
         # headers and key included, and must not stay chained as `__context__`.
-        # One generator between httpx's bytes and the provider (this runs once per token):
+        # One generator between httpx2's bytes and the provider (this runs once per token):
         # the SSE decoding is here rather than in a generator of its own.
         failure: StreamError | None = None
         decoder = SSEDecoder()
@@ -238,12 +247,12 @@ class HTTPSession:
                     yield event
             for event in decoder.flush():
                 yield event
-        except httpx.ReadTimeout:
+        except httpx2.ReadTimeout:
             failure = StreamError(
                 f"the stream stalled: no data for {self._limit('read')} s",
                 provider=self.provider,
             )
-        except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
+        except (httpx2.RemoteProtocolError, httpx2.ReadError) as exc:
             failure = StreamError(
                 f"the stream was cut before it ended ({type(exc).__name__})", provider=self.provider
             )
@@ -252,7 +261,7 @@ class HTTPSession:
 
     async def _send(
         self, path: str, body: dict[str, Any], *, stream: bool
-    ) -> tuple[httpx.Response, Callable[[], None]]:
+    ) -> tuple[httpx2.Response, Callable[[], None]]:
         """The response, and what frees its in-flight slot: already freed unless `stream` (the
         caller frees it once the response is closed)."""
         held = await self._held()
@@ -261,13 +270,13 @@ class HTTPSession:
         headers = {"content-type": "application/json"}
         attempt = 0
         while True:
-            response: httpx.Response | None = None
+            response: httpx2.Response | None = None
             failure: ProviderError | None = None
             release = await held.slot()
             try:
                 request = client.build_request("POST", path, content=content, headers=headers)
                 response = await client.send(request, stream=stream)
-            except (httpx.ConnectError, httpx.TimeoutException, httpx.RemoteProtocolError) as exc:
+            except _RETRIED_ERRORS as exc:
                 if attempt >= self.retry.max_retries:
                     failure = self._transport_error(exc)
             except BaseException:
@@ -307,12 +316,12 @@ class HTTPSession:
                 continue
             raise self._error(response)
 
-    def _transport_error(self, exc: httpx.TransportError) -> ProviderError:
-        """No response: httpx's own message is often empty (a read timeout), so say what."""
-        if isinstance(exc, httpx.ConnectTimeout) or not isinstance(exc, httpx.TimeoutException):
+    def _transport_error(self, exc: httpx2.TransportError) -> ProviderError:
+        """No response: httpx2's own message is often empty (a read timeout), so say what."""
+        if isinstance(exc, httpx2.ConnectTimeout) or not isinstance(exc, httpx2.TimeoutException):
             message = f"cannot reach {self.base_url}: {type(exc).__name__}: {exc}"
         else:
-            kind = {httpx.WriteTimeout: "write", httpx.PoolTimeout: "pool"}.get(type(exc), "read")
+            kind = {httpx2.WriteTimeout: "write", httpx2.PoolTimeout: "pool"}.get(type(exc), "read")
             message = (
                 f"the request to {self.base_url} timed out after {self._limit(kind)} s "
                 f"({kind} timeout)"
@@ -323,7 +332,7 @@ class HTTPSession:
         """The configured timeout of one kind (read, write, pool), for messages."""
         return getattr(self._timeout, kind, self._timeout)
 
-    def _error(self, response: httpx.Response, extra: str = "") -> ProviderError:
+    def _error(self, response: httpx2.Response, extra: str = "") -> ProviderError:
         message, auth = _error_message(response)
         message = scrub(message, self._secret) + extra
         status = response.status_code
@@ -345,13 +354,13 @@ class _LoopClient:
     (`asyncio.run` calls `shutdown_asyncgens()`) closes the client while the loop still runs;
     and the loop's in-flight bound (module doc)."""
 
-    def __init__(self, client: httpx.AsyncClient, in_flight: int | None) -> None:
+    def __init__(self, client: httpx2.AsyncClient, in_flight: int | None) -> None:
         self.client = client
         self._slots = asyncio.Semaphore(in_flight) if in_flight else None
         self._keeper = self._keep()
 
     @classmethod
-    async def hold(cls, client: httpx.AsyncClient, in_flight: int | None) -> _LoopClient:
+    async def hold(cls, client: httpx2.AsyncClient, in_flight: int | None) -> _LoopClient:
         held = cls(client, in_flight)
         await held._keeper.__anext__()  # registered with the loop's async generator hooks
         return held
@@ -385,7 +394,30 @@ def _nothing() -> None:
     pass
 
 
-def _retry_delay_in_body(response: httpx.Response) -> float | None:
+# what each may be besides None; the first type is the one an error names
+_HTTPX2_TYPES: dict[str, tuple[type, ...]] = {
+    "transport": (httpx2.AsyncBaseTransport,),
+    "limits": (httpx2.Limits,),
+    "timeout": (httpx2.Timeout, int, float),
+}
+
+
+def _require_httpx2(**given: object) -> None:
+    """Refuse an httpx object (or anything else) where an httpx2 one is needed, naming both:
+    an httpx transport would raise httpx's exceptions, which no retry or key scrubbing here
+    catches, and httpx2 itself fails an httpx `Timeout` only later, while connecting."""
+    for name, value in given.items():
+        expected = _HTTPX2_TYPES[name]
+        if value is None or isinstance(value, expected):
+            continue
+        kind = type(value)
+        raise TypeError(
+            f"{name} must be an httpx2.{expected[0].__name__} (llm_magic's HTTP stack is httpx2, "
+            f"not httpx), got {kind.__module__.split('.')[0]}.{kind.__qualname__}"
+        )
+
+
+def _retry_delay_in_body(response: httpx2.Response) -> float | None:
     """Gemini puts the wait in the body: `RetryInfo.retryDelay` such as "41s"."""
     if b"retryDelay" not in response.content:
         return None
@@ -393,7 +425,7 @@ def _retry_delay_in_body(response: httpx.Response) -> float | None:
     return float(match.group(1)) if match else None
 
 
-def _should_retry(response: httpx.Response) -> bool:
+def _should_retry(response: httpx2.Response) -> bool:
     """`x-should-retry` wins; OpenAI's `insufficient_quota` 429 is never worth retrying."""
     flag: str | None = response.headers.get("x-should-retry")
     if flag in ("true", "false"):
@@ -403,14 +435,14 @@ def _should_retry(response: httpx.Response) -> bool:
     return response.status_code in RETRY_STATUSES
 
 
-def _request_id(response: httpx.Response) -> str | None:
+def _request_id(response: httpx2.Response) -> str | None:
     for name in _REQUEST_ID_HEADERS:
         if name in response.headers:
             return response.headers[name]
     return None
 
 
-def _error_message(response: httpx.Response) -> tuple[str, bool]:
+def _error_message(response: httpx2.Response) -> tuple[str, bool]:
     """The provider's own message, and whether it says the key was rejected.
 
     OpenAI and Gemini put it in `error.message`, Anthropic in `error.message` under

@@ -2,8 +2,8 @@
 
 With no API key and no network, llm_magic can still run a real chain against a real (small) model.
 This module starts ``python -m llama_cpp.server`` as a child process on a free loopback port, on
-demand, and stops it with the parent (the kernel). It is part of the core layer: stdlib + httpx only,
-no IPython, no ipywidgets, and it never imports ``llama_cpp`` into the calling process.
+demand, and stops it with the parent (the kernel). It is part of the core layer: stdlib + httpx2
+only, no IPython, no ipywidgets, and it never imports ``llama_cpp`` into the calling process.
 
 One GGUF is served under two model aliases (the server's ``--config_file`` feature):
 
@@ -51,9 +51,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 
 from .errors import ConfigError, LLMMagicError
+from .tls import shared_ssl_context
 
 __all__ = [
     "CHAT_MODEL",
@@ -629,8 +630,11 @@ class LocalServer:
     ) -> None:
         deadline = started + self.start_timeout
         last_exc: Exception | None = None
-        # trust_env=False: never send loopback traffic through an HTTP(S)_PROXY.
-        with httpx.Client(timeout=httpx.Timeout(5.0, connect=1.0), trust_env=False) as client:
+        # trust_env=False: never send loopback traffic through an HTTP(S)_PROXY. The shared TLS
+        # context: httpx2's default would load the OS's CA certificates for a plain-http check.
+        with httpx2.Client(
+            timeout=httpx2.Timeout(5.0, connect=1.0), trust_env=False, verify=shared_ssl_context()
+        ) as client:
             while True:
                 code = proc.poll()
                 if code is not None:
@@ -650,7 +654,7 @@ class LocalServer:
                         if {TOOLS_MODEL, CHAT_MODEL} <= ids:
                             return
                         last_exc = LocalServerError(f"/v1/models lists {sorted(ids)}")
-                except (httpx.HTTPError, ValueError) as exc:
+                except (httpx2.HTTPError, ValueError) as exc:
                     last_exc = exc
                 if time.monotonic() > deadline:
                     tail = _tail(log_path)

@@ -4,7 +4,7 @@
 `usage()`. `Model.chain()` returns a `ChainResponse` whose methods of the same names are called
 plainly; it drives the same `ChainRun` on a private loop thread, so it works inside a notebook.
 
-Lifetimes follow httpx: a model owns its provider's HTTP clients (one per event loop); use it
+Lifetimes follow httpx2: a model owns its provider's HTTP clients (one per event loop); use it
 as a context manager (`async with` / `with`) or call `aclose()` / `close()` when done. Models
 from `get_model()` share a cached provider per model id and key; closing one closes the
 clients of the loop it is closed on, and the cache itself can be emptied with

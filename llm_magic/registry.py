@@ -15,7 +15,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
+import httpx2
 
 from . import catalog
 from .errors import ConfigError, MissingKeyError, UnknownModelError
@@ -165,7 +165,7 @@ def make_provider(
     *,
     api_key: str | None = None,
     base_url: str | None = None,
-    limits: httpx.Limits | None = None,
+    limits: httpx2.Limits | None = None,
     **options: Any,
 ) -> Provider:
     """Build (or reuse) the provider for a model id. Reuse keeps its HTTP connections."""
@@ -227,12 +227,12 @@ def get_async_model(
     *,
     api_key: str | None = None,
     base_url: str | None = None,
-    limits: httpx.Limits | None = None,
+    limits: httpx2.Limits | None = None,
     **provider_options: Any,
 ) -> AsyncModel:
     """The async model for an id (default: see `default_model_id`).
 
-    limits: the HTTP connection pool (httpx.Limits), default
+    limits: the HTTP connection pool (`httpx2.Limits`; an `httpx.Limits` is refused), default
     `Limits(max_connections=100, max_keepalive_connections=100)`: as many idle connections kept
     as may be open, so bursts of concurrent chains do not reopen connections. `max_connections`
     also bounds the requests in flight per event loop (a given `transport` too): the rest wait
@@ -250,7 +250,7 @@ def get_model(
     *,
     api_key: str | None = None,
     base_url: str | None = None,
-    limits: httpx.Limits | None = None,
+    limits: httpx2.Limits | None = None,
     **provider_options: Any,
 ) -> Model:
     """The sync twin of `get_async_model`."""

@@ -314,7 +314,7 @@ def test_token_limit_field_per_server() -> None:
 
 
 async def test_transport_errors_keep_no_chained_request_with_the_key() -> None:
-    """httpx's own exceptions hold the request, headers and key included: never chained."""
+    """httpx2's own exceptions hold the request, headers and key included: never chained."""
     import socket
 
     with socket.socket() as sock:

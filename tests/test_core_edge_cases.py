@@ -15,7 +15,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 
 import llm_magic
@@ -382,7 +382,7 @@ def test_big_arrays_and_frames_go_as_their_summarising_repr() -> None:
 
 # -- 11. Retry-After that is neither seconds nor a date ----------------------------------------
 async def test_unparsable_retry_after_falls_back_to_backoff(openai_server: OpenAIServer) -> None:
-    assert retry_after(httpx.Headers({"retry-after": "soon"})) is None
+    assert retry_after(httpx2.Headers({"retry-after": "soon"})) is None
     openai_server.push(Reply(status=503, headers={"retry-after": "soon"}), Reply(text="fine"))
     result = await amodel(openai_server).chain("hi")
     assert result.text == "fine"

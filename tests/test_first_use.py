@@ -3,9 +3,9 @@
 * A plain answer is rendered without markdown-it, and exactly as markdown-it renders it.
 * Provider clients share one TLS context whose CA bundle loads at the first TLS handshake: a
   plain-http server never loads it, an https server is verified against it (SSL_CERT_FILE or
-  certifi's bundle), over a real TLS loopback server.
+  the OS's CA bundle, as httpx2 does), over a real TLS loopback server.
 * A chain in a fresh interpreter imports neither markdown-it nor ipywidgets, and loads no CAs
-  (httpcore imports `certifi`, a few lines; its bundle is the cost).
+  (the OS's bundle, ~150 certificates, is the cost).
 """
 
 from __future__ import annotations
@@ -184,8 +184,29 @@ async def test_https_with_an_unknown_certificate_is_refused(
     with pytest.raises(ProviderError, match="CERTIFICATE_VERIFY_FAILED"):
         await model.prompt("hi")
     await model.aclose()
-    assert tls.shared_ssl_context()._loaded  # certifi's bundle, which does not know the cert
+    assert tls.shared_ssl_context()._loaded  # the OS's bundle, which does not know the cert
     assert server.requests == []
+
+
+@pytest.mark.skipif(
+    sys.platform in ("win32", "darwin"), reason="the OS verifies there (truststore)"
+)
+def test_the_lazy_context_trusts_the_certificates_httpx2_trusts(
+    fresh_context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """httpx2 verifies against the OS's CA bundle, not certifi's: the lazy context loads the
+    same certificates as `httpx2.create_ssl_context()`, only later."""
+    import httpx2
+
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    expected = httpx2.create_ssl_context().get_ca_certs(binary_form=True)
+    if not expected:
+        pytest.skip("this OS has no CA file (a hashed directory only)")
+    context = tls.shared_ssl_context()
+    assert context.get_ca_certs() == []  # nothing loaded before a handshake
+    context.wrap_bio(ssl.MemoryBIO(), ssl.MemoryBIO(), server_hostname="example.org")
+    assert sorted(context.get_ca_certs(binary_form=True)) == sorted(expected)
 
 
 def test_clients_share_one_context() -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import threading
 
-import httpx
+import httpx2
 import pytest
 
 import llm_magic
@@ -50,13 +50,13 @@ def server():
 
 
 def _model(server: CountingServer, bound: int | None, **options):  # type: ignore[no-untyped-def]
-    big_pool = httpx.AsyncHTTPTransport(limits=httpx.Limits(max_connections=200))
+    big_pool = httpx2.AsyncHTTPTransport(limits=httpx2.Limits(max_connections=200))
     return llm_magic.get_async_model(
         "openai:gpt-4o-mini",
         base_url=server.base_url,
         api_key=KEY,
         transport=big_pool,
-        limits=httpx.Limits(max_connections=bound, max_keepalive_connections=bound),
+        limits=httpx2.Limits(max_connections=bound, max_keepalive_connections=bound),
         **options,
     )
 

@@ -17,7 +17,7 @@ import threading
 import time
 from pathlib import Path
 
-import httpx
+import httpx2
 import pytest
 
 from llm_magic.local import (
@@ -59,8 +59,8 @@ def _start(server: LocalServer) -> str:
         pytest.fail(str(exc), pytrace=False)
 
 
-def _client(base_url: str) -> httpx.Client:
-    return httpx.Client(base_url=base_url, timeout=120.0, trust_env=False)
+def _client(base_url: str) -> httpx2.Client:
+    return httpx2.Client(base_url=base_url, timeout=120.0, trust_env=False)
 
 
 def _gone(pid: int) -> bool:
@@ -205,7 +205,7 @@ async def test_concurrent_starts_share_one_process_and_restart_after_death():
         assert not srv.is_running()
         url = await srv.ensure_started()
         assert srv.pid != first_pid
-        async with httpx.AsyncClient(base_url=url, trust_env=False, timeout=30) as client:
+        async with httpx2.AsyncClient(base_url=url, trust_env=False, timeout=30) as client:
             assert (await client.get("/models")).status_code == 200
     finally:
         pid = srv.pid

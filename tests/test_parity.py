@@ -10,7 +10,7 @@ import pytest
 from llm_magic import AsyncConversation, AsyncModel, ChainResponse, ChainRun, Conversation, Model
 
 PAIRS = [(AsyncModel, Model), (AsyncConversation, Conversation), (ChainRun, ChainResponse)]
-# httpx's names: `AsyncClient.aclose()` is a coroutine, `Client.close()` its sync twin
+# httpx2's names (httpx's): `AsyncClient.aclose()` is a coroutine, `Client.close()` its sync twin
 TWIN_NAMES = {"aclose": "close"}
 
 

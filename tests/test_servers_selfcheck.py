@@ -1,10 +1,10 @@
-"""Self-check of the loopback provider servers (tests/servers/), driven with plain httpx."""
+"""Self-check of the loopback provider servers (tests/servers/), driven with plain httpx2."""
 
 import json
 import sys
 from pathlib import Path
 
-import httpx
+import httpx2
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # make `tests.servers` importable
@@ -75,10 +75,10 @@ def post(server, history=None, *, stream=False, **kw):
     """Send one request; (status, JSON body) or, for a 200 stream, (200, decoded SSE events)."""
     url, body, hdrs = build(server, history, stream=stream, **kw)
     if not stream:
-        r = httpx.post(url, json=body, headers=hdrs)
+        r = httpx2.post(url, json=body, headers=hdrs)
         return r.status_code, r.json()
     events = []
-    with httpx.stream("POST", url, json=body, headers=hdrs) as r:
+    with httpx2.stream("POST", url, json=body, headers=hdrs) as r:
         if r.status_code != 200:
             r.read()
             return r.status_code, r.json()
@@ -224,7 +224,7 @@ def test_error_faults(request, provider, status):
     s = request.getfixturevalue(f"{provider}_server")
     s.push(Reply(status=status, retry_after=2, retry_after_ms=1500, error_message="slow down"))
     url, body, headers = build(s)
-    r = httpx.post(url, json=body, headers=headers)
+    r = httpx2.post(url, json=body, headers=headers)
     assert r.status_code == status and r.headers["retry-after-ms"] == "1500"
     body = r.json()
     if provider == "openai":
@@ -249,8 +249,8 @@ def test_cut_response_is_incomplete(provider_server, stream):
     provider_server.push(Reply(text="one two three four five", cut_after=2 if stream else 20))
     url, body, headers = build(provider_server, stream=stream)
     seen = []
-    with pytest.raises(httpx.RemoteProtocolError):
-        with httpx.stream("POST", url, json=body, headers=headers) as r:
+    with pytest.raises(httpx2.RemoteProtocolError):
+        with httpx2.stream("POST", url, json=body, headers=headers) as r:
             assert r.status_code == 200
             for line in r.iter_lines():
                 seen += [line] if line.startswith("data:") else []

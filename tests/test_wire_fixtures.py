@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 
 from llm_magic.messages import Message, ModelRequest, ToolCall, ToolResult, ToolSpec
@@ -50,7 +50,7 @@ def history(ids: tuple[str, str], text: str = "", data: list[dict[str, Any]] | N
 
 def post_to_server(kind: str, body: dict[str, Any], path: str, headers: dict[str, str]) -> None:
     with make_server(kind, [Reply(text="ok")]) as server:
-        response = httpx.post(server.base_url + path, json=body, headers=headers)
+        response = httpx2.post(server.base_url + path, json=body, headers=headers)
         assert response.status_code == 200, response.text
 
 
@@ -250,7 +250,7 @@ def test_our_servers_answer_in_the_references_shape(kind, fixture, path, headers
         "gemini": {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]},
     }[kind]
     with make_server(kind, [reply]) as server:
-        ours = httpx.post(server.base_url + path, json=request, headers=headers).json()
+        ours = httpx2.post(server.base_url + path, json=request, headers=headers).json()
     reference = shape(load(fixture))
     reference.get("usageMetadata", {}).pop("thoughtsTokenCount", None)  # thinking models only
     assert missing(reference, shape(ours)) == []

@@ -18,7 +18,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-import httpx
+import httpx2
 
 from ..catalog import ModelInfo
 from ..errors import LLMMagicError, ModelNotFoundError, ProviderError, StreamError
@@ -114,8 +114,8 @@ class Provider(ABC):
         base_url: str | None = None,
         retry: RetryPolicy | None = None,
         timeout: float | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
-        limits: httpx.Limits | None = None,
+        transport: httpx2.AsyncBaseTransport | None = None,
+        limits: httpx2.Limits | None = None,
         options: dict[str, Any] | None = None,
     ) -> None:
         self.model = model
@@ -130,7 +130,7 @@ class Provider(ABC):
             self.auth_headers(api_key),
             secret=api_key,
             retry=retry,
-            timeout=httpx.Timeout(timeout or 600.0, connect=10.0),
+            timeout=httpx2.Timeout(timeout or 600.0, connect=10.0),
             transport=transport,
             limits=limits,
         )

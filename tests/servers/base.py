@@ -3,7 +3,7 @@
 Provider subclasses supply routing, auth, checks and rendering; this module owns the socket, the
 script queue, the request log and the bytes: a JSON response is one write with Content-Length; a
 stream is chunked, one chunk (one write) per SSE event; a cut stream closes the socket without the
-final zero-length chunk, so the client sees an incomplete body (httpx: `RemoteProtocolError`).
+final zero-length chunk, so the client sees an incomplete body (httpx2: `RemoteProtocolError`).
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ import json
 import warnings
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 
 import llm_magic
@@ -210,7 +210,7 @@ def gemini_post(server: Any, model_id: str, generation: dict[str, Any]) -> int:
     url = f"{server.base_url}/models/{model_id}:generateContent"
     payload = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
     payload["generationConfig"] = generation
-    r = httpx.post(url, json=payload, headers={"x-goog-api-key": server.api_key})
+    r = httpx2.post(url, json=payload, headers={"x-goog-api-key": server.api_key})
     return r.status_code
 
 

@@ -220,11 +220,7 @@ def refuse_if_shut_down(vendor: str, model: str, today: date | None = None) -> N
 def shutting_down(within_days: int = 30, today: date | None = None) -> list[ModelInfo]:
     """Listed models whose shutdown falls within `within_days` of `today`, or has passed."""
     day = today or date.today()
-    return [
-        m
-        for m in MODELS
-        if m.shutdown is not None and (m.shutdown - day).days <= within_days
-    ]
+    return [m for m in MODELS if m.shutdown is not None and (m.shutdown - day).days <= within_days]
 
 
 def _check(argv: list[str]) -> int:

@@ -187,13 +187,14 @@ def turn_of(items: list[Any], usage: Usage, response: dict[str, Any]) -> ModelTu
             )
         elif kind == "reasoning":
             reasoning.append(item)
-    raise_if_refused("".join(refusal), "".join(text), calls)
+    said = "".join(text)
+    raise_if_refused("".join(refusal), said, calls)
     reason = finish_reason(response, calls)
-    if not text and not calls and reason not in ("stop", "tool_calls"):
+    if not said and not calls and reason not in ("stop", "tool_calls"):
         raise ProviderError(
             f"the model returned no content ({reason or 'no status'})", provider=PROVIDER
         )
-    turn = ModelTurn("".join(text), calls, usage, reason)
+    turn = ModelTurn(said, calls, usage, reason)
     if reasoning:
         turn.provider_data[REASONING_KEY] = reasoning
     return turn

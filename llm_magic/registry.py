@@ -1,6 +1,6 @@
 """One registry of models: a model id picks its provider, its key and its base URL.
 
-`gpt-*`/`o1*`/`o3*`/`o4*` go to OpenAI (over the Responses API), `claude-*` to Anthropic,
+`gpt-*`/`o1*`/`o3*`/`o4*`/`codex-*` go to OpenAI (over the Responses API), `claude-*` to Anthropic,
 `gemini-*` to Gemini, `local` to the embedded model; anything else needs a prefix (`openai:`,
 `openai-chat:` for OpenAI over Chat Completions, `anthropic:`, `gemini:`, `ollama:`,
 `openai-compatible:MODEL@BASE_URL`; the last two speak Chat Completions). Aliases are the user's
@@ -93,7 +93,7 @@ PROVIDERS: dict[str, ProviderInfo] = {
 }
 
 _PATTERNS = [
-    (re.compile(r"^(gpt-|o\d|chatgpt-|text-|davinci)"), "openai"),
+    (re.compile(r"^(gpt-|o\d|chatgpt-|text-|davinci|codex-)"), "openai"),
     (re.compile(r"^claude-"), "anthropic"),
     (re.compile(r"^gemini-"), "gemini"),
 ]

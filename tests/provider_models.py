@@ -11,8 +11,8 @@ from tests.servers import LoopbackServer
 
 MODEL_IDS = {
     "openai": "openai-chat:gpt-4.1-mini",
-    "anthropic": "anthropic:claude-sonnet-4-5",
-    "gemini": "gemini:gemini-2.5-flash",
+    "anthropic": "anthropic:claude-sonnet-4-6",
+    "gemini": "gemini:gemini-3.5-flash",
     "openai-responses": "openai:gpt-4.1-mini",
 }
 PRICE_IDS = {

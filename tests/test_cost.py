@@ -19,7 +19,7 @@ from tests.servers.fixtures import _serve
 from tests.test_magics import ip, ok  # noqa: F401  (the IPython shell fixture)
 
 PROVIDERS = ["openai", "anthropic", "gemini"]
-PRICED = {"openai": "gpt-4.1-mini", "anthropic": "claude-sonnet-4-5", "gemini": "gemini-2.5-flash"}
+PRICED = {"openai": "gpt-4.1-mini", "anthropic": "claude-sonnet-4-6", "gemini": "gemini-3.5-flash"}
 
 
 def lookup(key: str) -> str:

@@ -412,3 +412,21 @@ def test_usage_details_are_parts_of_the_totals(
         "output_tokens_details": {"reasoning_tokens": 10},
         "total_tokens": 70,
     }
+
+
+async def test_a_stream_of_only_the_final_event_still_gives_its_output(
+    openai_responses_server: OpenAIResponsesServer,
+) -> None:
+    """Some proxies forward only `response.completed`: its whole Response is the turn."""
+    message = {
+        "type": "message",
+        "role": "assistant",
+        "content": [{"type": "output_text", "text": "whole", "annotations": []}],
+    }
+    response = {"status": "completed", "output": [message], "usage": {"input_tokens": 3}}
+    event = {"type": "response.completed", "response": response, "sequence_number": 0}
+    openai_responses_server.push(
+        Reply(raw_events=[f"event: response.completed\ndata: {json.dumps(event)}\n\n"])
+    )
+    result = await model(openai_responses_server).chain("x")
+    assert (result.text, result.usage.input_tokens) == ("whole", 3)

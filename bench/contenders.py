@@ -347,7 +347,7 @@ class Magic:
     def model(self, mode: str) -> Any:
         if mode not in self.models:
             self.models[mode] = self.lm.get_async_model(
-                "openai:bench", base_url=self.server.url(mode), api_key=API_KEY, **self.options
+                "openai-chat:bench", base_url=self.server.url(mode), api_key=API_KEY, **self.options
             )
         return self.models[mode]
 

@@ -130,7 +130,7 @@ get_ipython().run_line_magic("load_ext", "llm_magic")
 _c1, _t1 = _time.process_time(), _time.perf_counter()
 _after_load = set(_sys.modules)
 import llm_magic as _lm
-_kw = dict(tools=[add_one], model="openai:bench", base_url=%(url)r, api_key=%(key)r)
+_kw = dict(tools=[add_one], model="openai-chat:bench", base_url=%(url)r, api_key=%(key)r)
 _r = await _lm.chain("Use the tool on 1, then tell me the answer.", **_kw)
 _c2, _t2 = _time.process_time(), _time.perf_counter()
 _after_chain = set(_sys.modules)

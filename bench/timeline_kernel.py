@@ -36,7 +36,7 @@ SETUP = '''
 import gc, time, functools, llm_magic
 from llm_magic.notebook import session, timeline as _tlmod
 
-model = llm_magic.get_async_model("openai:test", base_url={base_url!r}, api_key={api_key!r})
+model = llm_magic.get_async_model("openai-chat:test", base_url={base_url!r}, api_key={api_key!r})
 
 def lookup(key: int) -> dict:
     """Look a key up."""

@@ -4,7 +4,8 @@ Two ways to ask for it, one validation (the type's converter from `llm_magic.sch
 that checks tool arguments), the same `result.output`:
 
 - Native structured output, where the provider has one that goes together with tools (OpenAI
-  Chat Completions: `response_format` with a strict JSON schema, `providers.openai`). The run
+  Responses: `text.format`, `providers.openai_responses`; Chat Completions: `response_format`,
+  `providers.openai`; both with a strict JSON schema). The run
   keeps its tools and its tool choice; the model calls tools as it likes, and its final text is
   JSON of the type (`from_text`).
 - A final tool, `final_answer`, whose parameters are the type's schema, everywhere else. The run

@@ -1,8 +1,10 @@
 """One registry of models: a model id picks its provider, its key and its base URL.
 
-`gpt-*`/`o1*`/`o3*`/`o4*` go to OpenAI, `claude-*` to Anthropic, `gemini-*` to Gemini, `local` to
-the embedded model; anything else needs a prefix (`openai:`, `anthropic:`, `gemini:`,
-`ollama:`, `openai-compatible:MODEL@BASE_URL`). Aliases are the user's own short names.
+`gpt-*`/`o1*`/`o3*`/`o4*`/`codex-*` go to OpenAI (over the Responses API), `claude-*` to Anthropic,
+`gemini-*` to Gemini, `local` to the embedded model; anything else needs a prefix (`openai:`,
+`openai-chat:` for OpenAI over Chat Completions, `anthropic:`, `gemini:`, `ollama:`,
+`openai-compatible:MODEL@BASE_URL`; the last two speak Chat Completions). Aliases are the user's
+own short names.
 """
 
 from __future__ import annotations
@@ -36,14 +38,17 @@ class ProviderInfo:
 
 
 PROVIDERS: dict[str, ProviderInfo] = {
+    # OpenAI's own API over Responses, the API OpenAI recommends (llm_magic.providers.
+    # openai_responses): `openai:MODEL` and bare `gpt-*`/`o*` ids
     "openai": ProviderInfo(
         "openai",
-        "llm_magic.providers.openai:OpenAIProvider",
+        "llm_magic.providers.openai_responses:OpenAIResponsesProvider",
         ("OPENAI_API_KEY",),
         "OPENAI_BASE_URL",
         vendor="openai",
     ),
-    # OpenAI's own API over Chat Completions, chosen explicitly (`openai-chat:gpt-4.1`)
+    # OpenAI's own API over Chat Completions, chosen explicitly (`openai-chat:gpt-4.1`); models
+    # that answer only on Responses are refused before sending (`refuse_wrong_api`)
     "openai-chat": ProviderInfo(
         "openai-chat",
         "llm_magic.providers.openai:OpenAIProvider",
@@ -174,6 +179,7 @@ def make_provider(
         name, _, base_url = name.partition("@")
     if info.vendor:
         catalog.refuse_if_shut_down(info.vendor, name)
+        refuse_wrong_api(info, name)
     key = api_key or next((os.environ[e] for e in info.key_env if os.environ.get(e)), None)
     if key is None and info.key_required:
         raise MissingKeyError(
@@ -211,6 +217,19 @@ def make_provider(
     while len(_cache) > CACHE_SIZE:
         _cache.popitem(last=False)
     return provider
+
+
+def refuse_wrong_api(info: ProviderInfo, model: str) -> None:
+    """A model that answers only on Responses, asked for over Chat Completions, is refused here
+    rather than by a 404 after the request (the catalog's `apis`)."""
+    if info.name != "openai-chat":
+        return
+    entry = catalog.lookup("openai", model)
+    if entry is not None and "chat" not in entry.apis:
+        raise ConfigError(
+            f"{model!r} answers only on OpenAI's Responses API, not Chat Completions: use "
+            f"'openai:{model}' (source: {entry.source})"
+        )
 
 
 def _fingerprint(key: str | None) -> str | None:

@@ -10,11 +10,17 @@ from llm_magic.http import RetryPolicy
 from tests.servers import LoopbackServer
 
 MODEL_IDS = {
-    "openai": "openai:gpt-4.1",
+    "openai": "openai-chat:gpt-4.1",
     "anthropic": "anthropic:claude-sonnet-4-6",
     "gemini": "gemini:gemini-3.5-flash",
+    "openai-responses": "openai:gpt-4.1",
 }
-PRICE_IDS = {"openai": "openai", "anthropic": "anthropic", "gemini": "google"}
+PRICE_IDS = {
+    "openai": "openai",
+    "anthropic": "anthropic",
+    "gemini": "google",
+    "openai-responses": "openai",
+}
 FAST_RETRY = RetryPolicy(max_retries=2, base_delay=0.01, max_delay=0.05)
 
 
@@ -43,6 +49,8 @@ def tool_results(server: LoopbackServer, i: int = -1) -> list[str]:
     out: list[str] = []
     if server.provider == "openai":
         out += [m["content"] for m in body["messages"] if m["role"] == "tool"]
+    elif server.provider == "openai-responses":
+        out += [i["output"] for i in body["input"] if i.get("type") == "function_call_output"]
     elif server.provider == "anthropic":
         for m in body["messages"]:
             for block in m["content"] if isinstance(m["content"], list) else []:
@@ -63,7 +71,7 @@ def user_texts(server: LoopbackServer, i: int = -1) -> list[str]:
     """The plain user texts of request i, in order."""
     body = server.requests[i].body
     out: list[str] = []
-    for m in body.get("messages") or body.get("contents") or []:
+    for m in body.get("messages") or body.get("contents") or body.get("input") or []:
         if m.get("role") != "user":
             continue
         content = m.get("content", m.get("parts"))

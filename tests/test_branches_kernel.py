@@ -27,7 +27,7 @@ def get_weather(city: str) -> dict:
 '''
 
 
-server, kernel = openai_kernel_fixtures(SETUP, "openai:gpt-4.1-mini")
+server, kernel = openai_kernel_fixtures(SETUP, "openai-chat:gpt-4.1-mini")
 
 
 def test_typed_answer_rerun_and_usage_in_a_kernel(kernel, server):

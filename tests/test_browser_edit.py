@@ -31,7 +31,7 @@ def get_weather(city: str) -> dict:
     """Current weather for a city."""
     return {{"city": city, "temp": {{"Paris": 14, "Rome": 19}}.get(city, 10)}}
 '''
-CHAIN = "%%llm_chain -m openai:gpt-4.1-mini -t get_weather -o r\nWeather in Paris?"
+CHAIN = "%%llm_chain -m openai-chat:gpt-4.1-mini -t get_weather -o r\nWeather in Paris?"
 AFTER = "import asyncio\nawait asyncio.sleep(0)\nprint('cells done')"
 
 

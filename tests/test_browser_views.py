@@ -35,7 +35,7 @@ SETUP = """\
 import llm_magic
 from llm_magic import tool
 
-model = llm_magic.get_async_model("openai:gpt-4.1-mini", base_url={base_url!r}, api_key={api_key!r})
+model = llm_magic.get_async_model("openai-chat:gpt-4.1-mini", base_url={base_url!r}, api_key={api_key!r})
 """
 
 
@@ -319,7 +319,7 @@ def test_saved_quickstart_reopened_with_no_kernel_shows_every_timeline(
 
         with OpenAIServer(QUICKSTART_SCRIPT) as server:
             env = {
-                "LLM_MAGIC_MODEL": "openai:test-model",
+                "LLM_MAGIC_MODEL": "openai-chat:test-model",
                 "OPENAI_API_KEY": server.api_key,
                 "OPENAI_BASE_URL": server.base_url,
             }

@@ -34,7 +34,7 @@ FAST_RETRY = RetryPolicy(max_retries=3, base_delay=0.01, max_delay=0.05)
 def get_model(server: OpenAIServer, **kwargs: Any) -> llm_magic.AsyncModel:
     kwargs.setdefault("retry", FAST_RETRY)
     return llm_magic.get_async_model(
-        "openai:test", base_url=server.base_url, api_key=server.api_key, **kwargs
+        "openai-chat:test", base_url=server.base_url, api_key=server.api_key, **kwargs
     )
 
 
@@ -373,7 +373,7 @@ async def test_401_message_has_the_provider_text_and_never_the_key(
 ) -> None:
     secret = "sk-live-VERY-SECRET-0123456789abcdef"
     model = llm_magic.get_async_model(
-        "openai:test", base_url=openai_server.base_url, api_key=secret
+        "openai-chat:test", base_url=openai_server.base_url, api_key=secret
     )
     with pytest.raises(AuthenticationError) as err:
         await model.chain("hi")
@@ -832,7 +832,7 @@ async def test_strict_server_with_compatible_switches(
         model = llm_magic.get_async_model(f"openai-compatible:test@{s.base_url}", api_key=s.api_key)
     else:
         model = llm_magic.get_async_model(
-            "openai:test", base_url=s.base_url, api_key=s.api_key, compat=COMPATIBLE
+            "openai-chat:test", base_url=s.base_url, api_key=s.api_key, compat=COMPATIBLE
         )
     for stream in (True, False):
         await _two_turns(s, model, stream)

@@ -1,7 +1,7 @@
 """One conformance suite, every provider: the same scenarios over real loopback HTTP.
 
-Parametrised by the `provider_server` fixture over OpenAI, Anthropic, Gemini and an
-OpenAI-compatible server in its stricter mode. The servers check every request they receive
+Parametrised by the `provider_server` fixture over OpenAI (Chat Completions and Responses),
+Anthropic, Gemini and an OpenAI-compatible server in its stricter mode. The servers check every request they receive
 (tool results matching calls, no dangling calls, schema shapes) and fail the test otherwise.
 """
 
@@ -16,17 +16,17 @@ from llm_magic import Approval, AuthenticationError, StreamError
 from tests.servers import Call, Reply
 
 MODEL_FOR = {
-    "openai": "openai:gpt-test",
+    "openai": "openai-chat:gpt-test",
     "openai-strict": "openai-compatible:local-test",
     "anthropic": "claude-test",
     "gemini": "gemini-test",
+    "openai-responses": "openai:gpt-test",
 }
 
 
 def model_for(server, api_key: str | None = None) -> llm_magic.AsyncModel:
-    kind = server.provider + ("-strict" if server.strict else "")
     return llm_magic.get_async_model(
-        MODEL_FOR[kind], base_url=server.base_url, api_key=api_key or server.api_key
+        MODEL_FOR[server.kind], base_url=server.base_url, api_key=api_key or server.api_key
     )
 
 
@@ -53,6 +53,10 @@ def tool_results_sent(server) -> list[tuple[str, bool]]:
         for m in body["messages"]:
             if m["role"] == "tool":
                 out.append((m["content"], m["content"].startswith(("error", "denied"))))
+    elif server.provider == "openai-responses":
+        for item in body["input"]:
+            if item.get("type") == "function_call_output":
+                out.append((item["output"], item["output"].startswith(("error", "denied"))))
     elif server.provider == "anthropic":
         for m in body["messages"]:
             if m["role"] == "user" and isinstance(m["content"], list):

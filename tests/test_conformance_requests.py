@@ -109,7 +109,7 @@ def test_names_map_to_valid_wire_names() -> None:
 async def test_reasoning_models_get_max_completion_tokens() -> None:
     with OpenAIServer([Reply(text="ok")]) as server:
         model = llm_magic.get_async_model(
-            "openai:o3", base_url=server.base_url, api_key=server.api_key
+            "openai-chat:o3", base_url=server.base_url, api_key=server.api_key
         )
         result = await model.chain("hi", model_options={"max_tokens": 50})
         assert result.text == "ok"
@@ -135,7 +135,7 @@ async def test_refusal_is_an_error_not_an_empty_answer(provider_server, stream):
     with pytest.raises(RefusalError) as info:
         await model_for(provider_server).chain("something bad", stream=stream)
     assert info.value.result.status == "failed"
-    if provider_server.provider == "openai":
+    if provider_server.provider.startswith("openai"):
         assert "I can't help with that." in str(info.value)
 
 
@@ -159,6 +159,21 @@ MALFORMED = {
         (['data: {"choices": [null]}\n\n', "data: [DONE]\n\n"], r"choices\[0\]"),
         (["data: [1, 2]\n\n", "data: [DONE]\n\n"], "should be an object"),
         (['data: {"choices": []}\n\n'] * 3 + ["data: [DONE]\n\n"], "no choices"),
+    ],
+    "openai-responses": [
+        (["event: response.created\ndata: {not json\n\n"], "not JSON"),
+        (["event: response.created\ndata: [1, 2]\n\n"], "should be an object"),
+        (
+            [
+                'event: response.output_text.delta\ndata: {"type": "response.output_text.delta",'
+                ' "output_index": 0, "delta": "hi"}\n\n'
+            ],
+            "unknown output item 0",
+        ),
+        (
+            ['event: response.completed\ndata: {"type": "response.completed", "response": {}}\n\n'],
+            "no content",
+        ),
     ],
     "anthropic": [
         (["event: message_start\ndata: {not json\n\n"], "not JSON"),
@@ -247,6 +262,14 @@ async def test_final_turn_is_said_in_each_providers_wire_form(provider_server):
     if s.provider == "openai":
         assert body["tool_choice"] == "none"
         assert body["messages"][-1] == {"role": "user", "content": FINAL_TURN_INSTRUCTION}
+    elif s.provider == "openai-responses":
+        assert body["tool_choice"] == "none"
+        assert body["input"][-2]["type"] == "function_call_output"
+        assert body["input"][-1] == {
+            "type": "message",
+            "role": "user",
+            "content": FINAL_TURN_INSTRUCTION,
+        }
     elif s.provider == "anthropic":
         assert body["tool_choice"] == {"type": "none"}
         last = body["messages"][-1]["content"]
@@ -270,7 +293,12 @@ def test_local_final_turn_goes_to_the_answer_alias_without_the_instruction() -> 
     assert (local.tool_choice, local.final, local.messages) == ("none", False, request.messages)
 
 
-CAPS = {"openai": 120, "anthropic": None, "gemini": 60}  # None: anthropic honours any wait
+CAPS = {
+    "openai": 120,
+    "openai-responses": 120,
+    "anthropic": None,
+    "gemini": 60,
+}  # None: anthropic honours any wait
 
 
 @pytest.mark.parametrize("asked", [90, 200])
@@ -322,7 +350,7 @@ async def test_transport_errors_keep_no_chained_request_with_the_key() -> None:
         port = sock.getsockname()[1]  # closed when the block ends: nothing listens there
     key = "sk-transport-secret-1234"
     model = llm_magic.get_async_model(
-        "openai:gpt-test",
+        "openai-chat:gpt-test",
         base_url=f"http://127.0.0.1:{port}/v1",
         api_key=key,
         retry=llm_magic.RetryPolicy(max_retries=0),

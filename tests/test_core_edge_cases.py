@@ -29,14 +29,15 @@ from tests.servers import Call, OpenAIServer, Reply
 
 FAST_RETRY = RetryPolicy(max_retries=1, base_delay=0.01, max_delay=0.02)
 MODEL_FOR = {
-    "openai": "openai:gpt-test",
+    "openai": "openai-chat:gpt-test",
     "openai-strict": "openai-compatible:local-test",
     "anthropic": "claude-test",
     "gemini": "gemini-test",
+    "openai-responses": "openai:gpt-test",
 }
 
 
-def amodel(server: Any, model: str = "openai:test", **kwargs: Any) -> llm_magic.AsyncModel:
+def amodel(server: Any, model: str = "openai-chat:test", **kwargs: Any) -> llm_magic.AsyncModel:
     kwargs.setdefault("retry", FAST_RETRY)
     return llm_magic.get_async_model(
         model, base_url=server.base_url, api_key=server.api_key, **kwargs
@@ -45,7 +46,7 @@ def amodel(server: Any, model: str = "openai:test", **kwargs: Any) -> llm_magic.
 
 def smodel(server: OpenAIServer) -> llm_magic.Model:
     return llm_magic.get_model(
-        "openai:test", base_url=server.base_url, api_key=server.api_key, retry=FAST_RETRY
+        "openai-chat:test", base_url=server.base_url, api_key=server.api_key, retry=FAST_RETRY
     )
 
 
@@ -254,7 +255,7 @@ def test_on_loop_tool_runs_on_the_calling_thread_in_sync_code(
 
 # -- 6. API key in in-stream errors ------------------------------------------------------------
 async def test_in_stream_error_event_is_scrubbed(provider_server: Any) -> None:
-    kind = provider_server.provider + ("-strict" if provider_server.strict else "")
+    kind = provider_server.kind
     key = provider_server.api_key
     provider_server.push(Reply(text="a b c", cut_after=1, stream_error=f"invalid key {key}"))
     with pytest.raises(ProviderError, match=r"invalid key \*\*\*") as info:
@@ -294,7 +295,7 @@ async def test_tool_raising_timeout_error_is_not_the_tool_timeout(
 def test_max_steps_below_one_is_an_error() -> None:
     with pytest.raises(ValueError, match="max_steps must be 1 or more"):
         ChainOptions(max_steps=0)
-    model = llm_magic.get_async_model("openai:x", base_url="http://127.0.0.1:9", api_key="k")
+    model = llm_magic.get_async_model("openai-chat:x", base_url="http://127.0.0.1:9", api_key="k")
     with pytest.raises(ValueError, match="max_steps"):
         model.chain("hi", max_steps=-1)
 

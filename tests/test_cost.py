@@ -85,7 +85,9 @@ async def test_cost_events_follow_each_turn(openai_server: Any) -> None:
 async def test_an_unknown_model_costs_unknown_never_a_guess(openai_server: Any) -> None:
     openai_server.push(Reply(text="hi"), Reply(text="again"))
     model = llm_magic.get_async_model(
-        "openai:my-finetune-xyz", base_url=openai_server.base_url, api_key=openai_server.api_key
+        "openai-chat:my-finetune-xyz",
+        base_url=openai_server.base_url,
+        api_key=openai_server.api_key,
     )
     async with model:
         result = await model.chain("hi")
@@ -148,7 +150,7 @@ async def test_a_budget_too_small_for_the_first_turn_sends_nothing(openai_server
 
 async def test_a_budget_on_a_model_without_a_price_fails_clearly(openai_server: Any) -> None:
     model = llm_magic.get_async_model(
-        "openai:no-such-model", base_url=openai_server.base_url, api_key=openai_server.api_key
+        "openai-chat:no-such-model", base_url=openai_server.base_url, api_key=openai_server.api_key
     )
     async with model:
         with pytest.raises(ConfigError, match="max_cost needs the price of 'no-such-model'"):
@@ -175,9 +177,9 @@ def test_max_cost_is_on_the_magic_line_and_in_help() -> None:
 def test_llm_usage_shows_the_sessions_totals_by_model(ip: Any) -> None:  # noqa: F811
     costs.ledger.clear()
     ip.server.push(Reply(text="one", usage=(1000, 50), cached=400), Reply(text="two"))
-    ok(ip, '%config LLMMagic.default_model = "openai:gpt-4.1"')
+    ok(ip, '%config LLMMagic.default_model = "openai-chat:gpt-4.1"')
     ok(ip, "%%llm_chain -q\nfirst")
-    ok(ip, "%%llm_chain -q -m openai:my-own-model\nsecond")
+    ok(ip, "%%llm_chain -q -m openai-chat:my-own-model\nsecond")
     _, cap = ok(ip, "%llm_usage")
     rows = {line.split()[0]: line.split() for line in cap.stdout.splitlines() if line.strip()}
     assert rows["gpt-4.1"][1:6] == ["1", "1000", "400", "0", "50"]
@@ -199,7 +201,7 @@ async def test_the_stateless_chain_carries_the_history_cost(openai_server: Any) 
 
 def test_max_cost_from_config_stops_a_cell(ip: Any) -> None:  # noqa: F811
     ip.server.push(Reply(calls=[Call("get_weather", {"city": "Paris"})], usage=(1000, 100)))
-    ok(ip, '%config LLMMagic.default_model = "openai:gpt-4.1"')
+    ok(ip, '%config LLMMagic.default_model = "openai-chat:gpt-4.1"')
     ok(ip, "%config LLMMagic.max_cost = 0.0000001")
     result, _ = ok(ip, "%%llm_chain -q -t get_weather\nweather?")
     assert result.status == "max_cost" and ip.server.requests == []
@@ -232,7 +234,7 @@ def test_a_fresh_process_prices_every_turn_without_waiting_for_the_table(
 
         async def main():
             model = llm_magic.get_async_model(
-                "openai:gpt-4.1", base_url={openai_server.base_url!r},
+                "openai-chat:gpt-4.1", base_url={openai_server.base_url!r},
                 api_key={openai_server.api_key!r})
             async with model:
                 run = model.chain("x", tools=[lookup])

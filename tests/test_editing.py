@@ -53,7 +53,7 @@ def gpt(server: OpenAIServer) -> Any:
     import llm_magic
 
     return llm_magic.get_async_model(
-        "openai:gpt-4.1-mini", base_url=server.base_url, api_key=server.api_key
+        "openai-chat:gpt-4.1-mini", base_url=server.base_url, api_key=server.api_key
     )
 
 
@@ -96,7 +96,7 @@ def test_budget_reached_pill():
 async def test_run_cost_in_live_and_static_views():
     with OpenAIServer(script()) as server:
         run = gpt(server).chain("weather?", tools=[get_weather])
-        tl = Timeline(run, model="openai:gpt-4.1-mini")
+        tl = Timeline(run, model="openai-chat:gpt-4.1-mini")
         widget = tl.widget
         result = await run
         tl.close()
@@ -136,7 +136,7 @@ async def test_rerun_made_from_python_shows_where_it_branched():
 async def test_editor_view_rebuilds_the_run_through_the_reducer():
     with OpenAIServer(script()) as server:
         run = gpt(server).chain("weather?", tools=[get_weather])
-        live = Timeline(run, model="openai:gpt-4.1-mini")
+        live = Timeline(run, model="openai-chat:gpt-4.1-mini")
         assert live.widget is not None
         result = await run
         live.close()
@@ -273,7 +273,7 @@ async def test_a_sync_result_reruns_from_the_widget_on_llm_magics_loop():
 
     with OpenAIServer([*script(), Reply(text="Rome is 19.")]) as server:
         with llm_magic.get_model(
-            "openai:gpt-4.1-mini", base_url=server.base_url, api_key=server.api_key
+            "openai-chat:gpt-4.1-mini", base_url=server.base_url, api_key=server.api_key
         ) as model:
             result = model.chain("weather?", tools=[get_weather]).result()
             tl = editor_timeline(result)

@@ -86,7 +86,7 @@ class View:
         kernel.send_comm(self.comm_id, {"method": "custom", "content": message})
 
 
-server, kernel = openai_kernel_fixtures(SETUP, "openai:gpt-4.1-mini")
+server, kernel = openai_kernel_fixtures(SETUP, "openai-chat:gpt-4.1-mini")
 
 
 def run(kernel: KernelSession, view: View, *cells: str) -> list[Cell]:

@@ -163,7 +163,7 @@ async def test_https_is_verified_against_ssl_cert_file(
     monkeypatch.setenv("SSL_CERT_FILE", str(cert_file))
     server.push("hello over TLS")
     result = await llm_magic.chain(
-        "hi", model="openai:gpt-4o-mini", base_url=_https_url(server), api_key="sk-test-123"
+        "hi", model="openai-chat:gpt-4o-mini", base_url=_https_url(server), api_key="sk-test-123"
     )
     assert result.text == "hello over TLS"
     assert tls.shared_ssl_context()._loaded
@@ -176,7 +176,7 @@ async def test_https_with_an_unknown_certificate_is_refused(
     monkeypatch.delenv("SSL_CERT_FILE", raising=False)
     monkeypatch.delenv("SSL_CERT_DIR", raising=False)
     model = llm_magic.get_async_model(
-        "openai:gpt-4o-mini",
+        "openai-chat:gpt-4o-mini",
         base_url=_https_url(server),
         api_key="sk-test-123",
         retry=llm_magic.RetryPolicy(max_retries=0),
@@ -228,7 +228,7 @@ _CHAIN = textwrap.dedent(
     server = OpenAIServer().start()
     server.push("The answer is 42.")
     result = asyncio.run(llm_magic.chain(
-        "hi", model="openai:gpt-4o-mini", base_url=server.base_url, api_key="sk-test-123"))
+        "hi", model="openai-chat:gpt-4o-mini", base_url=server.base_url, api_key="sk-test-123"))
     html = values.markdown_html(result.text)
     server.close()
     loaded = [m for m in ("markdown_it", "ipywidgets", "anywidget") if m in sys.modules]

@@ -111,7 +111,7 @@ def test_correct_use_passes_mypy_strict(tmp_path: Path) -> None:
 
 def test_runtime_errors_for_untyped_code() -> None:
     with pytest.raises(TypeError, match="unknown option 'max_step'; did you mean max_steps"):
-        llm_magic.get_async_model("openai:x", api_key="k").chain("hi", max_step=3)  # type: ignore[call-arg]
+        llm_magic.get_async_model("openai-chat:x", api_key="k").chain("hi", max_step=3)  # type: ignore[call-arg]
     with pytest.raises(TypeError, match="timeout must be a number of seconds"):
         ChainOptions(timeout="soon")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="max_steps must be 1 or more"):
@@ -151,7 +151,7 @@ async def test_approving_drop_table_does_not_gate_drop(openai_server: OpenAIServ
         Reply(calls=[Call("drop", {"name": "r1"}), Call("drop_table", {"name": "t"})]), "ok"
     )
     model = llm_magic.get_async_model(
-        "openai:test", base_url=openai_server.base_url, api_key=openai_server.api_key
+        "openai-chat:test", base_url=openai_server.base_url, api_key=openai_server.api_key
     )
     result = await model.chain(
         "go", tools=[drop, drop_table], approve="drop_table", approval_callback=deny
@@ -175,7 +175,7 @@ def test_core_chain_in_a_plain_script_leaves_no_notebook_state(
             "Add."
             return a + b
 
-        r = asyncio.run(llm_magic.chain("1+2?", tools=[add], model="openai:test-model",
+        r = asyncio.run(llm_magic.chain("1+2?", tools=[add], model="openai-chat:test-model",
                                         base_url={openai_server.base_url!r},
                                         api_key={openai_server.api_key!r}))
         again = asyncio.run(llm_magic.chain("sure?", continue_=r))
@@ -201,7 +201,7 @@ def _open_fds() -> int:
 def test_repeated_asyncio_run_leaks_no_clients_or_sockets(openai_server: OpenAIServer) -> None:
     """Each `asyncio.run` closes its loop's client (issue 10: 20 runs took fds from 3 to 41)."""
     model = llm_magic.get_async_model(
-        "openai:test", base_url=openai_server.base_url, api_key=openai_server.api_key
+        "openai-chat:test", base_url=openai_server.base_url, api_key=openai_server.api_key
     )
     http = model.provider.http
 
@@ -221,7 +221,7 @@ def test_repeated_asyncio_run_leaks_no_clients_or_sockets(openai_server: OpenAIS
 async def test_aclose_and_context_manager_close_the_client(openai_server: OpenAIServer) -> None:
     openai_server.push("a", "b")
     async with llm_magic.get_async_model(
-        "openai:test", base_url=openai_server.base_url, api_key=openai_server.api_key
+        "openai-chat:test", base_url=openai_server.base_url, api_key=openai_server.api_key
     ) as model:
         assert (await model.chain("hi")).text == "a"
         assert model.provider.http.open_clients == 1
@@ -234,7 +234,7 @@ async def test_aclose_and_context_manager_close_the_client(openai_server: OpenAI
 def test_sync_model_close(openai_server: OpenAIServer) -> None:
     openai_server.push("a")
     with llm_magic.get_model(
-        "openai:test", base_url=openai_server.base_url, api_key=openai_server.api_key
+        "openai-chat:test", base_url=openai_server.base_url, api_key=openai_server.api_key
     ) as model:
         assert model.chain("hi").text() == "a"
         assert model.provider.http.open_clients == 1
@@ -246,7 +246,7 @@ def test_provider_cache_is_bounded_and_clearable() -> None:
 
     registry.clear_cache()
     for i in range(registry.CACHE_SIZE + 5):
-        registry.make_provider("openai:m", api_key=f"key-{i}")
+        registry.make_provider("openai-chat:m", api_key=f"key-{i}")
     assert len(registry._cache) == registry.CACHE_SIZE
     registry.clear_cache()
     assert not registry._cache
@@ -266,7 +266,7 @@ def test_a_timed_out_sync_tool_does_not_hold_interpreter_exit(
             time.sleep(8)
             return "late"
 
-        model = llm_magic.get_model("openai:test", base_url={openai_server.base_url!r},
+        model = llm_magic.get_model("openai-chat:test", base_url={openai_server.base_url!r},
                                     api_key={openai_server.api_key!r})
         result = model.chain("go", tools=[slow], tool_timeout=0.3).result()
         print(result.tool_calls[0].status, result.text, flush=True)
@@ -359,7 +359,7 @@ async def test_the_key_is_scrubbed_from_chained_exceptions_and_request_ids() -> 
     thread.start()
     try:
         model = llm_magic.get_async_model(
-            "openai:test",
+            "openai-chat:test",
             base_url=f"http://127.0.0.1:{server.server_address[1]}/v1",
             api_key=SECRET,
         )
@@ -402,7 +402,7 @@ async def test_an_unserialisable_result_is_a_tool_error(
 
     openai_server.push(Reply(calls=[Call("make", {})]), "noted")
     model = llm_magic.get_async_model(
-        "openai:test", base_url=openai_server.base_url, api_key=openai_server.api_key
+        "openai-chat:test", base_url=openai_server.base_url, api_key=openai_server.api_key
     )
     result = await model.chain("go", tools=[make])
     (call,) = result.tool_calls
@@ -425,7 +425,7 @@ async def test_leaving_the_event_loop_early_leaves_the_run_going(
         return a + b
 
     model = llm_magic.get_async_model(
-        "openai:test", base_url=openai_server.base_url, api_key=openai_server.api_key
+        "openai-chat:test", base_url=openai_server.base_url, api_key=openai_server.api_key
     )
     run = model.chain("1+2?", tools=[add])
     async for event in run:

@@ -52,7 +52,7 @@ def server():
 def _model(server: CountingServer, bound: int | None, **options):  # type: ignore[no-untyped-def]
     big_pool = httpx2.AsyncHTTPTransport(limits=httpx2.Limits(max_connections=200))
     return llm_magic.get_async_model(
-        "openai:gpt-4o-mini",
+        "openai-chat:gpt-4o-mini",
         base_url=server.base_url,
         api_key=KEY,
         transport=big_pool,

@@ -54,7 +54,7 @@ def slow_sync() -> str:
 '''
 
 
-server, kernel = openai_kernel_fixtures(SETUP, "openai:test-model")
+server, kernel = openai_kernel_fixtures(SETUP, "openai-chat:test-model")
 
 
 @pytest.fixture(autouse=True)

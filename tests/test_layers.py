@@ -31,7 +31,7 @@ PROBE = """
 import importlib, json, sys
 for name in {modules!r}:
     importlib.import_module(name)
-model = __import__("llm_magic").get_async_model("openai:x", base_url="http://127.0.0.1:9", api_key="k")
+model = __import__("llm_magic").get_async_model("openai-chat:x", base_url="http://127.0.0.1:9", api_key="k")
 print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in ("IPython", "ipywidgets",
       "ipykernel", "traitlets", "matplotlib", "pandas"))))
 """

@@ -12,6 +12,7 @@ import pytest
 import llm_magic
 from llm_magic import catalog
 from llm_magic.errors import ModelNotFoundError
+from llm_magic.providers.openai_responses import REASONING_KEY
 from llm_magic.registry import PROVIDERS
 
 pytestmark = pytest.mark.live
@@ -22,15 +23,32 @@ def secret_word(name: str) -> str:
     return {"ada": "lighthouse"}.get(name.lower(), "unknown")
 
 
-def needs_key(provider: str) -> None:
+def skip_without_key(provider: str) -> None:
     if not any(os.environ.get(env) for env in PROVIDERS[provider].key_env):
         pytest.skip(f"no {' or '.join(PROVIDERS[provider].key_env)} in the environment")
 
 
-@pytest.mark.parametrize("provider", ["openai", "anthropic", "gemini"])
-async def test_the_catalogs_default_makes_one_tool_round_trip(provider: str) -> None:
-    needs_key(provider)
-    model = llm_magic.get_async_model(catalog.default_model(provider))
+# "openai" is the Responses API (the default for OpenAI), "openai-chat" Chat Completions
+@pytest.mark.parametrize("provider", ["openai", "openai-chat", "anthropic", "gemini"])
+async def test_one_tool_round_trip(provider: str) -> None:
+    skip_without_key(provider)
+    vendor = PROVIDERS[provider].vendor or provider
+    await assert_tool_round(f"{provider}:{catalog.default_model(vendor)}")
+
+
+async def test_responses_carries_reasoning_across_a_tool_round() -> None:
+    """A reasoning model on Responses: its reasoning items come back encrypted (store false) and
+    the second request, which sends them back, is accepted."""
+    skip_without_key("openai")
+    result = await assert_tool_round(f"openai:{catalog.default_model('openai')}")
+    turn = next(m for m in result.messages if m.role == "assistant" and m.tool_calls)
+    [item, *_] = turn.provider_data[REASONING_KEY]
+    assert item["type"] == "reasoning" and item["encrypted_content"]
+
+
+async def assert_tool_round(model_id: str) -> llm_magic.ChainResult:
+    """One run that must call secret_word and answer with its word."""
+    model = llm_magic.get_async_model(model_id)
     result = await model.chain(
         "Use the secret_word tool to find Ada's secret word, then tell me the word.",
         tools=[secret_word],
@@ -39,11 +57,12 @@ async def test_the_catalogs_default_makes_one_tool_round_trip(provider: str) -> 
     assert result.status == "done", result.error
     assert [c.name for c in result.tool_calls][:1] == ["secret_word"]
     assert result.tool_calls[0].status == "ok" and "lighthouse" in result.text.lower()
+    return result
 
 
 @pytest.mark.parametrize("provider", ["openai", "anthropic", "gemini"])
 async def test_a_model_the_api_does_not_serve_lists_what_the_key_can_use(provider: str) -> None:
-    needs_key(provider)
+    skip_without_key(provider)
     prefix = {"openai": "openai:gpt-", "anthropic": "claude-", "gemini": "gemini-"}[provider]
     model = llm_magic.get_async_model(prefix + "no-such-model-0")
     with pytest.raises(ModelNotFoundError) as info:

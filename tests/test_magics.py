@@ -74,7 +74,7 @@ def ip(openai_server, monkeypatch):  # noqa: F811
     before = set(shell.user_ns)
     shell.config.pop("LLMMagic", None)  # %config values live on in the shell's config
     shell.extension_manager.load_extension("llm_magic")
-    shell.run_cell('%config LLMMagic.default_model = "openai:test-model"').raise_error()
+    shell.run_cell('%config LLMMagic.default_model = "openai-chat:test-model"').raise_error()
     shell.run_cell(TOOLS_CELL).raise_error()
     nb_session.reset_conversation()
     shell.server = openai_server
@@ -174,7 +174,7 @@ def test_transform_cell_source_helper():
     ("cell", "status"),
     [
         ("%%llm_chain", "incomplete"),
-        ("%%llm_chain -m openai:test-model --approve all", "incomplete"),
+        ("%%llm_chain -m openai-chat:test-model --approve all", "incomplete"),
         ("%%llm_chain\n", "incomplete"),
         ("%%llm_chain\nwhat is the weather?", "incomplete"),
         ("%%llm_chain\nwhat is the weather?\n\n", "complete"),
@@ -257,7 +257,7 @@ def test_cell_runs_with_marked_tools_and_returns_the_result(ip):
 @pytest.mark.parametrize("flag", ["-m", "--model"])
 def test_model_option(ip, flag):
     ip.server.push("ok")
-    ok(ip, f"%%llm_chain -q {flag} openai:other-model\nhi\n")
+    ok(ip, f"%%llm_chain -q {flag} openai-chat:other-model\nhi\n")
     assert bodies(ip)[0]["model"] == "other-model"
 
 
@@ -640,7 +640,7 @@ def test_one_line_render_hook():
 
 def test_config_default_model(ip):
     ip.server.push("ok")
-    ok(ip, '%config LLMMagic.default_model = "openai:configured"')
+    ok(ip, '%config LLMMagic.default_model = "openai-chat:configured"')
     ok(ip, "%%llm_chain -q\nhi\n")
     assert bodies(ip)[0]["model"] == "configured"
 
@@ -648,7 +648,7 @@ def test_config_default_model(ip):
 def test_env_default_model_when_config_is_empty(ip, monkeypatch):
     ip.server.push("ok")
     ok(ip, '%config LLMMagic.default_model = ""')
-    monkeypatch.setenv("LLM_MAGIC_MODEL", "openai:from-env")
+    monkeypatch.setenv("LLM_MAGIC_MODEL", "openai-chat:from-env")
     ok(ip, "%%llm_chain -q\nhi\n")
     assert bodies(ip)[0]["model"] == "from-env"
 
@@ -667,7 +667,7 @@ def test_llm_config_masks_keys(ip, monkeypatch):
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-supersecretvalue9876")
     _, cap = ok(ip, "%llm_config")
     assert "sk-…9876" in cap.stdout and "supersecret" not in cap.stdout
-    assert "openai:test-model" in cap.stdout and "history_window" in cap.stdout
+    assert "openai-chat:test-model" in cap.stdout and "history_window" in cap.stdout
     assert mask("short") == "****" and mask(None) == "not set"
 
 
@@ -750,7 +750,7 @@ async def test_cancelling_a_run_marks_it_cancelled_and_propagates(openai_server,
         return "woke"
 
     task = asyncio.ensure_future(
-        nb_session.run_chain("go", tools=[sleepy], model="openai:test-model", quiet=True)
+        nb_session.run_chain("go", tools=[sleepy], model="openai-chat:test-model", quiet=True)
     )
     await started.wait()
     task.cancel()
@@ -774,7 +774,7 @@ def test_chain_outside_ipython_imports_no_ipython(openai_server):  # noqa: F811
             "Add."
             return a + b
 
-        r = asyncio.run(llm_magic.chain("1+2?", tools=[add], model="openai:test-model",
+        r = asyncio.run(llm_magic.chain("1+2?", tools=[add], model="openai-chat:test-model",
                                         base_url={openai_server.base_url!r}, api_key="sk-test-123"))
         print(r.text, r.tool_calls[0].result, "IPython" in sys.modules)
         """

@@ -147,7 +147,7 @@ def demo(request: Any, marker: Marker, token: str) -> Iterator[MCPServer]:
 
 def model(server: OpenAIServer) -> llm_magic.AsyncModel:
     return llm_magic.get_async_model(
-        "openai:test", base_url=server.base_url, api_key=server.api_key
+        "openai-chat:test", base_url=server.base_url, api_key=server.api_key
     )
 
 
@@ -378,7 +378,7 @@ def test_the_sync_api_shares_the_session(
     server = stdio_server(marker, token)
     try:
         sync_model = llm_magic.get_model(
-            "openai:test", base_url=openai_server.base_url, api_key=openai_server.api_key
+            "openai-chat:test", base_url=openai_server.base_url, api_key=openai_server.api_key
         )
         for _ in range(2):
             openai_server.push(Reply(calls=[Call("demo_pid", {})]), Reply(text="ok"))

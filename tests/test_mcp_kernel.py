@@ -43,7 +43,7 @@ def test_llm_mcp_add_then_chain_cells_use_the_server(tmp_path: Path) -> None:
             {
                 "OPENAI_API_KEY": server.api_key,
                 "OPENAI_BASE_URL": server.base_url,
-                "LLM_MAGIC_MODEL": "openai:test-model",
+                "LLM_MAGIC_MODEL": "openai-chat:test-model",
             }
         )
         try:

@@ -87,7 +87,7 @@ def tool_messages(request) -> list[dict]:
 def test_quickstart_runs_against_loopback(tmp_path: Path) -> None:
     with OpenAIServer(QUICKSTART_SCRIPT) as server:
         env = {
-            "LLM_MAGIC_MODEL": "openai:test-model",
+            "LLM_MAGIC_MODEL": "openai-chat:test-model",
             "OPENAI_API_KEY": server.api_key,
             "OPENAI_BASE_URL": server.base_url,
         }

@@ -21,6 +21,9 @@ def with_schema(server, schema, name="f"):
     if server.provider == "openai":
         fn = {"name": name, "description": "d", "parameters": schema}
         return {"tools": [{"type": "function", "function": fn}]}
+    if server.provider == "openai-responses":
+        fn = {"name": name, "description": "d", "parameters": schema, "strict": False}
+        return {"tools": [{"type": "function", **fn}]}
     if server.provider == "anthropic":
         return {"tools": [{"name": name, "description": "d", "input_schema": schema}]}
     decl = {"name": name, "description": "d", "parameters": schema}

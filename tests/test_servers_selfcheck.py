@@ -41,6 +41,15 @@ def build(server, history=None, *, stream=False, key=None, headers=None, **extra
             body["stream"] = True
             if not server.strict:
                 body["stream_options"] = {"include_usage": True}
+    elif p == "openai-responses":
+        url, hdrs = server.base_url + "/responses", {"Authorization": f"Bearer {key}"}
+        tool = {"name": "get_weather", "description": "Weather", "parameters": SCHEMA}
+        body = {
+            "model": "gpt-4.1",
+            "input": history or [{"role": "user", "content": USER}],
+            "tools": [{"type": "function", **tool, "strict": False}],
+            "stream": stream,
+        }
     elif p == "anthropic":
         url = server.base_url + "/v1/messages"
         hdrs = {"x-api-key": key, "anthropic-version": "2023-06-01"}
@@ -109,6 +118,8 @@ def parse(provider, stream, out):
                         calls.append([tc["id"], tc["function"]["name"], ""])
                     calls[i][2] += tc["function"]["arguments"]
         return text, [(i, n, json.loads(a)) for i, n, a in calls], finish
+    if provider == "openai-responses":
+        return parse_responses(stream, out)
     if provider == "anthropic":
         if not stream:
             text = "".join(b["text"] for b in out["content"] if b["type"] == "text")
@@ -138,6 +149,31 @@ def parse(provider, stream, out):
     return text, calls, finish
 
 
+def parse_responses(stream, out):
+    """`parse` for the Responses API: the items of the final Response (the whole body, or the
+    `response.completed` event), the text also from the stream's deltas."""
+    events = [e for e in out if isinstance(e, dict)] if stream else []
+    if stream:
+        assert [e["sequence_number"] for e in events] == list(range(len(events)))
+        out = events[-1]["response"]
+    text = "".join(
+        part["text"]
+        for item in out["output"]
+        if item["type"] == "message"
+        for part in item["content"]
+        if part["type"] == "output_text"
+    )
+    if stream:
+        deltas = [e["delta"] for e in events if e["type"] == "response.output_text.delta"]
+        assert "".join(deltas) == text
+    calls = [
+        (item["call_id"], item["name"], json.loads(item["arguments"]))
+        for item in out["output"]
+        if item["type"] == "function_call"
+    ]
+    return text, calls, out["status"]
+
+
 def results_history(provider, calls):
     """The follow-up history: user, the assistant's calls echoed, one result per call."""
     if provider == "openai":
@@ -149,6 +185,15 @@ def results_history(provider, calls):
             {"role": "user", "content": USER},
             {"role": "assistant", "content": "", "tool_calls": tcs},
             *({"role": "tool", "tool_call_id": i, "content": "18C"} for i, _, _ in calls),
+        ]
+    if provider == "openai-responses":
+        return [
+            {"role": "user", "content": USER},
+            *(
+                {"type": "function_call", "call_id": i, "name": n, "arguments": json.dumps(a)}
+                for i, n, a in calls
+            ),
+            *({"type": "function_call_output", "call_id": i, "output": "18C"} for i, _, _ in calls),
         ]
     if provider == "anthropic":
         uses = [{"type": "tool_use", "id": i, "name": n, "input": a} for i, n, a in calls]
@@ -194,7 +239,8 @@ def test_text_then_two_calls_then_results(provider_server, stream):
         ("get_weather", {"city": "Paris"}),
         ("get_weather", {"city": "Rome"}),
     ]
-    assert finish == {"openai": "tool_calls", "anthropic": "tool_use", "gemini": "STOP"}[p]
+    finishes = {"anthropic": "tool_use", "gemini": "STOP", "openai-responses": "completed"}
+    assert finish == finishes.get(p, "tool_calls")
     assert all(i for i, _, _ in calls) and len({i for i, _, _ in calls}) == 2
     if stream:  # OpenAI/Anthropic split each call's arguments; Gemini sends calls whole
         pieces = [e for e in out if "'arguments'" in str(e) or "partial_json" in str(e)]
@@ -267,6 +313,8 @@ def test_checks_catch_dangling_call_and_wrong_id(provider_server):
     # dangling: call_2 never answered (a plain user turn comes next); then a result for "call_9"
     if p == "openai":
         dangling, history[3]["tool_call_id"] = [*history[:3], history[0]], "call_9"
+    elif p == "openai-responses":
+        dangling, history[4]["call_id"] = [*history[:4], history[0]], "call_9"
     elif p == "anthropic":
         dangling, history[2]["content"][1]["tool_use_id"] = [*history[:2], history[0]], "call_9"
     else:

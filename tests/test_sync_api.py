@@ -37,7 +37,7 @@ async def forecast(city: str) -> Forecast:
 
 def sync_model(server: OpenAIServer) -> llm_magic.Model:
     return llm_magic.get_model(
-        "openai:test",
+        "openai-chat:test",
         base_url=server.base_url,
         api_key=server.api_key,
         retry=RetryPolicy(max_retries=1, base_delay=0.01),
@@ -46,7 +46,7 @@ def sync_model(server: OpenAIServer) -> llm_magic.Model:
 
 def async_model(server: OpenAIServer) -> llm_magic.AsyncModel:
     return llm_magic.get_async_model(
-        "openai:test",
+        "openai-chat:test",
         base_url=server.base_url,
         api_key=server.api_key,
         retry=RetryPolicy(max_retries=1, base_delay=0.01),
@@ -98,7 +98,7 @@ def test_sync_api_in_a_plain_script(openai_server: OpenAIServer) -> None:
             return {{"city": city, "celsius": 18.5}}
 
         model = llm_magic.get_model(
-            "openai:test", base_url={openai_server.base_url!r}, api_key={openai_server.api_key!r}
+            "openai-chat:test", base_url={openai_server.base_url!r}, api_key={openai_server.api_key!r}
         )
         response = model.chain("weather?", tools=[forecast])
         print(response.text())

@@ -35,7 +35,7 @@ async def slow(x: int) -> int:
     print("SLOW-STARTED", flush=True)
     await asyncio.sleep(30)
     return x
-model = llm_magic.get_async_model("openai:gpt-4.1-mini", base_url="{base_url}")
+model = llm_magic.get_async_model("openai-chat:gpt-4.1-mini", base_url="{base_url}")
 r = await llm_magic.notebook.chain("call slow with 1", tools=[slow], model=model)
 print("STATUS", state.last_run.status, [c.status for c in state.last_run.records])
 await asyncio.sleep(1)
@@ -156,7 +156,7 @@ def _terminal_env(server: OpenAIServer, tmp: Path) -> dict[str, str]:
         "PYTHONPATH": str(ROOT),
         "OPENAI_API_KEY": server.api_key,
         "OPENAI_BASE_URL": server.base_url,
-        "LLM_MAGIC_MODEL": "openai:test-model",
+        "LLM_MAGIC_MODEL": "openai-chat:test-model",
         "IPYTHONDIR": str(ipython_dir),
         "JUPYTER_PATH": str(tmp / "jupyter"),
         "JUPYTER_RUNTIME_DIR": str(tmp / "runtime"),

@@ -52,7 +52,7 @@ import pandas as pd
 import llm_magic
 from llm_magic import Approval, tool
 
-model = llm_magic.get_async_model("openai:gpt-4.1-mini", base_url={base_url!r}, api_key={api_key!r})
+model = llm_magic.get_async_model("openai-chat:gpt-4.1-mini", base_url={base_url!r}, api_key={api_key!r})
 
 async def get_weather(city: str, unit: str = "c") -> dict:
     """Current weather for a city."""
@@ -175,7 +175,7 @@ async def until(check: Callable[[], Any], timeout: float = 10.0) -> Any:
 
 def model_for(server: OpenAIServer) -> Any:
     return llm_magic.get_async_model(
-        "openai:test", base_url=server.base_url, api_key=server.api_key
+        "openai-chat:test", base_url=server.base_url, api_key=server.api_key
     )
 
 

@@ -109,24 +109,30 @@ class OpenAIProvider(Provider):
                 body["parallel_tool_calls"] = compat.parallel_tool_calls
         if request.output is not None:
             body["response_format"] = response_format(request.output)
-            self._warn_past_strict_limits(request.output, body["response_format"])
-        options = {**self.options, **request.options}
-        if "max_tokens" in options:  # the deprecated field: reasoning models reject it
-            options[compat.max_tokens_field] = options.pop("max_tokens")
-        drop_refused_sampling(self, options)
+            self.warn_past_strict_limits(request.output, body["response_format"]["json_schema"])
         effort = reasoning_effort(self, request.thinking)
         if effort is not None:
             body["reasoning_effort"] = effort
-        body.update(options)
+        body.update(self.request_options(request, compat.max_tokens_field))
         return body
 
-    def _warn_past_strict_limits(self, output: OutputSchema, fmt: dict[str, Any]) -> None:
+    def request_options(self, request: ModelRequest, max_tokens_field: str) -> dict[str, Any]:
+        """The user's options for one request, `max_tokens` under the API's own field name
+        (the deprecated Chat field, which reasoning models reject, is never sent to OpenAI),
+        without the sampling fields the model refuses (llm_magic.providers._fields)."""
+        options = {**self.options, **request.options}
+        if "max_tokens" in options:
+            options[max_tokens_field] = options.pop("max_tokens")
+        drop_refused_sampling(self, options)
+        return options
+
+    def warn_past_strict_limits(self, output: OutputSchema, spec: dict[str, Any]) -> None:
         """Say once per answer type when its schema is too big for strict mode: it then goes
         `strict: false`, a guide the model may leave, and only the validation here holds."""
         if output.name in self._limits_checked:
             return
         self._limits_checked.add(output.name)
-        past = strict_limit(fmt["json_schema"]["schema"])
+        past = strict_limit(spec["schema"])
         if past is not None:
             warnings.warn(
                 f"the schema of {output.name} is past OpenAI's strict mode limits ({past}): it is "
@@ -156,7 +162,7 @@ class OpenAIProvider(Provider):
                 "id": c.id,
                 "type": "function",
                 # echo valid JSON (Ollama rejects what it cannot parse)
-                "function": {"name": c.name, "arguments": _valid_json(c.arguments)},
+                "function": {"name": c.name, "arguments": valid_json(c.arguments)},
             }
             for c in msg.tool_calls
         ]
@@ -195,20 +201,25 @@ def response_format(output: OutputSchema) -> dict[str, Any]:
     first, and its final message's `content` is JSON matching the schema
     (platform.openai.com/docs/guides/structured-outputs, "function calling" vs "response_format");
     a refusal comes as `message.refusal` (#refusals), raised as a RefusalError by `parse`."""
+    return {"type": "json_schema", "json_schema": json_schema_spec(output)}
+
+
+def json_schema_spec(output: OutputSchema) -> dict[str, Any]:
+    """`{"name", "schema", "strict"}` of a typed answer, as both OpenAI APIs take it (Chat nests
+    it in `response_format.json_schema`, Responses flattens it into `text.format`)."""
     schema, strict = openai_strict_schema(output.schema)
-    return {
-        "type": "json_schema",
-        "json_schema": {"name": output.name, "schema": schema, "strict": strict},
-    }
+    return {"name": output.name, "schema": schema, "strict": strict}
 
 
 def _tool_choice(choice: str) -> Any:
+    """Chat's `tool_choice`: a mode as it is, a tool name as `{"type": "function", ...}`."""
     if choice in ("auto", "none", "required"):
         return choice
     return {"type": "function", "function": {"name": choice}}
 
 
-def _valid_json(raw: str) -> str:
+def valid_json(raw: str) -> str:
+    """The arguments as they were when they parse, else the JSON of what could be read."""
     try:
         json.loads(raw)
         return raw
@@ -232,7 +243,7 @@ def parse_completion(data: Any) -> ModelTurn:
         for c in expect(message.get("tool_calls") or [], list, "message.tool_calls", PROVIDER)
     ]
     text = message.get("content") or ""
-    _raise_if_refused(message.get("refusal"), text, calls)
+    raise_if_refused(message.get("refusal"), text, calls)
     return ModelTurn(
         text=text,
         tool_calls=calls,
@@ -241,7 +252,7 @@ def parse_completion(data: Any) -> ModelTurn:
     )
 
 
-def _raise_if_refused(refusal: Any, text: str, calls: list[ToolCall]) -> None:
+def raise_if_refused(refusal: Any, text: str, calls: list[ToolCall]) -> None:
     """A refusal (`message.refusal`, `delta.refusal`) ends the run as what it is, not as an
     empty answer (openai-python `types/chat/chat_completion_message.py`: `refusal`)."""
     if refusal and not text and not calls:
@@ -338,7 +349,7 @@ class StreamAccumulator(Accumulator):
             ToolCall(s["id"] or new_call_id(), s["name"], "".join(s["arguments"]) or "{}")
             for _, s in sorted(self.calls.items())
         ]
-        _raise_if_refused("".join(self.refusal), self.text(), calls)
+        raise_if_refused("".join(self.refusal), self.text(), calls)
         if not self.choices_seen:
             raise ProviderError(
                 "the stream carried no choices, only empty chunks", provider=PROVIDER

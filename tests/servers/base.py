@@ -178,7 +178,7 @@ class LoopbackServer:
 
     @property
     def kind(self) -> str:
-        """One of "openai", "anthropic", "gemini", "openai-strict" (as in provider_server)."""
+        """One of KINDS ("openai", "openai-strict", "openai-responses"...), as in provider_server."""
         return self.provider + ("-strict" if self.strict else "")
 
     @property

@@ -46,8 +46,13 @@ def gemini_server():
     yield from _serve("gemini")
 
 
+@pytest.fixture
+def openai_responses_server():
+    yield from _serve("openai-responses")
+
+
 @pytest.fixture(params=KINDS)
 def provider_server(request):
-    """Parametrised over "openai", "anthropic", "gemini", "openai-strict"; see `server.provider`
-    and `server.strict` to tell them apart."""
+    """Parametrised over "openai", "anthropic", "gemini", "openai-strict", "openai-responses";
+    see `server.kind` to tell them apart."""
     yield from _serve(request.param)

@@ -154,7 +154,9 @@ class OpenAIResponsesServer(OpenAIServer):
         elif effort not in EFFORTS:
             # `reasoning.effort` takes ReasoningEffort's values (openai-python
             # src/openai/types/shared/reasoning_effort.py, read 2026-12-07)
-            p.append(f"Invalid value: '{effort}'. Supported values are: {sorted(EFFORTS - {None})}.")
+            p.append(
+                f"Invalid value: '{effort}'. Supported values are: {sorted(EFFORTS - {None})}."
+            )
         if info is None or not info.reasoning:
             return
         for key in ("temperature", "top_p"):

@@ -21,9 +21,12 @@ each caller's loop because:
 * the process is forked by a thread that lives as long as the process, which is what
   `PR_SET_PDEATHSIG` needs (below).
 
+The SDK is mcp 2.x (`mcp.Client`, `mode="auto"`): it asks a server `server/discover` (the
+2026-07-28 protocol) and falls back to the `initialize` handshake for older servers, so both
+kinds work. Another installed mcp is refused in one line (`require_sdk`), never a raw ImportError.
+
 Cancellation: a cancelled caller (interrupt, Cancel, a tool timeout) cancels the call's task
-on the host loop, which sends MCP's `notifications/cancelled` for the request; SDK 1.x does not
-send it by itself.
+on the host loop; the SDK then sends MCP's `notifications/cancelled` for the request.
 
 No orphans: a stdio server is the SDK's child in its own session (the SDK's choice, so a kernel
 interrupt misses it); it gets EOF on stdin when the kernel goes, the SDK terminates its process
@@ -41,12 +44,22 @@ import asyncio
 import atexit
 import concurrent.futures
 import contextlib
+import inspect
+import itertools
 import os
 import shlex
 import sys
 import tempfile
 import threading
-from collections.abc import Collection, Coroutine, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Collection,
+    Coroutine,
+    Mapping,
+    Sequence,
+)
 from typing import Any, Literal, TypeVar
 
 from .mcp_results import (
@@ -61,7 +74,8 @@ from .tools import Tool
 
 T = TypeVar("T")
 State = Literal["not started", "starting", "ready", "crashed", "failed", "closed"]
-PIP_COMMAND = "pip install 'llm-magic[mcp]'"
+SDK_RANGE = ((2, 3), (3, 0))  # mcp>=2.3,<3: the SDK whose Client speaks both protocol kinds
+PIP_COMMAND = "pip install 'mcp>=2.3,<3'"
 STDERR_TAIL_LINES = 15
 PING_SECONDS = 2.0
 
@@ -116,6 +130,11 @@ except OSError as exc:
 
 # -- servers --------------------------------------------------------------------------------------
 
+# What a server asks the user during a call (MCP elicitation; on 2026-07-28 an
+# `InputRequiredResult` the SDK answers by retrying): (server, message, schema) -> the answer's
+# fields, or None to decline. The default declines, so a call never waits on nobody.
+AskUser = Callable[[str, str, dict[str, Any]], "Awaitable[dict[str, Any] | None] | None"]
+
 
 class MCPServer:
     """One MCP server: its session starts on first use and is shared by every run."""
@@ -132,6 +151,9 @@ class MCPServer:
         approve: bool | Collection[str] = False,
         timeout: float | None = None,
         startup_timeout: float = 30.0,
+        tools: Collection[str] | None = None,
+        optional: bool = False,
+        ask: AskUser | None = None,
     ) -> None:
         if (command is None) == (url is None):
             raise MCPError("an MCP server needs either a command (stdio) or a url (HTTP)")
@@ -139,13 +161,19 @@ class MCPServer:
             raise MCPError(f"MCP server {name!r}: the command is empty")
         self.name = name
         self.command = list(command) if command is not None else None
-        self.env = dict(env or {})
+        self._env = dict(env or {})  # may hold a token: never shown, only its names
         self.cwd = cwd
-        self.url = url
+        self._url = url  # may hold `?api_key=...`: shown through `where` only, redacted
         self._headers = dict(headers or {})  # may hold a token: never shown
         self.approve = approve
         self.timeout = timeout
         self.startup_timeout = startup_timeout
+        self.only = sorted(tools) if tools is not None else None  # a subset of its tools
+        self.optional = optional  # a run goes on without it when it cannot start
+        self.ask = ask
+        self.asked: list[str] = []  # what it asked the user during calls (shown, never answers)
+        self.noise = 0  # lines on stdout that were not JSON-RPC (ignored)
+        self.protocol: str | None = None  # the protocol version it speaks, once started
         self.state: State = "not started"
         self.error: str | None = None  # the last error, as shown to the user
         self.restarts = 0
@@ -163,19 +191,31 @@ class MCPServer:
         return f"<MCPServer {self.name!r} {self.transport} {self.where} {self.state}>"
 
     @property
+    def env(self) -> dict[str, str]:
+        """The environment given to a stdio server (a copy: values may be secrets)."""
+        return dict(self._env)
+
+    @property
+    def url(self) -> str | None:
+        return self._url
+
+    @property
     def transport(self) -> str:
         return "stdio" if self.command is not None else "http"
 
     @property
     def where(self) -> str:
-        """The command line or URL (headers never shown, only their names)."""
+        """The command line or URL, for people: no header, environment or query value shown."""
+        from .mcp_config import redact_url
+
         if self.command is not None:
-            return shlex.join(self.command)
+            names = f" (env: {', '.join(self._env)})" if self._env else ""
+            return shlex.join(self.command) + names
         names = f" (headers: {', '.join(self._headers)})" if self._headers else ""
-        return f"{self.url}{names}"
+        return f"{redact_url(self._url or '')}{names}"
 
     def same_as(self, other: MCPServer) -> bool:
-        keys = ("command", "env", "cwd", "url", "_headers", "approve", "timeout")
+        keys = ("command", "_env", "cwd", "_url", "_headers", "approve", "timeout", "only")
         return all(getattr(self, k) == getattr(other, k) for k in keys)
 
     # -- the public API ------------------------------------------------------------------------
@@ -186,8 +226,21 @@ class MCPServer:
         return self.tools()
 
     def tools(self) -> list[Tool]:
-        """The tools of the running (or last) session; empty before the first start."""
-        return [self._tool(t) for t in self._mcp_tools]
+        """The tools of the running (or last) session; empty before the first start.
+
+        Names are `server_tool`, made distinct when two of its tools map to one wire name
+        (`files/read.v2` and `files_read_v2`): the second gets a short hash of its own name.
+        """
+        chosen = [t for t in self._mcp_tools if self.only is None or t.name in self.only]
+        taken: set[str] = set()
+        out = []
+        for info in chosen:
+            name = wire_name(self.name, info.name)
+            if name in taken:
+                name = wire_name(self.name, info.name, distinct=True)
+            taken.add(name)
+            out.append(self._tool(info, name))
+        return out
 
     async def call(self, tool: str, arguments: dict[str, Any]) -> MCPResult:
         """Call one of the server's tools by its own (unprefixed) name."""
@@ -209,17 +262,17 @@ class MCPServer:
 
     # -- tools ---------------------------------------------------------------------------------
 
-    def _tool(self, info: Any) -> Tool:
+    def _tool(self, info: Any, name: str) -> Tool:
         server, tool_name = self, info.name
 
         async def call(**arguments: Any) -> MCPResult:
             return await server.call(tool_name, arguments)
 
-        schema = dict(info.inputSchema or {"type": "object"})
+        schema = dict(info.input_schema or {"type": "object"})
         approve = self.approve
         needs = approve is True or (not isinstance(approve, bool) and tool_name in approve)
         return Tool.from_schema(
-            wire_name(self.name, tool_name),
+            name,
             info.description or info.title or "",
             schema,
             call,
@@ -232,22 +285,26 @@ class MCPServer:
     # -- on the host loop ----------------------------------------------------------------------
 
     async def _call(self, tool: str, arguments: dict[str, Any]) -> MCPResult:
-        from mcp.shared.exceptions import McpError
+        from mcp import InputRequiredRoundsExceededError
+        from mcp import MCPError as SDKError
         from mcp.types import CONNECTION_CLOSED
 
-        session = await self._ensure()
-        request_id = getattr(session, "_request_id", None)  # the id call_tool sends next
-        pinger = None if self.url is None else asyncio.ensure_future(_ping(session))
+        client = await self._ensure()
+        pinger = None if self._url is None else asyncio.ensure_future(_ping(client))
         try:
-            raw = await self._unless_dead(session.call_tool(tool, arguments))
-        except asyncio.CancelledError:
-            self._notify_cancelled(session, request_id)
-            raise
-        except McpError as exc:
-            if exc.error.code == CONNECTION_CLOSED:
+            raw = await self._unless_dead(client.call_tool(tool, arguments))
+        except SDKError as exc:
+            if exc.code == CONNECTION_CLOSED:
                 self._died(f"it exited or lost the connection during the call to {tool}")
                 raise MCPError(self.error) from None
-            raise MCPError(f"MCP server {self.name!r}, tool {tool}: {exc.error.message}") from None
+            raise MCPError(
+                self._scrub(f"MCP server {self.name!r}, tool {tool}: {exc.message}")
+            ) from None
+        except InputRequiredRoundsExceededError:
+            raise MCPError(
+                f"MCP server {self.name!r}, tool {tool}: it kept asking for input; "
+                f"it asked: {'; '.join(self.asked[-3:])}"
+            ) from None
         finally:
             if pinger is not None:
                 pinger.cancel()
@@ -262,7 +319,7 @@ class MCPServer:
         try:
             await asyncio.wait({task, gone}, return_when=asyncio.FIRST_COMPLETED)
         except asyncio.CancelledError:
-            task.cancel()
+            task.cancel()  # the SDK sends notifications/cancelled for it
             raise
         finally:
             gone.cancel()
@@ -271,25 +328,9 @@ class MCPServer:
             raise MCPError(self.error or f"MCP server {self.name!r} stopped")
         return task.result()
 
-    def _notify_cancelled(self, session: Any, request_id: Any) -> None:
-        """Tell the server the call was abandoned (MCP `notifications/cancelled`)."""
-        if not isinstance(request_id, int) or self._session is not session:
-            return
-        from mcp import types
-
-        note = types.ClientNotification(
-            types.CancelledNotification(
-                params=types.CancelledNotificationParams(
-                    requestId=request_id, reason="the client cancelled or timed out the call"
-                )
-            )
-        )
-        task = asyncio.get_running_loop().create_task(session.send_notification(note))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-
     async def _ensure(self) -> Any:
         """The live session: started on first use, restarted once after a death."""
+        require_sdk()
         if self._start_lock is None:
             self._start_lock = asyncio.Lock()
         async with self._start_lock:
@@ -311,6 +352,8 @@ class MCPServer:
             return self._session
 
     async def _start(self) -> None:
+        """Start the session within `startup_timeout`: the timeout is the whole wait (a stuck
+        start is cancelled at once, not given the grace a running session gets to close)."""
         loop = asyncio.get_running_loop()
         ready: asyncio.Future[None] = loop.create_future()
         self.state = "starting"
@@ -320,36 +363,69 @@ class MCPServer:
             async with asyncio.timeout(self.startup_timeout):
                 await asyncio.shield(ready)
         except TimeoutError:
-            await self._reap()
-            self._failed(f"it did not answer within {self.startup_timeout} s")
+            await self._reap(grace=0)
+            self._failed(f"it did not answer within {self.startup_timeout:g} s")
+        except asyncio.CancelledError:  # the caller gave up: no half-started server is left
+            await asyncio.shield(self._reap(grace=0))
+            self.state = "not started"
+            raise
         except Exception as exc:
-            await self._reap()
-            self._failed(_describe(exc))
+            await self._reap(grace=0)
+            self._failed(self._explain(exc))
+
+    def _explain(self, exc: BaseException) -> str:
+        """Why a start failed, with what to try for the usual HTTP mistakes."""
+        why = _describe(exc)
+        if self._url is None:
+            return why
+        if "405" in why or "Method Not Allowed" in why:
+            return (
+                f"{why}; the URL answers GET but refuses POST: an old SSE endpoint? llm_magic "
+                "speaks streamable HTTP (the URL usually ends in /mcp, not /sse)"
+            )
+        if "404" in why or "Session terminated" in why or "Not Found" in why:
+            return f"{why}; nothing serves MCP at that path: check the URL (often .../mcp)"
+        return why
 
     def _failed(self, why: str) -> None:
         self._deaths += 1
         self.state = "failed" if self._deaths >= 2 else "crashed"
-        self.error = (
+        self.error = self._scrub(
             f"MCP server {self.name!r} ({self.where}) could not start: {why}.{self._tail()}"
         )
         raise MCPError(self.error)
 
+    def _scrub(self, text: str) -> str:
+        """`text` without any value of its headers, environment or URL query (errors quote
+        URLs and servers echo their environment on stderr)."""
+        from .mcp_config import scrub, url_secrets
+
+        tokens = [v for v in self._env.values() if len(v) >= 8]  # not `1` or `UTC`
+        secrets = [*self._headers.values(), *tokens, *url_secrets(self._url or "")]
+        for value in self._headers.values():  # `Bearer TOKEN`: the token alone too
+            secrets.extend(value.split()[1:])
+        return scrub(text, secrets)
+
     async def _own(self, ready: asyncio.Future[None]) -> None:
         """Own the transport and session for their whole life (see the module docstring)."""
-        from mcp import ClientSession
+        from mcp import Client
 
         self._stop = stop = asyncio.Event()
         self._gone = gone = asyncio.Event()
         try:
-            async with contextlib.AsyncExitStack() as stack:
-                read, write = await self._open(stack)
-                read = await self._watch(stack, read)
-                session = await stack.enter_async_context(ClientSession(read, write))
-                await session.initialize()
-                self._mcp_tools = await _all_tools(session)
-                self._session, self.state = session, "ready"
+            client = Client(
+                self._transport(),
+                mode="auto",
+                cache=None,  # every run lists the tools it offers afresh
+                message_handler=self._on_message,
+                elicitation_callback=self._on_elicit,
+            )
+            async with client:
+                self.protocol = client.protocol_version
+                self._mcp_tools = await _all_tools(client)
+                self._session, self.state = client, "ready"
                 ready.set_result(None)
-                await stop.wait()
+                await self._listen(client, stop)
         except asyncio.CancelledError:
             if not ready.done():
                 ready.cancel()
@@ -363,6 +439,61 @@ class MCPServer:
             self._session = None
             gone.set()
 
+    async def _listen(self, client: Any, stop: asyncio.Event) -> None:
+        """Wait for the end of the session; on 2026-07-28 servers that announce tool changes,
+        follow them (`subscriptions/listen`: their only channel for `tools/list_changed`)."""
+        caps = getattr(client.server_capabilities, "tools", None)
+        modern = getattr(client.session, "discover_result", None) is not None
+        if not (modern and caps is not None and getattr(caps, "list_changed", False)):
+            await stop.wait()
+            return
+        with contextlib.suppress(Exception):
+            async with client.listen(tools_list_changed=True) as subscription:
+                waiter = asyncio.ensure_future(stop.wait())
+                async for _event in subscription:
+                    await self._refresh(client)
+                    if waiter.done():
+                        return
+        await stop.wait()
+
+    async def _refresh(self, client: Any) -> None:
+        """The server's tools changed: list them again (the next run offers the new list)."""
+        with contextlib.suppress(Exception):
+            self._mcp_tools = await _all_tools(client)
+
+    async def _on_message(self, message: Any) -> None:
+        """Server notifications: `tools/list_changed` (legacy servers send it on their own)."""
+        if getattr(message, "method", None) == "notifications/tools/list_changed":
+            client = self._session
+            if client is not None:
+                task = asyncio.get_running_loop().create_task(self._refresh(client))
+                self._background.add(task)
+                task.add_done_callback(self._background.discard)
+
+    async def _on_elicit(self, context: Any, params: Any) -> Any:
+        """The server asks the user something mid-call: recorded in `asked`, answered by `ask`
+        (a notebook prompt or a function), declined when nobody can answer."""
+        from mcp.types import ElicitResult
+
+        message = str(getattr(params, "message", "") or "")
+        schema = dict(getattr(params, "requested_schema", None) or {})
+        self.asked.append(message)
+        answer: Any = None
+        if self.ask is not None:
+            answer = self.ask(self.name, message, schema)
+            if inspect.isawaitable(answer):
+                answer = await answer
+        if answer is None:
+            return ElicitResult(action="decline")
+        return ElicitResult(action="accept", content=dict(answer))
+
+    @contextlib.asynccontextmanager
+    async def _transport(self) -> AsyncIterator[tuple[Any, Any]]:
+        """The SDK's transport with a watch on the server's end (see `_watch`)."""
+        async with contextlib.AsyncExitStack() as stack:
+            read, write = await self._open(stack)
+            yield await self._watch(stack, read), write
+
     async def _open(self, stack: contextlib.AsyncExitStack) -> tuple[Any, Any]:
         if self.command is not None:
             from mcp import StdioServerParameters
@@ -372,26 +503,33 @@ class MCPServer:
             if sys.platform.startswith("linux"):
                 args = ["-c", _EXEC_WITH_PDEATHSIG, str(os.getpid()), command, *args]
                 command = sys.executable
-            params = StdioServerParameters(command=command, args=args, env=self.env, cwd=self.cwd)
+            params = StdioServerParameters(
+                command=command,
+                args=args,
+                env=self._env,
+                cwd=self.cwd,
+                encoding_error_handler="replace",
+            )
             if self._stderr is not None:
                 self._stderr.close()
             self._stderr = tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace")
             read, write = await stack.enter_async_context(stdio_client(params, self._stderr))
             return read, write
-        import httpx
+        import httpx2
         from mcp.client.streamable_http import streamable_http_client
 
-        client = httpx.AsyncClient(headers=self._headers, timeout=httpx.Timeout(30.0, read=300.0))
+        client = httpx2.AsyncClient(headers=self._headers, timeout=httpx2.Timeout(30.0, read=300.0))
         await stack.enter_async_context(client)
-        assert self.url is not None
-        read, write, _ = await stack.enter_async_context(
-            streamable_http_client(self.url, http_client=client)
+        assert self._url is not None
+        read, write = await stack.enter_async_context(
+            streamable_http_client(self._url, http_client=client)
         )
         return read, write
 
     async def _watch(self, stack: contextlib.AsyncExitStack, read: Any) -> Any:
         """Pass messages on to the session, and notice the end of the server (EOF, a failed
-        HTTP request): the session then fails the calls in flight ("Connection closed")."""
+        HTTP request): the session then fails the calls in flight ("Connection closed").
+        A stdio line that is not JSON-RPC is counted (`noise`), not passed on."""
         import anyio
 
         send, receive = anyio.create_memory_object_stream[Any](0)
@@ -402,9 +540,12 @@ class MCPServer:
             lost = "it exited" if self.command is not None else "the connection closed"
             async with send:
                 async for item in read:
-                    if isinstance(item, Exception) and self.url is not None:
+                    if isinstance(item, Exception) and self._url is not None:
                         lost = f"the connection failed ({_describe(item)})"
                         break
+                    if isinstance(item, Exception):
+                        self.noise += 1
+                        continue
                     await send.send(item)
             self._died(lost)
 
@@ -418,7 +559,8 @@ class MCPServer:
         self._deaths += 1
         self.state = "crashed"
         again = "\nIt restarts on the next call." if self._deaths < 2 else ""
-        self.error = f"MCP server {self.name!r} stopped: {why}.{self._tail()}".strip() + again
+        error = f"MCP server {self.name!r} stopped: {why}.{self._tail()}".strip() + again
+        self.error = self._scrub(error)
         self._gone.set()
         # The owner task stays until the next use or close reaps it: stopping it now would cancel
         # the session before it fails the calls in flight (they would wait forever).
@@ -434,14 +576,16 @@ class MCPServer:
                 return "\nIts stderr ends with:\n" + "\n".join(lines) + "\n"
         return ""
 
-    async def _reap(self) -> None:
+    async def _reap(self, grace: float = 10.0) -> None:
+        """End the owner task: asked to stop, then cancelled after `grace` seconds (the SDK
+        then kills the server's process group)."""
         owner, self._owner = self._owner, None
         if owner is None:
             return
         if self._stop is not None:
             self._stop.set()
-        _, pending = await asyncio.wait([owner], timeout=10)
-        if pending:  # the transport did not close in time: cancel it (the SDK kills the group)
+        _, pending = await asyncio.wait([owner], timeout=grace) if grace else (set(), {owner})
+        if pending:
             owner.cancel()
             await asyncio.wait([owner], timeout=5)
 
@@ -454,23 +598,26 @@ class MCPServer:
             self.state, self._deaths, self.error = "not started", 0, None
 
 
-async def _ping(session: Any) -> None:
-    """Ping while an HTTP call is in flight: the SDK leaves a call waiting forever when the
-    server goes away mid-response; a failed ping ends the connection, which fails the call.
-    (MCP spec, basic/utilities/ping: "periodically issue pings to detect connection health".)"""
+async def _ping(client: Any) -> None:
+    """Ping while an HTTP call is in flight on a legacy server: the SDK leaves a call waiting
+    when the server goes away mid-response; a failed ping ends the connection, which fails the
+    call. (MCP spec 2025-11-25, basic/utilities/ping: "periodically issue pings to detect
+    connection health"; 2026-07-28 removed ping, so a modern server is not pinged.)"""
+    if getattr(client.session, "discover_result", None) is not None:
+        return
     with contextlib.suppress(Exception):
         while True:
             await asyncio.sleep(PING_SECONDS)
-            await session.send_ping()
+            await client.session.send_ping()
 
 
-async def _all_tools(session: Any) -> list[Any]:
+async def _all_tools(client: Any) -> list[Any]:
     tools: list[Any] = []
     cursor = None
     while True:
-        page = await session.list_tools(cursor=cursor) if cursor else await session.list_tools()
+        page = await client.list_tools(cursor=cursor)
         tools.extend(page.tools)
-        cursor = page.nextCursor
+        cursor = page.next_cursor
         if not cursor:
             return tools
 
@@ -479,11 +626,40 @@ def _describe(exc: BaseException) -> str:
     """The first real error inside anyio's exception groups, in one line."""
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
         exc = exc.exceptions[0]
-    from mcp.shared.exceptions import McpError
+    from mcp import MCPError as SDKError
 
-    if isinstance(exc, McpError):
-        return exc.error.message
+    if isinstance(exc, SDKError):
+        return exc.message
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def sdk_version() -> str | None:
+    """The installed `mcp` distribution's version, or None when it is not installed."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("mcp")
+    except PackageNotFoundError:
+        return None
+
+
+def require_sdk() -> None:
+    """One clear line when the SDK is missing or outside the supported range (a server
+    package installed next to llm_magic may have up- or downgraded it)."""
+    installed = sdk_version()
+    if installed is None:
+        raise MCPError(f"MCP servers need the official SDK: {PIP_COMMAND}")
+    parts = []
+    for piece in installed.split(".")[:2]:
+        digits = "".join(itertools.takewhile(str.isdigit, piece))
+        parts.append(int(digits or 0))
+    low, high = SDK_RANGE
+    if not low <= tuple(parts) < high:
+        raise MCPError(
+            f"llm_magic's MCP support needs mcp>=2.3,<3; mcp {installed} is installed: "
+            f"{PIP_COMMAND} (run servers that need another mcp in their own environment: "
+            "uvx, pipx or npx)"
+        )
 
 
 _started: set[MCPServer] = set()  # servers with a session task, for `close_all`

@@ -58,7 +58,7 @@ def _registry() -> Any:
     try:
         from .. import mcp_registry
 
-        mcp_registry._require_sdk()
+        mcp_registry.require_sdk()
     except Exception as exc:
         raise one_line(exc) from None
     return mcp_registry

@@ -61,6 +61,7 @@ from collections.abc import (
     Sequence,
 )
 from typing import Any, Literal, TypeVar
+from urllib.parse import urlparse
 
 from .mcp_results import (
     MCPError,
@@ -378,10 +379,11 @@ class MCPServer:
         why = _describe(exc)
         if self._url is None:
             return why
-        if "405" in why or "Method Not Allowed" in why:
+        sse_path = urlparse(self._url).path.rstrip("/").endswith("/sse")
+        if sse_path or "405" in why or "Method Not Allowed" in why:
             return (
-                f"{why}; the URL answers GET but refuses POST: an old SSE endpoint? llm_magic "
-                "speaks streamable HTTP (the URL usually ends in /mcp, not /sse)"
+                f"{why}; is it an old HTTP+SSE endpoint? llm_magic speaks streamable HTTP, "
+                "which servers usually serve at .../mcp, not .../sse"
             )
         if "404" in why or "Session terminated" in why or "Not Found" in why:
             return f"{why}; nothing serves MCP at that path: check the URL (often .../mcp)"

@@ -42,10 +42,12 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import collections
 import concurrent.futures
 import contextlib
 import inspect
 import itertools
+import logging
 import os
 import shlex
 import sys
@@ -88,10 +90,27 @@ _lock = threading.Lock()
 _loop: asyncio.AbstractEventLoop | None = None
 
 
+class _QuietSDK(logging.Filter):
+    """The SDK logs a full traceback for each stdout line of a server that is not JSON-RPC
+    (mcp/client/stdio.py, `_parse_line`): 12 kB in a cell for one chatty call. Those records
+    are kept here instead (`sdk_log`, the last 200), and each server counts its lines (`noise`,
+    one line in `%llm_mcp`); LLM_MAGIC_MCP_DEBUG=1 lets them through."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if os.environ.get("LLM_MAGIC_MCP_DEBUG"):
+            return True
+        sdk_log.append(record)
+        return False
+
+
+sdk_log: collections.deque[logging.LogRecord] = collections.deque(maxlen=200)
+
+
 def _host() -> asyncio.AbstractEventLoop:
     global _loop
     with _lock:
         if _loop is None:
+            logging.getLogger("mcp.client.stdio").addFilter(_QuietSDK())
             _loop = asyncio.new_event_loop()
             threading.Thread(target=_loop.run_forever, name="llm_magic-mcp", daemon=True).start()
             atexit.register(close_all)
@@ -596,6 +615,9 @@ class MCPServer:
             self.state = "closed"  # first: the end of the session is no death
         await self._reap()
         self._session = None
+        if final and self._stderr is not None:
+            self._stderr.close()
+            self._stderr = None
         if not final:
             self.state, self._deaths, self.error = "not started", 0, None
 

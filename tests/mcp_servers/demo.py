@@ -28,19 +28,23 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from typing import Any
 
 import anyio
 
 try:
-    from mcp.server.mcpserver import Image
+    from mcp.server.mcpserver import Context, Image
     from mcp.server.mcpserver import MCPServer as Server
     from mcp.server.mcpserver.exceptions import ToolError
 
     LEGACY = False
 except ImportError:  # mcp 1.x: the legacy kind of server
+    from mcp.server.fastmcp import (
+        Context,  # type: ignore[no-redef]
+        Image,  # type: ignore[no-redef]
+    )
     from mcp.server.fastmcp import FastMCP as Server  # type: ignore[no-redef]
-    from mcp.server.fastmcp import Image  # type: ignore[no-redef]
     from mcp.server.fastmcp.exceptions import ToolError  # type: ignore[no-redef]
 
     LEGACY = True
@@ -114,6 +118,30 @@ def pid() -> int:
     return os.getpid()
 
 
+@server.tool(name="read.v2")
+def read_dotted() -> str:
+    """A tool whose name maps to the same wire name as `read_v2` (dots are not allowed there)."""
+    return "dotted"
+
+
+@server.tool(name="read_v2")
+def read_plain() -> str:
+    """The other tool of that wire name."""
+    return "plain"
+
+
+@server.tool()
+async def grow(ctx: Context) -> str:
+    """Adds the tool `extra` and announces it (`notifications/tools/list_changed`: on a
+    2026-07-28 connection through `subscriptions/listen`, before it on the session)."""
+    server.add_tool(lambda: "extra here", name="extra", description="Added by grow.")
+    if LEGACY:
+        await ctx.session.send_tool_list_changed()
+    else:
+        await ctx.notify_tools_changed()
+    return "grown"
+
+
 @server.tool()
 def protocol() -> str:
     """Which SDK serves this process: 'legacy' (mcp 1.x) or 'current' (mcp 2)."""
@@ -139,6 +167,7 @@ if not LEGACY:
 
 
 def main() -> None:
+    time.sleep(float(os.environ.get("DEMO_START_DELAY", "0")))  # a slow start, before serving
     _mark(f"started {os.getpid()} {MODE}")
     if MODE == "noisy":  # non-JSON lines on stdout before serving, like a chatty server
         for i in range(3):

@@ -19,9 +19,9 @@ from urllib.parse import urlparse
 
 from .mcp_config import Expander, Prompt, read_env_file, split_args
 from .mcp_results import MCPError
-from .mcp_servers import MCPServer, require_sdk
+from .mcp_servers import AskUser, MCPServer, require_sdk
 
-__all__ = ["from_config", "mcp", "require_sdk", "servers"]
+__all__ = ["from_config", "mcp", "named_tools", "require_sdk", "servers"]
 
 servers: dict[str, MCPServer] = {}  # by name: one session per server per kernel
 
@@ -46,6 +46,7 @@ def mcp(
     startup_timeout: float = 30.0,
     tools: Collection[str] | None = None,
     optional: bool = False,
+    ask: AskUser | None = None,
 ) -> MCPServer:
     """An MCP server for `tools=[...]`: a command line (stdio) or an `http(s)://` URL.
 
@@ -53,7 +54,9 @@ def mcp(
     (`name_tool`); by default the package's, script's or host's name. `approve=True` (or some of
     its tool names) asks before its tools run. `timeout` bounds each call (seconds);
     `startup_timeout` its start. `tools` offers only those of its tools. `optional=True` lets a
-    run go on without it when it cannot start. The same name and settings give back the same
+    run go on without it when it cannot start. `ask(server, message, schema)` answers what the
+    server asks the user mid-call (a dict of the schema's fields, or None to decline; without
+    it, llm_magic declines and the model is told what was asked). The same name and settings give back the same
     server, so re-running a cell reuses its session; other settings under a name replace the
     old server (with a warning).
     """
@@ -70,6 +73,7 @@ def mcp(
         startup_timeout=startup_timeout,
         tools=tools,
         optional=optional,
+        ask=ask,
     )
     return register(server, explicit=name is not None)
 
@@ -115,6 +119,24 @@ def register(server: MCPServer, explicit: bool = True) -> MCPServer:
         old.close()
     servers[server.name] = server
     return server
+
+
+def named_tools(specs: Sequence[str]) -> list[Any]:
+    """Tool sources for `"server:tool"` and `"server:*"` (all its tools), in order of servers."""
+    wanted: dict[str, set[str] | None] = {}
+    for spec in specs:
+        name, _, tool = spec.partition(":")
+        if name not in servers:
+            known = ", ".join(servers) or "none yet (llm_magic.mcp(...) or %llm_mcp add)"
+            raise MCPError(f"{spec!r}: no MCP server named {name!r}; the servers: {known}")
+        if tool in ("*", ""):
+            wanted[name] = None
+        elif name not in wanted or wanted[name] is not None:
+            wanted[name] = {*(wanted.get(name) or set()), tool}
+    return [
+        servers[name] if names is None else servers[name].subset(names)
+        for name, names in wanted.items()
+    ]
 
 
 def from_config(

@@ -192,6 +192,8 @@ class MCPServer:
         self.optional = optional  # a run goes on without it when it cannot start
         self.ask = ask
         self.asked: list[str] = []  # what it asked the user during calls (shown, never answers)
+        self._declined: list[tuple[str, str]] = []  # (tool, question) declined for lack of `ask`
+        self._calling = ""  # the tool of the latest call (what a question is about)
         self.noise = 0  # lines on stdout that were not JSON-RPC (ignored)
         self.protocol: str | None = None  # the protocol version it speaks, once started
         self.state: State = "not started"
@@ -243,15 +245,25 @@ class MCPServer:
     async def list_tools(self) -> list[Tool]:
         """This server's tools as llm_magic tools (starts the server if needed)."""
         await _on_host(self._ensure())
+        self._check_names(self.only)
         return self.tools()
 
-    def tools(self) -> list[Tool]:
-        """The tools of the running (or last) session; empty before the first start.
+    def subset(self, names: Collection[str]) -> ServerTools:
+        """Some of this server's tools, as a tool source (`tools=["server:tool"]`)."""
+        return ServerTools(self, names)
+
+    def tools(self, names: Collection[str] | None = None) -> list[Tool]:
+        """The tools of the running (or last) session; empty before the first start. Only
+        those of `names` (and of `only`), when given.
 
         Names are `server_tool`, made distinct when two of its tools map to one wire name
         (`files/read.v2` and `files_read_v2`): the second gets a short hash of its own name.
         """
-        chosen = [t for t in self._mcp_tools if self.only is None or t.name in self.only]
+        chosen = [
+            t
+            for t in self._mcp_tools
+            if (self.only is None or t.name in self.only) and (names is None or t.name in names)
+        ]
         taken: set[str] = set()
         out = []
         for info in chosen:
@@ -261,6 +273,16 @@ class MCPServer:
             taken.add(name)
             out.append(self._tool(info, name))
         return out
+
+    def _check_names(self, names: Collection[str] | None) -> None:
+        """A tool name this server does not have is a typo to report, not a silent omission."""
+        have = {t.name for t in self._mcp_tools}
+        missing = sorted(set(names or ()) - have)
+        if missing:
+            raise MCPError(
+                f"MCP server {self.name!r} has no tool {', '.join(map(repr, missing))}; "
+                f"its tools: {', '.join(sorted(have)) or 'none'}"
+            )
 
     async def call(self, tool: str, arguments: dict[str, Any]) -> MCPResult:
         """Call one of the server's tools by its own (unprefixed) name."""
@@ -310,6 +332,7 @@ class MCPServer:
         from mcp.types import CONNECTION_CLOSED
 
         client = await self._ensure()
+        self._calling = tool
         pinger = None if self._url is None else asyncio.ensure_future(_ping(client))
         try:
             raw = await self._unless_dead(client.call_tool(tool, arguments))
@@ -329,7 +352,17 @@ class MCPServer:
             if pinger is not None:
                 pinger.cancel()
         self._deaths = 0
-        return to_result(self.name, tool, raw)
+        try:
+            return to_result(self.name, tool, raw)
+        except MCPToolError as exc:
+            if self._declined and self._declined[-1][0] == tool:
+                question = self._declined.pop()[1]
+                note = (
+                    f" (it asked the user {question!r}; declined: nobody to answer here; "
+                    "give the server ask= to answer such questions)"
+                )
+                raise MCPToolError(str(exc) + note, exc.result) from None
+            raise
 
     async def _unless_dead(self, call: Coroutine[Any, Any, T]) -> T:
         """Await `call`, or fail as soon as the session dies: the SDK does not always fail the
@@ -505,6 +538,7 @@ class MCPServer:
             if inspect.isawaitable(answer):
                 answer = await answer
         if answer is None:
+            self._declined = [*self._declined[-9:], (self._calling, message)]
             return ElicitResult(action="decline")
         return ElicitResult(action="accept", content=dict(answer))
 
@@ -620,6 +654,34 @@ class MCPServer:
             self._stderr = None
         if not final:
             self.state, self._deaths, self.error = "not started", 0, None
+
+
+class ServerTools:
+    """Some of one server's tools (`"server:tool"` in `tools=[...]` or `--tools`): a tool
+    source of its own, sharing the server's session."""
+
+    def __init__(self, server: MCPServer, names: Collection[str]) -> None:
+        self.server, self.names = server, sorted(set(names))
+
+    def __repr__(self) -> str:
+        return f"<MCP tools {', '.join(self.names)} of {self.server.name!r}>"
+
+    @property
+    def name(self) -> str:
+        return self.server.name
+
+    @property
+    def state(self) -> State:
+        return self.server.state
+
+    @property
+    def optional(self) -> bool:
+        return self.server.optional
+
+    async def list_tools(self) -> list[Tool]:
+        await self.server.list_tools()
+        self.server._check_names(self.names)
+        return self.server.tools(self.names)
 
 
 async def _ping(client: Any) -> None:

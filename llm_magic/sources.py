@@ -30,10 +30,20 @@ class ToolSource(Protocol):
 
 
 def split_sources(items: Iterable[Any]) -> tuple[list[Tool], list[ToolSource]]:
-    """The tools of `items` (see `to_tools`) and the tool sources among them, apart."""
+    """The tools of `items` (see `to_tools`) and the tool sources among them, apart.
+
+    `"server:tool"` and `"server:*"` name tools of MCP servers registered by name.
+    """
     items = list(items)
     sources = [i for i in items if isinstance(i, ToolSource) and not callable(i)]
-    return to_tools(i for i in items if not any(i is s for s in sources)), sources
+    named = [i for i in items if isinstance(i, str) and ":" in i]
+    if named:
+        from .mcp_registry import named_tools
+
+        sources.extend(named_tools(named))
+    taken = [*sources, *named]
+    rest = [i for i in items if not any(i is s for s in taken)]
+    return to_tools(rest), sources
 
 
 async def with_sources(tools: list[Tool], sources: Iterable[ToolSource]) -> list[Tool]:

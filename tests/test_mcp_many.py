@@ -9,6 +9,7 @@ import logging
 import os
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,9 +18,10 @@ import pytest
 
 import llm_magic
 from llm_magic.mcp_registry import servers
-from llm_magic.mcp_results import MCPError
+from llm_magic.mcp_results import MCPError, MCPToolError
 from llm_magic.sources import with_sources
 from tests.mcp_servers import envs
+from tests.servers import Call, OpenAIServer, Reply
 from tests.test_mcp import DEMO, processes_with, wait_until
 
 
@@ -116,3 +118,52 @@ async def test_announced_tool_changes_refresh_the_tools(kind: str, tmp_path: Pat
 
     assert await asyncio.to_thread(wait_until, has_extra, 10)
     assert (await server.call("extra", {})).text == "extra here"
+
+
+async def test_server_colon_tool_offers_a_subset(openai_server: OpenAIServer) -> None:
+    server = llm_magic.mcp([sys.executable, str(DEMO), "stdio"], name="sub")
+    model = llm_magic.get_async_model(
+        "openai:test", base_url=openai_server.base_url, api_key=openai_server.api_key
+    )
+    openai_server.push(Reply(calls=[Call("sub_add", {"a": 2, "b": 3})]), Reply(text="5"))
+    result = await model.chain("Add.", tools=["sub:add", "sub:pid"])
+    offered = {t["function"]["name"] for t in openai_server.requests[0].body["tools"]}
+    assert offered == {"sub_add", "sub_pid"} and result.tool_calls[0].output == "5"
+    openai_server.push(Reply(text="all"))
+    await model.chain("All.", tools=["sub:*"])
+    offered = {t["function"]["name"] for t in openai_server.requests[2].body["tools"]}
+    assert {"sub_add", "sub_stats", "sub_slow"} <= offered
+    with pytest.raises(MCPError, match=r"'sub' has no tool 'ad'; its tools: .*add"):
+        await model.chain("Typo.", tools=["sub:ad"])
+    with pytest.raises(MCPError, match="no MCP server named 'nosuch'"):
+        await model.chain("Unknown.", tools=["nosuch:add"])
+    assert server.state == "ready"
+
+
+async def test_more_tools_than_openai_takes_warns() -> None:
+    def make(i: int) -> llm_magic.Tool:
+        return llm_magic.Tool.from_schema(f"t{i}", "A tool.", {"type": "object"}, lambda: i)
+
+    with pytest.warns(UserWarning, match="129 tools in one run: above 128"):
+        await with_sources([make(i) for i in range(129)], [])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        await with_sources([make(i) for i in range(128)], [])
+
+
+async def test_what_a_server_asks_is_declined_and_told_or_answered() -> None:
+    server = llm_magic.mcp([sys.executable, str(DEMO), "stdio"], name="asks")
+    with pytest.raises(MCPToolError) as info:  # nobody to answer: declined, and the model is told
+        await server.call("confirm", {"action": "delete"})
+    assert "Really delete?" in str(info.value) and "declined" in str(info.value)
+    assert server.asked == ["Really delete?"]
+    answers: list[tuple[str, str]] = []
+
+    def ask(name: str, message: str, schema: dict[str, Any]) -> dict[str, Any]:
+        answers.append((name, message))
+        assert "confirm" in schema["properties"]
+        return {"confirm": True}
+
+    server.ask = ask  # the 2026-07-28 InputRequiredResult round trip, answered
+    assert (await server.call("confirm", {"action": "delete"})).text == "delete: yes"
+    assert answers == [("asks", "Really delete?")]

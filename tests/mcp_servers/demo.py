@@ -26,6 +26,7 @@ The process carries the marker `llm-magic-mcp-test` in its argv so tests can fin
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 import time
@@ -140,6 +141,13 @@ async def grow(ctx: Context) -> str:
     else:
         await ctx.notify_tools_changed()
     return "grown"
+
+
+@server.tool()
+def env_digest(name: str) -> str:
+    """The SHA-256 of an environment variable's value: proves what the server got without
+    showing it."""
+    return hashlib.sha256(os.environ.get(name, "").encode()).hexdigest()
 
 
 @server.tool()

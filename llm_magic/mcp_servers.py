@@ -1,4 +1,4 @@
-"""MCP servers as tool sources, on the official `mcp` SDK (`pip install 'llm-magic[mcp]'`).
+"""MCP servers as tool sources, on the official `mcp` SDK 2.x (`pip install 'llm-magic[mcp]'`).
 
 `llm_magic.mcp("python server.py")` or `llm_magic.mcp("https://host/mcp")` (mcp_registry) is an
 `MCPServer`:

@@ -164,3 +164,18 @@ async def test_tools_of_one_wire_name_get_distinct_names_and_both_work(tmp_path:
     assert other.startswith("w_read_v2_")
     outputs = {name: (await tool.call({})).text for name, tool in tools.items()}
     assert sorted(outputs.values()) == ["dotted", "plain"]
+
+
+def test_llm_mcp_add_takes_tools_startup_timeout_cwd_and_optional(tmp_path: Path) -> None:
+    from llm_magic.notebook import NotebookError
+    from llm_magic.notebook.mcp_magic import llm_mcp, report
+
+    llm_mcp(
+        f"add t --tools add,pid --startup-timeout 5 --cwd {tmp_path} --optional -- {sys.executable} x.py"
+    )
+    server = servers["t"]
+    assert server.only == ["add", "pid"] and server.startup_timeout == 5.0
+    assert server.cwd == str(tmp_path) and server.optional
+    assert "offers only: add, pid" in report()
+    with pytest.raises(NotebookError, match="--startup-timeout takes seconds"):
+        llm_mcp("add u --startup-timeout soon -- cmd")

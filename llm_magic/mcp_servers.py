@@ -495,20 +495,25 @@ class MCPServer:
 
     async def _listen(self, client: Any, stop: asyncio.Event) -> None:
         """Wait for the end of the session; on 2026-07-28 servers that announce tool changes,
-        follow them (`subscriptions/listen`: their only channel for `tools/list_changed`)."""
+        follow them meanwhile (`subscriptions/listen`: their only channel for
+        `tools/list_changed`)."""
         caps = getattr(client.server_capabilities, "tools", None)
         modern = getattr(client.session, "discover_result", None) is not None
         if not (modern and caps is not None and getattr(caps, "list_changed", False)):
             await stop.wait()
             return
+        follow = asyncio.ensure_future(self._follow(client))
+        try:
+            await stop.wait()
+        finally:
+            follow.cancel()
+            await asyncio.gather(follow, return_exceptions=True)
+
+    async def _follow(self, client: Any) -> None:
         with contextlib.suppress(Exception):
             async with client.listen(tools_list_changed=True) as subscription:
-                waiter = asyncio.ensure_future(stop.wait())
                 async for _event in subscription:
                     await self._refresh(client)
-                    if waiter.done():
-                        return
-        await stop.wait()
 
     async def _refresh(self, client: Any) -> None:
         """The server's tools changed: list them again (the next run offers the new list)."""

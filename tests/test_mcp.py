@@ -484,7 +484,8 @@ def test_the_same_settings_give_the_same_server() -> None:
     a = llm_magic.mcp("python server.py --x", name="same")
     try:
         assert llm_magic.mcp("python server.py --x", name="same") is a
-        b = llm_magic.mcp("python other.py", name="same")
+        with pytest.warns(UserWarning, match="replaces the one of that name"):
+            b = llm_magic.mcp("python other.py", name="same")
         assert b is not a and a.state == "closed" and servers["same"] is b
         assert llm_magic.mcp("python tools/weather.py").name == "weather"
     finally:

@@ -118,6 +118,9 @@ async def test_announced_tool_changes_refresh_the_tools(kind: str, tmp_path: Pat
 
     assert await asyncio.to_thread(wait_until, has_extra, 10)
     assert (await server.call("extra", {})).text == "extra here"
+    began = time.monotonic()
+    server.close()  # following the changes does not hold the close up
+    assert time.monotonic() - began < 5
 
 
 async def test_server_colon_tool_offers_a_subset(openai_server: OpenAIServer) -> None:

@@ -18,8 +18,10 @@ from typing import Any
 from urllib.parse import urlparse
 
 from .mcp_config import Expander, Prompt, read_env_file, split_args
+from .mcp_host import require_sdk
 from .mcp_results import MCPError
-from .mcp_servers import AskUser, MCPServer, require_sdk
+from .mcp_servers import AskUser, MCPServer, State
+from .tools import Tool
 
 __all__ = ["from_config", "mcp", "named_tools", "require_sdk", "servers"]
 
@@ -134,9 +136,37 @@ def named_tools(specs: Sequence[str]) -> list[Any]:
         elif name not in wanted or wanted[name] is not None:
             wanted[name] = {*(wanted.get(name) or set()), tool}
     return [
-        servers[name] if names is None else servers[name].subset(names)
+        servers[name] if names is None else ServerTools(servers[name], names)
         for name, names in wanted.items()
     ]
+
+
+class ServerTools:
+    """Some of one server's tools (`"server:tool"` in `tools=[...]` or `--tools`): a tool
+    source of its own, sharing the server's session."""
+
+    def __init__(self, server: MCPServer, names: Collection[str]) -> None:
+        self.server, self.names = server, sorted(set(names))
+
+    def __repr__(self) -> str:
+        return f"<MCP tools {', '.join(self.names)} of {self.server.name!r}>"
+
+    @property
+    def name(self) -> str:
+        return self.server.name
+
+    @property
+    def state(self) -> State:
+        return self.server.state
+
+    @property
+    def optional(self) -> bool:
+        return self.server.optional
+
+    async def list_tools(self) -> list[Tool]:
+        await self.server.list_tools()
+        self.server.check_names(self.names)
+        return self.server.tools(self.names)
 
 
 def from_config(
@@ -216,7 +246,7 @@ def default_name(command: Sequence[str] | None, url: str | None) -> str:
     is `filesystem`, `uvx mcp-server-time --local-timezone UTC` is `time`, `python
     tools/weather.py` is `weather`, `https://mcp.deepwiki.com/mcp` is `deepwiki`."""
     base = _host_name(url) if url is not None else _command_name(list(command or []))
-    for affix in NAME_AFFIXES:
+    for affix in (*NAME_AFFIXES, *(a.replace("-", "_") for a in NAME_AFFIXES)):
         if base.startswith(affix) and len(base) > len(affix):
             base = base[len(affix) :]
         elif base.endswith(affix) and len(base) > len(affix):

@@ -6,20 +6,8 @@ put it in `tools=[...]` next to plain functions, in the async and the sync API a
 asks it for its tools (`list_tools`), named `server_tool` and checked against the server's input
 schema before a call; results map to `MCPResult` (see mcp_results).
 
-Where the sessions live. The SDK's clients (`stdio_client`, `streamable_http_client`,
-`ClientSession`) are anyio context managers: they must be entered and left in one task, and
-that task must outlive every call. So each server's session is owned by one long-lived task
-(`_own`), and every session of the process lives on one private loop in one daemon thread
-(`llm_magic-mcp`); callers hand work to that loop (`run_coroutine_threadsafe`, the loop's own
-thread-safe queue) and await the answer on their own loop. One thread rather than a task on
-each caller's loop because:
-
-* one session per server per kernel: the kernel's loop (`%%llm_chain`, `await chain()`) and
-  the sync API's private loop share the session, hence one server process, not one per loop;
-* closing works from anywhere: `%unload_ext`, `%llm_mcp remove` and `atexit` at kernel shutdown
-  run when the caller's loop is busy or already stopped;
-* the process is forked by a thread that lives as long as the process, which is what
-  `PR_SET_PDEATHSIG` needs (below).
+Where the sessions live: one host loop for the process (mcp_host); the transport and the
+watch on a server's end: mcp_transport.
 
 The SDK is mcp 2.x (`mcp.Client`, `mode="auto"`): it asks a server `server/discover` (the
 2026-07-28 protocol) and falls back to the `initialize` handshake for older servers, so both
@@ -27,11 +15,6 @@ kinds work. Another installed mcp is refused in one line (`require_sdk`), never 
 
 Cancellation: a cancelled caller (interrupt, Cancel, a tool timeout) cancels the call's task
 on the host loop; the SDK then sends MCP's `notifications/cancelled` for the request.
-
-No orphans: a stdio server is the SDK's child in its own session (the SDK's choice, so a kernel
-interrupt misses it); it gets EOF on stdin when the kernel goes, the SDK terminates its process
-group when the session closes, and on Linux the kernel SIGTERMs it if the kernel process dies
-(a tiny exec wrapper sets `PR_SET_PDEATHSIG`, since the SDK takes no `preexec_fn`).
 
 A server that dies (process exit, lost connection) fails the call in flight with its error
 (stderr tail included) and is restarted on the next call, once: a second death in a row leaves
@@ -41,20 +24,11 @@ it failed until `restart()` (`%llm_mcp restart NAME`).
 from __future__ import annotations
 
 import asyncio
-import atexit
-import collections
 import concurrent.futures
 import contextlib
 import inspect
-import itertools
-import logging
-import os
 import shlex
-import sys
-import tempfile
-import threading
 from collections.abc import (
-    AsyncIterator,
     Awaitable,
     Callable,
     Collection,
@@ -63,8 +37,8 @@ from collections.abc import (
     Sequence,
 )
 from typing import Any, Literal, TypeVar
-from urllib.parse import urlparse
 
+from .mcp_host import describe, host_running, on_host, on_host_sync, require_sdk
 from .mcp_results import (
     MCPError,
     MCPResult,
@@ -73,80 +47,14 @@ from .mcp_results import (
     to_result,
     wire_name,
 )
+from .mcp_transport import all_tools, explain, open_transport, ping
 from .tools import Tool
 
 T = TypeVar("T")
 State = Literal["not started", "starting", "ready", "crashed", "failed", "closed"]
-SDK_RANGE = ((2, 3), (3, 0))  # mcp>=2.3,<3: the SDK whose Client speaks both protocol kinds
-PIP_COMMAND = "pip install 'mcp>=2.3,<3'"
 STDERR_TAIL_LINES = 15
-PING_SECONDS = 2.0
 
 __all__ = ["MCPError", "MCPResult", "MCPServer", "MCPToolError", "close_all"]
-
-# -- the host loop --------------------------------------------------------------------------------
-
-_lock = threading.Lock()
-_loop: asyncio.AbstractEventLoop | None = None
-
-
-class _QuietSDK(logging.Filter):
-    """The SDK logs a full traceback for each stdout line of a server that is not JSON-RPC
-    (mcp/client/stdio.py, `_parse_line`): 12 kB in a cell for one chatty call. Those records
-    are kept here instead (`sdk_log`, the last 200), and each server counts its lines (`noise`,
-    one line in `%llm_mcp`); LLM_MAGIC_MCP_DEBUG=1 lets them through."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if os.environ.get("LLM_MAGIC_MCP_DEBUG"):
-            return True
-        sdk_log.append(record)
-        return False
-
-
-sdk_log: collections.deque[logging.LogRecord] = collections.deque(maxlen=200)
-
-
-def _host() -> asyncio.AbstractEventLoop:
-    global _loop
-    with _lock:
-        if _loop is None:
-            logging.getLogger("mcp.client.stdio").addFilter(_QuietSDK())
-            _loop = asyncio.new_event_loop()
-            threading.Thread(target=_loop.run_forever, name="llm_magic-mcp", daemon=True).start()
-            atexit.register(close_all)
-        return _loop
-
-
-async def _on_host(coro: Coroutine[Any, Any, T]) -> T:
-    """Run `coro` on the host loop and await it here; cancelling here cancels it there."""
-    loop = _host()
-    if asyncio.get_running_loop() is loop:
-        return await coro
-    return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, loop))
-
-
-def _on_host_sync(coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
-    return asyncio.run_coroutine_threadsafe(coro, _host()).result(timeout)
-
-
-# Runs in the child: ask Linux to SIGTERM it when its parent (the kernel) dies, then become the
-# server. Resolved on PATH with the environment the SDK built.
-_EXEC_WITH_PDEATHSIG = r"""
-import ctypes, os, signal, sys
-parent = int(sys.argv[1])
-try:
-    ctypes.CDLL(None).prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG
-except Exception:
-    pass
-if os.getppid() != parent:
-    sys.exit(1)
-try:
-    os.execvp(sys.argv[2], sys.argv[2:])
-except OSError as exc:
-    print(f"llm_magic: cannot run {sys.argv[2]!r}: {exc.strerror}", file=sys.stderr)
-    sys.exit(127)
-"""
-
 
 # -- servers --------------------------------------------------------------------------------------
 
@@ -205,7 +113,7 @@ class MCPServer:
         self._stop: asyncio.Event | None = None
         self._start_lock: asyncio.Lock | None = None
         self._mcp_tools: list[Any] = []
-        self._stderr: Any = None
+        self.stderr: Any = None  # a stdio server's stderr (a temporary file): its tail in errors
         self._background: set[asyncio.Task[Any]] = set()
         self._gone = asyncio.Event()  # set when the current session ends; new one per session
 
@@ -244,13 +152,9 @@ class MCPServer:
 
     async def list_tools(self) -> list[Tool]:
         """This server's tools as llm_magic tools (starts the server if needed)."""
-        await _on_host(self._ensure())
-        self._check_names(self.only)
+        await on_host(self._ensure())
+        self.check_names(self.only)
         return self.tools()
-
-    def subset(self, names: Collection[str]) -> ServerTools:
-        """Some of this server's tools, as a tool source (`tools=["server:tool"]`)."""
-        return ServerTools(self, names)
 
     def tools(self, names: Collection[str] | None = None) -> list[Tool]:
         """The tools of the running (or last) session; empty before the first start. Only
@@ -274,7 +178,7 @@ class MCPServer:
             out.append(self._tool(info, name))
         return out
 
-    def _check_names(self, names: Collection[str] | None) -> None:
+    def check_names(self, names: Collection[str] | None) -> None:
         """A tool name this server does not have is a typo to report, not a silent omission."""
         have = {t.name for t in self._mcp_tools}
         missing = sorted(set(names or ()) - have)
@@ -286,21 +190,21 @@ class MCPServer:
 
     async def call(self, tool: str, arguments: dict[str, Any]) -> MCPResult:
         """Call one of the server's tools by its own (unprefixed) name."""
-        return await _on_host(self._call(tool, arguments))
+        return await on_host(self._call(tool, arguments))
 
     async def restart(self) -> None:
         """Close the session and forget past deaths; the next use starts it afresh."""
-        await _on_host(self._close(final=False))
+        await on_host(self._close(final=False))
 
     async def aclose(self) -> None:
-        await _on_host(self._close(final=True))
+        await on_host(self._close(final=True))
 
     def close(self, timeout: float = 15.0) -> None:
         """Stop the server (its process, or its HTTP session); safe from any thread but the host."""
         if self._owner is None and self.state != "closed":
             self.state = "closed"
             return
-        _on_host_sync(self._close(final=True), timeout)
+        on_host_sync(self._close(final=True), timeout)
 
     # -- tools ---------------------------------------------------------------------------------
 
@@ -333,12 +237,12 @@ class MCPServer:
 
         client = await self._ensure()
         self._calling = tool
-        pinger = None if self._url is None else asyncio.ensure_future(_ping(client))
+        pinger = None if self._url is None else asyncio.ensure_future(ping(client))
         try:
             raw = await self._unless_dead(client.call_tool(tool, arguments))
         except SDKError as exc:
             if exc.code == CONNECTION_CLOSED:
-                self._died(f"it exited or lost the connection during the call to {tool}")
+                self.lost(f"it exited or lost the connection during the call to {tool}")
                 raise MCPError(self.error) from None
             raise MCPError(
                 self._scrub(f"MCP server {self.name!r}, tool {tool}: {exc.message}")
@@ -424,22 +328,7 @@ class MCPServer:
             raise
         except Exception as exc:
             await self._reap(grace=0)
-            self._failed(self._explain(exc))
-
-    def _explain(self, exc: BaseException) -> str:
-        """Why a start failed, with what to try for the usual HTTP mistakes."""
-        why = _describe(exc)
-        if self._url is None:
-            return why
-        sse_path = urlparse(self._url).path.rstrip("/").endswith("/sse")
-        if sse_path or "405" in why or "Method Not Allowed" in why:
-            return (
-                f"{why}; is it an old HTTP+SSE endpoint? llm_magic speaks streamable HTTP, "
-                "which servers usually serve at .../mcp, not .../sse"
-            )
-        if "404" in why or "Session terminated" in why or "Not Found" in why:
-            return f"{why}; nothing serves MCP at that path: check the URL (often .../mcp)"
-        return why
+            self._failed(explain(self._url, exc))
 
     def _failed(self, why: str) -> None:
         self._deaths += 1
@@ -468,7 +357,7 @@ class MCPServer:
         self._gone = gone = asyncio.Event()
         try:
             client = Client(
-                self._transport(),
+                open_transport(self),
                 mode="auto",
                 cache=None,  # every run lists the tools it offers afresh
                 message_handler=self._on_message,
@@ -476,7 +365,7 @@ class MCPServer:
             )
             async with client:
                 self.protocol = client.protocol_version
-                self._mcp_tools = await _all_tools(client)
+                self._mcp_tools = await all_tools(client)
                 self._session, self.state = client, "ready"
                 ready.set_result(None)
                 await self._listen(client, stop)
@@ -488,7 +377,7 @@ class MCPServer:
             if not ready.done():
                 ready.set_exception(exc)
             else:
-                self._died(_describe(exc))
+                self.lost(describe(exc))
         finally:
             self._session = None
             gone.set()
@@ -518,7 +407,7 @@ class MCPServer:
     async def _refresh(self, client: Any) -> None:
         """The server's tools changed: list them again (the next run offers the new list)."""
         with contextlib.suppress(Exception):
-            self._mcp_tools = await _all_tools(client)
+            self._mcp_tools = await all_tools(client)
 
     async def _on_message(self, message: Any) -> None:
         """Server notifications: `tools/list_changed` (legacy servers send it on their own)."""
@@ -547,72 +436,7 @@ class MCPServer:
             return ElicitResult(action="decline")
         return ElicitResult(action="accept", content=dict(answer))
 
-    @contextlib.asynccontextmanager
-    async def _transport(self) -> AsyncIterator[tuple[Any, Any]]:
-        """The SDK's transport with a watch on the server's end (see `_watch`)."""
-        async with contextlib.AsyncExitStack() as stack:
-            read, write = await self._open(stack)
-            yield await self._watch(stack, read), write
-
-    async def _open(self, stack: contextlib.AsyncExitStack) -> tuple[Any, Any]:
-        if self.command is not None:
-            from mcp import StdioServerParameters
-            from mcp.client.stdio import stdio_client
-
-            command, args = self.command[0], self.command[1:]
-            if sys.platform.startswith("linux"):
-                args = ["-c", _EXEC_WITH_PDEATHSIG, str(os.getpid()), command, *args]
-                command = sys.executable
-            params = StdioServerParameters(
-                command=command,
-                args=args,
-                env=self._env,
-                cwd=self.cwd,
-                encoding_error_handler="replace",
-            )
-            if self._stderr is not None:
-                self._stderr.close()
-            self._stderr = tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace")
-            read, write = await stack.enter_async_context(stdio_client(params, self._stderr))
-            return read, write
-        import httpx2
-        from mcp.client.streamable_http import streamable_http_client
-
-        client = httpx2.AsyncClient(headers=self._headers, timeout=httpx2.Timeout(30.0, read=300.0))
-        await stack.enter_async_context(client)
-        assert self._url is not None
-        read, write = await stack.enter_async_context(
-            streamable_http_client(self._url, http_client=client)
-        )
-        return read, write
-
-    async def _watch(self, stack: contextlib.AsyncExitStack, read: Any) -> Any:
-        """Pass messages on to the session, and notice the end of the server (EOF, a failed
-        HTTP request): the session then fails the calls in flight ("Connection closed").
-        A stdio line that is not JSON-RPC is counted (`noise`), not passed on."""
-        import anyio
-
-        send, receive = anyio.create_memory_object_stream[Any](0)
-        group = await stack.enter_async_context(anyio.create_task_group())
-        stack.callback(group.cancel_scope.cancel)  # left before the transport closes `read`
-
-        async def pump() -> None:
-            lost = "it exited" if self.command is not None else "the connection closed"
-            async with send:
-                async for item in read:
-                    if isinstance(item, Exception) and self._url is not None:
-                        lost = f"the connection failed ({_describe(item)})"
-                        break
-                    if isinstance(item, Exception):
-                        self.noise += 1
-                        continue
-                    await send.send(item)
-            self._died(lost)
-
-        group.start_soon(pump)
-        return receive
-
-    def _died(self, why: str) -> None:
+    def lost(self, why: str) -> None:
         """The session ended without being asked to: record why."""
         if self.state != "ready":
             return
@@ -626,12 +450,12 @@ class MCPServer:
         # the session before it fails the calls in flight (they would wait forever).
 
     def _tail(self) -> str:
-        if self._stderr is None:
+        if self.stderr is None:
             return ""
         with contextlib.suppress(Exception):
-            self._stderr.flush()
-            self._stderr.seek(0)
-            lines = self._stderr.read().strip().splitlines()[-STDERR_TAIL_LINES:]
+            self.stderr.flush()
+            self.stderr.seek(0)
+            lines = self.stderr.read().strip().splitlines()[-STDERR_TAIL_LINES:]
             if lines:
                 return "\nIts stderr ends with:\n" + "\n".join(lines) + "\n"
         return ""
@@ -654,103 +478,11 @@ class MCPServer:
             self.state = "closed"  # first: the end of the session is no death
         await self._reap()
         self._session = None
-        if final and self._stderr is not None:
-            self._stderr.close()
-            self._stderr = None
+        if final and self.stderr is not None:
+            self.stderr.close()
+            self.stderr = None
         if not final:
             self.state, self._deaths, self.error = "not started", 0, None
-
-
-class ServerTools:
-    """Some of one server's tools (`"server:tool"` in `tools=[...]` or `--tools`): a tool
-    source of its own, sharing the server's session."""
-
-    def __init__(self, server: MCPServer, names: Collection[str]) -> None:
-        self.server, self.names = server, sorted(set(names))
-
-    def __repr__(self) -> str:
-        return f"<MCP tools {', '.join(self.names)} of {self.server.name!r}>"
-
-    @property
-    def name(self) -> str:
-        return self.server.name
-
-    @property
-    def state(self) -> State:
-        return self.server.state
-
-    @property
-    def optional(self) -> bool:
-        return self.server.optional
-
-    async def list_tools(self) -> list[Tool]:
-        await self.server.list_tools()
-        self.server._check_names(self.names)
-        return self.server.tools(self.names)
-
-
-async def _ping(client: Any) -> None:
-    """Ping while an HTTP call is in flight on a legacy server: the SDK leaves a call waiting
-    when the server goes away mid-response; a failed ping ends the connection, which fails the
-    call. (MCP spec 2025-11-25, basic/utilities/ping: "periodically issue pings to detect
-    connection health"; 2026-07-28 removed ping, so a modern server is not pinged.)"""
-    if getattr(client.session, "discover_result", None) is not None:
-        return
-    with contextlib.suppress(Exception):
-        while True:
-            await asyncio.sleep(PING_SECONDS)
-            await client.session.send_ping()
-
-
-async def _all_tools(client: Any) -> list[Any]:
-    tools: list[Any] = []
-    cursor = None
-    while True:
-        page = await client.list_tools(cursor=cursor)
-        tools.extend(page.tools)
-        cursor = page.next_cursor
-        if not cursor:
-            return tools
-
-
-def _describe(exc: BaseException) -> str:
-    """The first real error inside anyio's exception groups, in one line."""
-    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
-        exc = exc.exceptions[0]
-    from mcp import MCPError as SDKError
-
-    if isinstance(exc, SDKError):
-        return exc.message
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-
-
-def sdk_version() -> str | None:
-    """The installed `mcp` distribution's version, or None when it is not installed."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("mcp")
-    except PackageNotFoundError:
-        return None
-
-
-def require_sdk() -> None:
-    """One clear line when the SDK is missing or outside the supported range (a server
-    package installed next to llm_magic may have up- or downgraded it)."""
-    installed = sdk_version()
-    if installed is None:
-        raise MCPError(f"MCP servers need the official SDK: {PIP_COMMAND}")
-    parts = []
-    for piece in installed.split(".")[:2]:
-        digits = "".join(itertools.takewhile(str.isdigit, piece))
-        parts.append(int(digits or 0))
-    low, high = SDK_RANGE
-    if not low <= tuple(parts) < high:
-        raise MCPError(
-            f"llm_magic's MCP support needs mcp>=2.3,<3; mcp {installed} is installed: "
-            f"{PIP_COMMAND} (run servers that need another mcp in their own environment: "
-            "uvx, pipx or npx)"
-        )
 
 
 _started: set[MCPServer] = set()  # servers with a session task, for `close_all`
@@ -760,11 +492,11 @@ def close_all(timeout: float = 15.0, final: bool = True) -> None:
     """Stop every server of this process: for good (kernel shutdown), or until their next use
     (`final=False`: `%unload_ext`, whose reload may use them again)."""
     live = [s for s in _started if s._owner is not None]
-    if not live or _loop is None or not _loop.is_running():
+    if not live or not host_running():
         return
 
     async def close() -> None:
         await asyncio.gather(*(s._close(final) for s in live), return_exceptions=True)
 
     with contextlib.suppress(concurrent.futures.TimeoutError, RuntimeError):
-        _on_host_sync(close(), timeout)
+        on_host_sync(close(), timeout)

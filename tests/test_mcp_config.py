@@ -134,7 +134,7 @@ def test_default_names_come_from_the_package_script_or_host() -> None:
     )
     assert default_name(["uvx", "mcp-server-time", "--local-timezone", "UTC"], None) == "time"
     assert default_name(["python", "tools/weather.py"], None) == "weather"
-    assert default_name(["python", "-m", "mcp_server_git"], None) == "mcp_server_git"
+    assert default_name(["python", "-m", "mcp_server_git"], None) == "git"
     assert default_name(None, "https://mcp.deepwiki.com/mcp") == "deepwiki"
     assert default_name(None, "https://api.githubcopilot.com/mcp/") == "githubcopilot"
     assert default_name(None, "http://127.0.0.1:8000/mcp") == "local_8000"

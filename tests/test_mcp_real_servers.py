@@ -160,7 +160,8 @@ async def test_an_sse_endpoint_or_a_wrong_path_says_what_to_try(closing: list[MC
     http = Process([str(command), "sse"], port, {"PORT": str(port)})
     try:
         for path, hint in (("/sse", "SSE"), ("/nothing-here", "check the URL")):
-            server = llm_magic.mcp(f"http://127.0.0.1:{port}{path}", name="old", startup_timeout=20)
+            url = f"http://127.0.0.1:{port}{path}"
+            server = llm_magic.mcp(url, name=f"old{len(closing)}", startup_timeout=20)
             closing.append(server)
             with pytest.raises(MCPError) as info:
                 await server.list_tools()

@@ -144,9 +144,9 @@ def _stop(action: str, words: list[str]) -> None:
         registry.servers.pop(server.name, None)
         print(f"MCP server {server.name!r} stopped and removed.")
     else:
-        from ..mcp_servers import _on_host_sync
+        from ..mcp_host import on_host_sync
 
-        _on_host_sync(server.restart())
+        on_host_sync(server.restart())
         print(f"MCP server {server.name!r} stopped; the next chain starts it afresh.")
 
 

@@ -139,8 +139,9 @@ def mcp(target: Any = None, **kwargs: Any) -> MCPServer:
     """An MCP server whose tools a chain may call: `tools=[llm_magic.mcp("npx -y server"), f]`.
 
     `target`: a command line (stdio), an argv list, or an `http(s)://` URL (streamable HTTP).
-    Keywords: name, env, cwd, headers, approve, timeout (see `llm_magic.mcp_registry.mcp`).
-    Needs the official SDK: `pip install 'llm-magic[mcp]'`.
+    Keywords: name, env, cwd, headers, approve, timeout, startup_timeout, tools (a subset),
+    optional, ask (see `llm_magic.mcp_registry.mcp`).
+    Needs the official SDK, mcp 2.x: `pip install 'llm-magic[mcp]'`.
     """
     from .mcp_registry import mcp as make
 

@@ -4,7 +4,7 @@ An MCP `CallToolResult` holds content blocks (text, images, audio, embedded reso
 links) and, optionally, structured content. The model gets one text (our neutral conversation
 carries text tool results); the user keeps everything: `MCPResult.raw` is the SDK's object,
 `.images` the decoded images, `.structured` the structured content, and the notebook shows
-text and images together (`_repr_mimebundle_`). `isError` results become `MCPToolError`, which
+text and images together (`_repr_mimebundle_`). `is_error` results become `MCPToolError`, which
 the chain sends back to the model as a tool error.
 
 Content types: https://modelcontextprotocol.io/specification/2025-06-18/server/tools#tool-result
@@ -45,7 +45,7 @@ class MCPResult:
 
     server: str
     tool: str
-    raw: Any  # mcp.types.CallToolResult
+    raw: Any  # mcp.types.CallToolResult (mcp 2: snake_case fields)
     text: str = ""
     images: list[tuple[str, bytes]] = field(default_factory=list)  # (mime type, bytes)
     structured: Any = None
@@ -88,16 +88,16 @@ def to_result(server: str, tool: str, raw: Any) -> MCPResult:
             texts.append(block.text)
         elif kind == "image":
             data = _decode(block.data)
-            images.append((block.mimeType, data))
-            texts.append(f"[image {block.mimeType}, {len(data)} bytes]")
+            images.append((block.mime_type, data))
+            texts.append(f"[image {block.mime_type}, {len(data)} bytes]")
         elif kind == "audio":
-            texts.append(f"[audio {block.mimeType}, {len(_decode(block.data))} bytes]")
+            texts.append(f"[audio {block.mime_type}, {len(_decode(block.data))} bytes]")
         elif kind == "resource":
             texts.append(_resource_text(block.resource))
         elif kind == "resource_link":
             texts.append(f"[resource {block.uri}" + (f": {block.name}]" if block.name else "]"))
-    result = MCPResult(server, tool, raw, "\n".join(texts), images, raw.structuredContent)
-    if raw.isError:
+    result = MCPResult(server, tool, raw, "\n".join(texts), images, raw.structured_content)
+    if raw.is_error:
         raise MCPToolError(result.text or "the tool reported an error", result)
     return result
 
@@ -113,19 +113,21 @@ def _resource_text(resource: Any) -> str:
     text = getattr(resource, "text", None)
     if isinstance(text, str):
         return text
-    mime = getattr(resource, "mimeType", None) or "binary"
+    mime = getattr(resource, "mime_type", None) or "binary"
     return f"[resource {resource.uri} ({mime})]"
 
 
-def wire_name(server: str, tool: str) -> str:
+def wire_name(server: str, tool: str, distinct: bool = False) -> str:
     """`server_tool`, made a valid tool name for every provider (`^[a-zA-Z0-9_-]{1,64}$`).
 
     Other characters become `_`; a name longer than 64 keeps its start and ends with a short
-    hash of the full name, so two long names stay apart.
+    hash of the full name, so two long names stay apart. `distinct` always adds that hash: for
+    the second of two tools whose names differ only in replaced characters (`a.b`, `a_b`).
     """
-    name = re.sub(r"[^a-zA-Z0-9_-]", "_", f"{server}_{tool}")
-    if len(name) > 64:
-        digest = hashlib.sha1(name.encode()).hexdigest()[:8]
+    full = f"{server}_{tool}"
+    name = re.sub(r"[^a-zA-Z0-9_-]", "_", full)
+    if len(name) > 64 or distinct:
+        digest = hashlib.sha1(full.encode()).hexdigest()[:8]
         name = f"{name[:55]}_{digest}"
     assert WIRE_NAME.match(name), name
     return name

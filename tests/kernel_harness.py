@@ -125,13 +125,18 @@ class KernelSession:
         interrupt_when: Callable[[Msg, list[Cell]], bool] | None = None,
         on_message: Callable[[Msg, list[Cell]], None] | None = None,
         stop_on_error: bool = True,
+        stdin: Callable[[dict[str, Any]], str] | None = None,
     ) -> list[Cell]:
         """Send every cell without waiting, then collect until each cell is idle and replied.
 
         on_message: called with every IOPub message as it arrives (to act as a frontend would,
-        e.g. click a widget with `send_comm`)."""
+        e.g. click a widget with `send_comm`). stdin: answers the kernel's `input_request`s
+        (`input()`, `getpass`), given each request's content, as a frontend's input box would."""
         t0 = time.monotonic()
-        sent = [Cell(code, self.kc.execute(code, stop_on_error=stop_on_error)) for code in cells]
+        sent = [
+            Cell(code, self.kc.execute(code, stop_on_error=stop_on_error, allow_stdin=bool(stdin)))
+            for code in cells
+        ]
         by_id = {c.msg_id: c for c in sent}
         self.interrupted_at: float | None = None
         deadline = t0 + timeout
@@ -159,6 +164,12 @@ class KernelSession:
                 ):
                     self.km.interrupt_kernel()
                     self.interrupted_at = time.monotonic() - t0
+            while stdin is not None:
+                try:
+                    request = self.kc.get_stdin_msg(timeout=0)
+                except queue.Empty:
+                    break
+                self.kc.input(stdin(request["content"]))
             while True:
                 try:
                     reply = self.kc.get_shell_msg(timeout=0)

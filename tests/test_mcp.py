@@ -1,4 +1,4 @@
-"""MCP servers as tools: real servers (the SDK's FastMCP, tests/mcp_servers/demo.py) over stdio
+"""MCP servers as tools: real servers (the SDK's MCPServer, tests/mcp_servers/demo.py) over stdio
 and streamable HTTP on loopback, in chains against the loopback model servers."""
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ class Marker:
 
 
 class HTTPDemo:
-    """The demo server over streamable HTTP (uvicorn inside FastMCP) on a free loopback port."""
+    """The demo server over streamable HTTP (uvicorn inside the SDK's MCPServer) on a free loopback port."""
 
     def __init__(self, marker: Marker, token: str) -> None:
         self.port, self.marker, self.token = free_port(), marker, token
@@ -209,7 +209,7 @@ async def test_tool_errors_and_bad_arguments_reach_the_model_as_errors(
     result = await model(openai_server).chain("Try.", tools=[demo])
     failed, invalid = result.tool_calls
     assert failed.status == "error" and "failed on purpose: nope" in failed.output
-    assert failed.error is not None and failed.error.result.raw.isError  # type: ignore[attr-defined]
+    assert failed.error is not None and failed.error.result.raw.is_error  # type: ignore[attr-defined]
     assert invalid.status == "error" and "'two' is not of type 'integer'" in invalid.output
     assert not marker.has("add")  # checked here, never sent to the server
     sent = tool_contents(openai_server.requests[1])
@@ -484,7 +484,8 @@ def test_the_same_settings_give_the_same_server() -> None:
     a = llm_magic.mcp("python server.py --x", name="same")
     try:
         assert llm_magic.mcp("python server.py --x", name="same") is a
-        b = llm_magic.mcp("python other.py", name="same")
+        with pytest.warns(UserWarning, match="replaces the one of that name"):
+            b = llm_magic.mcp("python other.py", name="same")
         assert b is not a and a.state == "closed" and servers["same"] is b
         assert llm_magic.mcp("python tools/weather.py").name == "weather"
     finally:

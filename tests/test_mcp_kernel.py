@@ -104,3 +104,64 @@ def test_llm_mcp_add_then_chain_cells_use_the_server(tmp_path: Path) -> None:
             kernel.shutdown()
             for proc in processes_with(token):
                 proc.kill()
+
+
+def test_an_input_placeholder_is_asked_once_as_a_password_and_never_saved(tmp_path: Path) -> None:
+    """VS Code's `${input:id}` in a loaded config: the kernel asks through the notebook's
+    password box (getpass), the server gets the value, and neither the outputs nor the saved
+    notebook contain it."""
+    import hashlib
+    import json
+
+    import nbformat
+
+    secret = f"tok-{uuid.uuid4().hex}"
+    config = tmp_path / "mcp.json"
+    entry = {
+        "command": sys.executable,
+        "args": [str(DEMO), "stdio"],
+        "env": {"DEMO_SECRET": "${input:demo_token}"},
+    }
+    inputs = [
+        {"id": "demo_token", "type": "promptString", "description": "Demo token", "password": True}
+    ]
+    config.write_text(json.dumps({"inputs": inputs, "servers": {"tok": entry}}))
+    requests: list[dict[str, object]] = []
+
+    def answer(request: dict[str, object]) -> str:
+        requests.append(request)
+        return secret
+
+    cells = [
+        "%load_ext llm_magic",
+        f"%llm_mcp load {config}",
+        "from llm_magic.mcp_registry import servers\n"
+        "print(repr(servers['tok']), servers['tok'].where)\n"
+        "(await servers['tok'].call('env_digest', {'name': 'DEMO_SECRET'})).text",
+        f"%llm_mcp load {config}",  # asked once per kernel: no second prompt
+        "%llm_mcp",
+        "%llm_mcp remove tok",
+    ]
+    kernel = KernelSession()
+    try:
+        ran = kernel.run(cells, stdin=answer, timeout=120)
+    finally:
+        kernel.shutdown()
+    assert [c.status for c in ran] == ["ok"] * len(cells), [c.errors for c in ran]
+    assert len(requests) == 1 and requests[0]["password"] is True
+    assert "Demo token" in str(requests[0]["prompt"])
+    assert ran[2].result_text == repr(hashlib.sha256(secret.encode()).hexdigest())  # it got it
+    assert "DEMO_SECRET" in ran[2].stream()  # its name is shown, its value is not
+
+    notebook = nbformat.v4.new_notebook()
+    for cell in ran:
+        code = nbformat.v4.new_code_cell(cell.code)
+        code.outputs = [
+            nbformat.v4.output_from_msg({"header": {"msg_type": m.type}, "content": m.content})
+            for m in cell.messages
+            if m.type in ("stream", "execute_result", "display_data", "error")
+        ]
+        notebook.cells.append(code)
+    saved = tmp_path / "saved.ipynb"
+    nbformat.write(notebook, saved)
+    assert secret not in saved.read_text() and "DEMO_SECRET" in saved.read_text()

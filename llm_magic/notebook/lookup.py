@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .. import registry
-from ..errors import ConfigError, ToolDefinitionError, UnknownModelError
+from ..errors import ConfigError, LLMMagicError, UnknownModelError
 from ..models import AsyncModel, Model
 from ..sources import ToolSource, split_sources
 from ..tools import Tool, is_marked_tool
@@ -56,10 +56,13 @@ def select_tools(
         tools = [tools]
     items: list[Any] = []
     for item in tools:
-        items.append(_named_tool(item, namespace) if isinstance(item, str) else item)
+        mcp_tool = isinstance(item, str) and ":" in item  # "server:tool", "server:*"
+        items.append(
+            _named_tool(item, namespace) if isinstance(item, str) and not mcp_tool else item
+        )
     try:
         return split_sources(items)
-    except ToolDefinitionError as exc:
+    except LLMMagicError as exc:  # a tool definition, an unknown MCP server
         raise one_line(exc) from None
 
 

@@ -24,7 +24,11 @@ USAGE = """\
 
 options of add:
   --approve              ask before any of its tools runs (or --approve tool1,tool2)
+  --tools a,b            offer only these of its tools
   --timeout SECONDS      limit of each call
+  --startup-timeout S    limit of its start (30 s)
+  --cwd DIR              working directory of a stdio server
+  --optional             a run goes on without it when it cannot start
   --env KEY=VALUE        environment of a stdio server (repeat it)
   --header KEY=VALUE     HTTP header, e.g. Authorization=Bearer ... (repeat it)
 
@@ -58,7 +62,7 @@ def _registry() -> Any:
     try:
         from .. import mcp_registry
 
-        mcp_registry._require_sdk()
+        mcp_registry.require_sdk()
     except Exception as exc:
         raise one_line(exc) from None
     return mcp_registry
@@ -82,7 +86,13 @@ def _add(words: list[str]) -> Any:
                 else None
             )
             options["approve"] = True if names is None else _names(names)
-        elif word in ("--timeout", "--env", "--header") and words:
+        elif word == "--optional":
+            options["optional"] = True
+        elif word == "--tools" and words:
+            options["tools"] = _names(words.pop(0))
+        elif word == "--cwd" and words:
+            options["cwd"] = words.pop(0)
+        elif word in ("--timeout", "--startup-timeout", "--env", "--header") and words:
             _option(options, word, words.pop(0))
         elif "://" in word and target is None:
             target = word
@@ -97,11 +107,11 @@ def _add(words: list[str]) -> Any:
 
 
 def _option(options: dict[str, Any], flag: str, value: str) -> None:
-    if flag == "--timeout":
+    if flag in ("--timeout", "--startup-timeout"):
         try:
-            options["timeout"] = float(value)
+            options[flag[2:].replace("-", "_")] = float(value)
         except ValueError:
-            raise NotebookError(f"%llm_mcp add: --timeout takes seconds, not {value!r}") from None
+            raise NotebookError(f"%llm_mcp add: {flag} takes seconds, not {value!r}") from None
         return
     key, sep, val = value.partition("=")
     if not sep or not key:
@@ -134,9 +144,9 @@ def _stop(action: str, words: list[str]) -> None:
         registry.servers.pop(server.name, None)
         print(f"MCP server {server.name!r} stopped and removed.")
     else:
-        from ..mcp_servers import _on_host_sync
+        from ..mcp_host import on_host_sync
 
-        _on_host_sync(server.restart())
+        on_host_sync(server.restart())
         print(f"MCP server {server.name!r} stopped; the next chain starts it afresh.")
 
 
@@ -170,6 +180,15 @@ def report() -> str:
         asks = "all tools" if approve is True else ", ".join(approve) if approve else "no"
         lines.append(f"{server.name}  [{server.state}]  {server.transport}: {server.where}")
         lines.append(f"  approval: {asks}; restarts: {server.restarts}")
+        if server.only is not None:
+            lines.append(f"  offers only: {', '.join(server.only)}")
+        if server.noise:
+            lines.append(
+                f"  {server.noise} line(s) on its stdout were not MCP messages (ignored; "
+                "LLM_MAGIC_MCP_DEBUG=1 shows the SDK's detail)"
+            )
+        if server.asked:
+            lines.append(f"  it asked: {server.asked[-1][:80]} (declined unless answered)")
         if server.error and server.state != "ready":
             lines.extend("  " + part for part in server.error.splitlines())
         tools = server.tools()

@@ -1,12 +1,12 @@
 """A small MCP server for the mcp notebook: unit conversions, over stdio.
 
-Written with the official MCP SDK's FastMCP (`pip install mcp`); run it as
+Written with the official MCP SDK's `MCPServer` (mcp 2: `pip install 'mcp>=2.3,<3'`); run it as
 `python notebooks/servers/units.py`, or let llm_magic start it (`%llm_mcp add units -- ...`).
 """
 
-from mcp.server.fastmcp import FastMCP
+from mcp.server.mcpserver import MCPServer
 
-server = FastMCP("units")
+server = MCPServer("units")
 
 
 @server.tool()

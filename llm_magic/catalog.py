@@ -171,6 +171,31 @@ FAMILIES: tuple[tuple[str, re.Pattern[str], ModelInfo], ...] = (
 
 _BY_ID: dict[tuple[str, str], ModelInfo] = {(m.vendor, m.id): m for m in MODELS}
 
+# The most output tokens one request may ask for, by id prefix, first match wins: a larger
+# `max_completion_tokens` / `maxOutputTokens` is refused ("max_tokens is too large ... This model
+# supports at most 16384 completion tokens"), so a budget's output cap never goes above it.
+# Sources: platform.openai.com/docs/models ("Max output tokens" of gpt-5, o3, gpt-4.1, gpt-4o)
+# and ai.google.dev/gemini-api/docs/models ("Output token limit"), read 2026-12-07. Anthropic
+# is absent: its adapter always sends `max_tokens` (the user's or its default) and only lowers it.
+MAX_OUTPUT: tuple[tuple[str, str, int], ...] = (
+    ("openai", "gpt-5", 128_000),
+    ("openai", "o1", 100_000),
+    ("openai", "o3", 100_000),
+    ("openai", "o4", 100_000),
+    ("openai", "gpt-4.1", 32_768),
+    ("openai", "", 16_384),
+    ("gemini", "gemini-2.0", 8_192),
+    ("gemini", "", 65_536),
+)
+
+
+def max_output(vendor: str, model: str) -> int | None:
+    """The most output tokens `model` takes in one request (None: no limit known here)."""
+    for rule_vendor, prefix, limit in MAX_OUTPUT:
+        if rule_vendor == vendor and model.startswith(prefix):
+            return limit
+    return None
+
 
 def lookup(vendor: str, model: str) -> ModelInfo | None:
     """The catalog's entry for a vendor's model id, or its family's rules; None for vendors the

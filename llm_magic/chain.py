@@ -7,8 +7,9 @@ private loop thread; there is no second executor.
 Limits end a run with a status, not an exception: `max_steps` counts tool rounds (the model may
 take `max_steps` rounds of tool calls, then answers), `max_tool_calls` counts calls, `timeout`
 is wall time. Whatever ends the run, the conversation stays valid: every tool call in history
-has a result, synthetic if the call never finished. `max_cost` stops before a turn whose
-estimated price would pass it (llm_magic.cost); `output_type` asks for the provider's native
+has a result, synthetic if the call never finished. `max_cost` caps each turn's output to what
+the rest of the budget pays for, and stops before a turn it cannot pay (llm_magic.cost), saying
+the figures in `stop_reason`; `output_type` asks for the provider's native
 structured output or adds the final tool, and ends the run with the validated value
 (llm_magic.answers); a branched run first answers the calls of its branch turn
 (llm_magic.branches).
@@ -29,6 +30,7 @@ from decimal import Decimal
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from . import catalog
 from . import cost as costs
 from . import events as ev
 from ._loop import CallerThread
@@ -96,6 +98,13 @@ class ChainRun:
         self.resume = resume  # a branch: the calls to answer before the first model turn
         self.cost: costs.Cost = Decimal(0)
         self._price_source = costs.price_source(provider)
+        # the most output the model takes in one request, which a budget's cap never passes
+        self._max_output = (
+            catalog.max_output(provider.name, provider.model)
+            if self._price_source is not None and "provider_id" in self._price_source
+            else None
+        )
+        self.stop_reason: str | None = None  # why a limit ended the run, with its figures
         self._unpriced: list[int] = []  # steps whose turn is not priced yet
         self._history_cost = conversation.cost  # what the history cost before this run
         self._step_ends: list[int] = []
@@ -291,13 +300,37 @@ class ChainRun:
     def _turn_cost(self, usage: Usage) -> costs.Cost:
         return costs.price(self.provider.model, usage, self._price_source)
 
-    def _over_budget(self, request: ModelRequest) -> bool:
-        """Would the next turn, priced on its estimated prompt alone, pass `max_cost`?"""
+    def _fit_budget(self, request: ModelRequest) -> bool:
+        """Cap the next turn's output to what the rest of `max_cost` pays for; False (and the
+        figures in `stop_reason`) when it cannot pay its prompt and a minimal answer.
+
+        The prompt is estimated on the high side (`costs.estimate_tokens`) and priced at the
+        input rate; what is left caps the output, reasoning included, at the output rate, never
+        above what the model takes in one request. So a turn's real price stays within the
+        budget however much the model writes; after it, its real usage is priced as reported.
+        """
         if self.options.max_cost is None:
+            return True
+        budget = Decimal(str(self.options.max_cost))
+        spent = self.cost if self.cost is not None else budget
+        tokens = costs.estimate_tokens(request)
+        fit = costs.turn_budget(self.provider.model, self._price_source, budget - spent, tokens)
+        if fit is None:  # the table knew the model at the start: it was updated since
+            self.stop_reason = (
+                f"stopped by max_cost before turn {len(self.turns) + 1}: the price of "
+                f"{self.provider.model!r} is no longer known, so the turn cannot be budgeted"
+            )
             return False
-        estimate = self._turn_cost(Usage(costs.estimate_tokens(request)))
-        spent = costs.add(self.cost, estimate)
-        return spent is None or spent > Decimal(str(self.options.max_cost))
+        if not fit.affordable:
+            self.stop_reason = (
+                f"stopped by max_cost before turn {len(self.turns) + 1}: "
+                f"{costs.format_cost(spent)} spent of {costs.format_cost(budget)}, the next "
+                f"turn needs at least {costs.format_cost(fit.minimal_cost)} (a prompt of some "
+                f"{tokens:,} tokens and {costs.MIN_OUTPUT_TOKENS} output tokens)"
+            )
+            return False
+        request.max_output_tokens = _smaller(fit.output_tokens, self._max_output)
+        return True
 
     async def _add_source_tools(self) -> BaseException | None:
         """The tool sources' (MCP servers') tools join the run's; what failed, raised in `_run`."""
@@ -331,6 +364,7 @@ class ChainRun:
             step_ends=list(self._step_ends),
             options=self.options,
             branched_from=self.branched_from,
+            stop_reason=self.stop_reason,
         )
         self.conversation.cost = self.final.conversation_cost
         if self.status == "cancelled":
@@ -355,7 +389,7 @@ class ChainRun:
                 await costs.load_prices()
                 self._settle_costs()
             request = self._request(tools_on=limit is None)
-            if self._over_budget(request):
+            if not self._fit_budget(request):
                 self.status = "max_cost"
                 return
             turn = await self._model_turn(request)
@@ -647,6 +681,13 @@ def _first(group: BaseExceptionGroup) -> BaseException:
         if isinstance(leaf, asyncio.CancelledError):
             return leaf
     return leaves[0]
+
+
+def _smaller(a: int | None, b: int | None) -> int | None:
+    """The smaller of two limits, either of which may be absent (None)."""
+    if a is None or b is None:
+        return b if a is None else a
+    return min(a, b)
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:

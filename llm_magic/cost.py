@@ -37,7 +37,19 @@ if TYPE_CHECKING:
 Cost = Decimal | None  # US dollars; None: unknown
 # Our provider adapters by name -> genai-prices' provider ids.
 PRICE_PROVIDERS = {"openai": "openai", "anthropic": "anthropic", "gemini": "google"}
-CHARS_PER_TOKEN = 4  # the usual rule of thumb for English text and JSON, for budget estimates
+# A budget estimates a prompt on the high side, since an estimate too low lets a turn pass the
+# budget: 3 characters a token where English prose averages 4 (code, JSON, numbers and other
+# languages tokenise denser), framing per message, and a fixed allowance when tools are
+# declared, for the tool-use instructions the APIs add to the prompt themselves (Anthropic bills
+# 346 of them on Claude 4 with tool_choice auto, docs.anthropic.com/en/docs/agents-and-tools/
+# tool-use/overview "Pricing", read 2026-12-07) and the schemas' wire framing.
+CHARS_PER_TOKEN = 3
+MESSAGE_TOKENS = 8  # role and framing of one message
+TOOLS_TOKENS = 500  # tool-use instructions and framing, once per request with tools
+# The least a turn may write under a budget: a budget that cannot pay the prompt and this many
+# output tokens stops the run before the turn. 16 tokens is a short sentence; fewer would make
+# a turn that is all but certain to be cut before it says anything.
+MIN_OUTPUT_TOKENS = 16
 
 
 _loader: threading.Thread | None = None
@@ -142,14 +154,57 @@ def total(costs: Iterable[Cost]) -> Cost:
 
 
 def estimate_tokens(request: ModelRequest) -> int:
-    """Input tokens of a request, estimated from its size (for budgets, never for prices)."""
+    """Input tokens of a request, estimated on the high side from its size (for budgets, never
+    for prices; see CHARS_PER_TOKEN)."""
     size = len(request.system or "")
     for message in request.messages:
-        size += len(message.text) + 8  # role and framing
+        size += len(message.text)
         size += sum(len(c.name) + len(c.arguments) for c in message.tool_calls)
         size += sum(len(r.content) for r in message.tool_results)
-    size += sum(len(json.dumps(t.parameters)) + len(t.description) for t in request.tools)
-    return math.ceil(size / CHARS_PER_TOKEN)
+    size += sum(
+        len(t.name) + len(json.dumps(t.parameters)) + len(t.description) for t in request.tools
+    )
+    framing = MESSAGE_TOKENS * len(request.messages) + (TOOLS_TOKENS if request.tools else 0)
+    return math.ceil(size / CHARS_PER_TOKEN) + framing
+
+
+@dataclass(frozen=True)
+class TurnBudget:
+    """What the rest of a budget buys on the next turn: its prompt, and how much it may write."""
+
+    # The most the turn may write, reasoning included (None: output is free, no cap needed).
+    output_tokens: int | None
+    prompt_cost: Decimal  # the estimated prompt's price
+    minimal_cost: Decimal  # the prompt's price and MIN_OUTPUT_TOKENS of output
+
+    @property
+    def affordable(self) -> bool:
+        return self.output_tokens is None or self.output_tokens >= MIN_OUTPUT_TOKENS
+
+
+def turn_budget(
+    model: str, source: dict[str, str] | None, remaining: Decimal, input_tokens: int
+) -> TurnBudget | None:
+    """How many output tokens `remaining` dollars pay for after a prompt of `input_tokens`, at
+    the model's output price (reasoning tokens are billed as output on every API, and count
+    against the same cap); None when the table does not know the model's price.
+
+    Prices are asked of the table at this prompt's size, so a price tier that depends on the
+    prompt's length (Gemini and Claude above 200,000 input tokens) is the one applied.
+    """
+    prompt = price(model, Usage(input_tokens), source)
+    minimal = price(model, Usage(input_tokens, MIN_OUTPUT_TOKENS), source)
+    per_million = price(model, Usage(input_tokens, 1_000_000), source)
+    if prompt is None or minimal is None or per_million is None:
+        return None
+    rate = (per_million - prompt) / 1_000_000  # dollars per output token
+    if rate <= 0:
+        return TurnBudget(None if prompt <= remaining else 0, prompt, minimal)
+    tokens = max(0, int((remaining - prompt) / rate))
+    # the table rounds its own way: step down until the turn's price really fits
+    while tokens > 0 and (price(model, Usage(input_tokens, tokens), source) or 0) > remaining:
+        tokens -= 1
+    return TurnBudget(tokens, prompt, minimal)
 
 
 def format_cost(cost: Cost) -> str:

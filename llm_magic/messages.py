@@ -119,6 +119,10 @@ class ModelRequest:
     # How hard the model thinks ("off", "low", "medium", "high"; None: its default); each
     # adapter sends it in its model's own fields (llm_magic.providers._fields).
     thinking: str | None = None
+    # A cap on the turn's output tokens (reasoning included, as every API bills and counts it),
+    # set by a budget (llm_magic.cost); each adapter sends the smaller of it and the user's own
+    # `max_tokens` in its wire field. None: no cap beyond the user's.
+    max_output_tokens: int | None = None
 
 
 @dataclass

@@ -174,8 +174,10 @@ class ChainOptions:
     )
     max_cost: float | None = option(
         None,
-        help="US dollars the run may spend: it stops (status max_cost) before a model turn "
-        "whose estimated price would go past it; needs a model with a known price",
+        help="US dollars the run may spend, never more: each model turn's output (reasoning "
+        "included) is capped to what the rest pays for after its prompt, estimated on the high "
+        "side; the run stops (status max_cost, the figures in result.stop_reason) before a turn "
+        "that cannot pay its prompt and 16 output tokens; needs a model with a known price",
         flags=("--max-cost",),
         metavar="USD",
         config=True,

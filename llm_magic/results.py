@@ -95,6 +95,9 @@ class ChainResult(Generic[R]):
     options: ChainOptions | None = field(default=None, repr=False)
     branched_from: BranchPoint | None = field(default=None, repr=False)
     provider: str = ""  # the adapter that ran it ("openai", "anthropic", "gemini", "local")
+    # Why a limit ended the run, with its figures (max_cost: what was spent and what the next
+    # turn needed); None when the status says it all.
+    stop_reason: str | None = None
 
     def __repr__(self) -> str:
         if self.output is not None:  # a typed answer (its JSON is the text, natively)

@@ -226,6 +226,8 @@ def _ended(state: RunState, event: ev.RunEnded) -> tuple[str, ...]:
     state.steps = result.steps
     if isinstance(event, ev.RunFailed) and event.error is not None:
         state.error = f"{type(event.error).__name__}: {event.error}"
+    if result.stop_reason:  # a limit's figures (max_cost: spent, and what the next turn needed)
+        state.note = result.stop_reason
     changed = [HEAD]
     turn = state.current
     if turn is not None:

@@ -25,6 +25,7 @@ from .base import (
     Accumulator,
     Provider,
     arguments_object,
+    capped_tokens,
     expect,
     merge_user_messages,
     new_call_id,
@@ -35,6 +36,7 @@ VERSIONS = ("2023-06-01", "2026-10-21")
 SAMPLING_OPTIONS = ("temperature", "top_p", "top_k")  # a 400 under 2026-10-21
 THINKING_KEY = "anthropic_thinking"  # provider_data key of the turn's thinking blocks
 DEFAULT_MAX_TOKENS = 4096
+MIN_THINKING_BUDGET = 1024  # thinking.budget_tokens' minimum (see `fit_thinking`)
 _ID_OK = re.compile(r"^[a-zA-Z0-9_-]+$")
 _ID_BAD = re.compile(r"[^a-zA-Z0-9_-]")
 
@@ -75,10 +77,11 @@ class AnthropicProvider(Provider):
     def build_body(self, request: ModelRequest) -> dict[str, Any]:
         options = {**self.options, **request.options}
         self.thinking_fields(options, request.thinking)
-        body: dict[str, Any] = {
-            "model": self.model,
-            "max_tokens": int(options.pop("max_tokens", None) or DEFAULT_MAX_TOKENS),
-        }
+        user_limit = int(options.pop("max_tokens", None) or DEFAULT_MAX_TOKENS)
+        max_tokens = capped_tokens(user_limit, request.max_output_tokens)
+        body: dict[str, Any] = {"model": self.model, "max_tokens": max_tokens}
+        if "thinking" in options:
+            options["thinking"] = fit_thinking(options["thinking"], max_tokens)
         system = "\n\n".join(
             t
             for t in [request.system, *(m.text for m in request.messages if m.role == "system")]
@@ -147,6 +150,24 @@ class AnthropicProvider(Provider):
 
 
 # ---- request building (pure functions) ------------------------------------------------------
+def fit_thinking(thinking: Any, max_tokens: int) -> Any:
+    """Extended thinking that fits in `max_tokens`, which a budget may have lowered.
+
+    `budget_tokens` "Must be >=1024 and less than `max_tokens`" (anthropic-sdk-python
+    src/anthropic/types/thinking_config_enabled_param.py, read 2026-12-07): a budget above the
+    turn's cap is lowered to fit it, and a cap too small for the minimum thinking budget turns
+    thinking off for that turn rather than have the API refuse it.
+    """
+    if not isinstance(thinking, Mapping) or thinking.get("type") != "enabled":
+        return thinking
+    budget = thinking.get("budget_tokens")
+    if not isinstance(budget, int) or budget < max_tokens:
+        return thinking
+    if max_tokens - 1 < MIN_THINKING_BUDGET:
+        return {"type": "disabled"}
+    return {**thinking, "budget_tokens": max_tokens - 1}
+
+
 def tool_choice(choice: str) -> dict[str, Any]:
     if choice == "auto":
         return {"type": "auto"}

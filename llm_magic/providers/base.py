@@ -341,6 +341,17 @@ def merge_user_messages(messages: list[Message]) -> list[list[Message]]:
     return groups
 
 
+def capped_tokens(user: Any, cap: int | None) -> Any:
+    """The output-token limit to send: the user's own value, lowered to a budget's `cap`.
+
+    The cap only ever lowers a limit (a budget must not let a turn write more than the user
+    allowed); with no user value the cap alone, and with no cap the user's value unchanged.
+    """
+    if cap is None:
+        return user
+    return cap if user is None else min(int(user), cap)
+
+
 def arguments_object(raw: str) -> dict[str, Any]:
     """Arguments as an object for providers that want one; invalid JSON becomes {}."""
     try:

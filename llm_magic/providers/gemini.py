@@ -21,7 +21,14 @@ from ._portable import gemini_json_schema
 from ._schema import translate_schema
 from ._wire_cache import WireCache, cached
 from .base import Accumulator as BaseAccumulator
-from .base import Provider, arguments_object, expect, merge_user_messages, new_call_id
+from .base import (
+    Provider,
+    arguments_object,
+    capped_tokens,
+    expect,
+    merge_user_messages,
+    new_call_id,
+)
 
 SchemaFormat = Literal["auto", "parameters", "json_schema"]
 ID_KEY = "gemini_id"  # ToolCall.provider_data: the id Gemini issued (echoed back)
@@ -122,6 +129,9 @@ class GeminiProvider(Provider):
         thinking = self.thinking_config(request.thinking)
         if thinking:  # the caller's own thinkingConfig keys win
             generation["thinkingConfig"] = {**thinking, **generation.get("thinkingConfig", {})}
+        limit = capped_tokens(generation.get("maxOutputTokens"), request.max_output_tokens)
+        if limit is not None:
+            generation["maxOutputTokens"] = limit
         if generation:
             body["generationConfig"] = generation
         return body

@@ -18,7 +18,7 @@ from ..messages import Message, ModelRequest, ModelTurn, OutputSchema, ToolCall,
 from ..sse import SSEEvent
 from ._fields import drop_refused_sampling
 from ._portable import openai_schema, openai_strict_schema, strict_limit
-from .base import Accumulator, Provider, arguments_object, expect, new_call_id
+from .base import Accumulator, Provider, arguments_object, capped_tokens, expect, new_call_id
 
 PROVIDER = "openai"
 # OpenAI model ids that answer text turns (not embeddings, audio, realtime, images)
@@ -118,11 +118,15 @@ class OpenAIProvider(Provider):
 
     def request_options(self, request: ModelRequest, max_tokens_field: str) -> dict[str, Any]:
         """The user's options for one request, `max_tokens` under the API's own field name
-        (the deprecated Chat field, which reasoning models reject, is never sent to OpenAI),
+        (the deprecated Chat field, which reasoning models reject, is never sent to OpenAI) and
+        lowered to a budget's cap (`ModelRequest.max_output_tokens`),
         without the sampling fields the model refuses (llm_magic.providers._fields)."""
         options = {**self.options, **request.options}
         if "max_tokens" in options:
             options[max_tokens_field] = options.pop("max_tokens")
+        limit = capped_tokens(options.get(max_tokens_field), request.max_output_tokens)
+        if limit is not None:  # a budget's cap, never above the user's own limit
+            options[max_tokens_field] = limit
         drop_refused_sampling(self, options)
         return options
 

@@ -39,12 +39,13 @@ Cost = Decimal | None  # US dollars; None: unknown
 PRICE_PROVIDERS = {"openai": "openai", "anthropic": "anthropic", "gemini": "google"}
 # A budget estimates a prompt on the high side, since an estimate too low lets a turn pass the
 # budget: 3 characters a token where English prose averages 4 (code, JSON, numbers and other
-# languages tokenise denser), framing per message, and a fixed allowance when tools are
+# languages tokenise denser), framing per request and message, and an allowance when tools are
 # declared, for the tool-use instructions the APIs add to the prompt themselves (Anthropic bills
 # 346 of them on Claude 4 with tool_choice auto, docs.anthropic.com/en/docs/agents-and-tools/
 # tool-use/overview "Pricing", read 2026-12-07) and the schemas' wire framing.
 CHARS_PER_TOKEN = 3
-MESSAGE_TOKENS = 8  # role and framing of one message
+REQUEST_TOKENS = 50  # once per request: the reply's priming and the request's own framing
+MESSAGE_TOKENS = 8  # role and framing of one message, tool call or tool result
 TOOLS_TOKENS = 500  # tool-use instructions and framing, once per request with tools
 # The least a turn may write under a budget: a budget that cannot pay the prompt and this many
 # output tokens stops the run before the turn. 16 tokens is a short sentence; fewer would make
@@ -157,14 +158,16 @@ def estimate_tokens(request: ModelRequest) -> int:
     """Input tokens of a request, estimated on the high side from its size (for budgets, never
     for prices; see CHARS_PER_TOKEN)."""
     size = len(request.system or "")
+    parts = len(request.messages)  # each message, call and result has its own framing
     for message in request.messages:
         size += len(message.text)
-        size += sum(len(c.name) + len(c.arguments) for c in message.tool_calls)
-        size += sum(len(r.content) for r in message.tool_results)
+        size += sum(len(c.id) + len(c.name) + len(c.arguments) for c in message.tool_calls)
+        size += sum(len(r.call_id) + len(r.content) for r in message.tool_results)
+        parts += len(message.tool_calls) + len(message.tool_results)
     size += sum(
         len(t.name) + len(json.dumps(t.parameters)) + len(t.description) for t in request.tools
     )
-    framing = MESSAGE_TOKENS * len(request.messages) + (TOOLS_TOKENS if request.tools else 0)
+    framing = REQUEST_TOKENS + MESSAGE_TOKENS * parts + (TOOLS_TOKENS if request.tools else 0)
     return math.ceil(size / CHARS_PER_TOKEN) + framing
 
 

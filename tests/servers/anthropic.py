@@ -116,6 +116,32 @@ class AnthropicServer(LoopbackServer):
             return 401, "invalid x-api-key", None
         return None
 
+    # ---- output cap ----------------------------------------------------------------------------
+    # `max_tokens`: "The maximum number of tokens to generate before stopping" (anthropic-sdk-python
+    # src/anthropic/types/message_create_params.py); a reply cut there has stop_reason
+    # "max_tokens": "we exceeded the requested `max_tokens` or the model's maximum"
+    # (src/anthropic/types/message.py); read 2026-12-07.
+    cap_finish_reason = "max_tokens"
+
+    def output_cap(self, body):
+        cap = body.get("max_tokens")
+        return cap if isinstance(cap, int) else None
+
+    @staticmethod
+    def _check_thinking_budget(b, p):
+        """`thinking.budget_tokens` "Must be >=1024 and less than `max_tokens`" (anthropic-sdk-python
+        src/anthropic/types/thinking_config_enabled_param.py, read 2026-12-07)."""
+        thinking = b.get("thinking")
+        if not isinstance(thinking, dict) or thinking.get("type") != "enabled":
+            return
+        budget = thinking.get("budget_tokens")
+        if not isinstance(budget, int) or budget < 1024:
+            p.append(
+                "thinking.enabled.budget_tokens: Input should be greater than or equal to 1024"
+            )
+        elif isinstance(b.get("max_tokens"), int) and budget >= b["max_tokens"]:
+            p.append("`max_tokens` must be greater than `thinking.budget_tokens`")
+
     # ---- request checks ----------------------------------------------------------------------
     def check_request(self, rec):
         b, h, p = rec.body, rec.headers, []
@@ -135,6 +161,7 @@ class AnthropicServer(LoopbackServer):
         self._check_thinking(b, p)
         if not isinstance(b.get("max_tokens"), int) or b["max_tokens"] < 1:
             p.append("max_tokens: Field required (a positive integer)")
+        self._check_thinking_budget(b, p)
         tools = b.get("tools")
         names = self._check_tools(tools, p) if tools is not None else set()
         self._check_tool_choice(b, names, p)

@@ -9,6 +9,7 @@ final zero-length chunk, so the client sees an incomplete body (httpx2: `RemoteP
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -23,7 +24,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-from .script import Call, Reply, as_reply
+from .script import CHARS_PER_TOKEN, UNCAPPED_OUTPUT, WORD, Call, Reply, as_reply
 
 _counter = itertools.count(1)  # process-wide, so ids never repeat across servers in one run
 _ALNUM = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -134,6 +135,7 @@ class LoopbackServer:
     base_path = ""
     default_model = ""
     terminal_events = 1  # trailing events a `stream_error` replaces (e.g. OpenAI's [DONE])
+    cap_finish_reason = ""  # the API's signal for a reply cut at the request's output cap
     retry_after_header = True  # Reply.retry_after -> a Retry-After header
     models_path = ""  # GET here lists `served_models`, as each API's list endpoint does
     # None: every model name is served; a list: the models this key can use, and a request for
@@ -248,6 +250,32 @@ class LoopbackServer:
     def remember(self, reply: Reply, calls: list[ResolvedCall]) -> None:
         """Note what a served reply issued (signatures...) for later echo checks."""
 
+    def output_cap(self, body: dict) -> int | None:
+        """The output-token cap the request set, in this API's field (None: none)."""
+        return None
+
+    def write_until_cap(self, reply: Reply, rec: RecordedRequest) -> Reply:
+        """A `until_cap` reply as the API would give it: as many output tokens as the request's
+        cap allows (reasoning and calls included, as every API counts them), cut there with the
+        API's truncation signal; input tokens counted from the request body, JSON framing and
+        all, at CHARS_PER_TOKEN (a real tokenizer counts about that much)."""
+        cap = self.output_cap(rec.body) or UNCAPPED_OUTPUT
+        reasoning = min(reply.reasoning, cap)
+        call_tokens = sum(
+            -(-len(c.name + json.dumps(c.arguments)) // CHARS_PER_TOKEN) for c in reply.calls
+        )
+        words = max(0, cap - reasoning - call_tokens)
+        finish = reply.finish_reason if reply.calls else self.cap_finish_reason
+        return dataclasses.replace(
+            reply,
+            text=WORD * words,
+            usage=(-(-len(dumps(rec.body)) // CHARS_PER_TOKEN), cap),
+            reasoning=reasoning,
+            finish_reason=finish,
+            text_chunks=reply.text_chunks or min(words, 40) or None,
+            until_cap=False,
+        )
+
     def default_message(self, status: int) -> str:
         try:
             return HTTPStatus(status).phrase
@@ -319,6 +347,8 @@ class LoopbackServer:
         if reply is None:
             self.fail(f"{rec.path}: script exhausted (request #{len(self.requests)})")
             return self.error(500, "loopback server: script exhausted")
+        if reply.until_cap:
+            reply = self.write_until_cap(reply, rec)
         if reply.delay:
             time.sleep(reply.delay)
         if reply.status != 200:

@@ -231,6 +231,30 @@ class GeminiServer(LoopbackServer):
             return 400, "API key not valid. Please pass a valid API key.", "API_KEY_INVALID"
         return None
 
+    # ---- output cap ----------------------------------------------------------------------------
+    # GenerationConfig.maxOutputTokens: "The maximum number of tokens to include in a response
+    # candidate"; a candidate cut there has finishReason MAX_TOKENS: "The maximum number of tokens
+    # as specified in the request was reached" (ai.google.dev/api/generate-content
+    # #generationconfig and #FinishReason, read 2026-12-07). The server counts thoughts
+    # (thoughtsTokenCount, billed as output) against the cap like the text.
+    cap_finish_reason = "MAX_TOKENS"
+
+    def output_cap(self, body):
+        config = g(body, "generationConfig")
+        cap = g(config, "maxOutputTokens") if isinstance(config, dict) else None
+        return cap if isinstance(cap, int) else None
+
+    @staticmethod
+    def _check_cap(config, p):
+        """maxOutputTokens is an integer (int32 in the GenerationConfig reference above), at
+        least 1."""
+        cap = g(config, "maxOutputTokens") if isinstance(config, dict) else None
+        if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
+            p.append(
+                f"* GenerateContentRequest.generation_config.max_output_tokens: must be a "
+                f"positive integer, got {cap!r}"
+            )
+
     # ---- request checks ----------------------------------------------------------------------
     def check_request(self, rec):
         b, p = rec.body, []
@@ -244,6 +268,7 @@ class GeminiServer(LoopbackServer):
         self._check_thinking(
             self._model(rec), g(g(b, "generationConfig") or {}, "thinkingConfig"), p
         )
+        self._check_cap(g(b, "generationConfig"), p)
         contents = b.get("contents")
         if not isinstance(contents, list) or not contents:
             p.append("* GenerateContentRequest.contents: contents is not specified")

@@ -135,6 +135,34 @@ class OpenAIServer(LoopbackServer):
             )
         return None
 
+    # ---- output cap ----------------------------------------------------------------------------
+    # `max_completion_tokens`: "An upper bound for the number of tokens that can be generated for
+    # a completion, including visible output tokens and reasoning tokens" (openai-python
+    # src/openai/types/chat/completion_create_params.py); a reply cut there has finish_reason
+    # "length": "the maximum number of tokens specified in the request was reached"
+    # (src/openai/types/chat/chat_completion.py); read 2026-12-07.
+    cap_finish_reason = "length"
+
+    def output_cap(self, body):
+        cap = body.get("max_completion_tokens", body.get("max_tokens"))
+        return cap if isinstance(cap, int) else None
+
+    @staticmethod
+    def _check_cap(b, key, p):
+        """A cap is a whole number of at least 1: `Optional[int]` in openai-python
+        completion_create_params.py (read 2026-12-07); the API answers 0 with "integer below
+        minimum value"."""
+        if key not in b or b[key] is None:
+            return
+        value = b[key]
+        if isinstance(value, bool) or not isinstance(value, int):
+            p.append(f"Invalid type for '{key}': expected an integer, but got {value!r} instead.")
+        elif value < 1:
+            p.append(
+                f"Invalid '{key}': integer below minimum value. Expected a value >= 1, "
+                f"but got {value} instead."
+            )
+
     # ---- request checks ----------------------------------------------------------------------
     def check_request(self, rec):
         b, p = rec.body, []
@@ -153,6 +181,8 @@ class OpenAIServer(LoopbackServer):
                 "Use 'max_completion_tokens' instead."
             )
         self._check_model_fields(b, p)
+        for key in ("max_completion_tokens", "max_tokens"):
+            self._check_cap(b, key, p)
         if "stream_options" in b and b.get("stream") is not True:
             p.append("The 'stream_options' parameter is only allowed when 'stream' is enabled.")
         self._check_tool_choice(b.get("tool_choice", None), tools, names, p)

@@ -58,10 +58,20 @@ class Reply:
     raw_body: str | None = None
     # A JSON answer (structured output): the text becomes its JSON, as a model writes it.
     json_content: Any = None
+    # The worst case for a budget: the model writes until the request's output cap (or, with
+    # none, `UNCAPPED_OUTPUT` tokens), and is cut there with the API's truncation signal; its
+    # `reasoning` tokens and any `calls` come out of the same cap, and the input tokens are
+    # counted from the request (see LoopbackServer.write_until_cap).
+    until_cap: bool = False
 
     def __post_init__(self) -> None:
         if self.json_content is not None:
             self.text = json.dumps(self.json_content)
+
+
+UNCAPPED_OUTPUT = 32_768  # what a model "writing until the cap" writes when no cap was sent
+CHARS_PER_TOKEN = 4  # the servers' token count: one token per 4 characters, as tokenizers average
+WORD = "word "  # one output token
 
 
 def as_reply(item: Reply | str) -> Reply:

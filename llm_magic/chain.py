@@ -313,7 +313,7 @@ class ChainRun:
             return True
         budget = Decimal(str(self.options.max_cost))
         spent = self.cost if self.cost is not None else budget
-        tokens = costs.estimate_tokens(request)
+        tokens = costs.estimate_tokens(request, self.provider.name)
         fit = costs.turn_budget(self.provider.model, self._price_source, budget - spent, tokens)
         if fit is None:  # the table knew the model at the start: it was updated since
             self.stop_reason = (

@@ -40,13 +40,14 @@ PRICE_PROVIDERS = {"openai": "openai", "anthropic": "anthropic", "gemini": "goog
 # A budget estimates a prompt on the high side, since an estimate too low lets a turn pass the
 # budget: 3 characters a token where English prose averages 4 (code, JSON, numbers and other
 # languages tokenise denser), framing per request and message, and an allowance when tools are
-# declared, for the tool-use instructions the APIs add to the prompt themselves (Anthropic bills
-# 346 of them on Claude 4 with tool_choice auto, docs.anthropic.com/en/docs/agents-and-tools/
-# tool-use/overview "Pricing", read 2026-12-07) and the schemas' wire framing.
+# declared for the tool-use instructions an API adds to the prompt itself, by provider (Anthropic
+# bills 346 of them on Claude 4 with tool_choice auto, docs.anthropic.com/en/docs/agents-and-
+# tools/tool-use/overview "Pricing", read 2026-12-07) and for the schemas' wire framing.
 CHARS_PER_TOKEN = 3
 REQUEST_TOKENS = 50  # once per request: the reply's priming and the request's own framing
 MESSAGE_TOKENS = 8  # role and framing of one message, tool call or tool result
-TOOLS_TOKENS = 500  # tool-use instructions and framing, once per request with tools
+TOOLS_TOKENS = 50  # once per request with tools: their framing
+TOOL_PROMPT_TOKENS = {"anthropic": 350}  # ... and the provider's own tool-use instructions
 # The least a turn may write under a budget: a budget that cannot pay the prompt and this many
 # output tokens stops the run before the turn. 16 tokens is a short sentence; fewer would make
 # a turn that is all but certain to be cut before it says anything.
@@ -154,9 +155,9 @@ def total(costs: Iterable[Cost]) -> Cost:
     return add(*costs)
 
 
-def estimate_tokens(request: ModelRequest) -> int:
-    """Input tokens of a request, estimated on the high side from its size (for budgets, never
-    for prices; see CHARS_PER_TOKEN)."""
+def estimate_tokens(request: ModelRequest, provider: str = "") -> int:
+    """Input tokens of a request to `provider` (an adapter's name), estimated on the high side
+    from its size (for budgets, never for prices; see CHARS_PER_TOKEN)."""
     size = len(request.system or "")
     parts = len(request.messages)  # each message, call and result has its own framing
     for message in request.messages:
@@ -167,7 +168,8 @@ def estimate_tokens(request: ModelRequest) -> int:
     size += sum(
         len(t.name) + len(json.dumps(t.parameters)) + len(t.description) for t in request.tools
     )
-    framing = REQUEST_TOKENS + MESSAGE_TOKENS * parts + (TOOLS_TOKENS if request.tools else 0)
+    tools = TOOLS_TOKENS + TOOL_PROMPT_TOKENS.get(provider, 0) if request.tools else 0
+    framing = REQUEST_TOKENS + MESSAGE_TOKENS * parts + tools
     return math.ceil(size / CHARS_PER_TOKEN) + framing
 
 

@@ -277,3 +277,21 @@ def test_anthropic_refuses_a_thinking_budget_not_below_max_tokens(anthropic_serv
     )
     anthropic_server.push("ok")
     assert post(anthropic_server, max_tokens=1025, thinking=too_big)[0] == 200
+
+
+async def test_the_timeline_shows_why_the_budget_stopped_the_run(openai_server: Any) -> None:
+    from llm_magic.notebook import render
+    from llm_magic.notebook.reducer import RunState, apply
+
+    spec = WIRES["openai-chat"]
+    budget = table_price(spec, 1000, costs.MIN_OUTPUT_TOKENS) * 30
+    openai_server.push(*[Reply(until_cap=True, calls=[Call("lookup", {"key": "a"})])] * 3)
+    async with model_on(spec, openai_server) as model:
+        run = model.chain("go", tools=[lookup], max_cost=float(budget))
+        state = RunState(model=spec.model)
+        async for event in run:
+            apply(state, event)
+    result = await run
+    assert result.stop_reason and state.status == "max_cost"
+    assert f"note: {result.stop_reason}" in render.static_text(state)
+    assert render.esc(result.stop_reason) in render.static_html(state)

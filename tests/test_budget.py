@@ -41,13 +41,15 @@ class Wire:
     def cap_of(self, body: dict[str, Any]) -> int | None:
         if self.server == "openai":
             return body.get("max_completion_tokens")
+        if self.server == "openai-responses":
+            return body.get("max_output_tokens")
         if self.server == "anthropic":
             return body.get("max_tokens")
         return (body.get("generationConfig") or {}).get("maxOutputTokens")
 
 
-# A Responses API server joins with its own entry.
 WIRES = {
+    "openai-responses": Wire("openai-responses", "openai:gpt-4.1", "gpt-4.1", "openai", "length"),
     "openai-chat": Wire("openai", "openai-chat:gpt-4.1-mini", "gpt-4.1-mini", "openai", "length"),
     "anthropic": Wire(
         "anthropic", "anthropic:claude-haiku-4-5", "claude-haiku-4-5", "anthropic", "max_tokens"

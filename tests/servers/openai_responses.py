@@ -111,6 +111,18 @@ class OpenAIResponsesServer(OpenAIServer):
     def route(self, method, path, query):
         return (False, "") if method == "POST" and path == "/v1/responses" else None
 
+    # ---- output cap ----------------------------------------------------------------------------
+    # `max_output_tokens`: "An upper bound for the number of tokens that can be generated for a
+    # response, including visible output tokens and reasoning tokens" (openai-python
+    # src/openai/types/responses/response_create_params.py); a response cut there is status
+    # "incomplete" with incomplete_details.reason "max_output_tokens" (src/openai/types/
+    # responses/response.py); read 2026-12-07.
+    cap_finish_reason = "max_output_tokens"
+
+    def output_cap(self, body):
+        cap = body.get("max_output_tokens")
+        return cap if isinstance(cap, int) else None
+
     # ---- request checks ----------------------------------------------------------------------
     def check_request(self, rec):
         b, p = rec.body, []

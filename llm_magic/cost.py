@@ -175,11 +175,10 @@ def estimate_tokens(request: ModelRequest, provider: str = "") -> int:
 
 @dataclass(frozen=True)
 class TurnBudget:
-    """What the rest of a budget buys on the next turn: its prompt, and how much it may write."""
+    """What the rest of a budget buys on the next turn after its prompt: how much it may write."""
 
     # The most the turn may write, reasoning included (None: output is free, no cap needed).
     output_tokens: int | None
-    prompt_cost: Decimal  # the estimated prompt's price
     minimal_cost: Decimal  # the prompt's price and MIN_OUTPUT_TOKENS of output
 
     @property
@@ -204,12 +203,12 @@ def turn_budget(
         return None
     rate = (per_million - prompt) / 1_000_000  # dollars per output token
     if rate <= 0:
-        return TurnBudget(None if prompt <= remaining else 0, prompt, minimal)
+        return TurnBudget(None if prompt <= remaining else 0, minimal)
     tokens = max(0, int((remaining - prompt) / rate))
     # the table rounds its own way: step down until the turn's price really fits
     while tokens > 0 and (price(model, Usage(input_tokens, tokens), source) or 0) > remaining:
         tokens -= 1
-    return TurnBudget(tokens, prompt, minimal)
+    return TurnBudget(tokens, minimal)
 
 
 def format_cost(cost: Cost) -> str:

@@ -36,7 +36,7 @@ _PRICED_CHAIN = textwrap.dedent(
     server = OpenAIServer(api_key="sk-test-123").start()
     server.push(Reply(calls=[Call("add_one", {"x": 41})], usage=(100, 5)), Reply(text="42"))
     result = asyncio.run(llm_magic.chain(
-        "hi", model="openai:gpt-4.1", base_url=server.base_url, api_key="sk-test-123",
+        "hi", model="openai-chat:gpt-4.1", base_url=server.base_url, api_key="sk-test-123",
         tools=[add_one]))
     server.close()
     stacks = sorted(m for m in ("httpx", "httpcore", "httpx2", "httpcore2") if m in sys.modules)
@@ -85,7 +85,7 @@ def test_httpx_limits_are_refused_naming_httpx2(server: OpenAIServer) -> None:
     httpx = pytest.importorskip("httpx")
     with pytest.raises(TypeError, match=r"limits must be an httpx2\.Limits .* got httpx\.Limits"):
         llm_magic.get_async_model(
-            "openai:gpt-4.1",
+            "openai-chat:gpt-4.1",
             base_url=server.base_url,
             api_key="sk-test-123",
             limits=httpx.Limits(max_connections=8),
@@ -97,7 +97,7 @@ def test_an_httpx_transport_is_refused_naming_httpx2(server: OpenAIServer) -> No
     httpx = pytest.importorskip("httpx")
     with pytest.raises(TypeError, match=r"transport must be an httpx2\.AsyncBaseTransport"):
         llm_magic.get_async_model(
-            "openai:gpt-4.1",
+            "openai-chat:gpt-4.1",
             base_url=server.base_url,
             api_key="sk-test-123",
             transport=httpx.AsyncHTTPTransport(),
@@ -108,7 +108,7 @@ def test_an_httpx_transport_is_refused_naming_httpx2(server: OpenAIServer) -> No
 async def test_an_httpx2_transport_and_limits_are_used(server: OpenAIServer) -> None:
     server.push("over the given transport")
     async with llm_magic.get_async_model(
-        "openai:gpt-4.1",
+        "openai-chat:gpt-4.1",
         base_url=server.base_url,
         api_key="sk-test-123",
         transport=httpx2.AsyncHTTPTransport(),
@@ -122,7 +122,7 @@ async def test_an_httpx2_transport_and_limits_are_used(server: OpenAIServer) -> 
 def test_the_key_is_not_in_the_type_error(server: OpenAIServer) -> None:
     with pytest.raises(TypeError) as caught:
         llm_magic.get_async_model(
-            "openai:gpt-4.1",
+            "openai-chat:gpt-4.1",
             base_url=server.base_url,
             api_key="sk-secret-key-9876",
             limits={"max_connections": 8},

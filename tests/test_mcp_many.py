@@ -126,7 +126,7 @@ async def test_announced_tool_changes_refresh_the_tools(kind: str, tmp_path: Pat
 async def test_server_colon_tool_offers_a_subset(openai_server: OpenAIServer) -> None:
     server = llm_magic.mcp([sys.executable, str(DEMO), "stdio"], name="sub")
     model = llm_magic.get_async_model(
-        "openai:test", base_url=openai_server.base_url, api_key=openai_server.api_key
+        "openai-chat:test", base_url=openai_server.base_url, api_key=openai_server.api_key
     )
     openai_server.push(Reply(calls=[Call("sub_add", {"a": 2, "b": 3})]), Reply(text="5"))
     result = await model.chain("Add.", tools=["sub:add", "sub:pid"])

@@ -30,8 +30,9 @@ def named_models(text: str) -> set[str]:
 
 
 def docs_and_notebooks() -> dict[str, str]:
-    """README.md and every notebook's cell sources, by file name."""
+    """README.md, docs/, and every notebook's cell sources, by file name."""
     texts = {"README.md": (ROOT / "README.md").read_text()}
+    texts |= {f"docs/{p.name}": p.read_text() for p in (ROOT / "docs").glob("*.md")}
     for nb in (ROOT / "notebooks").glob("*.ipynb"):
         cells = json.loads(nb.read_text())["cells"]
         texts[nb.name] = "\n".join("".join(c["source"]) for c in cells)
@@ -61,7 +62,7 @@ def test_the_default_for_a_key_comes_from_the_catalog(monkeypatch: pytest.Monkey
     assert registry.default_model_id() == catalog.default_model("gemini")
 
 
-def test_models_named_in_readme_and_notebooks_are_listed_and_not_shut_down() -> None:
+def test_models_named_in_readme_docs_and_notebooks_are_listed_and_not_shut_down() -> None:
     today = date.today()
     for name, text in docs_and_notebooks().items():
         for model in named_models(text):

@@ -57,11 +57,11 @@ class ToolCallRecord:
         if self.thread == "stopped":
             return f"{name} stopped when asked"
         if self.thread == "returned":
-            return f"{name} went on in its thread and returned later"
+            return f"{name} returned later in its thread"
         if self.thread == "raised":
             err = self.late_error
             what = f"{type(err).__name__}: {err}" if err is not None else "an error"
-            return f"{name} went on in its thread and raised {what} later"
+            return f"{name} raised {what} later in its thread"
         return None
 
     @property

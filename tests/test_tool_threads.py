@@ -75,7 +75,7 @@ async def test_a_cancelled_sync_tool_is_said_to_run_on_and_its_late_result_arriv
     assert settled.call is rec and run.events.index(settled) > ended  # after the run ended
     assert rec.thread == "returned" and rec.late_result == 3 and deleted == ["accounts"]
     assert rec.status == "cancelled"  # what the model was told stays as it was
-    assert "returned later" in (rec.thread_note or "")
+    assert rec.thread_note == "`delete_rows` returned later in its thread"
     # the next turn sends the model the honest text, every call answered
     openai_server.push(Reply(text="ok"))
     assert (await conv.chain("and now?")).text == "ok"
@@ -102,7 +102,7 @@ async def test_a_let_go_thread_that_raises_reports_its_error(
     await _settled(run)
     assert rec.thread == "raised" and isinstance(rec.late_error, PermissionError)
     assert rec.thread_note == (
-        "`write` went on in its thread and raised PermissionError: cannot write /etc/x later"
+        "`write` raised PermissionError: cannot write /etc/x later in its thread"
     )
 
 

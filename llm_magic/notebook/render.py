@@ -176,6 +176,29 @@ def approval_args_html(rec: ToolCallRecord) -> str:
     return f'<table class="llm-args-table" style="border-collapse:collapse">{"".join(rows)}</table>'
 
 
+def _thread_parts(rec: ToolCallRecord) -> list[str]:
+    """A let-go call's thread: still running, or what it returned or raised after the run let
+    the call go (the model was told the call was cancelled or timed out)."""
+    note = rec.thread_note
+    if note is None:
+        return []
+    parts = [_label("its thread"), f'<div class="llm-thread" style="{FG}">{esc(note)}</div>']
+    if rec.late_error is not None:
+        err = rec.late_error
+        parts += [
+            _label("raised after the call was let go"),
+            f'<div style="{ERROR};{MONO};font-size:12px;white-space:pre-wrap">'
+            f"{esc(f'{type(err).__name__}: {err}')}</div>",
+        ]
+    elif rec.thread in ("returned", "stopped"):
+        kind = type(rec.late_result).__name__
+        parts += [
+            _label(f"returned after the call was let go · {kind}"),
+            rich_html(rec.late_result),
+        ]
+    return parts
+
+
 def shorten_block(text: str, limit: int = 4_000) -> str:
     return text if len(text) <= limit else text[:limit] + f"\n[… {fmt_int(len(text) - limit)} more]"
 
@@ -199,6 +222,7 @@ def call_detail_html(rec: ToolCallRecord, result_markup: str | None = None) -> s
             parts += [_label("traceback"), traceback_html(rec.traceback)]
     if rec.reason and rec.status in ("denied", "cancelled"):
         parts += [_label("reason"), f'<div style="{FG}">{esc(rec.reason)}</div>']
+    parts += _thread_parts(rec)
     if rec.status in ("ok", "error", "denied", "cancelled") and not same:
         sent = "sent to the model"
         if rec.truncated:

@@ -119,7 +119,7 @@ class Timeline:
         self._closed = False
         self._details: dict[str, tuple[Any, str]] = {}
         self._texts: dict[str, tuple[Any, str]] = {}
-        self._lines: dict[str, tuple[str, str]] = {}  # call id -> (status, line HTML)
+        self._lines: dict[str, tuple[str, str]] = {}  # call id -> (status/thread, line HTML)
         self._titles: dict[str, str] = {}
         self._sent_text: dict[str, str] = {}  # turn key -> the text HTML the front end has
         self.flushes = 0  # how many flushes reached the widget (tests, benchmarks)
@@ -139,7 +139,13 @@ class Timeline:
         (`approval_callback=timeline.approve` for a run built after this timeline)."""
         self._run = run
         self.state.branch = describe_branch(getattr(run, "branched_from", None))
-        run.subscribe(self._on_event, approver=True)
+        generation = self.generation
+
+        def on_event(event: ev.Event) -> None:  # a run this view no longer shows (a re-run's
+            if self.generation == generation:  # original) may still report a late thread
+                self._on_event(event)
+
+        run.subscribe(on_event, approver=True)
 
     # -- public API ----------------------------------------------------------------------------
     def show(self) -> None:
@@ -295,7 +301,7 @@ class Timeline:
 
     def _detail_html(self, rec: ToolCallRecord) -> str:
         """Detail markup of a call, cached while the call's state does not change."""
-        key = (rec.status, rec.ended_at, rec.reason)
+        key = (rec.status, rec.ended_at, rec.reason, rec.thread)
         cached = self._details.get(rec.id)
         if cached is not None and cached[0] == key:
             return cached[1]
@@ -324,7 +330,19 @@ class Timeline:
             return
         if changed:
             self._dirty.update(changed)
-            self._schedule()
+            if not self.state.running:  # a let-go thread ended after the run (ToolCallSettled)
+                self._show_late()
+            else:
+                self._schedule()
+
+    def _show_late(self) -> None:
+        """Show what changed after the run ended: in the live view if it stays, else by
+        replacing the static timeline the view gave way to."""
+        if self._handle is not None and self.widget_closed:
+            self._dirty.clear()
+            self._handle.update(self._static_bundle(), raw=True)
+        else:
+            self.flush()
 
     def _key(self, rec: ToolCallRecord) -> str:
         return self.state.keys.get(rec.id, "")
@@ -359,8 +377,9 @@ class Timeline:
         if rec.status not in _FINISHED:
             return R.call_line_html(rec, now)
         cached = self._lines.get(rec.id)
-        if cached is None or cached[0] != rec.status:
-            cached = self._lines[rec.id] = (rec.status, R.call_line_html(rec))
+        state = f"{rec.status}/{rec.thread}"  # a let-go thread's end changes a finished line
+        if cached is None or cached[0] != state:
+            cached = self._lines[rec.id] = (state, R.call_line_html(rec))
         return cached[1]
 
     def _title(self, rec: ToolCallRecord) -> str:

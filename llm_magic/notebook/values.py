@@ -55,6 +55,10 @@ def arg_summary(rec: ToolCallRecord, width: int = 90) -> str:
 
 def outcome_summary(rec: ToolCallRecord, width: int = 70) -> str:
     """What came of a call, in a few words, for the collapsed line."""
+    note = rec.thread_note  # a thread that outlived its call: never just "cancelled"
+    if note is not None and rec.status in ("cancelled", "error"):
+        what = "cancelled" if rec.status == "cancelled" else rec.reason or "error"
+        return shorten(f"{what}; {note}", width)
     if rec.status == "ok":
         kind = kind_summary(rec.result)
         return kind if kind is not None else shorten(rec.output, width)

@@ -1275,7 +1275,7 @@ async def test_cancelled_sync_tool_says_it_runs_on_then_shows_its_late_result(co
     with OpenAIServer([Reply(calls=[Call("delete_rows", {"table": "accounts"})])]) as server:
         run = model_for(server).chain("clean", tools=[delete_rows])
         tl = Timeline(run, model="m")
-        tl.widget  # the live view, as show() builds it in a kernel
+        assert tl.widget is not None  # the live view, as show() builds it in a kernel
         tl._handle = DisplayHandle()  # where show() displayed it; updates print without a shell
         task = asyncio.ensure_future(run)
         await until(started.is_set)

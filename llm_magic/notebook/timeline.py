@@ -33,7 +33,7 @@ from . import render as R
 from .answers import mark_shown
 from .editing import given_json, rerun_clicked
 from .reducer import HEAD, RunState, apply, describe_branch
-from .terminal import _ask_in_terminal, _TextView
+from .terminal import TerminalApprover, _TextView
 from .values import pretty_json
 
 if TYPE_CHECKING:
@@ -124,6 +124,7 @@ class Timeline:
         self._sent_text: dict[str, str] = {}  # turn key -> the text HTML the front end has
         self.flushes = 0  # how many flushes reached the widget (tests, benchmarks)
         self._asking: set[asyncio.Task[None]] = set()
+        self._terminal = TerminalApprover(self._describe)
         self.result: ChainResult[Any] | None = None  # the shown run's result, once it ended
         self.editable = False  # offer Edit & re-run (a view still live after its run ended)
         self.generation = 0  # which run the view shows: a click from an older one is stale
@@ -167,7 +168,9 @@ class Timeline:
         if self._loop is None:
             self._loop = loop
         if self._mode == "text" or (self._mode == "none" and not _in_kernel()):
-            return await _ask_in_terminal(record)
+            if self._text is not None:
+                self._text.end_line()
+            return await self._terminal.ask(record)
         self._ensure_widget()
         future: asyncio.Future[Approval] = loop.create_future()
         self._approvals[record.id] = future
@@ -177,6 +180,11 @@ class Timeline:
         finally:
             self._approvals.pop(record.id, None)
             self._mark(self._key(record))
+
+    def _describe(self, name: str) -> str | None:
+        """A tool's description, for the terminal question's `?`."""
+        tool = self._run.tools.get(name) if self._run is not None else None
+        return tool.description if tool is not None else None
 
     def _ask(self, rec: ToolCallRecord) -> None:
         """Ask the person and answer the run with `decide()`; the run's own

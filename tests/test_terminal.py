@@ -378,3 +378,54 @@ async def test_other_output_waits_below_the_question(monkeypatch, capsys):
     assert lines[asked].endswith("[y/N/a/?, or a reason to deny] "), lines
     assert "lookup(" in lines[asked + 1] and "value of k" in lines[asked + 1], lines
     assert not any("lookup(" in line for line in lines[:asked]), lines
+
+
+POST_CELL = """\
+@llm_magic.tool(requires_approval=True)
+def post(title: str, body: str) -> str:
+    \\"\\"\\"Post a message to the team channel.\\"\\"\\"
+    print("POSTED", title)
+    return "posted " + title
+"""
+
+
+@needs_tmux
+def test_terminal_question_shows_whole_arguments_details_and_approves_all(terminal):
+    """In a real terminal: the long argument shows whole before the question, `?` shows the
+    details and asks again, `a` runs both calls of the turn (it used to deny with reason "a"),
+    and no other output lands on the question's line."""
+    calls = [Call("post", {"title": f"note {i}", "body": BODY}) for i in range(2)]
+    with OpenAIServer([Reply(calls=calls), Reply(text="posted both notes")]) as server:
+        term = terminal(_ipython(), server)
+        term.wait_for("In [1]:", timeout=90)
+        term.line("%load_ext llm_magic")
+        term.wait_for("In [2]:")
+        term.line("import llm_magic")
+        term.wait_for("In [3]:")
+        for line in POST_CELL.replace('\\"', '"').splitlines():
+            term.line(line.strip() if line.startswith("    ") else line)
+        term.keys("Enter")
+        term.wait_for("In [4]:")
+        term.line("%%llm_chain --tools post")
+        term.line("post the notes")
+        term.keys("Enter", "Enter")
+        screen = term.wait_for("or a reason to deny]")
+        for line in BODY.splitlines()[1:]:
+            assert line in screen, screen
+        term.line("?")
+        screen = term.wait_for("Post a message to the team channel.")
+        assert screen.count("? approve post(") == 2, screen
+        term.line("a")
+        screen = term.wait_for("In [5]:")
+    shots = (
+        ROOT / "artifacts" / "test_terminal_question_shows_whole_arguments_details_and_approves_all"
+    )
+    shots.mkdir(parents=True, exist_ok=True)
+    (shots / "screen.txt").write_text(screen.rstrip() + "\n")  # the terminal as the user saw it
+    assert "POSTED note 0" in screen and "POSTED note 1" in screen, screen
+    assert "posted both notes" in screen, screen
+    questions = [line for line in screen.splitlines() if "? approve post(" in line]
+    assert all(line.rstrip().endswith(("deny]", "deny] ?", "deny] a")) for line in questions), (
+        questions
+    )
+    assert "Traceback" not in screen, screen

@@ -1258,11 +1258,20 @@ def test_script_or_frame_html_falls_back_to_the_image_or_text():
 # -- a sync tool's thread outlives its cancelled call ----------------------------------------------
 
 
-async def test_cancelled_sync_tool_says_it_runs_on_then_shows_its_late_result(comms, capsys):
+async def test_cancelled_sync_tool_says_it_runs_on_then_shows_its_late_result(comms):
     """Cancel from the timeline while a sync tool runs in its thread: the row says the function
     is still running (not just "cancelled"); when the thread ends, the static timeline the view
     gave way to is replaced by one with the late result."""
     from IPython.display import DisplayHandle
+
+    class Handle(DisplayHandle):
+        """IPython's handle, keeping each bundle it is updated with (a kernel would send each
+        as update_display_data)."""
+
+        bundles: list[dict] = []
+
+        def update(self, obj: Any, **kwargs: Any) -> None:
+            self.bundles.append(obj)
 
     started, release = threading.Event(), threading.Event()
 
@@ -1276,7 +1285,7 @@ async def test_cancelled_sync_tool_says_it_runs_on_then_shows_its_late_result(co
         run = model_for(server).chain("clean", tools=[delete_rows])
         tl = Timeline(run, model="m")
         assert tl.widget is not None  # the live view, as show() builds it in a kernel
-        tl._handle = DisplayHandle()  # where show() displayed it; updates print without a shell
+        tl._handle = handle = Handle()  # where show() displayed it
         task = asyncio.ensure_future(run)
         await until(started.is_set)
         front_end(tl, {"type": "cancel"})
@@ -1285,12 +1294,12 @@ async def test_cancelled_sync_tool_says_it_runs_on_then_shows_its_late_result(co
         tl.close()
     assert result.tool_calls[0].status == "cancelled"
     assert "cancelled; `delete_rows` is still running in its thread" in html.unescape(line)
-    static = capsys.readouterr().out
-    assert "is still running in its thread" in html.unescape(static)
-    assert tl.widget_closed
+    assert len(handle.bundles) == 1 and tl.widget_closed  # the static timeline replaced it
+    assert "is still running in its thread" in html.unescape(handle.bundles[0]["text/html"])
     release.set()
     await until(lambda: result.tool_calls[0].thread == "returned")
-    await until(lambda: "deleted 3 rows of accounts" in capsys.readouterr().out)
+    await until(lambda: len(handle.bundles) == 2)
+    assert "deleted 3 rows of accounts" in handle.bundles[1]["text/html"]
     text = render.static_text(tl.state)
     assert "cancelled; `delete_rows` returned later in its thread" in text
     assert len(tl.state.calls) == 1  # the same row, not a new one

@@ -36,6 +36,7 @@ from .reducer import RunState, TurnState
 from .values import (
     arg_summary,
     arguments_json,
+    error_html,
     folded,
     markdown_html,
     outcome_summary,
@@ -44,6 +45,7 @@ from .values import (
     result_json,
     rich_html,
     safe_html,
+    thread_parts,
     traceback_html,
 )
 
@@ -176,29 +178,6 @@ def approval_args_html(rec: ToolCallRecord) -> str:
     return f'<table class="llm-args-table" style="border-collapse:collapse">{"".join(rows)}</table>'
 
 
-def _thread_parts(rec: ToolCallRecord) -> list[str]:
-    """A let-go call's thread: still running, or what it returned or raised after the run let
-    the call go (the model was told the call was cancelled or timed out)."""
-    note = rec.thread_note
-    if note is None:
-        return []
-    parts = [_label("its thread"), f'<div class="llm-thread" style="{FG}">{esc(note)}</div>']
-    if rec.late_error is not None:
-        err = rec.late_error
-        parts += [
-            _label("raised after the call was let go"),
-            f'<div style="{ERROR};{MONO};font-size:12px;white-space:pre-wrap">'
-            f"{esc(f'{type(err).__name__}: {err}')}</div>",
-        ]
-    elif rec.thread in ("returned", "stopped"):
-        kind = type(rec.late_result).__name__
-        parts += [
-            _label(f"returned after the call was let go · {kind}"),
-            rich_html(rec.late_result),
-        ]
-    return parts
-
-
 def shorten_block(text: str, limit: int = 4_000) -> str:
     return text if len(text) <= limit else text[:limit] + f"\n[… {fmt_int(len(text) - limit)} more]"
 
@@ -214,15 +193,12 @@ def call_detail_html(rec: ToolCallRecord, result_markup: str | None = None) -> s
     if rec.status == "error":
         err = rec.error
         title = f"{type(err).__name__}: {err}" if err is not None else rec.output
-        parts += [
-            _label("error"),
-            f'<div style="{ERROR};{MONO};font-size:12px;white-space:pre-wrap">{esc(title)}</div>',
-        ]
+        parts += [_label("error"), error_html(title)]
         if rec.traceback:
             parts += [_label("traceback"), traceback_html(rec.traceback)]
     if rec.reason and rec.status in ("denied", "cancelled"):
         parts += [_label("reason"), f'<div style="{FG}">{esc(rec.reason)}</div>']
-    parts += _thread_parts(rec)
+    parts += thread_parts(rec, _label)
     if rec.status in ("ok", "error", "denied", "cancelled") and not same:
         sent = "sent to the model"
         if rec.truncated:

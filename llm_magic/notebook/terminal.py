@@ -29,7 +29,7 @@ from .. import events as ev
 from ..chain import Approval
 from ..events import ToolCallRecord
 from . import render as R
-from .reducer import TurnState
+from .reducer import RunState, TurnState
 from .values import pretty_json
 
 if TYPE_CHECKING:
@@ -78,6 +78,18 @@ class _TextView:
             return  # the approval prompt is the line
         self._end_text()
         self.write("    " + R.call_text(rec) + "\n")
+
+    def feed(self, state: RunState, event: ev.Event) -> None:
+        """Take one event, once `state` has folded it in."""
+        if isinstance(event, ev.ToolCallEvent):
+            self.call(event.call, event)
+        elif isinstance(event, ev.TextDelta | ev.TurnFinished) and state.current is not None:
+            if isinstance(event, ev.TextDelta):
+                self.delta(state.current, event.text)
+            else:
+                self.turn_done(state.current)
+        elif isinstance(event, ev.RunEnded):
+            self.run_ended()
 
     def run_ended(self) -> None:
         self._end_text()

@@ -326,7 +326,7 @@ class Timeline:
         changed = apply(self.state, event)
         text = self._text
         if text is not None:
-            _to_text(text, self.state, event)
+            text.feed(self.state, event)
         if isinstance(event, ev.ToolCallFinished):
             _close_figure(event.call.result)
         if isinstance(event, ev.RunEnded):
@@ -344,8 +344,7 @@ class Timeline:
                 self._schedule()
 
     def _show_late(self) -> None:
-        """Show what changed after the run ended: in the live view if it stays, else by
-        replacing the static timeline the view gave way to."""
+        """Show a change after the run ended: live, or in place of the static timeline."""
         if self._handle is not None and self.widget_closed:
             self._dirty.clear()
             self._handle.update(self._static_bundle(), raw=True)
@@ -519,19 +518,3 @@ class Timeline:
         for call_id, future in list(self._approvals.items()):
             if self.state.keys.get(call_id) in wanted and not future.done():
                 future.set_result(Approval(approved, reason))
-
-
-def _to_text(text: _TextView, state: RunState, event: ev.Event) -> None:
-    """Feed the terminal view (kept as it was before the reducer)."""
-    if isinstance(event, ev.ToolCallEvent):
-        text.call(event.call, event)
-    elif isinstance(event, ev.TextDelta):
-        turn = state.current
-        if turn is not None:
-            text.delta(turn, event.text)
-    elif isinstance(event, ev.TurnFinished):
-        turn = state.current
-        if turn is not None:
-            text.turn_done(turn)
-    elif isinstance(event, ev.RunEnded):
-        text.run_ended()

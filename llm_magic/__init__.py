@@ -34,7 +34,7 @@ from .messages import Message, ToolCall, ToolResult, Usage
 from .models import AsyncConversation, AsyncModel, ChainResponse, Conversation, Model
 from .options import Approval, ApprovalCallback, ChainKwargs, ChainOptions
 from .registry import get_async_model, get_model, register_alias
-from .tools import Tool, ToolOptions, async_tool_is, tool
+from .tools import Tool, ToolOptions, async_tool_is, cancel_event, tool
 
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
@@ -79,6 +79,7 @@ __all__ = [
     "UnknownModelError",
     "Usage",
     "async_tool_is",
+    "cancel_event",
     "chain",
     "get_async_model",
     "get_model",

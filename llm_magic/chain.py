@@ -42,7 +42,7 @@ from .messages import Message, ModelRequest, ModelTurn, ToolCall, ToolResult, Us
 from .options import Approval, ApprovalCallback, ChainOptions
 from .results import ChainResult, ConversationLike, Status
 from .sources import ToolSource, with_sources
-from .tools import Tool, serialize_result
+from .tools import CANCEL_GRACE, ThreadCall, Tool, serialize_result
 
 if TYPE_CHECKING:
     from .branches import BranchPoint, Resume
@@ -586,7 +586,7 @@ class ChainRun:
         except asyncio.CancelledError:
             if rec.ended_at is None:
                 rec.reason = self._cancel_reason
-                self._end(rec, "cancelled", CANCELLED_OUTPUT)
+                self._end(rec, "cancelled", _cancelled_output(rec))
             raise
 
     def _needs_approval(self, tool: Tool) -> bool:
@@ -617,17 +617,27 @@ class ChainRun:
         self._emit(ev.ToolCallStarted(rec))
         limit = self.options.tool_timeout or tool.options.timeout
         deadline = asyncio.timeout(limit)
+        thread = ThreadCall()
         try:
             async with deadline:
                 value = await tool.call(
-                    kwargs, prefer_sync=self.options.prefer_sync, caller=self.caller
+                    kwargs, prefer_sync=self.options.prefer_sync, caller=self.caller, thread=thread
                 )
+        except asyncio.CancelledError:
+            await self._let_go(tool, rec, thread)
+            raise
         # SystemExit too: a tool wrapping an argparse CLI must not end the run (nor, in the
         # sync API, the private loop's thread); the model gets the error like any other.
         except (Exception, SystemExit) as exc:
             if isinstance(exc, TimeoutError) and deadline.expired():
                 rec.reason = f"timed out after {limit} s"
-                return self._end(rec, "error", f"error: {tool.name} {rec.reason}", exc)
+                await self._let_go(tool, rec, thread)
+                output = f"error: {tool.name} {rec.reason}"
+                if rec.thread == "running":
+                    output += (
+                        "; it is still running in its thread, so what it does may still happen"
+                    )
+                return self._end(rec, "error", output, exc)
             return self._tool_failed(tool, rec, exc)
         rec.result = value
         try:
@@ -645,6 +655,33 @@ class ChainRun:
         rec.ended_at = time.monotonic()
         self._emit(ev.ToolCallFinished(rec))
 
+    async def _let_go(self, tool: Tool, rec: ToolCallRecord, thread: ThreadCall) -> None:
+        """The run stops waiting for a call (cancel, interrupt, timeout). A sync call's thread
+        cannot be stopped: its `cancel_event()` is set, a `cancellable` tool gets CANCEL_GRACE
+        seconds to return, and a thread still running is reported when it ends
+        (`ToolCallSettled`, possibly after the run ended), so no one is told it stopped."""
+        future = thread.future
+        if future is None:  # not in a worker thread: nothing runs on
+            return
+        thread.stop.set()
+        if tool.options.cancellable and not future.done():
+            await asyncio.wait([asyncio.wrap_future(future)], timeout=CANCEL_GRACE)
+        if future.done():
+            _settle_thread(rec, future, stopped=tool.options.cancellable)
+            return
+        rec.thread = "running"
+        loop = asyncio.get_running_loop()
+
+        def ended(_: Any) -> None:  # on the tool's thread
+            with contextlib.suppress(RuntimeError):  # the loop is closed: no one to tell
+                loop.call_soon_threadsafe(self._thread_ended, rec, future)
+
+        future.add_done_callback(ended)
+
+    def _thread_ended(self, rec: ToolCallRecord, future: Any) -> None:
+        _settle_thread(rec, future, stopped=False)
+        self._emit(ev.ToolCallSettled(rec))
+
     def _tool_failed(self, tool: Tool, rec: ToolCallRecord, exc: BaseException) -> None:
         """The tool raised: tell the model, or end the run if the policy says raise."""
         self._end(rec, "error", f"error: {type(exc).__name__}: {exc}", exc)
@@ -661,8 +698,29 @@ class ChainRun:
             for rec in self._pending:
                 if rec.ended_at is None:
                     rec.reason = rec.reason or self._cancel_reason or self.status
-                    self._end(rec, "cancelled", CANCELLED_OUTPUT)
+                    self._end(rec, "cancelled", _cancelled_output(rec))
             self._commit_results()
+
+
+def _cancelled_output(rec: ToolCallRecord) -> str:
+    """What the model reads for a cancelled call: whether the function may still be at work."""
+    if rec.thread == "running":
+        return f"{CANCELLED_OUTPUT}; it is still running in its thread, so what it does may still happen"
+    return CANCELLED_OUTPUT
+
+
+def _settle_thread(rec: ToolCallRecord, future: Any, stopped: bool) -> None:
+    """Record what a let-go call's thread did: returned, raised, or (a `cancellable` tool
+    within its grace) stopped; a call that never left the pool's queue did nothing."""
+    if future.cancelled():
+        rec.thread = None
+        return
+    error = future.exception()
+    if error is not None:
+        rec.late_error = error
+    else:
+        rec.late_result = future.result()
+    rec.thread = "stopped" if stopped else ("raised" if error is not None else "returned")
 
 
 def _first(group: BaseExceptionGroup) -> BaseException:

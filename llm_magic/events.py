@@ -19,6 +19,9 @@ if TYPE_CHECKING:
     from .results import ChainResult
 
 CallStatus = Literal["queued", "awaiting_approval", "running", "ok", "error", "denied", "cancelled"]
+# a sync call's worker thread after the run let the call go (cancelled, timed out): a thread
+# cannot be stopped, so it may still run, end later, or have stopped when asked (`cancellable`)
+ThreadState = Literal["running", "returned", "raised", "stopped"]
 
 
 @dataclass(eq=False)
@@ -41,6 +44,25 @@ class ToolCallRecord:
     started_at: float | None = None
     ended_at: float | None = None
     server: str | None = None  # the MCP server the tool belongs to; None: a notebook function
+    thread: ThreadState | None = None  # None: nothing of the call runs on once it ended
+    late_result: Any = None  # what the thread returned after the run let the call go
+    late_error: BaseException | None = None  # what it raised then
+
+    @property
+    def thread_note(self) -> str | None:
+        """What the call's thread did after the run let it go, in words for the user."""
+        name = f"`{self.name}`"
+        if self.thread == "running":
+            return f"{name} is still running in its thread"
+        if self.thread == "stopped":
+            return f"{name} stopped when asked"
+        if self.thread == "returned":
+            return f"{name} returned later in its thread"
+        if self.thread == "raised":
+            err = self.late_error
+            what = f"{type(err).__name__}: {err}" if err is not None else "an error"
+            return f"{name} raised {what} later in its thread"
+        return None
 
     @property
     def duration(self) -> float | None:
@@ -140,6 +162,14 @@ class ToolCallDenied(ToolCallEvent):
 @dataclass
 class ToolCallCancelled(ToolCallEvent):
     type = "tool_call_cancelled"
+
+
+@dataclass
+class ToolCallSettled(ToolCallEvent):
+    """The thread of a sync call that the run let go (cancelled, timed out) has ended; the
+    record's `thread`, `late_result` and `late_error` say how. It may come after `RunEnded`."""
+
+    type = "tool_call_settled"
 
 
 @dataclass

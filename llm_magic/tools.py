@@ -7,6 +7,11 @@ of llm_magic's own pool (with the caller's context variables, so the notebook's 
 follows), or, for thread-affine code (`on_loop=True`), on the caller's thread: the loop thread in
 async runs (the kernel's main thread in a notebook), the thread waiting for the result in sync
 runs.
+
+A thread cannot be stopped: a sync tool whose call is cancelled (or times out) goes on running
+in its worker thread. The run says so (`ToolCallRecord.thread`) and reports what the thread did
+when it ends (`ToolCallSettled`). A tool that can stop early checks `cancel_event()` and declares
+`cancellable=True`; the run then sets the event and waits a moment (`CANCEL_GRACE`) for it.
 """
 
 from __future__ import annotations
@@ -53,6 +58,46 @@ class ToolOptions:
     timeout: float | None = None
     on_error: OnError = "model"
     max_result_chars: int = DEFAULT_MAX_RESULT_CHARS
+    # the sync tool checks `cancel_event()` and returns soon after it is set: a cancelled run
+    # waits up to CANCEL_GRACE seconds for it instead of leaving it running in its thread
+    cancellable: bool = False
+
+
+CANCEL_GRACE = 5.0  # seconds a cancelled run waits for a `cancellable` tool's thread to end
+_CANCEL: contextvars.ContextVar[threading.Event | None] = contextvars.ContextVar(
+    "llm_magic_tool_cancel", default=None
+)
+
+
+def cancel_event() -> threading.Event:
+    """The event set when the run stops wanting this tool call's result (a cancel, a kernel
+    interrupt, the tool's timeout), for a sync tool in its worker thread to check:
+
+        @llm_magic.tool(cancellable=True)
+        def copy_rows(n: int) -> int:
+            stop = llm_magic.cancel_event()
+            for i in range(n):
+                if stop.is_set():
+                    return i  # stopped early: the timeline shows this late result
+                ...
+
+    Outside a tool's thread it is an event that is never set.
+    """
+    event = _CANCEL.get()
+    return event if event is not None else threading.Event()
+
+
+@dataclasses.dataclass(eq=False)
+class ThreadCall:
+    """Where a sync tool call runs in a worker thread: its future (which outlives a cancel, since
+    a thread cannot be stopped) and the event `cancel_event()` gives the tool."""
+
+    stop: threading.Event = dataclasses.field(default_factory=threading.Event)
+    future: concurrent.futures.Future[Any] | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.future is not None and not self.future.done()
 
 
 @dataclasses.dataclass(eq=False)
@@ -172,11 +217,14 @@ class Tool:
         *,
         prefer_sync: bool = False,
         caller: CallerThread | None = None,
+        thread: ThreadCall | None = None,
     ) -> Any:
         """Run the tool with validated keyword arguments; never blocks the loop (unless on_loop).
 
         `caller` is the thread of a sync run's caller: `on_loop` tools run there, since in sync
         code "the thread I called from" is that one, not llm_magic's private loop thread.
+        `thread`: filled in when the call runs in a worker thread, so the caller can tell the
+        thread to stop and learn what it did after a cancel.
         """
         if self.implementation(prefer_sync) == "async":
             assert self.async_impl is not None
@@ -186,7 +234,7 @@ class Tool:
             bound = functools.partial(self.sync_impl, **kwargs)
             result = bound() if caller is None else await caller.call(bound)
         else:
-            result = await _in_thread(self.sync_impl, kwargs)
+            result = await _in_thread(self.sync_impl, kwargs, thread or ThreadCall())
         while inspect.isawaitable(result):
             result = await result
         return result
@@ -264,13 +312,18 @@ class GivenParameters(Parameters):
         return dict(arguments)
 
 
-async def _in_thread(fn: Callable[..., Any] | None, kwargs: dict[str, Any]) -> Any:
+async def _in_thread(
+    fn: Callable[..., Any] | None, kwargs: dict[str, Any], thread: ThreadCall
+) -> Any:
     """Like `asyncio.to_thread` (the context, and so the notebook's output routing, follows),
     but on llm_magic's own pool: the default one has cpu+4 threads, so 8 parallel calls on two
-    cores would run in two waves, and it holds interpreter exit for a timed-out tool."""
+    cores would run in two waves, and it holds interpreter exit for a timed-out tool. The
+    thread's future goes into `thread`, and its `stop` event is the tool's `cancel_event()`."""
     context = contextvars.copy_context()
+    context.run(_CANCEL.set, thread.stop)
     call = functools.partial(context.run, fn, **kwargs)  # type: ignore[arg-type]
-    return await asyncio.get_running_loop().run_in_executor(_POOL, call)
+    thread.future = _POOL.submit(call)
+    return await asyncio.wrap_future(thread.future)
 
 
 def _callable_name(fn: Any) -> str:
@@ -341,6 +394,7 @@ def tool(
     timeout: float | None = None,
     on_error: OnError = "model",
     max_result_chars: int = DEFAULT_MAX_RESULT_CHARS,
+    cancellable: bool = False,
 ) -> Callable[[F], F]: ...
 def tool(fn: Any = None, **kwargs: Any) -> Any:
     """Mark a function as a tool (found by `%%llm_chain` without `--tools`).
@@ -422,10 +476,13 @@ def is_marked_tool(obj: Any) -> bool:
 
 
 __all__ = [
+    "CANCEL_GRACE",
     "DEFAULT_MAX_RESULT_CHARS",
+    "ThreadCall",
     "Tool",
     "ToolOptions",
     "async_tool_is",
+    "cancel_event",
     "is_marked_tool",
     "serialize_result",
     "to_tools",

@@ -401,10 +401,13 @@ def test_live_timeline(jupyter: tuple[str, Path], page: Any, app_kind: str, them
         assert after.count() == 0
         assert live.evaluate(CLIPPED) == []  # at 1,000 px: pills, durations, buttons whole
         live.screenshot(path=str(shots / "approval.png"))
-        # a reason typed key by key while the cell runs; Enter sends it whole, with the decision
+        # a reason typed key by key while the cell runs; Enter alone decides nothing,
+        # Ctrl+Enter sends the reason whole, with the decision (deny)
         reason = "keep old.csv, it is the backup"
         card.locator("input.llm-reason").press_sequentially(reason, delay=25)
         card.locator("input.llm-reason").press("Enter")
+        assert card.locator("button.llm-deny").is_enabled() and after.count() == 0
+        card.locator("input.llm-reason").press("Control+Enter")
 
         # the run ends: the widget gives way to the static timeline
         static = page.locator(".llm-magic-timeline.llm-static")

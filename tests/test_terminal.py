@@ -6,6 +6,7 @@ Ctrl-C that only raised KeyboardInterrupt would leave the run going into the nex
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import shutil
@@ -14,10 +15,13 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+import llm_magic
 from tests.kernel_harness import KERNEL_NAME, write_kernelspec
 from tests.servers import Call, OpenAIServer, Reply
 
@@ -275,4 +279,153 @@ def test_ctrl_c_at_the_approval_question_gives_the_terminal_back(terminal, autoa
         assert "DELETED old.csv" not in screen, screen
         term.line("exit")
         screen = term.wait_for(term.exit_mark, timeout=30)
+    assert "Traceback" not in screen, screen
+
+
+# -- the approval question, in-process (stdin a pipe, as when input is piped in) ------------------
+
+BODY = "Stale accounts removed:\n" + "\n".join(
+    f"- account {i:03d}, idle since 2024" for i in range(8)
+)
+
+
+@contextlib.contextmanager
+def piped_stdin(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], None]]:
+    """Replace stdin by a pipe; yields a function that types a line into it."""
+    read_fd, write_fd = os.pipe()
+    reader = os.fdopen(read_fd, "r")
+    monkeypatch.setattr(sys, "stdin", reader)
+    try:
+        yield lambda line: os.write(write_fd, (line + "\n").encode())
+    finally:
+        os.close(write_fd)
+        reader.close()
+
+
+async def _run_in_text_mode(server: OpenAIServer, tools: list[Any]) -> Any:
+    from llm_magic.notebook.timeline import Timeline
+
+    model = llm_magic.get_async_model(
+        "openai:test", base_url=server.base_url, api_key=server.api_key
+    )
+    run = model.chain("go", tools=tools)
+    tl = Timeline(run, model="term-model")
+    tl.show()  # no kernel: text lines, and the question on the terminal
+    result = await run
+    tl.close()
+    await model.aclose()
+    return result
+
+
+async def test_question_prints_every_argument_and_a_approves_the_calls_of_its_turn(
+    monkeypatch, capsys
+):
+    """The arguments are printed whole before the question (not cut to one line); `?` prints
+    the details and asks again; `a` approves this call and the other calls of its turn (it
+    used to deny them with the reason "a")."""
+    posted: list[str] = []
+
+    @llm_magic.tool(requires_approval=True)
+    def post(title: str, body: str) -> str:
+        """Post a message to the team channel."""
+        posted.append(title)
+        return f"posted {title}"
+
+    calls = [Call("post", {"title": f"note {i}", "body": BODY}) for i in range(3)]
+    with (
+        OpenAIServer([Reply(calls=calls), Reply(text="posted all three")]) as server,
+        piped_stdin(monkeypatch) as type_line,
+    ):
+        type_line("?")
+        type_line("a")
+        result = await _run_in_text_mode(server, [post])
+    out = capsys.readouterr().out
+    assert [c.status for c in result.tool_calls] == ["ok", "ok", "ok"]
+    assert sorted(posted) == ["note 0", "note 1", "note 2"]
+    assert result.tool_calls[0].reason is None  # approved: no reason "a"
+    assert out.count("? approve post(") == 2  # asked once, and again after `?`
+    assert out.count("approved with the other calls of its turn") == 2
+    for line in BODY.splitlines()[1:]:
+        assert f"        {line}\n" in out  # every line of the long argument, whole
+    assert "post: Post a message to the team channel." in out  # what `?` prints
+    assert '"title": "note 0"' in out and "a: approve it and the other calls" in out
+
+
+async def test_other_output_waits_below_the_question(monkeypatch, capsys):
+    """A call that ends while the question waits prints its line after the answer, never on
+    the question's line."""
+    import threading
+
+    @llm_magic.tool(requires_approval=True)
+    def remove(path: str) -> str:
+        """Remove a file."""
+        return f"removed {path}"
+
+    def lookup(key: str) -> str:
+        """Look a key up."""
+        time.sleep(0.3)  # ends while the question waits
+        return f"value of {key}"
+
+    calls = [Call("remove", {"path": "old.csv"}), Call("lookup", {"key": "k"})]
+    with (
+        OpenAIServer([Reply(calls=calls), Reply(text="done")]) as server,
+        piped_stdin(monkeypatch) as type_line,
+    ):
+        threading.Timer(1.0, type_line, args=("y",)).start()
+        await _run_in_text_mode(server, [remove, lookup])
+    lines = capsys.readouterr().out.splitlines()
+    asked = next(i for i, line in enumerate(lines) if "? approve remove(" in line)
+    assert lines[asked].endswith("[y/N/a/?, or a reason to deny] "), lines
+    assert "lookup(" in lines[asked + 1] and "value of k" in lines[asked + 1], lines
+    assert not any("lookup(" in line for line in lines[:asked]), lines
+
+
+POST_CELL = """\
+@llm_magic.tool(requires_approval=True)
+def post(title: str, body: str) -> str:
+    \\"\\"\\"Post a message to the team channel.\\"\\"\\"
+    print("POSTED", title)
+    return "posted " + title
+"""
+
+
+@needs_tmux
+def test_terminal_question_shows_whole_arguments_details_and_approves_all(terminal):
+    """In a real terminal: the long argument shows whole before the question, `?` shows the
+    details and asks again, `a` runs both calls of the turn (it used to deny with reason "a"),
+    and no other output lands on the question's line."""
+    calls = [Call("post", {"title": f"note {i}", "body": BODY}) for i in range(2)]
+    with OpenAIServer([Reply(calls=calls), Reply(text="posted both notes")]) as server:
+        term = terminal(_ipython(), server)
+        term.wait_for("In [1]:", timeout=90)
+        term.line("%load_ext llm_magic")
+        term.wait_for("In [2]:")
+        term.line("import llm_magic")
+        term.wait_for("In [3]:")
+        for line in POST_CELL.replace('\\"', '"').splitlines():
+            term.line(line.strip() if line.startswith("    ") else line)
+        term.keys("Enter")
+        term.wait_for("In [4]:")
+        term.line("%%llm_chain --tools post")
+        term.line("post the notes")
+        term.keys("Enter", "Enter")
+        screen = term.wait_for("or a reason to deny]")
+        for line in BODY.splitlines()[1:]:
+            assert line in screen, screen
+        term.line("?")
+        screen = term.wait_for("Post a message to the team channel.")
+        assert screen.count("? approve post(") == 2, screen
+        term.line("a")
+        screen = term.wait_for("In [5]:")
+    shots = (
+        ROOT / "artifacts" / "test_terminal_question_shows_whole_arguments_details_and_approves_all"
+    )
+    shots.mkdir(parents=True, exist_ok=True)
+    (shots / "screen.txt").write_text(screen.rstrip() + "\n")  # the terminal as the user saw it
+    assert "POSTED note 0" in screen and "POSTED note 1" in screen, screen
+    assert "posted both notes" in screen, screen
+    questions = [line for line in screen.splitlines() if "? approve post(" in line]
+    assert all(line.rstrip().endswith(("deny]", "deny] ?", "deny] a")) for line in questions), (
+        questions
+    )
     assert "Traceback" not in screen, screen

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import asyncio
+import html
 import itertools
 import json
 import os
@@ -48,6 +49,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SETUP = '''\
 %load_ext llm_magic
 import asyncio
+import html
 import pandas as pd
 import llm_magic
 from llm_magic import Approval, tool
@@ -1251,3 +1253,82 @@ def test_script_or_frame_html_falls_back_to_the_image_or_text():
     assert "Figure({&#x27;data&#x27;: [...]})" in render.rich_html(PlotlyLike())
     assert 'src="data:image/svg+xml;base64,' in render.rich_html(SvgOnly())
     assert "EmptyAfterCleaning()" in render.rich_html(EmptyAfterCleaning())
+
+
+# -- a sync tool's thread outlives its cancelled call ----------------------------------------------
+
+
+async def test_cancelled_sync_tool_says_it_runs_on_then_shows_its_late_result(comms):
+    """Cancel from the timeline while a sync tool runs in its thread: the row says the function
+    is still running (not just "cancelled"); when the thread ends, the static timeline the view
+    gave way to is replaced by one with the late result."""
+    from IPython.display import DisplayHandle
+
+    class Handle(DisplayHandle):
+        """IPython's handle, keeping each bundle it is updated with (a kernel would send each
+        as update_display_data)."""
+
+        bundles: list[dict] = []
+
+        def update(self, obj: Any, **kwargs: Any) -> None:
+            self.bundles.append(obj)
+
+    started, release = threading.Event(), threading.Event()
+
+    def delete_rows(table: str) -> str:
+        """Delete rows."""
+        started.set()
+        release.wait(10)
+        return f"deleted 3 rows of {table}"
+
+    with OpenAIServer([Reply(calls=[Call("delete_rows", {"table": "accounts"})])]) as server:
+        run = model_for(server).chain("clean", tools=[delete_rows])
+        tl = Timeline(run, model="m")
+        assert tl.widget is not None  # the live view, as show() builds it in a kernel
+        tl._handle = handle = Handle()  # where show() displayed it
+        task = asyncio.ensure_future(run)
+        await until(started.is_set)
+        front_end(tl, {"type": "cancel"})
+        result = await asyncio.wait_for(task, 10)
+        line = calls_html(tl)[0]
+        tl.close()
+    assert result.tool_calls[0].status == "cancelled"
+    assert "cancelled; `delete_rows` is still running in its thread" in html.unescape(line)
+    assert len(handle.bundles) == 1 and tl.widget_closed  # the static timeline replaced it
+    assert "is still running in its thread" in html.unescape(handle.bundles[0]["text/html"])
+    release.set()
+    await until(lambda: result.tool_calls[0].thread == "returned")
+    await until(lambda: len(handle.bundles) == 2)
+    assert "deleted 3 rows of accounts" in handle.bundles[1]["text/html"]
+    text = render.static_text(tl.state)
+    assert "cancelled; `delete_rows` returned later in its thread" in text
+    assert len(tl.state.calls) == 1  # the same row, not a new one
+
+
+async def test_a_re_run_ignores_the_late_thread_of_the_run_it_replaced(comms):
+    """A view that now shows a re-run must not take a late thread's event of the old run as a
+    call of the new one."""
+    started, release = threading.Event(), threading.Event()
+
+    def slow(x: int) -> int:
+        """Slow."""
+        started.set()
+        release.wait(10)
+        return x
+
+    script = [Reply(calls=[Call("slow", {"x": 1})]), Reply(text="second run")]
+    with OpenAIServer(script) as server:
+        model = model_for(server)
+        first = model.chain("one", tools=[slow])
+        tl = Timeline(first, model="m")
+        task = asyncio.ensure_future(first)
+        await until(started.is_set)
+        first.cancel()
+        await asyncio.wait_for(task, 10)
+        second = model.chain("two")
+        tl.retarget(second)
+        await second
+        release.set()
+        await until(lambda: any(isinstance(e, ev.ToolCallSettled) for e in first.events))
+        await asyncio.sleep(0.05)
+    assert tl.state.calls == [] and [t.text for t in tl.state.turns] == ["second run"]

@@ -36,6 +36,7 @@ from .reducer import RunState, TurnState
 from .values import (
     arg_summary,
     arguments_json,
+    error_html,
     folded,
     markdown_html,
     outcome_summary,
@@ -44,6 +45,7 @@ from .values import (
     result_json,
     rich_html,
     safe_html,
+    thread_parts,
     traceback_html,
 )
 
@@ -191,14 +193,12 @@ def call_detail_html(rec: ToolCallRecord, result_markup: str | None = None) -> s
     if rec.status == "error":
         err = rec.error
         title = f"{type(err).__name__}: {err}" if err is not None else rec.output
-        parts += [
-            _label("error"),
-            f'<div style="{ERROR};{MONO};font-size:12px;white-space:pre-wrap">{esc(title)}</div>',
-        ]
+        parts += [_label("error"), error_html(title)]
         if rec.traceback:
             parts += [_label("traceback"), traceback_html(rec.traceback)]
     if rec.reason and rec.status in ("denied", "cancelled"):
         parts += [_label("reason"), f'<div style="{FG}">{esc(rec.reason)}</div>']
+    parts += thread_parts(rec, _label)
     if rec.status in ("ok", "error", "denied", "cancelled") and not same:
         sent = "sent to the model"
         if rec.truncated:

@@ -1,7 +1,11 @@
-"""The terminal text view of a run: compact live lines and the y/N approval question.
+"""The terminal text view of a run: compact live lines and the approval question.
 
 Terminal IPython and plain Python have no comms, so the timeline prints one line per tool call
-and the answer as it streams, and asks for approval on the terminal itself.
+and the answer as it streams, and asks for approval on the terminal itself: every argument whole
+before the question, then `y` (run it), `n` or Enter (deny), `a` (approve it and the other calls
+of its turn), `?` (the tool's description and the arguments as JSON), or any other text (deny,
+with that text as the reason the model reads). What the run prints while the question waits
+(another call's result) is held and printed after the answer, never on the question's line.
 
 The question reads its line on the event loop (`add_reader` on the terminal), not with `input()`
 in a worker thread: Ctrl-C cancels the run, and a thread blocked in `input()` can not be
@@ -18,13 +22,15 @@ import codecs
 import os
 import sys
 import weakref
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TextIO
 
 from .. import events as ev
 from ..chain import Approval
 from ..events import ToolCallRecord
 from . import render as R
-from .reducer import TurnState
+from .reducer import RunState, TurnState
+from .values import pretty_json
 
 if TYPE_CHECKING:
     from .timeline import Timeline
@@ -41,11 +47,12 @@ class _TextView:
         self.write(f"LLM {tl.state.model}\n")
 
     def write(self, text: str) -> None:
-        try:
-            self.out.write(text)
-            self.out.flush()
-        except (OSError, ValueError):  # a closed stream must not break the run
-            pass
+        if not _HELD.hold(self.out, text):
+            _put(self.out, text)
+
+    def end_line(self) -> None:
+        """End the streamed text's line (a question starts on a line of its own)."""
+        self._end_text()
 
     def _end_text(self) -> None:
         if self.open_text:
@@ -72,6 +79,18 @@ class _TextView:
         self._end_text()
         self.write("    " + R.call_text(rec) + "\n")
 
+    def feed(self, state: RunState, event: ev.Event) -> None:
+        """Take one event, once `state` has folded it in."""
+        if isinstance(event, ev.ToolCallEvent):
+            self.call(event.call, event)
+        elif isinstance(event, ev.TextDelta | ev.TurnFinished) and state.current is not None:
+            if isinstance(event, ev.TextDelta):
+                self.delta(state.current, event.text)
+            else:
+                self.turn_done(state.current)
+        elif isinstance(event, ev.RunEnded):
+            self.run_ended()
+
     def run_ended(self) -> None:
         self._end_text()
         self.write(R.header_text(self.tl.state) + "\n")
@@ -87,19 +106,108 @@ def _indent(text: str) -> str:
     return text.replace("\n", "\n  ")
 
 
-async def _ask_in_terminal(record: ToolCallRecord) -> Approval:
-    call = f"{record.name}({R.arg_summary(record, 70)})"
-    prompt = f"    ? approve {call}? [y/N, or a reason to deny] "
-    async with _one_question():
-        try:
-            answer = (await read_line(prompt)).strip()
-        except (EOFError, OSError):
-            return Approval(False, "no one was there to approve it")
-    if answer.lower() in ("y", "yes"):
-        return Approval(True)
-    if answer.lower() in ("", "n", "no"):
-        return Approval(False)
-    return Approval(False, answer)
+ANSWERS = (
+    "      y: run it · n or Enter: deny · a: approve it and the other calls of this turn · "
+    "?: these details · any other text: deny, with it as the reason the model reads\n"
+)
+
+
+class TerminalApprover:
+    """The approval question of one run's calls on the terminal (see the module docstring).
+
+    describe: the description of a tool by name, for `?`.
+    """
+
+    def __init__(self, describe: Callable[[str], str | None] = lambda _name: None) -> None:
+        self.describe = describe
+        self.all_steps: set[int] = set()  # turns whose calls the user approved with `a`
+
+    async def ask(self, record: ToolCallRecord) -> Approval:
+        call = f"{record.name}({R.arg_summary(record, 70)})"
+        async with _one_question():
+            if record.step in self.all_steps:
+                _write(f"    ✓ approved with the other calls of its turn: {call}\n")
+                _write(arguments_text(record))
+                return Approval(True)
+            _write(f"    {record.name} needs your approval; its arguments:\n")
+            _write(arguments_text(record))
+            prompt = f"    ? approve {call}? [y/N/a/?, or a reason to deny] "
+            while True:
+                try:
+                    answer = (await _question(prompt)).strip()
+                except (EOFError, OSError):
+                    return Approval(False, "no one was there to approve it")
+                if answer != "?":
+                    break
+                _write(self.details(record))
+        word = answer.lower()
+        if word in ("a", "all"):
+            self.all_steps.add(record.step)
+        if word in ("y", "yes", "a", "all"):
+            return Approval(True)
+        if word in ("", "n", "no"):
+            return Approval(False)
+        return Approval(False, answer)
+
+    def details(self, record: ToolCallRecord) -> str:
+        """What `?` prints: the tool's description, the arguments as JSON, the answers."""
+        lines = [f"    {record.name}: {self.describe(record.name) or '(no description)'}\n"]
+        shown = pretty_json(record.arguments) if record.arguments is not None else None
+        body = shown if shown is not None else record.raw_arguments or "{}"
+        lines += [f"      {line}\n" for line in f"arguments (JSON):\n{body}".splitlines()]
+        return "".join(lines) + ANSWERS
+
+
+def arguments_text(record: ToolCallRecord) -> str:
+    """Every argument whole, one per line; a value of several lines indented under its name."""
+    args = record.arguments
+    if not isinstance(args, dict):
+        return f"      {record.raw_arguments or '(no arguments)'}\n"
+    if not args:
+        return "      (no arguments)\n"
+    out = []
+    for key, value in args.items():
+        shown = value if isinstance(value, str) else pretty_json(value)
+        first, *rest = shown.split("\n")
+        out.append(f"      {key}: {first}\n")
+        out += [f"        {line}\n" for line in rest]
+    return "".join(out)
+
+
+async def _question(prompt: str) -> str:
+    """Ask on the terminal, holding the run's other output until the answer (see `_Held`)."""
+    _HELD.asking += 1
+    try:
+        answer = await read_line(prompt)
+        if _terminal_fd() is None:  # a pipe echoes no Enter: end the question's line here
+            _write("\n")
+        return answer
+    finally:
+        _HELD.asking -= 1
+        if not _HELD.asking:
+            _HELD.release()
+
+
+class _Held:
+    """The run's output while a question waits on the terminal: held, then printed after it."""
+
+    def __init__(self) -> None:
+        self.asking = 0
+        self.texts: list[tuple[TextIO, str]] = []
+
+    def hold(self, out: TextIO, text: str) -> bool:
+        if not self.asking:
+            return False
+        self.texts.append((out, text))
+        return True
+
+    def release(self) -> None:
+        texts, self.texts = self.texts, []
+        for out, text in texts:
+            _put(out, text)
+
+
+_HELD = _Held()
 
 
 _questions: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
@@ -150,10 +258,14 @@ def _terminal_fd() -> int | None:
 
 
 def _write(text: str) -> None:
+    _put(sys.stdout, text)
+
+
+def _put(out: TextIO, text: str) -> None:
     try:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-    except (OSError, ValueError):
+        out.write(text)
+        out.flush()
+    except (OSError, ValueError):  # a closed stream must not break the run
         pass
 
 

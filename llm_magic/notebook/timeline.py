@@ -33,7 +33,7 @@ from . import render as R
 from .answers import mark_shown
 from .editing import given_json, rerun_clicked
 from .reducer import HEAD, RunState, apply, describe_branch
-from .terminal import _ask_in_terminal, _TextView
+from .terminal import TerminalApprover, _TextView
 from .values import pretty_json
 
 if TYPE_CHECKING:
@@ -119,11 +119,12 @@ class Timeline:
         self._closed = False
         self._details: dict[str, tuple[Any, str]] = {}
         self._texts: dict[str, tuple[Any, str]] = {}
-        self._lines: dict[str, tuple[str, str]] = {}  # call id -> (status, line HTML)
+        self._lines: dict[str, tuple[str, str]] = {}  # call id -> (status/thread, line HTML)
         self._titles: dict[str, str] = {}
         self._sent_text: dict[str, str] = {}  # turn key -> the text HTML the front end has
         self.flushes = 0  # how many flushes reached the widget (tests, benchmarks)
         self._asking: set[asyncio.Task[None]] = set()
+        self._terminal = TerminalApprover(self._describe)
         self.result: ChainResult[Any] | None = None  # the shown run's result, once it ended
         self.editable = False  # offer Edit & re-run (a view still live after its run ended)
         self.generation = 0  # which run the view shows: a click from an older one is stale
@@ -139,7 +140,13 @@ class Timeline:
         (`approval_callback=timeline.approve` for a run built after this timeline)."""
         self._run = run
         self.state.branch = describe_branch(getattr(run, "branched_from", None))
-        run.subscribe(self._on_event, approver=True)
+        generation = self.generation
+
+        def on_event(event: ev.Event) -> None:  # a run this view no longer shows (a re-run's
+            if self.generation == generation:  # original) may still report a late thread
+                self._on_event(event)
+
+        run.subscribe(on_event, approver=True)
 
     # -- public API ----------------------------------------------------------------------------
     def show(self) -> None:
@@ -161,7 +168,9 @@ class Timeline:
         if self._loop is None:
             self._loop = loop
         if self._mode == "text" or (self._mode == "none" and not _in_kernel()):
-            return await _ask_in_terminal(record)
+            if self._text is not None:
+                self._text.end_line()
+            return await self._terminal.ask(record)
         self._ensure_widget()
         future: asyncio.Future[Approval] = loop.create_future()
         self._approvals[record.id] = future
@@ -171,6 +180,11 @@ class Timeline:
         finally:
             self._approvals.pop(record.id, None)
             self._mark(self._key(record))
+
+    def _describe(self, name: str) -> str | None:
+        """A tool's description, for the terminal question's `?`."""
+        tool = self._run.tools.get(name) if self._run is not None else None
+        return tool.description if tool is not None else None
 
     def _ask(self, rec: ToolCallRecord) -> None:
         """Ask the person and answer the run with `decide()`; the run's own
@@ -295,7 +309,7 @@ class Timeline:
 
     def _detail_html(self, rec: ToolCallRecord) -> str:
         """Detail markup of a call, cached while the call's state does not change."""
-        key = (rec.status, rec.ended_at, rec.reason)
+        key = (rec.status, rec.ended_at, rec.reason, rec.thread)
         cached = self._details.get(rec.id)
         if cached is not None and cached[0] == key:
             return cached[1]
@@ -312,7 +326,7 @@ class Timeline:
         changed = apply(self.state, event)
         text = self._text
         if text is not None:
-            _to_text(text, self.state, event)
+            text.feed(self.state, event)
         if isinstance(event, ev.ToolCallFinished):
             _close_figure(event.call.result)
         if isinstance(event, ev.RunEnded):
@@ -324,7 +338,18 @@ class Timeline:
             return
         if changed:
             self._dirty.update(changed)
-            self._schedule()
+            if not self.state.running:  # a let-go thread ended after the run (ToolCallSettled)
+                self._show_late()
+            else:
+                self._schedule()
+
+    def _show_late(self) -> None:
+        """Show a change after the run ended: live, or in place of the static timeline."""
+        if self._handle is not None and self.widget_closed:
+            self._dirty.clear()
+            self._handle.update(self._static_bundle(), raw=True)
+        else:
+            self.flush()
 
     def _key(self, rec: ToolCallRecord) -> str:
         return self.state.keys.get(rec.id, "")
@@ -359,8 +384,9 @@ class Timeline:
         if rec.status not in _FINISHED:
             return R.call_line_html(rec, now)
         cached = self._lines.get(rec.id)
-        if cached is None or cached[0] != rec.status:
-            cached = self._lines[rec.id] = (rec.status, R.call_line_html(rec))
+        state = f"{rec.status}/{rec.thread}"  # a let-go thread's end changes a finished line
+        if cached is None or cached[0] != state:
+            cached = self._lines[rec.id] = (state, R.call_line_html(rec))
         return cached[1]
 
     def _title(self, rec: ToolCallRecord) -> str:
@@ -492,19 +518,3 @@ class Timeline:
         for call_id, future in list(self._approvals.items()):
             if self.state.keys.get(call_id) in wanted and not future.done():
                 future.set_result(Approval(approved, reason))
-
-
-def _to_text(text: _TextView, state: RunState, event: ev.Event) -> None:
-    """Feed the terminal view (kept as it was before the reducer)."""
-    if isinstance(event, ev.ToolCallEvent):
-        text.call(event.call, event)
-    elif isinstance(event, ev.TextDelta):
-        turn = state.current
-        if turn is not None:
-            text.delta(turn, event.text)
-    elif isinstance(event, ev.TurnFinished):
-        turn = state.current
-        if turn is not None:
-            text.turn_done(turn)
-    elif isinstance(event, ev.RunEnded):
-        text.run_ended()

@@ -11,10 +11,11 @@ import base64
 import functools
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 from ..events import ToolCallRecord
-from .look import MONO, MUTED, SUBTLE_BG, esc, fmt_int, shorten
+from .look import ERROR, FG, MONO, MUTED, SUBTLE_BG, esc, fmt_int, shorten
 
 FOLD_LINES = 12
 FOLD_CHARS = 1_500
@@ -55,6 +56,10 @@ def arg_summary(rec: ToolCallRecord, width: int = 90) -> str:
 
 def outcome_summary(rec: ToolCallRecord, width: int = 70) -> str:
     """What came of a call, in a few words, for the collapsed line."""
+    note = rec.thread_note  # a thread that outlived its call: never just "cancelled"
+    if note is not None and rec.status in ("cancelled", "error"):
+        what = "cancelled" if rec.status == "cancelled" else rec.reason or "error"
+        return shorten(f"{what}; {note}", width)
     if rec.status == "ok":
         kind = kind_summary(rec.result)
         return kind if kind is not None else shorten(rec.output, width)
@@ -186,6 +191,30 @@ def _safe_repr(obj: Any) -> str:
         return repr(obj)
     except Exception as exc:
         return f"<unrepresentable {type(obj).__name__}: {exc!r}>"
+
+
+def error_html(text: str) -> str:
+    """An error's one-line title, in the error colour."""
+    return f'<div style="{ERROR};{MONO};font-size:12px;white-space:pre-wrap">{esc(text)}</div>'
+
+
+def thread_parts(rec: ToolCallRecord, label: Callable[[str], str]) -> list[str]:
+    """A let-go call's thread in its details: still running, or what it returned or raised after
+    the run let the call go (the model was told the call was cancelled or timed out)."""
+    note = rec.thread_note
+    if note is None:
+        return []
+    parts = [label("its thread"), f'<div class="llm-thread" style="{FG}">{esc(note)}</div>']
+    err = rec.late_error
+    if err is not None:
+        parts += [
+            label("raised after the call was let go"),
+            error_html(f"{type(err).__name__}: {err}"),
+        ]
+    elif rec.thread in ("returned", "stopped"):
+        kind = type(rec.late_result).__name__
+        parts += [label(f"returned after the call was let go · {kind}"), rich_html(rec.late_result)]
+    return parts
 
 
 def pre(text: str) -> str:

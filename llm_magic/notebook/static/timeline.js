@@ -3,7 +3,8 @@
 // Python renders every entry's HTML (escaped and sanitized there, the same fragments as the saved
 // timeline). This module only places the entries and handles the interaction: turn, group and
 // call toggles, copy to the clipboard, the approval card (decision + reason leave as ONE message
-// with the click or Enter), Cancel, follow-the-tail unless the user scrolled up, live elapsed
+// with the click or Ctrl+Enter; a new card is announced, never focused while the user works
+// outside the timeline), Cancel (enabled again for a re-run), follow-the-tail unless the user scrolled up, live elapsed
 // times, and Edit & re-run on a view still live after its run (the edited arguments leave as ONE
 // message with the click; Python checks them and answers with an error or the re-run's entries).
 // No build step: a plain ES module. Longer than 500 lines: anywidget loads one module (no build,
@@ -154,10 +155,15 @@ function render({ model, el }) {
   head.append(info, actions);
   const note = make("div", "llm-note-slot");
   const body = make("div", "llm-body");
-  root.append(head, note, body);
+  // screen readers hear of a new approval card here; the card itself never takes the focus
+  const announce = make("div", "llm-announce");
+  announce.setAttribute("aria-live", "polite");
+  announce.setAttribute("role", "status");
+  root.append(head, note, body, announce);
   el.appendChild(root);
 
   const views = new Map();
+  let wasRunning = false;
 
   function stampElapsed(scope) {
     const t0 = performance.now();
@@ -171,7 +177,12 @@ function render({ model, el }) {
     cancel.hidden = !running;
     if (!running) {
       cancel.disabled = true;
+    } else if (!wasRunning) {
+      // a run starts (a re-run in a view whose run ended): its Cancel works again
+      cancel.disabled = false;
+      cancel.textContent = "Cancel";
     }
+    wasRunning = running;
     expandAll.hidden = !model.get("has_calls");
     done.hidden = !model.get("editable");
     const n = model.get("note") || "";
@@ -242,6 +253,7 @@ function render({ model, el }) {
 
   function approvalCard(entry, view) {
     const card = make("div", "llm-approval");
+    card.dataset.lmSuppressShortcuts = "true"; // JupyterLab's shortcuts leave the typing alone
     card.setAttribute("role", "group");
     card.setAttribute("aria-label", `Approve ${entry.title}?`);
     const title = make("div", "llm-approval-title");
@@ -251,7 +263,7 @@ function render({ model, el }) {
     const bar = make("div", "llm-approval-actions");
     const reason = make("input", "llm-reason");
     reason.type = "text";
-    reason.placeholder = "Reason (optional, sent to the model); Enter denies";
+    reason.placeholder = "Reason (optional, sent to the model); Ctrl+Enter denies";
     reason.setAttribute("aria-label", `Reason for the decision on ${entry.title}, sent to the model`);
     const decide = (approved, ids) => {
       for (const b of bar.querySelectorAll("button")) b.disabled = true;
@@ -263,11 +275,12 @@ function render({ model, el }) {
     const deny = button("llm-deny", "Deny", () => decide(false, [entry.id]));
     const all = button("llm-approve-all", "Approve all", () => decide(true, view.batch()));
     all.hidden = true;
+    // Enter alone decides nothing: keys meant for another cell must never answer the card
     reason.addEventListener("keydown", (event) => {
-      if (event.key === "Enter" && !event.isComposing) {
-        event.preventDefault();
-        decide(false, [entry.id]);
-      }
+      if (event.key !== "Enter" || event.isComposing) return;
+      event.preventDefault();
+      event.stopPropagation();
+      if (event.ctrlKey || event.metaKey) decide(false, [entry.id]);
     });
     bar.append(approve, deny, all, reason);
     card.append(title, args, bar);
@@ -420,9 +433,15 @@ function render({ model, el }) {
         if (e.approval && !this.card) {
           this.card = approvalCard(e, this);
           box.insertBefore(this.card, detail);
+          announce.textContent = `${e.title} needs your approval`;
+          // the focus moves only when it is in this timeline already (the user just answered
+          // another card): from anywhere else, keys go on to where the user is typing
+          const active = document.activeElement;
           const reasonBox = this.card.querySelector(".llm-reason");
-          if (reasonBox && !document.activeElement?.classList?.contains("llm-reason")) {
-            reasonBox.focus({ preventScroll: true });
+          if (reasonBox && active && active !== document.body && root.contains(active)) {
+            if (!active.classList.contains("llm-reason") || active.disabled) {
+              reasonBox.focus({ preventScroll: true });
+            }
           }
         } else if (!e.approval && this.card) {
           this.card.remove();

@@ -42,9 +42,9 @@ async def get_weather(city: str) -> dict:
     return {{"city": city, "temp": 14}}
 '''
 APPROVE_CHAIN = (
-    "%%llm_chain -m openai:gpt-4.1-mini -t delete_rows --approve delete_rows\nClean accounts"
+    "%%llm_chain -m openai-chat:gpt-4.1-mini -t delete_rows --approve delete_rows\nClean accounts"
 )
-WEATHER_CHAIN = "%%llm_chain -m openai:gpt-4.1-mini -t get_weather -o r\nWeather in Paris?"
+WEATHER_CHAIN = "%%llm_chain -m openai-chat:gpt-4.1-mini -t get_weather -o r\nWeather in Paris?"
 AFTER = "import asyncio\nawait asyncio.sleep(0)\nprint('cells done')"
 
 # the source of the notebook's cell `i`, as JupyterLab's model holds it

@@ -306,7 +306,7 @@ async def _run_in_text_mode(server: OpenAIServer, tools: list[Any]) -> Any:
     from llm_magic.notebook.timeline import Timeline
 
     model = llm_magic.get_async_model(
-        "openai:test", base_url=server.base_url, api_key=server.api_key
+        "openai-chat:test", base_url=server.base_url, api_key=server.api_key
     )
     run = model.chain("go", tools=tools)
     tl = Timeline(run, model="term-model")

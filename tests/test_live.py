@@ -6,6 +6,7 @@ Run with `pytest -m live`; without `-m live`, or without a provider's key, each 
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import pytest
 
@@ -46,13 +47,14 @@ async def test_responses_carries_reasoning_across_a_tool_round() -> None:
     assert item["type"] == "reasoning" and item["encrypted_content"]
 
 
-async def assert_tool_round(model_id: str) -> llm_magic.ChainResult:
+async def assert_tool_round(model_id: str, **options: Any) -> llm_magic.ChainResult:
     """One run that must call secret_word and answer with its word."""
     model = llm_magic.get_async_model(model_id)
     result = await model.chain(
         "Use the secret_word tool to find Ada's secret word, then tell me the word.",
         tools=[secret_word],
         max_steps=2,
+        **options,
     )
     assert result.status == "done", result.error
     assert [c.name for c in result.tool_calls][:1] == ["secret_word"]
@@ -68,3 +70,16 @@ async def test_a_model_the_api_does_not_serve_lists_what_the_key_can_use(provide
     with pytest.raises(ModelNotFoundError) as info:
         await model.chain("hi")
     assert catalog.default_model(provider) in info.value.available
+
+
+async def test_adaptive_thinking_on_a_claude_model_that_takes_only_adaptive() -> None:
+    """Claude Opus 4.7 refuses `budget_tokens`: the thinking option must reach it as adaptive
+    thinking with an effort, and the turn's thinking blocks must go back with the tool result."""
+    skip_without_key("anthropic")
+    await assert_tool_round("claude-opus-4-7", thinking="low")
+
+
+@pytest.mark.parametrize("level", ["low", "high"])
+async def test_thinking_levels_reach_gemini_3_as_a_thinking_level(level: str) -> None:
+    skip_without_key("gemini")
+    await assert_tool_round(catalog.default_model("gemini"), thinking=level)

@@ -116,6 +116,11 @@ async def chain(
     `%%llm_chain` and `llm_magic.notebook.chain` add the notebook's own conversation. For the
     run's events as they happen, use `get_async_model(...).chain(...)`, a `ChainRun`.
     """
+    if continue_ is not None and not isinstance(continue_, ChainResult):
+        raise TypeError(
+            "continue_ takes the result to go on from (what an earlier chain returned), or None "
+            f"for a new conversation; got {continue_!r}"
+        )
     if continue_ is not None and model is None:
         conversation = continue_.conversation
         model = getattr(conversation, "model", None)

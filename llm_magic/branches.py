@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from .errors import LLMMagicError, ToolArgumentsError
 from .messages import Message, ToolCall, ToolResult
 from .providers._fields import foreign_options, wire_format
+from .results import NOT_GIVEN
 
 if TYPE_CHECKING:
     from .options import ChainOptions
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
     from .tools import Tool
 
 BranchKind = Literal["fork", "rerun", "given"]
-_NOTHING: Any = object()
 
 
 @dataclass(frozen=True, eq=False)
@@ -92,10 +92,10 @@ class Plan:
         return options.replace(model_options=kept)
 
 
-def plan_fork(result: ChainResult[Any], at: int | str, given: Any = _NOTHING) -> Plan:
+def plan_fork(result: ChainResult[Any], at: int | str, given: Any = NOT_GIVEN) -> Plan:
     """The history of `result` through step `at`, or through the turn of call `at`."""
     if isinstance(at, str):
-        if given is _NOTHING:  # a call with its result as it was: its step
+        if given is NOT_GIVEN:  # a call with its result as it was: its step
             return plan_fork(result, _step_of_call(result, at))
         return _plan_call(result, at, "given", given=given)
     if isinstance(at, bool) or not isinstance(at, int):
@@ -141,7 +141,7 @@ def _plan_call(
     kind: BranchKind,
     *,
     arguments: Mapping[str, Any] | None = None,
-    given: Any = _NOTHING,
+    given: Any = NOT_GIVEN,
     index: int | None = None,
 ) -> Plan:
     if index is None:

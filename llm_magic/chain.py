@@ -21,6 +21,7 @@ budget, typed answer, branch start) share its state; split apart they would pass
 from __future__ import annotations
 
 import asyncio
+import collections.abc
 import contextlib
 import json
 import logging
@@ -121,6 +122,7 @@ class ChainRun:
         self._waiter: asyncio.Future[None] | None = None  # woken on the next event
         self._ended = False
         self._task: asyncio.Task[ChainResult[Any]] | None = None
+        self._driving: Generator[Any, Any, ChainResult[ChainRun]] | None = None  # as a coroutine
         self._loop: asyncio.AbstractEventLoop | None = None
         self._partial: list[str] = []
         self._pending: list[ToolCallRecord] = []
@@ -171,6 +173,23 @@ class ChainRun:
 
     def __await__(self) -> Generator[Any, None, ChainResult[ChainRun]]:
         return self._wait().__await__()
+
+    # A run is also a coroutine (registered below), driving the same wait as `await run`:
+    # `asyncio.run(model.chain(...))` and `loop.run_until_complete(...)` take coroutines only.
+    def send(self, value: Any) -> Any:
+        return self._driver().send(value)
+
+    def throw(self, exc: BaseException, *rest: Any) -> Any:
+        return self._driver().throw(exc, *rest)
+
+    def close(self) -> None:
+        if self._driving is not None:
+            self._driving.close()
+
+    def _driver(self) -> Generator[Any, Any, ChainResult[ChainRun]]:
+        if self._driving is None:
+            self._driving = self.__await__()
+        return self._driving
 
     async def _wait(self) -> ChainResult[ChainRun]:
         task = self.start()
@@ -244,16 +263,18 @@ class ChainRun:
     async def _run(self) -> ChainResult[Any]:
         self.started_at = time.monotonic()
         self.status = "running"
-        unavailable = await self._add_source_tools()
-        self._emit(ev.RunStarted(self.provider.model, self.prompt or "", list(self.tools)))
         error: BaseException | None = None
         deadline = asyncio.timeout(self.options.timeout)
+        announced = False
         try:
-            if self._cancel_reason is not None:  # cancelled before it started
+            if self._cancel_reason is not None:  # cancelled before it started: list nothing
                 raise asyncio.CancelledError
-            if unavailable is not None:
-                raise unavailable
-            async with deadline:
+            async with deadline:  # listing tool sources (starting servers) counts too
+                unavailable = await self._add_source_tools()
+                self._announce()
+                announced = True
+                if unavailable is not None:
+                    raise unavailable
                 await self._prepare()
                 await self._loop_turns()
         except asyncio.CancelledError:
@@ -264,6 +285,8 @@ class ChainRun:
             else:
                 self.status, error = "failed", exc
         finally:
+            if not announced:  # views learn of a run from its start, even one that never ran
+                self._announce()
             self._repair()
         if self._unpriced and not costs.prices_ready():
             with contextlib.suppress(asyncio.CancelledError):  # else priced in `_finish`
@@ -331,6 +354,9 @@ class ChainRun:
             return False
         request.max_output_tokens = _smaller(fit.output_tokens, self._max_output)
         return True
+
+    def _announce(self) -> None:
+        self._emit(ev.RunStarted(self.provider.model, self.prompt or "", list(self.tools)))
 
     async def _add_source_tools(self) -> BaseException | None:
         """The tool sources' (MCP servers') tools join the run's; what failed, raised in `_run`."""
@@ -753,3 +779,6 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
         return asyncio.get_running_loop()
     except RuntimeError:
         return None
+
+
+collections.abc.Coroutine.register(ChainRun)

@@ -31,7 +31,9 @@ Status = Literal[
     "cancelled",
     "failed",
 ]
-_GIVEN: Any = object()
+# "No result given" for `fork(at=call_id)`: the one sentinel (llm_magic.branches takes it too),
+# so a fork without `result=` keeps the call's own result rather than sending the sentinel
+NOT_GIVEN: Any = object()
 R = TypeVar("R", covariant=True)
 
 
@@ -130,7 +132,7 @@ class ChainResult(Generic[R]):
         *,
         at: int | str,
         prompt: str | None = None,
-        result: Any = _GIVEN,
+        result: Any = NOT_GIVEN,
         model: Any = None,
         **options: Unpack[ChainKwargs],
     ) -> R:

@@ -139,6 +139,19 @@ async def test_fork_at_a_call_takes_the_given_result(openai_server: Any) -> None
     assert forked.branched_from is not None and forked.branched_from.kind == "given"
 
 
+async def test_fork_at_a_call_without_a_result_keeps_what_the_call_returned(
+    openai_server: Any,
+) -> None:
+    openai_server.push(first_turn(openai_server), Reply(text="A and B."), Reply(text="Again."))
+    async with model_for(openai_server) as model:
+        first = await model.chain("look up a and b", tools=[lookup])
+        forked = await first.fork(at=first.tool_calls[1].id)
+    assert ran == ["a", "b"]  # nothing ran again
+    assert tool_results(openai_server, 2) == ["A", "B"]
+    assert "object object" not in json.dumps(openai_server.requests[2].body)
+    assert forked.text == "Again."
+
+
 async def test_fork_at_step_0_replaces_the_prompt(openai_server: Any) -> None:
     openai_server.push("first answer", "second answer")
     async with model_for(openai_server) as model:

@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any, Literal
 from .errors import LLMMagicError, ToolArgumentsError
 from .messages import Message, ToolCall, ToolResult
 from .providers._fields import foreign_options, wire_format
-from .results import NOT_GIVEN
 
 if TYPE_CHECKING:
     from .options import ChainOptions
@@ -31,6 +30,9 @@ if TYPE_CHECKING:
     from .tools import Tool
 
 BranchKind = Literal["fork", "rerun", "given"]
+# "No result given" for `ChainResult.fork(at=call_id)`: the one sentinel of both modules, so a
+# fork without `result=` keeps the call's own result rather than sending the sentinel itself
+NOT_GIVEN: Any = object()
 
 
 @dataclass(frozen=True, eq=False)

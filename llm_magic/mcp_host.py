@@ -28,7 +28,7 @@ import itertools
 import logging
 import os
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from .mcp_results import MCPError
@@ -73,10 +73,14 @@ def host_running() -> bool:
     return _loop is not None and _loop.is_running()
 
 
-def _close_at_exit() -> None:
-    from .mcp_servers import close_all
+# What stops the servers when the process exits (mcp_servers adds `close_all`): registered
+# here rather than imported, so the host loop knows nothing of the servers it runs.
+at_exit: list[Callable[[], None]] = []
 
-    close_all()
+
+def _close_at_exit() -> None:
+    for close in at_exit:
+        close()
 
 
 async def on_host(coro: Coroutine[Any, Any, T]) -> T:

@@ -38,7 +38,7 @@ from collections.abc import (
 )
 from typing import Any, Literal, TypeVar
 
-from .mcp_host import describe, host_running, on_host, on_host_sync, require_sdk
+from .mcp_host import at_exit, describe, host_running, on_host, on_host_sync, require_sdk
 from .mcp_results import (
     MCPError,
     MCPResult,
@@ -500,3 +500,6 @@ def close_all(timeout: float = 15.0, final: bool = True) -> None:
 
     with contextlib.suppress(concurrent.futures.TimeoutError, RuntimeError):
         on_host_sync(close(), timeout)
+
+
+at_exit.append(close_all)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar, Unpack
 
+from .branches import NOT_GIVEN
 from .errors import LLMMagicError
 from .events import ToolCallRecord
 from .messages import Message, ModelTurn, Usage
@@ -31,9 +32,6 @@ Status = Literal[
     "cancelled",
     "failed",
 ]
-# "No result given" for `fork(at=call_id)`: the one sentinel (llm_magic.branches takes it too),
-# so a fork without `result=` keeps the call's own result rather than sending the sentinel
-NOT_GIVEN: Any = object()
 R = TypeVar("R", covariant=True)
 
 

@@ -15,49 +15,19 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextvars
-import logging
 import queue
-import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
+from . import _runtime
+
 T = TypeVar("T")
-_lock = threading.Lock()
-_loop: asyncio.AbstractEventLoop | None = None
-_thread: threading.Thread | None = None
+LOOP_NAME = "llm_magic-loop"
 
 
 def private_loop() -> asyncio.AbstractEventLoop:
-    """The shared private loop; a new one when there is none, or its thread has died.
-
-    A dead thread leaves a loop that is not closed but never runs anything again: handing it
-    out would make every later sync call wait forever.
-    """
-    global _loop, _thread
-    with _lock:
-        if _loop is None or _loop.is_closed() or _thread is None or not _thread.is_alive():
-            loop = asyncio.new_event_loop()
-            thread = threading.Thread(
-                target=_serve, args=(loop,), name="llm_magic-loop", daemon=True
-            )
-            thread.start()
-            _loop, _thread = loop, thread
-        return _loop
-
-
-def _serve(loop: asyncio.AbstractEventLoop) -> None:
-    """Run the loop until it is stopped on purpose.
-
-    A SystemExit or KeyboardInterrupt raised by a callback escapes `run_forever`; if the thread
-    ended there, the callers waiting on this loop would block forever. The task that raised
-    already holds the exception, so its caller still gets it once the loop runs again.
-    """
-    while True:
-        try:
-            loop.run_forever()
-            return
-        except BaseException as exc:  # see the docstring
-            logging.getLogger("llm_magic").warning("llm_magic's loop thread: %r escaped", exc)
+    """The shared private loop (llm_magic._runtime: a new one when its thread has died)."""
+    return _runtime.loop(LOOP_NAME)
 
 
 class CallerThread:

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from . import _runtime
 from .messages import ModelRequest, Usage
 
 if TYPE_CHECKING:
@@ -54,29 +55,26 @@ TOOL_PROMPT_TOKENS = {"anthropic": 350}  # ... and the provider's own tool-use i
 MIN_OUTPUT_TOKENS = 16
 
 
-_loader: threading.Thread | None = None
-_loader_lock = threading.Lock()
+PRICE_LOADER = "llm_magic-prices"  # the runtime's job that imports the table
 
 
 def start_loading() -> None:
     """Start importing the price table in a daemon thread, once; returns at once."""
-    global _loader
-    with _loader_lock:
-        if _loader is None and "genai_prices" not in sys.modules:
-            _loader = threading.Thread(target=_load, name="llm_magic-prices", daemon=True)
-            _loader.start()
+    if _runtime.job(PRICE_LOADER) is None and "genai_prices" not in sys.modules:
+        _runtime.load_once(PRICE_LOADER, _load)
 
 
 def prices_ready() -> bool:
-    if _loader is not None:
-        return not _loader.is_alive()
+    loader = _runtime.job(PRICE_LOADER)
+    if loader is not None:
+        return not loader.is_alive()
     return "genai_prices" in sys.modules
 
 
 async def load_prices() -> None:
     """The price table, loaded: waits for the loading thread without blocking the loop."""
     start_loading()
-    loader = _loader
+    loader = _runtime.job(PRICE_LOADER)
     if loader is not None and loader.is_alive():
         await asyncio.to_thread(loader.join)
 

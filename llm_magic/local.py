@@ -33,7 +33,6 @@ files it would be harder to follow, not easier.
 from __future__ import annotations
 
 import asyncio
-import atexit
 import contextlib
 import importlib.util
 import json
@@ -53,6 +52,7 @@ from typing import Any
 
 import httpx2
 
+from . import _runtime
 from .errors import ConfigError, LLMMagicError
 from .tls import shared_ssl_context
 
@@ -332,7 +332,7 @@ class LocalServer:
 
     The child is in its own process group (a kernel interrupt does not reach it), is sent SIGTERM
     by the Linux kernel if the parent dies (``PR_SET_PDEATHSIG``; elsewhere a watchdog in the child
-    polls the parent pid), and is stopped by :meth:`stop`, registered with ``atexit``. Its output
+    polls the parent pid), and is stopped by :meth:`stop`, registered with the runtime's exit hook. Its output
     goes to a log file in a temporary folder (:attr:`log_path`), never to the notebook.
     """
 
@@ -559,7 +559,7 @@ class LocalServer:
         self._proc, self._port, self._workdir, self._log_path = proc, port, workdir, log_path
         self._owner_pid = parent_pid
         if not self._atexit_registered:
-            atexit.register(self._atexit_stop)
+            _runtime.at_exit(self._atexit_stop)
             self._atexit_registered = True
 
         base_url = f"http://{self.host}:{port}/v1"

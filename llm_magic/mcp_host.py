@@ -22,23 +22,21 @@ installed version, the supported range, the pip command) instead of a raw Import
 from __future__ import annotations
 
 import asyncio
-import atexit
 import collections
 import itertools
 import logging
 import os
-import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
+from . import _runtime
 from .mcp_results import MCPError
 
 T = TypeVar("T")
 SDK_RANGE = ((2, 3), (3, 0))  # mcp>=2.3,<3: the SDK whose Client speaks both protocol kinds
 PIP_COMMAND = "pip install 'mcp>=2.3,<3'"
 
-_lock = threading.Lock()
-_loop: asyncio.AbstractEventLoop | None = None
+HOST_NAME = "llm_magic-mcp"
 
 
 class _QuietSDK(logging.Filter):
@@ -58,19 +56,18 @@ sdk_log: collections.deque[logging.LogRecord] = collections.deque(maxlen=200)
 
 
 def host() -> asyncio.AbstractEventLoop:
-    """The host loop, started on first use (and its servers closed at exit)."""
-    global _loop
-    with _lock:
-        if _loop is None:
-            logging.getLogger("mcp.client.stdio").addFilter(_QuietSDK())
-            _loop = asyncio.new_event_loop()
-            threading.Thread(target=_loop.run_forever, name="llm_magic-mcp", daemon=True).start()
-            atexit.register(_close_at_exit)
-        return _loop
+    """The host loop, started on first use (its servers closed at exit); a new one when its
+    thread has died (llm_magic._runtime)."""
+    return _runtime.background(HOST_NAME, _first_start).get()
+
+
+def _first_start() -> None:
+    logging.getLogger("mcp.client.stdio").addFilter(_QuietSDK())
+    _runtime.at_exit(_close_at_exit)
 
 
 def host_running() -> bool:
-    return _loop is not None and _loop.is_running()
+    return _runtime.background(HOST_NAME, _first_start).running()
 
 
 # What stops the servers when the process exits (mcp_servers adds `close_all`): registered

@@ -23,13 +23,13 @@ import contextvars
 import dataclasses
 import functools
 import inspect
-import queue
 import re
 import threading
 import types
 from collections.abc import Callable, Iterable
 from typing import Any, Literal, TypeVar, overload
 
+from . import _runtime
 from ._loop import CallerThread
 from .docstrings import parse_docstring
 from .errors import ToolArgumentsError, ToolDefinitionError
@@ -245,50 +245,6 @@ class Tool:
         return impl(*args, **kwargs)
 
 
-class _DaemonPool(concurrent.futures.Executor):
-    """Worker threads for sync tools, made as needed up to `size`, all daemon threads.
-
-    Python's ThreadPoolExecutor joins its workers at interpreter exit, so one sync tool that
-    outlived its timeout (a thread cannot be stopped) held the process open until it returned
-    (measured: a 0.3 s timeout on an 8 s tool delayed exit by 7.7 s). A timed-out tool goes on
-    running in its thread until it returns, its result discarded; at exit it is abandoned.
-    """
-
-    def __init__(self, size: int) -> None:
-        self._size = size
-        self._work: queue.SimpleQueue[tuple[concurrent.futures.Future[Any], Callable[[], Any]]]
-        self._work = queue.SimpleQueue()
-        self._lock = threading.Lock()
-        self._threads = 0
-        self._idle = 0
-
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
-        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
-        self._work.put((future, functools.partial(fn, *args, **kwargs)))
-        with self._lock:  # as ThreadPoolExecutor does: an idle worker takes it, else a new one
-            if self._idle:
-                self._idle -= 1
-            elif self._threads < self._size:
-                self._threads += 1
-                threading.Thread(target=self._serve, name="llm_tool", daemon=True).start()
-        return future
-
-    def _serve(self) -> None:
-        while True:
-            future, call = self._work.get()
-            if future.set_running_or_notify_cancel():
-                try:
-                    future.set_result(call())
-                except BaseException as exc:  # the awaiting side decides
-                    future.set_exception(exc)
-            del future, call
-            with self._lock:
-                self._idle += 1
-
-
-_POOL = _DaemonPool(32)
-
-
 @dataclasses.dataclass
 class GivenParameters(Parameters):
     """Parameters described by a given JSON schema, checked by a given validator."""
@@ -322,7 +278,7 @@ async def _in_thread(
     context = contextvars.copy_context()
     context.run(_CANCEL.set, thread.stop)
     call = functools.partial(context.run, fn, **kwargs)  # type: ignore[arg-type]
-    thread.future = _POOL.submit(call)
+    thread.future = _runtime.tool_pool.submit(call)
     return await asyncio.wrap_future(thread.future)
 
 

@@ -20,6 +20,7 @@ this process by model for `%llm_usage`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import sys
@@ -29,8 +30,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from . import _runtime
-from .messages import ModelRequest, Usage
+from . import _runtime, catalog
+from .errors import ConfigError
+from .messages import ModelRequest, ModelTurn, Usage
 
 if TYPE_CHECKING:
     from .providers.base import Provider
@@ -283,3 +285,117 @@ class Ledger:
 
 
 ledger = Ledger()
+
+
+class CostMeter:
+    """One run's spending: each turn priced (late, once the table has loaded), the total, and
+    the budget that caps the next turn's output or stops the run before it.
+
+    Apart from the turn loop because pricing has its own timing: the table loads in a thread
+    and a turn that ended before it is priced later (`unpriced`), so the loop only says when a
+    turn ended and when it may wait; the meter knows what that costs.
+    """
+
+    def __init__(self, provider: Provider, max_cost: float | None, history_cost: Cost) -> None:
+        self.model = provider.model
+        self.provider_name = provider.name
+        self.source = price_source(provider)
+        self.max_cost = max_cost
+        # the most output the model takes in one request, which a budget's cap never passes
+        self.max_output = (
+            catalog.max_output(provider.name, provider.model)
+            if self.source is not None and "provider_id" in self.source
+            else None
+        )
+        self.cost: Cost = Decimal(0)
+        self.history_cost = history_cost  # what the history cost before this run
+        self.unpriced: list[int] = []  # steps whose turn is not priced yet
+
+    @property
+    def conversation_cost(self) -> Cost:
+        return add(self.history_cost, self.cost)
+
+    def turn_cost(self, usage: Usage) -> Cost:
+        return price(self.model, usage, self.source)
+
+    async def check_budget(self) -> None:
+        """Before a budgeted run's first turn: the table loaded, and the model in it."""
+        if self.max_cost is None:
+            return
+        await load_prices()
+        if self.turn_cost(Usage(1, 1)) is None:
+            raise ConfigError(
+                f"max_cost needs the price of {self.model!r}, which the genai-prices "
+                "table does not know; run without max_cost"
+            )
+
+    def turn_ended(self, step: int) -> bool:
+        """Note a turn to price; True when it can be priced now (the table is loaded)."""
+        self.unpriced.append(step)
+        return prices_ready() or self.source is None
+
+    def settle(self, turns: list[ModelTurn]) -> list[tuple[int, Cost, Cost]]:
+        """Price the turns not priced yet: (step, its cost, the run's total) for each.
+
+        The price table is loaded (in a thread, awaited) only when a priced turn has ended and
+        the run waits for nothing else: before its next model turn, or at its end. Loaded
+        alongside the run's own work, its imports would hold the import lock that the first
+        request's lazy imports (httpx2's transport) and tool threads wait on.
+        """
+        reports = []
+        for step in self.unpriced:
+            turn = turns[step - 1]
+            turn.cost = self.turn_cost(turn.usage)
+            self.cost = add(self.cost, turn.cost)
+            ledger.record(self.model, turn.usage, turn.cost)
+            reports.append((step, turn.cost, self.cost))
+        self.unpriced = []
+        return reports
+
+    async def load_if_needed(self, cancellable: bool = True) -> None:
+        """Wait for the table when a turn waits to be priced; at a run's end (`cancellable`
+        False) a cancel does not stop the wait, so the result has its price."""
+        if not self.unpriced or (not cancellable and prices_ready()):
+            return
+        if cancellable:
+            await load_prices()
+            return
+        with contextlib.suppress(asyncio.CancelledError):
+            await load_prices()
+
+    def fit(self, request: ModelRequest, turn_number: int) -> str | None:
+        """Cap the next turn's output to what the rest of `max_cost` pays for; the reason to
+        stop (with its figures) when it cannot pay its prompt and a minimal answer.
+
+        The prompt is estimated on the high side (`estimate_tokens`) and priced at the input
+        rate; what is left caps the output, reasoning included, at the output rate, never
+        above what the model takes in one request. So a turn's real price stays within the
+        budget however much the model writes; after it, its real usage is priced as reported.
+        """
+        if self.max_cost is None:
+            return None
+        budget = Decimal(str(self.max_cost))
+        spent = self.cost if self.cost is not None else budget
+        tokens = estimate_tokens(request, self.provider_name)
+        fit = turn_budget(self.model, self.source, budget - spent, tokens)
+        if fit is None:  # the table knew the model at the start: it was updated since
+            return (
+                f"stopped by max_cost before turn {turn_number}: the price of "
+                f"{self.model!r} is no longer known, so the turn cannot be budgeted"
+            )
+        if not fit.affordable:
+            return (
+                f"stopped by max_cost before turn {turn_number}: "
+                f"{format_cost(spent)} spent of {format_cost(budget)}, the next "
+                f"turn needs at least {format_cost(fit.minimal_cost)} (a prompt of some "
+                f"{tokens:,} tokens and {MIN_OUTPUT_TOKENS} output tokens)"
+            )
+        request.max_output_tokens = _smaller(fit.output_tokens, self.max_output)
+        return None
+
+
+def _smaller(a: int | None, b: int | None) -> int | None:
+    """The smaller of two limits, either of which may be absent (None)."""
+    if a is None or b is None:
+        return b if a is None else a
+    return min(a, b)

@@ -27,7 +27,7 @@ import collections.abc
 import time
 from collections.abc import AsyncIterator, Collection, Generator
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from . import events as ev
 from ._approver import Approver, running_loop
@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from .branches import BranchPoint, Resume
     from .providers.base import Provider
 
+T = TypeVar("T")
 __all__ = [
     "Approval",
     "ApprovalCallback",
@@ -60,6 +61,16 @@ __all__ = [
     "RunState",
     "Subscriber",
 ]
+
+
+class _FromState(Generic[T]):
+    """A run's attribute that reads its `RunState` field of the same name."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, run: ChainRun, owner: type | None = None) -> T:
+        return cast(T, getattr(run.state, self.name))
 
 
 class ChainRun:
@@ -112,38 +123,15 @@ class ChainRun:
         self._driving: Generator[Any, Any, ChainResult[ChainRun]] | None = None  # as a coroutine
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    # -- the run state, by its names -------------------------------------------------------
-    @property
-    def status(self) -> Status:
-        return self.state.status
-
-    @property
-    def tools(self) -> dict[str, Tool]:
-        return self.state.tools
-
-    @property
-    def records(self) -> list[ToolCallRecord]:
-        return self.state.records
-
-    @property
-    def turns(self) -> list[ModelTurn]:
-        return self.state.turns
-
-    @property
-    def steps(self) -> int:
-        return self.state.steps
-
-    @property
-    def cost(self) -> Cost:
-        return self.state.cost
-
-    @property
-    def stop_reason(self) -> str | None:
-        return self.state.stop_reason
-
-    @property
-    def started_at(self) -> float:
-        return self.state.started_at
+    # -- the run state, by its names (read-only: the run's steps move it) ---------------------
+    status = _FromState[Status]()
+    tools = _FromState[dict[str, Tool]]()
+    records = _FromState[list[ToolCallRecord]]()
+    turns = _FromState[list[ModelTurn]]()
+    steps = _FromState[int]()
+    cost = _FromState[Cost]()
+    stop_reason = _FromState["str | None"]()
+    started_at = _FromState[float]()
 
     @property
     def events(self) -> list[ev.Event]:
@@ -344,7 +332,14 @@ class ChainRun:
         while True:
             await self.meter.load_if_needed()
             self._settle_costs()
-            request = self._request(tools_on=limit is None)
+            request = turn_request(
+                self.conversation.messages,
+                self.tools,
+                self.system,
+                self.options,
+                self.answer,
+                tools_on=limit is None,
+            )
             stop = self.meter.fit(request, state.turn_number)
             if stop is not None:
                 state.status, state.stop_reason = "max_cost", stop
@@ -387,33 +382,6 @@ class ChainRun:
             return "max_steps"
         return None
 
-    def _request(self, tools_on: bool) -> ModelRequest:
-        messages = list(self.conversation.messages)
-        tool_choice = self.options.tool_choice if tools_on else "none"
-        final = not tools_on  # each provider says "answer now" in its own wire form
-        output = None
-        if self.answer is not None and self.answer.native:  # the final text is the type's JSON
-            output = self.answer.output_schema()
-        elif self.answer is not None:  # a typed answer comes as a tool call, on every turn
-            chosen = self.options.tool_choice
-            tool_choice = answer_choice(
-                chosen, tools_on, self.options.model_options, self.options.thinking
-            )
-            if not tools_on:  # the answer tool stays on: say "answer now" in the text
-                messages.append(Message("user", FINAL_TURN_INSTRUCTION))
-                final = False
-        return ModelRequest(
-            messages=messages,
-            tools=[t.spec() for t in self.tools.values()],
-            system=self.system,
-            stream=self.options.stream,
-            tool_choice=tool_choice if self.tools else None,
-            options=dict(self.options.model_options),
-            final=final,
-            output=output,
-            thinking=self.options.thinking,
-        )
-
     async def _model_turn(self, request: ModelRequest) -> ModelTurn:
         state = self.state
         step = state.turn_number
@@ -452,6 +420,42 @@ class ChainRun:
             self.conversation.messages.append(Message("assistant", "".join(state.partial)))
             state.partial = []
         self.runner.answer_pending()
+
+
+def turn_request(
+    history: list[Message],
+    tools: dict[str, Tool],
+    system: str | None,
+    options: ChainOptions,
+    answer: TypedAnswer | None,
+    tools_on: bool,
+) -> ModelRequest:
+    """The next model turn's request: the history, the tools, and how to answer. `tools_on`
+    False is the turn after a limit, which must answer in text (or through the answer tool)."""
+    messages = list(history)
+    tool_choice = options.tool_choice if tools_on else "none"
+    final = not tools_on  # each provider says "answer now" in its own wire form
+    output = None
+    if answer is not None and answer.native:  # the final text is the type's JSON
+        output = answer.output_schema()
+    elif answer is not None:  # a typed answer comes as a tool call, on every turn
+        tool_choice = answer_choice(
+            options.tool_choice, tools_on, options.model_options, options.thinking
+        )
+        if not tools_on:  # the answer tool stays on: say "answer now" in the text
+            messages.append(Message("user", FINAL_TURN_INSTRUCTION))
+            final = False
+    return ModelRequest(
+        messages=messages,
+        tools=[t.spec() for t in tools.values()],
+        system=system,
+        stream=options.stream,
+        tool_choice=tool_choice if tools else None,
+        options=dict(options.model_options),
+        final=final,
+        output=output,
+        thinking=options.thinking,
+    )
 
 
 collections.abc.Coroutine.register(ChainRun)

@@ -384,7 +384,7 @@ POST_CELL = """\
 @llm_magic.tool(requires_approval=True)
 def post(title: str, body: str) -> str:
     \\"\\"\\"Post a message to the team channel.\\"\\"\\"
-    print("POSTED", title)
+    print(f"POSTED {title}")  # one write: the two calls run at once, in two threads
     return "posted " + title
 """
 

@@ -31,7 +31,7 @@ from decimal import Decimal
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from . import catalog
+from . import catalog, views
 from . import cost as costs
 from . import events as ev
 from ._loop import CallerThread
@@ -165,9 +165,15 @@ class ChainRun:
         else:
             loop.call_soon_threadsafe(settle)
 
+    # A view shows this run (set by the view when it subscribes); `views.attach` skips it.
+    viewed = False
+
     def start(self) -> asyncio.Task[ChainResult[Any]]:
+        """Run on the running loop (once): the registered views attach here, on the thread
+        that starts the run and before its first event, so a run never started shows nothing."""
         if self._task is None:
             self._loop = asyncio.get_running_loop()
+            views.attach(self)
             self._task = self._loop.create_task(self._run())
         return self._task
 

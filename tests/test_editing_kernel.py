@@ -16,7 +16,7 @@ pytestmark = pytest.mark.kernel
 SETUP = '''
 %load_ext llm_magic
 import asyncio
-from llm_magic.notebook.session import state
+from llm_magic.notebook.state import state
 
 ran = []
 

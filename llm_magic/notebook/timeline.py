@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from .. import events as ev
@@ -31,10 +31,9 @@ from ..chain import Approval
 from ..events import ToolCallRecord
 from . import render as R
 from .answers import mark_shown
-from .editing import given_json, rerun_clicked
 from .reducer import HEAD, RunState, apply, describe_branch
-from .terminal import TerminalApprover, _TextView
-from .values import pretty_json
+from .terminal import TerminalApprover, TextView
+from .values import given_json, pretty_json
 
 if TYPE_CHECKING:
     from ..chain import ChainRun
@@ -43,6 +42,8 @@ if TYPE_CHECKING:
 
 INTERVAL = 0.1  # seconds between widget flushes: at most ~10 updates a second
 MIN_KERNEL = (7, 4)
+# What a view does with an Edit & re-run click: (the timeline, the front end's message).
+EditHandler = Callable[["Timeline", dict[str, Any]], None]
 _FINISHED = ("ok", "error", "denied", "cancelled")
 
 __all__ = ["INTERVAL", "Timeline"]
@@ -99,17 +100,27 @@ def _close_figure(value: Any) -> None:
 class Timeline:
     """A view of one chain run: header, one entry per model turn and per tool call."""
 
-    def __init__(self, run: ChainRun | None, *, model: str, static_after_run: bool = True) -> None:
+    def __init__(
+        self,
+        run: ChainRun | None,
+        *,
+        model: str,
+        static_after_run: bool = True,
+        on_edit: EditHandler | None = None,
+    ) -> None:
         """run: the run to show; None to `attach` it later, so that `approve` can be passed to
         the run at construction. static_after_run: when the run ends, the live widget gives way
-        to the static HTML timeline and is closed (the default; False keeps the widget)."""
+        to the static HTML timeline and is closed (the default; False keeps the widget).
+        on_edit: what an Edit & re-run click does (`editing.rerun_clicked`); injected, so the
+        timeline knows nothing of how a re-run is made."""
+        self.on_edit = on_edit
         self._run = run
         self.static_after_run = static_after_run
         self.state = RunState(model=model)
         self._loop = _running_loop()
         self._mode = "none"  # "widget" | "text" | "none"
         self._widget: TimelineWidget | None = None
-        self._text: _TextView | None = None
+        self._text: TextView | None = None
         self._handle: Any = None
         self._approvals: dict[str, asyncio.Future[Approval]] = {}
         self._open: set[str] = set()  # call keys whose details the front end shows
@@ -147,6 +158,7 @@ class Timeline:
                 self._on_event(event)
 
         run.subscribe(on_event, approver=True)
+        run.viewed = True  # the notebook's run view (`views`) leaves this run alone
 
     # -- public API ----------------------------------------------------------------------------
     def show(self) -> None:
@@ -160,7 +172,7 @@ class Timeline:
             self._handle = display(self, display_id=True)  # type: ignore[no-untyped-call]
         else:
             self._mode = "text"
-            self._text = _TextView(self)
+            self._text = TextView(self.state.model)
 
     async def approve(self, record: ToolCallRecord) -> Approval:
         """The approval callback: the entry's approval card, resolved by a click."""
@@ -174,12 +186,12 @@ class Timeline:
         self._ensure_widget()
         future: asyncio.Future[Approval] = loop.create_future()
         self._approvals[record.id] = future
-        self._mark(self._key(record))
+        self.mark(self._key(record))
         try:
             return await future
         finally:
             self._approvals.pop(record.id, None)
-            self._mark(self._key(record))
+            self.mark(self._key(record))
 
     def _describe(self, name: str) -> str | None:
         """A tool's description, for the terminal question's `?`."""
@@ -213,7 +225,7 @@ class Timeline:
         if widget is not None:
             self.flush()
         if self._text is not None:
-            self._text.finish()
+            self._text.finish(self.state)
         if self._handle is None:
             if not self.static_after_run:
                 self.offer_edits()
@@ -354,7 +366,8 @@ class Timeline:
     def _key(self, rec: ToolCallRecord) -> str:
         return self.state.keys.get(rec.id, "")
 
-    def _mark(self, *keys: str) -> None:
+    def mark(self, *keys: str) -> None:
+        """Show a change of these entries (and the header) at the next flush."""
         self._dirty.update(k for k in keys if k)
         self._dirty.add(HEAD)
         self._schedule()
@@ -496,8 +509,8 @@ class Timeline:
             self._set_open([message.get("id")], bool(message.get("open")))
         elif kind == "open_all":
             self._set_open(list(self.state.keys.values()), bool(message.get("open")))
-        elif kind in ("rerun", "given"):
-            rerun_clicked(self, message)
+        elif kind in ("rerun", "given") and self.on_edit is not None:
+            self.on_edit(self, message)
         elif kind == "done" and self.editable:  # "Done": the view becomes the static timeline
             self.static_after_run = True
             self.close()

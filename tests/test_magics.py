@@ -884,3 +884,72 @@ def test_unload_removes_the_result_formatter(ip):
         assert ChainResult not in html.type_printers
     finally:
         ip.run_line_magic("load_ext", "llm_magic")
+
+
+# -- views attach when a run starts (llm_magic.views) -------------------------------------------
+
+WEATHER_RUN = (
+    "r = await llm_magic.chain('weather?', tools=[get_weather], model='openai-chat:test-model')"
+)
+
+
+def _weather_result(ip: InteractiveShell) -> None:
+    ip.server.push(Reply(calls=[Call("get_weather", {"city": "Paris"})]), "Sunny.")
+    ok(ip, WEATHER_RUN)
+
+
+def test_a_branch_made_outside_a_running_loop_shows_when_awaited(ip):
+    """Terminal IPython runs a cell without `await` with no loop: building a branch there
+    shows nothing and holds nothing; awaiting it later shows its timeline."""
+    import signal
+
+    _weather_result(ip)
+    handler = signal.getsignal(signal.SIGINT)
+    _, cap = ok(ip, "b = r.rerun(r.tool_calls[0].id, arguments={'city': 'Rome'})")
+    assert cap.stdout == "" and signal.getsignal(signal.SIGINT) is handler
+    ip.server.push("Warm.")
+    _, cap = ok(ip, "again = await b")
+    assert ip.user_ns["again"].text == "Warm."
+    assert cap.stdout.startswith("LLM test-model") and "get_weather" in cap.stdout
+    assert signal.getsignal(signal.SIGINT) is handler  # put back when the run ended
+
+
+def test_a_branch_never_awaited_leaves_no_handler_and_no_timeline(ip):
+    import signal
+
+    _weather_result(ip)
+    handler = signal.getsignal(signal.SIGINT)
+    _, cap = ok(
+        ip,
+        "await asyncio.sleep(0)  # a running loop\n"
+        "b = r.fork(at=r.tool_calls[0].id, result={'temp_c': 30})",
+    )
+    assert cap.stdout == "" and signal.getsignal(signal.SIGINT) is handler
+    assert len(ip.server.requests) == 2  # the first run's two turns: b never ran
+
+
+def test_continue_shows_a_timeline_like_chain(ip):
+    _weather_result(ip)
+    ip.server.push("Still sunny.")
+    _, cap = ok(ip, "more = await r.continue_('and tomorrow?')")
+    assert ip.user_ns["more"].text == "Still sunny."
+    assert cap.stdout.startswith("LLM test-model") and "done" in cap.stdout
+
+
+def test_a_sync_api_run_shows_no_timeline(ip):
+    """The sync API runs on llm_magic's private loop thread, where no view may display or
+    set a SIGINT handler."""
+    ip.server.push("Plain.")
+    result, cap = ok(ip, "llm_magic.get_model('openai-chat:test-model').chain('hi').text()")
+    assert result == "Plain." and "LLM " not in cap.stdout
+
+
+def test_unload_removes_the_run_view(ip):
+    from llm_magic import views
+    from llm_magic.notebook.run import show_run
+
+    assert views.factories.count(show_run) == 1
+    ip.extension_manager.unload_extension("llm_magic")
+    assert show_run not in views.factories
+    ip.extension_manager.load_extension("llm_magic")
+    assert views.factories.count(show_run) == 1

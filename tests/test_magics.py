@@ -946,7 +946,7 @@ def test_a_sync_api_run_shows_no_timeline(ip):
 
 def test_unload_removes_the_run_view(ip):
     from llm_magic import views
-    from llm_magic.notebook.run import show_run
+    from llm_magic.notebook.view import show_run
 
     assert views.factories.count(show_run) == 1
     ip.extension_manager.unload_extension("llm_magic")

@@ -28,8 +28,8 @@ from .config import MODEL_ENV, LLMMagic, LLMMagicBase, get_config, set_active
 from .editing import llm_edit
 from .errors import NotebookError
 from .options import help_text, interpolate, parse_line  # noqa: F401  (interpolate: public here)
-from .run import show_run
 from .state import shell, state
+from .view import show_run
 
 MAGIC = "%%llm_chain"
 ENTRY = f"await __import__({__name__!r}, fromlist=['_']).cell_entry"

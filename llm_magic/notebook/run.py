@@ -17,7 +17,7 @@ For the duration of a run only, Ctrl-C cancels the awaiting task instead (as `as
 does); the previous SIGINT handler is put back when the run ends.
 
 Runs started elsewhere (`await llm_magic.chain(...)`, `result.fork()`, `result.continue_()`)
-get their timeline from `show_run`, the view `%load_ext` registers in `llm_magic.views`.
+get their timeline from `view.show_run`, which `%load_ext` registers in `llm_magic.views`.
 """
 
 from __future__ import annotations
@@ -25,16 +25,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import importlib
 import logging
-import signal
-import threading
-import warnings
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Unpack, cast
 
-from .. import events as ev
 from .._loop import take_caller
 from ..chain import ChainResult, ChainRun
 from ..cost import add
@@ -57,6 +52,7 @@ from .errors import NotebookError, one_line
 from .lookup import hidden_names, resolve_model, select_tools
 from .options import CellOptions
 from .state import reset_conversation, shell, state
+from .view import CtrlC, make_timeline, safely
 
 log = logging.getLogger("llm_magic")
 TICK_SECONDS = 0.1
@@ -267,7 +263,7 @@ async def execute(plan: Plan) -> ChainResult[ChainRun]:
         else make_timeline(run, plan.model.model_id, plan.live)
     )
     if timeline is not None:
-        _safely(timeline.show, "show")
+        safely(timeline.show, "show")
     state.last_run = run
     ticker = asyncio.get_running_loop().create_task(_tick(), name="llm_magic-ticker")
     try:
@@ -283,7 +279,7 @@ async def execute(plan: Plan) -> ChainResult[ChainRun]:
     finally:
         ticker.cancel()
         if timeline is not None:
-            _safely(timeline.close, "close")
+            safely(timeline.close, "close")
         _keep(plan, base, run)
     return result
 
@@ -356,80 +352,12 @@ def _no_approver(quiet: bool) -> ApprovalCallback:
     return deny
 
 
-# -- the timeline and Ctrl-C ----------------------------------------------------------------------
-
-_timeline_warned = False
-
-
-def _warn_timeline(what: str, exc: BaseException) -> None:
-    global _timeline_warned
-    if not _timeline_warned:
-        _timeline_warned = True
-        warnings.warn(f"llm_magic: no timeline ({what}: {exc!r})", RuntimeWarning, stacklevel=3)
-
-
-def timeline_class() -> Any:
-    try:
-        module = importlib.import_module("llm_magic.notebook.timeline")
-    except ModuleNotFoundError as exc:
-        if exc.name == "llm_magic.notebook.timeline":
-            return None
-        _warn_timeline("import failed", exc)
-        return None
-    except Exception as exc:
-        _warn_timeline("import failed", exc)
-        return None
-    return getattr(module, "Timeline", None)
-
-
-def make_timeline(run: ChainRun, model_id: str, live: bool | None = None) -> Any:
-    """live: keep the widget after the run (Edit & re-run); None: `LLMMagic.static_after_run`."""
-    cls = timeline_class()
-    if cls is None:
-        return None
-    from .editing import rerun_clicked
-
-    try:
-        after = get_config().defaults()["static_after_run"] if live is None else not live
-        return cls(run, model=model_id, static_after_run=after, on_edit=rerun_clicked)
-    except Exception as exc:
-        _warn_timeline("it could not be created", exc)
-        return None
-
-
-def _safely(action: Callable[[], Any], what: str) -> None:
-    try:
-        action()
-    except Exception as exc:
-        log.warning("llm_magic: the timeline failed to %s: %r", what, exc)
+# -- Ctrl-C and the ticker -------------------------------------------------------------------------
 
 
 async def _tick() -> None:
     while True:
         await asyncio.sleep(TICK_SECONDS)
-
-
-class _CtrlC:
-    """In terminal IPython, Ctrl-C during a run calls `cancel` (see the module doc); the
-    previous SIGINT handler comes back with `restore()`.
-
-    Kernels deliver interrupts themselves, and only the main thread may set signal handlers.
-    """
-
-    def __init__(self, ip: Any, cancel: Callable[[], None]) -> None:
-        in_terminal = ip is not None and getattr(ip, "kernel", None) is None
-        self._previous: Any = None
-        self._active = in_terminal and threading.current_thread() is threading.main_thread()
-        if not self._active:
-            return
-        loop = asyncio.get_running_loop()
-        self._previous = signal.getsignal(signal.SIGINT)
-        signal.signal(signal.SIGINT, lambda _signum, _frame: loop.call_soon_threadsafe(cancel))
-
-    def restore(self) -> None:
-        if self._active:
-            self._active = False
-            signal.signal(signal.SIGINT, self._previous)
 
 
 @contextlib.contextmanager
@@ -441,7 +369,7 @@ def _ctrl_c_cancels(ip: Any) -> Iterator[None]:
         if task is not None:
             task.cancel()
 
-    handler = _CtrlC(ip, cancel)
+    handler = CtrlC(ip, cancel)
     try:
         yield
     finally:
@@ -493,31 +421,6 @@ def _conversations(
             "%config LLMMagic.history_window)"
         )
     return store, AsyncConversation(chosen, system=store.system, messages=earlier)
-
-
-def show_run(run: ChainRun) -> None:
-    """The view of a run started with `llm_magic.chain()` and other code in a notebook: its timeline.
-
-    Registered in `llm_magic.views` by `%load_ext` (and removed by `%unload_ext`), so it is
-    called when a run starts. The timeline subscribes to the run, as its approver too; it is
-    closed when the run ends. Only the main thread shows one: a sync-API run starts on
-    llm_magic's private loop thread, where neither displaying nor a SIGINT handler is safe.
-    """
-    ip = shell()
-    if ip is None or threading.current_thread() is not threading.main_thread():
-        return
-    timeline = make_timeline(run, run.provider.model)
-    if timeline is None:
-        return
-    ctrl_c = _CtrlC(ip, lambda: run.cancel("interrupted"))
-
-    def on_event(event: ev.Event) -> None:
-        if isinstance(event, ev.RunEnded):
-            ctrl_c.restore()
-            _safely(timeline.close, "close")
-
-    run.subscribe(on_event)
-    _safely(timeline.show, "show")
 
 
 def _interrupted_line(exc: asyncio.CancelledError, run: ChainRun) -> None:

@@ -12,12 +12,17 @@ from llm_magic import AsyncConversation, AsyncModel, ChainResponse, ChainRun, Co
 PAIRS = [(AsyncModel, Model), (AsyncConversation, Conversation), (ChainRun, ChainResponse)]
 # httpx2's names (httpx's): `AsyncClient.aclose()` is a coroutine, `Client.close()` its sync twin
 TWIN_NAMES = {"aclose": "close"}
+# A ChainRun is also a coroutine (`asyncio.run(model.chain(...))`): the coroutine protocol's own
+# methods are how the event loop drives it, not part of the vocabulary its sync twin mirrors.
+COROUTINE_PROTOCOL = {"send", "throw", "close"}
 
 
 def public_methods(cls: type) -> dict[str, Any]:
     out = {}
     for name, member in inspect.getmembers(cls):
         if name.startswith("_") or isinstance(inspect.getattr_static(cls, name), property):
+            continue
+        if cls is ChainRun and name in COROUTINE_PROTOCOL:
             continue
         if callable(member):
             out[TWIN_NAMES.get(name, name)] = member

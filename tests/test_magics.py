@@ -953,3 +953,14 @@ def test_unload_removes_the_run_view(ip):
     assert show_run not in views.factories
     ip.extension_manager.load_extension("llm_magic")
     assert views.factories.count(show_run) == 1
+
+
+def test_chain_error_hints_name_exactly_its_own_keywords():
+    """An unknown option's hint lists `chain()`'s own keywords from one tuple, which must
+    follow the signature."""
+    import inspect
+
+    from llm_magic.notebook.run import _OWN_KEYWORDS, run_chain
+
+    own = [p for p in inspect.signature(run_chain).parameters if p not in ("prompt", "options")]
+    assert sorted(_OWN_KEYWORDS) == sorted(own)

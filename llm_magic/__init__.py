@@ -6,7 +6,7 @@ The core (tools, chain, events, providers) works in plain Python; the notebook l
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Unpack
 
@@ -31,9 +31,17 @@ from .errors import (
 from .events import ToolCallRecord
 from .http import RetryPolicy
 from .messages import Message, ToolCall, ToolResult, Usage
-from .models import AsyncConversation, AsyncModel, ChainResponse, Conversation, Model
+from .models import (
+    AsyncConversation,
+    AsyncModel,
+    ChainResponse,
+    Conversation,
+    Model,
+    get_async_model,
+    get_model,
+)
 from .options import Approval, ApprovalCallback, ChainKwargs, ChainOptions
-from .registry import get_async_model, get_model, register_alias
+from .registry import register_alias
 from .tools import Tool, ToolOptions, async_tool_is, cancel_event, tool
 
 if TYPE_CHECKING:
@@ -90,10 +98,6 @@ __all__ = [
     "unload_ipython_extension",
 ]
 
-# Views of runs started with `chain()`: the notebook layer adds its timeline here at
-# `%load_ext llm_magic` and removes it at `%unload_ext`; in a plain script it stays empty.
-run_views: list[Callable[[ChainRun], None]] = []
-
 
 async def chain(
     prompt: str,
@@ -135,10 +139,7 @@ async def chain(
     conversation = AsyncConversation(
         chosen, system=system, tools=tools, messages=history, cost=spent
     )
-    run = conversation.chain(prompt, **options)
-    for view in list(run_views):
-        view(run)
-    return await run
+    return await conversation.chain(prompt, **options)
 
 
 def mcp(target: Any = None, **kwargs: Any) -> MCPServer:

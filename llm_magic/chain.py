@@ -30,6 +30,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from . import events as ev
+from . import views
 from ._approver import Approver, running_loop
 from ._broadcast import Broadcast, Subscriber
 from ._loop import CallerThread
@@ -154,9 +155,15 @@ class ChainRun:
         """Answer a call awaiting approval; safe from any thread (a widget's button)."""
         self.approver.decide(call_id, approved, reason)
 
+    # A view shows this run (set by the view when it subscribes); `views.attach` skips it.
+    viewed = False
+
     def start(self) -> asyncio.Task[ChainResult[Any]]:
+        """Run on the running loop (once): the registered views attach here, on the thread
+        that starts the run and before its first event, so a run never started shows nothing."""
         if self._task is None:
             self._loop = self.approver.loop = asyncio.get_running_loop()
+            views.attach(self)
             self._task = self._loop.create_task(self._run())
         return self._task
 

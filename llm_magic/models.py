@@ -19,6 +19,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Unpack, cast
 
 from . import events as ev
+from . import registry
 from ._loop import CallerThread, run_sync
 from .chain import ChainResult, ChainRun, Subscriber
 from .errors import LLMMagicError
@@ -30,6 +31,8 @@ from .sources import ToolSource, split_sources
 from .tools import Tool
 
 if TYPE_CHECKING:
+    import httpx2
+
     from .branches import Plan, Resume
 
 
@@ -71,8 +74,6 @@ class AsyncConversation:
         """A new conversation with the same system prompt and tools, from `messages` (which
         cost `cost` US dollars), with the same model or `model` (an id, or a model)."""
         if isinstance(model, str):
-            from .registry import get_async_model
-
             model = get_async_model(model)
         chosen = model._async if isinstance(model, Model) else model
         return AsyncConversation(
@@ -84,10 +85,6 @@ class AsyncConversation:
         options = plan.options_for(options, self.model.provider)
         run = self._run(prompt, options, resume=plan.resume)
         run.branched_from = plan.point
-        import llm_magic  # its views (the notebook's timeline) show branches as they run
-
-        for view in list(llm_magic.run_views):
-            view(run)
         return run
 
     def chain(
@@ -306,8 +303,6 @@ class Conversation:
         model: AsyncModel | Model | str | None = None,
     ) -> Conversation:
         if isinstance(model, str):
-            from .registry import get_model
-
             model = get_model(model)
         elif isinstance(model, AsyncModel):
             model = Model(model.provider, model.model_id)
@@ -405,3 +400,41 @@ class Model:
         _tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def get_async_model(
+    model_id: str | None = None,
+    *,
+    api_key: str | None = None,
+    base_url: str | None = None,
+    limits: httpx2.Limits | None = None,
+    **provider_options: Any,
+) -> AsyncModel:
+    """The async model for an id (default: see `default_model_id`).
+
+    limits: the HTTP connection pool (`httpx2.Limits`; an `httpx.Limits` is refused), default
+    `Limits(max_connections=100, max_keepalive_connections=100)`: as many idle connections kept
+    as may be open, so bursts of concurrent chains do not reopen connections. `max_connections`
+    also bounds the requests in flight per event loop (a given `transport` too): the rest wait
+    their turn, first come first served, before they reach the pool; None lifts both bounds.
+    provider_options: the provider class's own keyword arguments (retry, timeout, transport).
+    """
+    provider = registry.make_provider(
+        model_id, api_key=api_key, base_url=base_url, limits=limits, **provider_options
+    )
+    return AsyncModel(provider, model_id or registry.default_model_id())
+
+
+def get_model(
+    model_id: str | None = None,
+    *,
+    api_key: str | None = None,
+    base_url: str | None = None,
+    limits: httpx2.Limits | None = None,
+    **provider_options: Any,
+) -> Model:
+    """The sync twin of `get_async_model`."""
+    provider = registry.make_provider(
+        model_id, api_key=api_key, base_url=base_url, limits=limits, **provider_options
+    )
+    return Model(provider, model_id or registry.default_model_id())

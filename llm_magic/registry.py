@@ -21,7 +21,6 @@ import httpx2
 
 from . import catalog
 from .errors import ConfigError, MissingKeyError, UnknownModelError
-from .models import AsyncModel, Model
 from .providers.base import Provider
 
 
@@ -239,41 +238,3 @@ def _fingerprint(key: str | None) -> str | None:
 def _import(path: str) -> Any:
     module, _, attr = path.partition(":")
     return getattr(importlib.import_module(module), attr)
-
-
-def get_async_model(
-    model_id: str | None = None,
-    *,
-    api_key: str | None = None,
-    base_url: str | None = None,
-    limits: httpx2.Limits | None = None,
-    **provider_options: Any,
-) -> AsyncModel:
-    """The async model for an id (default: see `default_model_id`).
-
-    limits: the HTTP connection pool (`httpx2.Limits`; an `httpx.Limits` is refused), default
-    `Limits(max_connections=100, max_keepalive_connections=100)`: as many idle connections kept
-    as may be open, so bursts of concurrent chains do not reopen connections. `max_connections`
-    also bounds the requests in flight per event loop (a given `transport` too): the rest wait
-    their turn, first come first served, before they reach the pool; None lifts both bounds.
-    provider_options: the provider class's own keyword arguments (retry, timeout, transport).
-    """
-    provider = make_provider(
-        model_id, api_key=api_key, base_url=base_url, limits=limits, **provider_options
-    )
-    return AsyncModel(provider, model_id or default_model_id())
-
-
-def get_model(
-    model_id: str | None = None,
-    *,
-    api_key: str | None = None,
-    base_url: str | None = None,
-    limits: httpx2.Limits | None = None,
-    **provider_options: Any,
-) -> Model:
-    """The sync twin of `get_async_model`."""
-    provider = make_provider(
-        model_id, api_key=api_key, base_url=base_url, limits=limits, **provider_options
-    )
-    return Model(provider, model_id or default_model_id())

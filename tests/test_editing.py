@@ -181,9 +181,9 @@ async def test_a_bad_edit_shows_its_error_and_runs_nothing(typed, error):
 
 
 async def test_rerun_click_shows_the_new_run_in_the_same_view(monkeypatch):
-    from llm_magic.notebook import session
+    from llm_magic.notebook.state import state
 
-    monkeypatch.setattr(session.state, "last_result", None)
+    monkeypatch.setattr(state, "last_result", None)
     with OpenAIServer([*script(), Reply(text="Rome is 19.", usage=(1200, 10))]) as server:
         result = await gpt(server).chain("weather?", tools=[get_weather])
         before = (result.text, [c.arguments for c in result.tool_calls])
@@ -199,7 +199,7 @@ async def test_rerun_click_shows_the_new_run_in_the_same_view(monkeypatch):
         await until(lambda: tl.result is not None)
         assert len(server.requests) == 3
     new = tl.result
-    assert new is not result and new is session.state.last_result
+    assert new is not result and new is state.last_result
     assert new.text == "Rome is 19." and ran == ["Paris", "Rome"]
     assert new.branched_from is not None and new.branched_from.result is result
     assert (result.text, [c.arguments for c in result.tool_calls]) == before  # unchanged

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.kernel
 SETUP = '''
 %load_ext llm_magic
 import asyncio
-from llm_magic.notebook.session import state
+from llm_magic.notebook.state import state
 
 ran = []
 
@@ -129,7 +129,8 @@ def test_edit_view_rejects_bad_edits_then_reruns_with_the_new_arguments(kernel, 
         "Rome is 19." in html
         and "application/vnd.jupyter.widget-view+json" not in (view.displays[-1])
     )
-    # a branch made in Python shows its own timeline (run_views), with the same line
+    # a branch made in Python shows its own timeline when it starts (llm_magic.views), with
+    # the same line
     server.push(Reply(text="Paris, in French: 14.", usage=(1300, 10)))
     run(kernel, view, "r3 = await r.fork(at=1, prompt='In French?')")
     assert "branched from: step 1, a fork" in view.displays[-1]["text/html"]

@@ -30,7 +30,7 @@ LOAD_EXT_SECONDS = time.perf_counter() - _t
 
 import asyncio
 import llm_magic
-from llm_magic.notebook.session import state
+from llm_magic.notebook.state import state
 
 
 def get_weather(city: str) -> dict:
@@ -297,10 +297,10 @@ def test_await_chain_and_continue_in_later_cells(kernel, server):
         [
             "r = await llm_magic.chain('Oslo?', tools=[get_weather])\nr",
             "await llm_magic.chain('Sure?', continue_=r)",
-            "from llm_magic.notebook import session\n"
-            "c = session.state.conversation\n"
+            "from llm_magic.notebook.state import state\n"
+            "c = state.conversation\n"
             "print(any(m.text == 'Oslo?' for m in (c.messages if c else [])),"
-            " session.state.last_result is r)",
+            " state.last_result is r)",
         ]
     )
     assert (first.result_text, second.result_text) == ("Cold.", "Still cold.")

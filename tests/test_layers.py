@@ -49,3 +49,32 @@ def test_core_imports_no_notebook_stack() -> None:
     )
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
+NOTEBOOK_STACK = ("IPython", "ipywidgets", "ipykernel", "anywidget", "traitlets")
+
+
+def test_no_core_module_imports_the_notebook_stack_even_in_a_function() -> None:
+    """What the probe above cannot see: an import inside a function runs only when called.
+    Only `%load_ext` (the package's `load_ipython_extension`) reaches the notebook layer."""
+    from tests.import_graph import PACKAGE, imported_names, modules
+
+    wrong = []
+    for module, path in modules().items():
+        if module.startswith(f"{PACKAGE}.notebook"):
+            continue
+        for name in imported_names(module, path):
+            top = name.split(".")[0]
+            to_notebook = name.startswith(f"{PACKAGE}.notebook")
+            if top in NOTEBOOK_STACK or (to_notebook and module != PACKAGE):
+                wrong.append(f"{module} imports {name}")
+    assert wrong == []
+
+
+def test_the_core_reaches_the_notebook_only_to_load_it() -> None:
+    """The package `__init__` imports the notebook layer for `%load_ext` / `%unload_ext`
+    only: nothing else of the notebook, so `import llm_magic` stays light."""
+    from tests.import_graph import PACKAGE, graph
+
+    reached = {m for m in graph()[PACKAGE] if m.startswith(f"{PACKAGE}.notebook")}
+    assert reached == {f"{PACKAGE}.notebook.magics"}

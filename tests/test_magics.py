@@ -29,7 +29,8 @@ from IPython.utils.capture import capture_output  # noqa: E402
 from llm_magic.chain import ChainResult  # noqa: E402
 from llm_magic.messages import Message, ToolCall, ToolResult  # noqa: E402
 from llm_magic.notebook import NotebookError  # noqa: E402
-from llm_magic.notebook import session as nb_session  # noqa: E402
+from llm_magic.notebook import run as nb_run  # noqa: E402
+from llm_magic.notebook import state as nb_state  # noqa: E402
 from llm_magic.notebook.magics import ENTRY, CellTransformer, mask, transform_cell_source  # noqa: E402
 from llm_magic.notebook.options import OptionError, help_text, interpolate, parse_line  # noqa: E402
 from tests.servers import Call, Reply  # noqa: E402
@@ -76,7 +77,7 @@ def ip(openai_server, monkeypatch):  # noqa: F811
     shell.extension_manager.load_extension("llm_magic")
     shell.run_cell('%config LLMMagic.default_model = "openai-chat:test-model"').raise_error()
     shell.run_cell(TOOLS_CELL).raise_error()
-    nb_session.reset_conversation()
+    nb_state.reset_conversation()
     shell.server = openai_server
     yield shell
     shell.extension_manager.unload_extension("llm_magic")
@@ -84,7 +85,7 @@ def ip(openai_server, monkeypatch):  # noqa: F811
     shell.autoawait = True
     for name in set(shell.user_ns) - before:
         del shell.user_ns[name]
-    nb_session.reset_conversation()
+    nb_state.reset_conversation()
 
 
 def run(ip: InteractiveShell, cell: str) -> tuple[Any, Any]:
@@ -383,7 +384,7 @@ def test_history_option_sends_a_window_cut_at_a_user_message(ip):
     assert [m["role"] for m in sent] == ["user", "assistant", "tool", "assistant", "user"]
     assert sent[0]["content"] == "Rome?"
     assert "sending the last 4" in cap.stdout  # the cut is visible
-    assert len(nb_session.current_conversation().messages) == 10  # nothing is forgotten
+    assert len(nb_state.current_conversation().messages) == 10  # nothing is forgotten
 
 
 @pytest.mark.parametrize("flag", ["--no-stream"])
@@ -750,18 +751,18 @@ async def test_cancelling_a_run_marks_it_cancelled_and_propagates(openai_server,
         return "woke"
 
     task = asyncio.ensure_future(
-        nb_session.run_chain("go", tools=[sleepy], model="openai-chat:test-model", quiet=True)
+        nb_run.run_chain("go", tools=[sleepy], model="openai-chat:test-model", quiet=True)
     )
     await started.wait()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    result = nb_session.state.last_result
+    result = nb_state.state.last_result
     assert result is not None and result.status == "cancelled"
     assert result.tool_calls[0].status == "cancelled"
     assert result.messages[-1].role == "tool"  # the conversation stays valid
     openai_server.take_failures()
-    nb_session.reset_conversation()
+    nb_state.reset_conversation()
 
 
 def test_chain_outside_ipython_imports_no_ipython(openai_server):  # noqa: F811
@@ -808,7 +809,7 @@ def _exchange(n: int) -> list[Message]:
 def test_window(limit, first):
     """A window never cuts the last exchange, even when it alone is longer than the limit."""
     messages = _exchange(0) + _exchange(1) + _exchange(2)
-    got = nb_session.window(messages, limit)
+    got = nb_run.window(messages, limit)
     assert got[0].text == first and got[0].role == "user"
     assert not limit or len(got) <= max(limit, 4)
     assert got[-4:] == messages[-4:]
@@ -883,3 +884,83 @@ def test_unload_removes_the_result_formatter(ip):
         assert ChainResult not in html.type_printers
     finally:
         ip.run_line_magic("load_ext", "llm_magic")
+
+
+# -- views attach when a run starts (llm_magic.views) -------------------------------------------
+
+WEATHER_RUN = (
+    "r = await llm_magic.chain('weather?', tools=[get_weather], model='openai-chat:test-model')"
+)
+
+
+def _weather_result(ip: InteractiveShell) -> None:
+    ip.server.push(Reply(calls=[Call("get_weather", {"city": "Paris"})]), "Sunny.")
+    ok(ip, WEATHER_RUN)
+
+
+def test_a_branch_made_outside_a_running_loop_shows_when_awaited(ip):
+    """Terminal IPython runs a cell without `await` with no loop: building a branch there
+    shows nothing and holds nothing; awaiting it later shows its timeline."""
+    import signal
+
+    _weather_result(ip)
+    handler = signal.getsignal(signal.SIGINT)
+    _, cap = ok(ip, "b = r.rerun(r.tool_calls[0].id, arguments={'city': 'Rome'})")
+    assert cap.stdout == "" and signal.getsignal(signal.SIGINT) is handler
+    ip.server.push("Warm.")
+    _, cap = ok(ip, "again = await b")
+    assert ip.user_ns["again"].text == "Warm."
+    assert cap.stdout.startswith("LLM test-model") and "get_weather" in cap.stdout
+    assert signal.getsignal(signal.SIGINT) is handler  # put back when the run ended
+
+
+def test_a_branch_never_awaited_leaves_no_handler_and_no_timeline(ip):
+    import signal
+
+    _weather_result(ip)
+    handler = signal.getsignal(signal.SIGINT)
+    _, cap = ok(
+        ip,
+        "await asyncio.sleep(0)  # a running loop\n"
+        "b = r.fork(at=r.tool_calls[0].id, result={'temp_c': 30})",
+    )
+    assert cap.stdout == "" and signal.getsignal(signal.SIGINT) is handler
+    assert len(ip.server.requests) == 2  # the first run's two turns: b never ran
+
+
+def test_continue_shows_a_timeline_like_chain(ip):
+    _weather_result(ip)
+    ip.server.push("Still sunny.")
+    _, cap = ok(ip, "more = await r.continue_('and tomorrow?')")
+    assert ip.user_ns["more"].text == "Still sunny."
+    assert cap.stdout.startswith("LLM test-model") and "done" in cap.stdout
+
+
+def test_a_sync_api_run_shows_no_timeline(ip):
+    """The sync API runs on llm_magic's private loop thread, where no view may display or
+    set a SIGINT handler."""
+    ip.server.push("Plain.")
+    result, cap = ok(ip, "llm_magic.get_model('openai-chat:test-model').chain('hi').text()")
+    assert result == "Plain." and "LLM " not in cap.stdout
+
+
+def test_unload_removes_the_run_view(ip):
+    from llm_magic import views
+    from llm_magic.notebook.view import show_run
+
+    assert views.factories.count(show_run) == 1
+    ip.extension_manager.unload_extension("llm_magic")
+    assert show_run not in views.factories
+    ip.extension_manager.load_extension("llm_magic")
+    assert views.factories.count(show_run) == 1
+
+
+def test_chain_error_hints_name_exactly_its_own_keywords():
+    """An unknown option's hint lists `chain()`'s own keywords from one tuple, which must
+    follow the signature."""
+    import inspect
+
+    from llm_magic.notebook.run import _OWN_KEYWORDS, run_chain
+
+    own = [p for p in inspect.signature(run_chain).parameters if p not in ("prompt", "options")]
+    assert sorted(_OWN_KEYWORDS) == sorted(own)

@@ -352,7 +352,7 @@ async def test_approval_per_server(openai_server: OpenAIServer, marker: Marker, 
         assert not marker.has("add 1 1")
 
         # the notebook layer: servers by name, and the run's approve= naming a server tool
-        from llm_magic.notebook.session import run_chain
+        from llm_magic.notebook.run import run_chain
 
         openai_server.push(Reply(calls=[Call("demo_stats", {"values": [1]})]), Reply(text="no"))
         ran = await run_chain(

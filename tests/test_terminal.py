@@ -32,7 +32,7 @@ CELLS = """\
 %load_ext llm_magic
 import asyncio, signal
 import llm_magic
-from llm_magic.notebook.session import state
+from llm_magic.notebook.state import state
 before = signal.getsignal(signal.SIGINT)
 async def slow(x: int) -> int:
     \"\"\"Sleep for a long time.\"\"\"

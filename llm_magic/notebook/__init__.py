@@ -6,35 +6,14 @@ modules that need them, when they are first used.
 
 from __future__ import annotations
 
-from ..errors import ConfigError
-
-
-class NotebookError(ConfigError):
-    """A mistake the user can fix (bad option, unknown tool or model), shown as one line.
-
-    IPython calls `_render_traceback_` instead of printing a traceback, so a cell that fails
-    this way shows only the message: what is wrong and what would be right.
-    """
-
-    def _render_traceback_(self) -> list[str]:
-        return [f"{type(self).__name__}: {self}"]
-
-
-def one_line(exc: BaseException) -> BaseException:
-    """Make IPython show `exc` as one line, keeping its type (so `except ProviderError` works)."""
-    line = f"{type(exc).__name__}: {exc}"
-    try:
-        exc._render_traceback_ = lambda: [line]  # type: ignore[attr-defined]
-    except (AttributeError, TypeError):  # an exception type with __slots__
-        pass
-    return exc
+from .errors import NotebookError, one_line
 
 
 def __getattr__(name: str) -> object:
     """`llm_magic.notebook.chain`: the notebook's chain (timeline, notebook conversation);
     `llm_magic.notebook.edit`: edit and re-run a result's calls in a live timeline."""
     if name == "chain":
-        from .session import run_chain
+        from .run import run_chain
 
         return run_chain
     if name == "edit":

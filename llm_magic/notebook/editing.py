@@ -23,32 +23,16 @@ from typing import TYPE_CHECKING, Any
 
 from .. import events as ev
 from ..errors import LLMMagicError
-from . import NotebookError
+from .errors import NotebookError
 from .reducer import apply, describe_branch
-from .values import pretty_json
+from .state import shell, state
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from ..chain import ChainRun
-    from ..events import ToolCallRecord
     from ..results import ChainResult
     from .timeline import Timeline
 
 RUNNING_NOTE = "a re-run from this view is still running: wait for it to end, or Cancel it"
-GIVEN_LIMIT = 20_000  # characters of a result offered for editing as JSON
-
-
-def given_json(rec: ToolCallRecord) -> str:
-    """What "Edit result" starts from: the call's result as JSON when it is JSON (and not
-    huge), else the text the model got; `null` for a call that failed."""
-    if rec.status != "ok":
-        return "null"
-    try:
-        flat = json.dumps(rec.result)
-    except (TypeError, ValueError):
-        return json.dumps(rec.output)
-    return pretty_json(rec.result) if len(flat) <= GIVEN_LIMIT else json.dumps(rec.output)
 
 
 def replay(result: ChainResult[Any]) -> list[ev.Event]:
@@ -125,7 +109,7 @@ def editor_timeline(result: ChainResult[Any], *, live: bool = False) -> Timeline
 
     if not isinstance(result, ChainResult):
         raise NotebookError(f"edit() takes the result of a chain, got {type(result).__name__}")
-    timeline = Timeline(None, model=result.model, static_after_run=not live)
+    timeline = Timeline(None, model=result.model, static_after_run=not live, on_edit=rerun_clicked)
     timeline.state.branch = describe_branch(result.branched_from)
     for event in replay(result):
         apply(timeline.state, event)
@@ -139,7 +123,6 @@ def llm_edit(line: str = "") -> None:
     """`%llm_edit [--live] [NAME]`: edit the calls of result NAME (default: the last result)
     and re-run from there, in a live timeline."""
     from ..results import ChainResult
-    from .session import shell, state
 
     words = shlex.split(line)
     live = "--live" in words
@@ -188,14 +171,15 @@ def rerun_clicked(timeline: Timeline, message: dict[str, Any]) -> None:
     try:
         if message.get("type") == "given":
             value = _parse(message.get("value"), any_value=True)
-            made, run = _adopt(lambda: result.fork(at=rec.id, result=value))
+            made = result.fork(at=rec.id, result=value)
         else:
             arguments = _parse(message.get("arguments"))
-            made, run = _adopt(lambda: result.rerun(rec.id, arguments=arguments))
+            made = result.rerun(rec.id, arguments=arguments)
+        run = _run_of(made)
     except (ValueError, LLMMagicError) as exc:
         attempt = timeline.edit_errors.get(key, (0, ""))[0] + 1
         timeline.edit_errors[key] = (attempt, str(exc))
-        timeline._mark(key)
+        timeline.mark(key)
         timeline.flush()  # the answer to a click shows at once
         return
     _note(timeline, None)
@@ -203,8 +187,6 @@ def rerun_clicked(timeline: Timeline, message: dict[str, Any]) -> None:
 
     def ended(event: ev.Event) -> None:
         if isinstance(event, ev.RunEnded):
-            from .session import state
-
             state.last_result = event.result
             if timeline.state.note == RUNNING_NOTE:
                 _note(timeline, None)
@@ -228,26 +210,21 @@ def _parse(text: Any, any_value: bool = False) -> Any:
     return value
 
 
-def _adopt(branch: Callable[[], Any]) -> tuple[Any, ChainRun]:
-    """What `branch()` makes (`result.rerun` / `fork`: a run, or its sync twin's response)
-    and its run, shown by the view that asked for it, not as a new output."""
-    from ..chain import ChainRun
-    from .session import state
+def _run_of(made: Any) -> ChainRun:
+    """The run of what `result.rerun` / `fork` made: a run, or its sync twin's response.
 
-    state.adopting = True  # the notebook's run view (session.show_run) leaves this one alone
-    try:
-        made = branch()
-    finally:
-        state.adopting = False
+    A branch shows nothing until it starts, and the view that asked for it subscribes first
+    (`Timeline.retarget`), so it is shown there, not as a new output."""
+    from ..chain import ChainRun
     from ..models import ChainResponse
 
     run = made._run if isinstance(made, ChainResponse) else made  # the sync twin wraps one
     if not isinstance(run, ChainRun):
         raise LLMMagicError(f"cannot show a re-run of type {type(made).__name__} here")
-    return made, run
+    return run
 
 
 def _note(timeline: Timeline, text: str | None) -> None:
     timeline.state.note = text
-    timeline._mark()
+    timeline.mark()
     timeline.flush()

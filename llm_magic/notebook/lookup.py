@@ -11,11 +11,11 @@ from typing import Any
 
 from .. import registry
 from ..errors import ConfigError, LLMMagicError, UnknownModelError
-from ..models import AsyncModel, Model
+from ..models import AsyncModel, Model, get_async_model
 from ..sources import ToolSource, split_sources
 from ..tools import Tool, is_marked_tool
-from . import NotebookError, one_line
 from .config import get_config
+from .errors import NotebookError, one_line
 
 
 def hidden_names(ip: Any) -> set[str]:
@@ -137,6 +137,6 @@ def resolve_model(
     except ConfigError as exc:
         raise one_line(exc) from None
     try:
-        return registry.get_async_model(model, api_key=api_key, base_url=base_url)
+        return get_async_model(model, api_key=api_key, base_url=base_url)
     except ConfigError as exc:
         raise one_line(exc) from None

@@ -20,15 +20,16 @@ import asyncio
 import os
 import sys
 import threading
-from dataclasses import fields
 from typing import Any
 
-from .. import catalog, registry
-from ..options import ChainOptions
+from .. import catalog, registry, views
 from . import answers, mcp_magic
 from .config import MODEL_ENV, LLMMagic, LLMMagicBase, get_config, set_active
 from .editing import llm_edit
+from .errors import NotebookError
 from .options import help_text, interpolate, parse_line  # noqa: F401  (interpolate: public here)
+from .state import shell, state
+from .view import show_run
 
 MAGIC = "%%llm_chain"
 ENTRY = f"await __import__({__name__!r}, fromlist=['_']).cell_entry"
@@ -98,8 +99,7 @@ async def cell_entry(line: str, cell: str, expand: bool = True) -> Any:
     expand: fill `$name` / `{name}` in the options line from the notebook, as IPython does for
     every magic line (the fallback magic gets a line IPython has already expanded).
     """
-    from . import NotebookError
-    from .session import run_chain, shell
+    from .run import Request, execute, plan
 
     ip = shell()
     ns: dict[str, Any] = ip.user_ns if ip is not None else {}
@@ -118,26 +118,17 @@ async def cell_entry(line: str, cell: str, expand: bool = True) -> Any:
         continue_ = True
     elif isinstance(opts.continue_, str):
         continue_ = _continue_target(opts.continue_, ns)
-    if opts.no_tools:
-        tools: list[Any] | None = []
-    else:
-        tools = list(opts.tools) if opts.tools is not None else None
-    chain_options = {f.name: getattr(parsed.chain, f.name) for f in fields(ChainOptions)}
-    result = await run_chain(
+    request = Request(
         prompt,
-        tools=tools,
+        opts,
+        parsed.chain,
+        tools=[] if opts.no_tools else opts.tools,
         model=opts.model or None,  # `%config LLMMagic.default_model = ""`: no default
-        system=opts.system,
-        quiet=opts.quiet,
         continue_=continue_,
-        reset=opts.reset,
-        history=opts.history,
-        interpolate=opts.interpolate,
-        namespace=ns,
         mcp=opts.mcp,
-        live=not opts.static_after_run,
-        **chain_options,
+        namespace=ns,
     )
+    result = await execute(await plan(request))
     if opts.out:
         ns[opts.out] = result
     return result
@@ -157,7 +148,6 @@ def _expand(line: str, ns: dict[str, Any]) -> str:
 def _continue_target(name: str, ns: dict[str, Any]) -> Any:
     from ..chain import ChainResult
     from ..models import AsyncConversation, Conversation
-    from . import NotebookError
     from .options import close_names, lookup
 
     found, value = lookup(name, ns)
@@ -190,7 +180,6 @@ def llm_chain(line: str, cell: str) -> Any:
         return asyncio.run(coro)
     from .._loop import CallerThread, current_caller, private_loop, run_sync
     from .comm_pump import NO_PUMP_NOTE, CommPump
-    from .session import shell
 
     # the kernel's thread waits here: `on_loop` tools run on it, as in a transformed cell, and
     # the clicks on the timeline's buttons are read there (see comm_pump)
@@ -241,7 +230,6 @@ def _model_source(cfg: Any) -> str:
 
 def config_report() -> str:
     from .lookup import default_model_id
-    from .session import state
 
     cfg = get_config()
     lines = [
@@ -347,11 +335,7 @@ def load(ip: Any) -> None:
     set_active(CONFIG)
     ip.configurables.append(CONFIG)
     ip.input_transformers_cleanup.insert(0, CellTransformer(ip))
-    import llm_magic
-
-    from .session import show_run
-
-    llm_magic.run_views.append(show_run)
+    views.add(show_run)
     for kind, name, func in _MAGICS:
         ip.register_magic_function(func, kind, name)
     answers.register(ip)
@@ -371,11 +355,7 @@ def unload(ip: Any) -> None:
     ip.configurables[:] = [c for c in ip.configurables if not isinstance(c, LLMMagicBase)]
     mcp_magic.unload()
     answers.unregister(ip)
-    import llm_magic
-
-    from .session import show_run
-
-    llm_magic.run_views[:] = [v for v in llm_magic.run_views if v is not show_run]
+    views.remove(show_run)
     if CONFIG is not None:
         set_active(None)
         CONFIG = None

@@ -11,7 +11,7 @@ import shlex
 from collections.abc import Iterable
 from typing import Any
 
-from . import NotebookError, one_line
+from .errors import NotebookError, one_line
 
 USAGE = """\
 %llm_mcp                                  list the MCP servers, their state and their tools

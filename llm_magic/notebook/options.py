@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from ..options import ChainOptions, Option, field_hints, literal_values, option, options_of
-from . import NotebookError
+from .errors import NotebookError
 
 INTRO = """\
 %%llm_chain [options]  -- run the cell as a prompt; the model may call your functions as tools.

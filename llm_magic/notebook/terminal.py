@@ -23,7 +23,7 @@ import os
 import sys
 import weakref
 from collections.abc import Callable
-from typing import TYPE_CHECKING, TextIO
+from typing import TextIO
 
 from .. import events as ev
 from ..chain import Approval
@@ -32,19 +32,16 @@ from . import render as R
 from .reducer import RunState, TurnState
 from .values import pretty_json
 
-if TYPE_CHECKING:
-    from .timeline import Timeline
 
+class TextView:
+    """Compact live text lines for terminal IPython and plain Python: a run's events as they
+    come, once the reducer has folded them into the run's state."""
 
-class _TextView:
-    """Compact live text lines for terminal IPython and plain Python."""
-
-    def __init__(self, tl: Timeline) -> None:
-        self.tl = tl
+    def __init__(self, model: str) -> None:
         self.out = sys.stdout
         self.open_text = False
         self.ended = False
-        self.write(f"LLM {tl.state.model}\n")
+        self.write(f"LLM {model}\n")
 
     def write(self, text: str) -> None:
         if not _HELD.hold(self.out, text):
@@ -89,16 +86,16 @@ class _TextView:
             else:
                 self.turn_done(state.current)
         elif isinstance(event, ev.RunEnded):
-            self.run_ended()
+            self.run_ended(state)
 
-    def run_ended(self) -> None:
+    def run_ended(self, state: RunState) -> None:
         self._end_text()
-        self.write(R.header_text(self.tl.state) + "\n")
+        self.write(R.header_text(state) + "\n")
         self.ended = True
 
-    def finish(self) -> None:
+    def finish(self, state: RunState) -> None:
         if not self.ended:
-            self.run_ended()
+            self.run_ended(state)
 
 
 def _indent(text: str) -> str:

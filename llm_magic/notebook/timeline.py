@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .. import events as ev
@@ -31,10 +31,9 @@ from ..chain import Approval
 from ..events import ToolCallRecord
 from . import render as R
 from .answers import mark_shown
-from .editing import given_json, rerun_clicked
+from .entries import Entries
 from .reducer import HEAD, RunState, apply, describe_branch
-from .terminal import TerminalApprover, _TextView
-from .values import pretty_json
+from .terminal import TerminalApprover, TextView
 
 if TYPE_CHECKING:
     from ..chain import ChainRun
@@ -43,7 +42,8 @@ if TYPE_CHECKING:
 
 INTERVAL = 0.1  # seconds between widget flushes: at most ~10 updates a second
 MIN_KERNEL = (7, 4)
-_FINISHED = ("ok", "error", "denied", "cancelled")
+# What a view does with an Edit & re-run click: (the timeline, the front end's message).
+EditHandler = Callable[["Timeline", dict[str, Any]], None]
 
 __all__ = ["INTERVAL", "Timeline"]
 
@@ -99,29 +99,34 @@ def _close_figure(value: Any) -> None:
 class Timeline:
     """A view of one chain run: header, one entry per model turn and per tool call."""
 
-    def __init__(self, run: ChainRun | None, *, model: str, static_after_run: bool = True) -> None:
+    def __init__(
+        self,
+        run: ChainRun | None,
+        *,
+        model: str,
+        static_after_run: bool = True,
+        on_edit: EditHandler | None = None,
+    ) -> None:
         """run: the run to show; None to `attach` it later, so that `approve` can be passed to
         the run at construction. static_after_run: when the run ends, the live widget gives way
-        to the static HTML timeline and is closed (the default; False keeps the widget)."""
+        to the static HTML timeline and is closed (the default; False keeps the widget).
+        on_edit: what an Edit & re-run click does (`editing.rerun_clicked`); injected, so the
+        timeline knows nothing of how a re-run is made."""
+        self.on_edit = on_edit
         self._run = run
         self.static_after_run = static_after_run
         self.state = RunState(model=model)
         self._loop = _running_loop()
         self._mode = "none"  # "widget" | "text" | "none"
         self._widget: TimelineWidget | None = None
-        self._text: _TextView | None = None
+        self._text: TextView | None = None
         self._handle: Any = None
         self._approvals: dict[str, asyncio.Future[Approval]] = {}
-        self._open: set[str] = set()  # call keys whose details the front end shows
+        self.entries = Entries(self.state, self._approvals.keys())
         self._dirty: set[str] = set()
         self._flush_timer: asyncio.TimerHandle | None = None
         self._last_flush = 0.0
         self._closed = False
-        self._details: dict[str, tuple[Any, str]] = {}
-        self._texts: dict[str, tuple[Any, str]] = {}
-        self._lines: dict[str, tuple[str, str]] = {}  # call id -> (status/thread, line HTML)
-        self._titles: dict[str, str] = {}
-        self._sent_text: dict[str, str] = {}  # turn key -> the text HTML the front end has
         self.flushes = 0  # how many flushes reached the widget (tests, benchmarks)
         self._asking: set[asyncio.Task[None]] = set()
         self._terminal = TerminalApprover(self._describe)
@@ -129,8 +134,6 @@ class Timeline:
         self.editable = False  # offer Edit & re-run (a view still live after its run ended)
         self.generation = 0  # which run the view shows: a click from an older one is stale
         self.widget_closed = False
-        self.edit_errors: dict[str, tuple[int, str]] = {}  # call key -> (attempt, message)
-        self._editable_ids: set[str] = set()
         if run is not None:
             self.attach(run)
 
@@ -147,6 +150,7 @@ class Timeline:
                 self._on_event(event)
 
         run.subscribe(on_event, approver=True)
+        run.viewed = True  # the notebook's run view (`views`) leaves this run alone
 
     # -- public API ----------------------------------------------------------------------------
     def show(self) -> None:
@@ -160,7 +164,7 @@ class Timeline:
             self._handle = display(self, display_id=True)  # type: ignore[no-untyped-call]
         else:
             self._mode = "text"
-            self._text = _TextView(self)
+            self._text = TextView(self.state.model)
 
     async def approve(self, record: ToolCallRecord) -> Approval:
         """The approval callback: the entry's approval card, resolved by a click."""
@@ -174,12 +178,12 @@ class Timeline:
         self._ensure_widget()
         future: asyncio.Future[Approval] = loop.create_future()
         self._approvals[record.id] = future
-        self._mark(self._key(record))
+        self.mark(self._key(record))
         try:
             return await future
         finally:
             self._approvals.pop(record.id, None)
-            self._mark(self._key(record))
+            self.mark(self._key(record))
 
     def _describe(self, name: str) -> str | None:
         """A tool's description, for the terminal question's `?`."""
@@ -213,7 +217,7 @@ class Timeline:
         if widget is not None:
             self.flush()
         if self._text is not None:
-            self._text.finish()
+            self._text.finish(self.state)
         if self._handle is None:
             if not self.static_after_run:
                 self.offer_edits()
@@ -231,7 +235,7 @@ class Timeline:
         if self.result is None or self._widget is None or self.widget_closed:
             return
         self.editable = self._widget.editable = True
-        self._editable_ids = {c.id for c in self.result.tool_calls}
+        self.entries.editable_ids = {c.id for c in self.result.tool_calls}
         self._dirty.update(self.state.keys.values())
         self._dirty.add(HEAD)
         self.flush()
@@ -242,20 +246,21 @@ class Timeline:
         self.editable = False
         self.result = None
         self.state = RunState(model=run.provider.model)
-        for cache in (self._details, self._texts, self._lines, self._titles, self._sent_text):
-            cache.clear()
-        self._open.clear()
-        self.edit_errors.clear()
-        self._editable_ids = set()
+        self.entries = Entries(self.state, self._approvals.keys())
         self._dirty = {HEAD}
         widget = self._widget
         if widget is not None:
             with widget.hold_sync():
                 widget.generation = self.generation
                 widget.editable = False
-                widget.reset(self._snapshot())
+                widget.reset(self.entries.snapshot())
         self.attach(run)
         self.flush()
+
+    @property
+    def edit_errors(self) -> dict[str, tuple[int, str]]:
+        """Per call key, the attempt and message of the last refused edit (shown in its editor)."""
+        return self.entries.edit_errors
 
     @property
     def widget(self) -> TimelineWidget:
@@ -273,8 +278,8 @@ class Timeline:
         self._last_flush = time.monotonic()
         dirty, self._dirty = self._dirty, set()
         now = time.monotonic()
-        order = sorted(dirty, key=self._order)
-        entries = [e for k in order if k != HEAD for e in self._entries(k, now)]
+        order = sorted(dirty, key=self.entries.order)
+        entries = [e for k in order if k != HEAD for e in self.entries.entries(k, now)]
         with widget.hold_sync():
             if HEAD in dirty:
                 widget.header = R.header_html(self.state, now)
@@ -301,21 +306,11 @@ class Timeline:
     def _static_bundle(self) -> dict[str, str]:
         return {
             "text/plain": R.static_text(self.state),
-            "text/html": R.static_html(self.state, self._detail_html, self._line),
+            "text/html": R.static_html(self.state, self.entries.detail_html, self.entries.line),
         }
 
     def __repr__(self) -> str:
         return f"<Timeline {R.header_text(self.state)}>"
-
-    def _detail_html(self, rec: ToolCallRecord) -> str:
-        """Detail markup of a call, cached while the call's state does not change."""
-        key = (rec.status, rec.ended_at, rec.reason, rec.thread)
-        cached = self._details.get(rec.id)
-        if cached is not None and cached[0] == key:
-            return cached[1]
-        markup = R.call_detail_html(rec)
-        self._details[rec.id] = (key, markup)
-        return markup
 
     # -- events (loop thread) ---------------------------------------------------------------------
     def _on_event(self, event: ev.Event) -> None:
@@ -354,7 +349,8 @@ class Timeline:
     def _key(self, rec: ToolCallRecord) -> str:
         return self.state.keys.get(rec.id, "")
 
-    def _mark(self, *keys: str) -> None:
+    def mark(self, *keys: str) -> None:
+        """Show a change of these entries (and the header) at the next flush."""
         self._dirty.update(k for k in keys if k)
         self._dirty.add(HEAD)
         self._schedule()
@@ -378,92 +374,6 @@ class Timeline:
         self._flush_timer = None
         self.flush()
 
-    # -- the widget's entries ---------------------------------------------------------------------
-    def _line(self, rec: ToolCallRecord, now: float | None = None) -> str:
-        """A call's line; a finished call's line no longer changes and is rendered once."""
-        if rec.status not in _FINISHED:
-            return R.call_line_html(rec, now)
-        cached = self._lines.get(rec.id)
-        state = f"{rec.status}/{rec.thread}"  # a let-go thread's end changes a finished line
-        if cached is None or cached[0] != state:
-            cached = self._lines[rec.id] = (state, R.call_line_html(rec))
-        return cached[1]
-
-    def _title(self, rec: ToolCallRecord) -> str:
-        title = self._titles.get(rec.id)
-        if title is None and rec.arguments is not None:
-            title = self._titles[rec.id] = R.call_title(rec)
-        return title if title is not None else R.call_title(rec)
-
-    def _turn_text(self, key: str) -> str:
-        """A turn's text as HTML, rendered again only when the text or its status changed
-        (a call event marks its turn for the group label, not for the text)."""
-        turn = self.state.turns[int(key[1:])]
-        signature = (len(turn.parts), turn.final_text is not None, turn.status)
-        cached = self._texts.get(key)
-        if cached is not None and cached[0] == signature:
-            return cached[1]
-        text = turn.text
-        markup = R.turn_text_html(text, turn.status == "streaming", turn.partial) if text else ""
-        self._texts[key] = (signature, markup)
-        return markup
-
-    def _entries(self, key: str, now: float, full: bool = False) -> Iterable[dict[str, Any]]:
-        index = int(key[1:])
-        state = self.state
-        if key[0] == "t":
-            turn = state.turns[index]
-            entry: dict[str, Any] = {
-                "id": key,
-                "kind": "turn",
-                "title": f"turn {turn.step}",
-                "line": R.turn_line_html(turn, now),
-                "group": R.group_label_html(turn) if len(turn.calls) > 1 else "",
-                "fold": len(turn.calls) > R.FOLD_GROUP,
-            }
-            text = self._turn_text(key)
-            if full or self._sent_text.get(key) != text:
-                entry["text"] = self._sent_text[key] = text
-            yield entry
-            return
-        rec = state.calls[index]
-        parent = state.parents.get(rec.id)
-        entry = {
-            "id": key,
-            "kind": "call",
-            "parent": parent.key if parent is not None else "",
-            "title": self._title(rec),
-            "status": rec.status,
-            "line": self._line(rec, now),
-        }
-        if rec.id in self._approvals and rec.status == "awaiting_approval":
-            entry["approval"] = {"name": rec.name, "args": R.approval_args_html(rec)}
-        if key in self._open:
-            entry["detail"] = self._detail_html(rec)
-            entry["copy"] = R.copy_texts(rec)
-        if self.editable and rec.id in self._editable_ids and rec.status in _FINISHED:
-            entry["edit"] = pretty_json(rec.arguments if rec.arguments is not None else {})
-            entry["given"] = given_json(rec)
-            attempt, error = self.edit_errors.get(key, (0, ""))
-            entry["edit_error"], entry["edit_try"] = error, attempt
-        yield entry
-
-    def _snapshot(self) -> list[dict[str, Any]]:
-        """Every entry, in order (a view that opens late)."""
-        now = time.monotonic()
-        keys = [t.key for t in self.state.turns] + list(self.state.keys.values())
-        return [e for k in sorted(keys, key=self._order) for e in self._entries(k, now, full=True)]
-
-    def _order(self, key: str) -> tuple[int, int]:
-        """Turns before calls (a call's turn must exist first); a branch's calls made before
-        the first turn (a re-run call) before everything."""
-        if key == HEAD:
-            return (-2, 0)
-        index = int(key[1:])
-        if key[0] == "t":
-            return (0, index)
-        return (-1 if self.state.calls[index].id not in self.state.parents else 1, index)
-
     # -- the widget and its messages ----------------------------------------------------------------
     def _ensure_widget(self) -> TimelineWidget:
         if self._widget is None:
@@ -474,6 +384,10 @@ class Timeline:
             self._dirty.add(HEAD)
             self.flush()
         return self._widget
+
+    def _snapshot(self) -> list[dict[str, Any]]:
+        """Every entry of the run shown now (the widget keeps this, across re-runs)."""
+        return self.entries.snapshot()
 
     def _from_front_end(self, message: dict[str, Any]) -> None:
         """A front-end message; may run on the main thread or a subshell thread."""
@@ -496,8 +410,8 @@ class Timeline:
             self._set_open([message.get("id")], bool(message.get("open")))
         elif kind == "open_all":
             self._set_open(list(self.state.keys.values()), bool(message.get("open")))
-        elif kind in ("rerun", "given"):
-            rerun_clicked(self, message)
+        elif kind in ("rerun", "given") and self.on_edit is not None:
+            self.on_edit(self, message)
         elif kind == "done" and self.editable:  # "Done": the view becomes the static timeline
             self.static_after_run = True
             self.close()
@@ -507,9 +421,9 @@ class Timeline:
             if not isinstance(key, str) or not key.startswith("c"):
                 continue
             if opened:
-                self._open.add(key)
+                self.entries.opened.add(key)
             else:
-                self._open.discard(key)
+                self.entries.opened.discard(key)
             self._dirty.add(key)
         self._schedule()
 

@@ -411,3 +411,18 @@ def traceback_html(text: str) -> str:
         f"padding:5px 8px;white-space:pre-wrap;overflow-wrap:anywhere;background:{SUBTLE_BG};"
         f'border-radius:4px">{rendered}</pre>'
     )
+
+
+GIVEN_LIMIT = 20_000  # characters of a result offered for editing as JSON
+
+
+def given_json(rec: ToolCallRecord) -> str:
+    """What "Edit result" starts from: the call's result as JSON when it is JSON (and not
+    huge), else the text the model got; `null` for a call that failed."""
+    if rec.status != "ok":
+        return "null"
+    try:
+        flat = json.dumps(rec.result)
+    except (TypeError, ValueError):
+        return json.dumps(rec.output)
+    return pretty_json(rec.result) if len(flat) <= GIVEN_LIMIT else json.dumps(rec.output)

@@ -289,7 +289,7 @@ class Bare:
         self.client = http.AsyncClient(
             headers={"authorization": f"Bearer {API_KEY}"},
             transport=transport,
-            # llm_magic's default (http.py): the stack's own 5 s pool timeout fails 1,000 chains
+            # llm_magic's default (_http.py): the stack's own 5 s pool timeout fails 1,000 chains
             # queued on 100 connections with PoolTimeout
             timeout=http.Timeout(600.0, connect=10.0),
         )

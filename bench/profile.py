@@ -122,7 +122,7 @@ async def _executor(server: Server) -> None:
 async def _keepalive(server: Server, chains: int) -> None:
     import contextlib
 
-    from llm_magic import http as lm_http
+    from llm_magic import _http as lm_http
 
     magic, bare = Magic(server), Bare(server)
 

@@ -28,7 +28,7 @@ What does not churn, with the values in `POOL_LIMITS` and `IN_FLIGHT`:
   the pool's per-response walk stays O(pool).
 
 `BoundedTransport` is that pair as an httpx2 transport, for bare httpx2 (the `bare_httpx` key). llm_magic bounds its
-requests in flight itself (`llm_magic/http.py`: a FIFO semaphore of `max_connections` per loop)
+requests in flight itself (`llm_magic/_http.py`: a FIFO semaphore of `max_connections` per loop)
 and gets the same `POOL_LIMITS` through `get_async_model(..., limits=...)`; its transport here is
 a `BoundedTransport` with no bound of its own, which counts the requests in flight, so the
 figure shows the bound holding (`most_in_flight` <= `IN_FLIGHT`) and both pay the same wrapper.
@@ -142,7 +142,7 @@ async def bench_many(
     bare httpx and llm_magic with httpx's default limits run too: slow and bimodal, which is
     the point, but they can take a minute a round.
     """
-    # llm_magic bounds its requests in flight itself (llm_magic/http.py, `limits`): its
+    # llm_magic bounds its requests in flight itself (llm_magic/_http.py, `limits`): its
     # transport here only counts them, it does not bound them; bare httpx's bounds and counts
     transports = {
         "bare_httpx": BoundedTransport(),

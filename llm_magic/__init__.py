@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Unpack
 
+from ._http import RetryPolicy
 from .chain import ChainResult, ChainRun
 from .errors import (
     AuthenticationError,
@@ -29,7 +30,6 @@ from .errors import (
     UnknownModelError,
 )
 from .events import ToolCallRecord
-from .http import RetryPolicy
 from .messages import Message, ToolCall, ToolResult, Usage
 from .models import (
     AsyncConversation,

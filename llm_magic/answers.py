@@ -35,11 +35,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ._schema_refs import hoist_defs
 from .errors import OutputValidationError, ToolArgumentsError, ToolDefinitionError
 from .events import ToolCallRecord
 from .messages import OutputSchema
 from .schema import Converter, Invalid, Parameters, converter_for
-from .schema_refs import hoist_defs
 from .tools import Tool
 
 FINAL_TOOL = "final_answer"

@@ -53,8 +53,8 @@ from typing import Any
 import httpx2
 
 from . import _runtime
+from ._tls import shared_ssl_context
 from .errors import ConfigError, LLMMagicError
-from .tls import shared_ssl_context
 
 __all__ = [
     "CHAT_MODEL",

@@ -13,16 +13,13 @@ Content types: https://modelcontextprotocol.io/specification/2025-06-18/server/t
 from __future__ import annotations
 
 import base64
-import hashlib
 import html
 import json
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import LLMMagicError, ToolArgumentsError
-from .tools import WIRE_NAME
 
 MAX_HTML_IMAGE_BYTES = 200_000  # bigger images show through their own mimetype, not inline HTML
 
@@ -115,22 +112,6 @@ def _resource_text(resource: Any) -> str:
         return text
     mime = getattr(resource, "mime_type", None) or "binary"
     return f"[resource {resource.uri} ({mime})]"
-
-
-def wire_name(server: str, tool: str, distinct: bool = False) -> str:
-    """`server_tool`, made a valid tool name for every provider (`^[a-zA-Z0-9_-]{1,64}$`).
-
-    Other characters become `_`; a name longer than 64 keeps its start and ends with a short
-    hash of the full name, so two long names stay apart. `distinct` always adds that hash: for
-    the second of two tools whose names differ only in replaced characters (`a.b`, `a_b`).
-    """
-    full = f"{server}_{tool}"
-    name = re.sub(r"[^a-zA-Z0-9_-]", "_", full)
-    if len(name) > 64 or distinct:
-        digest = hashlib.sha1(full.encode()).hexdigest()[:8]
-        name = f"{name[:55]}_{digest}"
-    assert WIRE_NAME.match(name), name
-    return name
 
 
 def argument_checker(schema: dict[str, Any]) -> Callable[[dict[str, Any]], None] | None:

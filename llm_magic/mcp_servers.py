@@ -38,6 +38,7 @@ from collections.abc import (
 )
 from typing import Any, Literal, TypeVar
 
+from ._tool_names import wire_names
 from .mcp_host import at_exit, describe, host_running, on_host, on_host_sync, require_sdk
 from .mcp_results import (
     MCPError,
@@ -45,7 +46,6 @@ from .mcp_results import (
     MCPToolError,
     argument_checker,
     to_result,
-    wire_name,
 )
 from .mcp_transport import all_tools, explain, open_transport, ping
 from .tools import Tool
@@ -161,22 +161,16 @@ class MCPServer:
         those of `names` (and of `only`), when given.
 
         Names are `server_tool`, made distinct when two of its tools map to one wire name
-        (`files/read.v2` and `files_read_v2`): the second gets a short hash of its own name.
+        (`files/read.v2` and `files_read_v2`): the one that is not valid as it is gets a short hash
+        of its own name.
         """
         chosen = [
             t
             for t in self._mcp_tools
             if (self.only is None or t.name in self.only) and (names is None or t.name in names)
         ]
-        taken: set[str] = set()
-        out = []
-        for info in chosen:
-            name = wire_name(self.name, info.name)
-            if name in taken:
-                name = wire_name(self.name, info.name, distinct=True)
-            taken.add(name)
-            out.append(self._tool(info, name))
-        return out
+        wire = wire_names(f"{self.name}_{info.name}" for info in chosen)
+        return [self._tool(info, wire[f"{self.name}_{info.name}"]) for info in chosen]
 
     def check_names(self, names: Collection[str] | None) -> None:
         """A tool name this server does not have is a typo to report, not a silent omission."""

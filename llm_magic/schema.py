@@ -19,8 +19,8 @@ import typing
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, Union, get_args, get_origin
 
+from ._schema_refs import hoist_defs, inline_refs, refs
 from .errors import ToolArgumentsError, ToolDefinitionError
-from .schema_refs import hoist_defs, inline_refs, refs
 
 _INT_RE = re.compile(r"^[+-]?\d+$")
 _NUMBER_RE = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")

@@ -23,7 +23,6 @@ import contextvars
 import dataclasses
 import functools
 import inspect
-import re
 import threading
 import types
 from collections.abc import Callable, Iterable
@@ -31,19 +30,19 @@ from typing import Any, Literal, TypeVar, overload
 
 from . import _runtime
 from ._loop import CallerThread
+from ._schema_refs import inline_root_ref
+from ._serialize import DEFAULT_MAX_RESULT_CHARS, serialize_result
+from ._tool_names import WIRE_NAME
 from .docstrings import parse_docstring
 from .errors import ToolArgumentsError, ToolDefinitionError
 from .messages import ToolSpec
 from .schema import Parameters, parameters_from_signature
-from .schema_refs import inline_root_ref
-from .serialize import DEFAULT_MAX_RESULT_CHARS, serialize_result
 
 F = TypeVar("F", bound=Callable[..., Any])
 OnError = Literal["model", "raise"]
 
 _TOOL_ATTR = "__llm_tool__"
 _ASYNC_ATTR = "__llm_async_impl__"
-WIRE_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")  # what every provider accepts as a tool name
 
 
 @dataclasses.dataclass

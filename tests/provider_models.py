@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import llm_magic
-from llm_magic.http import RetryPolicy
+from llm_magic import RetryPolicy
 from tests.servers import LoopbackServer
 
 MODEL_IDS = {

@@ -17,13 +17,13 @@ from llm_magic import (
     AuthenticationError,
     ProviderError,
     RateLimitError,
+    RetryPolicy,
     StreamError,
     ToolError,
     tool,
 )
 from llm_magic import events as ev
 from llm_magic.chain import CANCELLED_OUTPUT
-from llm_magic.http import RetryPolicy
 from llm_magic.messages import FINAL_TURN_INSTRUCTION
 from llm_magic.providers.openai import COMPATIBLE, OpenAICompat
 from tests.servers import Call, OpenAIServer, Reply

@@ -15,8 +15,8 @@ import pytest
 
 import llm_magic
 from llm_magic import ProviderError, RefusalError, Tool
+from llm_magic._tool_names import wire_name
 from llm_magic.messages import FINAL_TURN_INSTRUCTION
-from llm_magic.providers._names import wire_name
 from tests.servers import Call, GeminiServer, OpenAIServer, Reply
 from tests.test_conformance import MODEL_FOR, model_for
 

@@ -24,7 +24,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import llm_magic
-from llm_magic import tls
+from llm_magic import _tls as tls
 from llm_magic.errors import ProviderError
 from llm_magic.notebook import values
 from tests.servers import OpenAIServer
@@ -221,7 +221,7 @@ _CHAIN = textwrap.dedent(
     """
     import asyncio, sys
     import llm_magic
-    from llm_magic import tls
+    from llm_magic import _tls as tls
     from llm_magic.notebook import values
     from tests.servers import OpenAIServer
 

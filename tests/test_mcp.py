@@ -21,8 +21,9 @@ import psutil
 import pytest
 
 import llm_magic
+from llm_magic._tool_names import wire_name
 from llm_magic.mcp_registry import from_config, servers
-from llm_magic.mcp_results import MCPError, MCPResult, wire_name
+from llm_magic.mcp_results import MCPError, MCPResult
 from llm_magic.mcp_servers import MCPServer
 from llm_magic.notebook import render
 from llm_magic.notebook.timeline import Timeline
@@ -448,9 +449,9 @@ def test_no_orphan_when_the_parent_goes(token: str, end: str) -> None:
 
 
 def test_wire_names_are_valid_everywhere() -> None:
-    assert wire_name("fs", "read_file") == "fs_read_file"
-    assert wire_name("my server", "get.thing/v2") == "my_server_get_thing_v2"
-    long_a, long_b = wire_name("s", "x" * 80 + "a"), wire_name("s", "x" * 80 + "b")
+    assert wire_name("fs_read_file") == "fs_read_file"
+    assert wire_name("my server_get.thing/v2") == "my_server_get_thing_v2"
+    long_a, long_b = wire_name("s_" + "x" * 80 + "a"), wire_name("s_" + "x" * 80 + "b")
     assert len(long_a) == 64 and long_a != long_b
 
 

@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from llm_magic import Tool
+from llm_magic._sse import SSEDecoder, SSEEvent
 from llm_magic.errors import ToolArgumentsError
-from llm_magic.sse import SSEDecoder, SSEEvent
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -9,8 +9,8 @@ import warnings
 
 import pytest
 
+from llm_magic import RetryPolicy
 from llm_magic.errors import AuthenticationError, ConfigError, ProviderError, StreamError
-from llm_magic.http import RetryPolicy
 from llm_magic.messages import Message, ModelRequest, ToolCall, ToolResult, ToolSpec
 from llm_magic.providers.anthropic import (
     THINKING_KEY,

@@ -9,8 +9,8 @@ from typing import Annotated, Any, Literal
 
 import pytest
 
+from llm_magic import RetryPolicy
 from llm_magic.errors import AuthenticationError, ProviderError, StreamError, ToolDefinitionError
-from llm_magic.http import RetryPolicy
 from llm_magic.messages import Message, ModelRequest, ToolCall, ToolResult, ToolSpec
 from llm_magic.providers._schema import translate_schema
 from llm_magic.providers.gemini import (

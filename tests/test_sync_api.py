@@ -15,9 +15,8 @@ from typing import Any
 import pytest
 
 import llm_magic
-from llm_magic import ChainResponse, ProviderError, async_tool_is
+from llm_magic import ChainResponse, ProviderError, RetryPolicy, async_tool_is
 from llm_magic import events as ev
-from llm_magic.http import RetryPolicy
 from tests.servers import Call, OpenAIServer, Reply
 
 ROOT = Path(__file__).resolve().parents[1]

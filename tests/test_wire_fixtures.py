@@ -10,9 +10,9 @@ from typing import Any
 import httpx2
 import pytest
 
+from llm_magic._sse import SSEDecoder
 from llm_magic.messages import Message, ModelRequest, ToolCall, ToolResult, ToolSpec
 from llm_magic.providers import anthropic, gemini, openai
-from llm_magic.sse import SSEDecoder
 from tests.servers import Reply, make_server
 
 WIRE = Path(__file__).parent / "fixtures" / "wire"

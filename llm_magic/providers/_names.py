@@ -1,42 +1,24 @@
-"""Tool names as every provider accepts them on the wire, and back.
+"""The tool-name mapping of one request: Python names out, wire names back.
 
-OpenAI and Anthropic take `^[a-zA-Z0-9_-]{1,64}$`; Gemini takes a letter or underscore first,
-then `[a-zA-Z0-9_.:-]`, up to 128 characters. A Python identifier such as `température`, or one
-longer than 64 characters, fits none of them. Such a name is sent as an ASCII stem plus a short
-hash of the original (deterministic, so a conversation's history maps the same way on every
-turn) and mapped back when the model calls it; valid names are sent unchanged.
+The rule and the stand-ins are `llm_magic._tool_names` (shared with MCP's `server_tool` names);
+this module applies them to a request's tools, tool choice and history, and maps the model's
+calls back.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import re
-import unicodedata
 
+from .._tool_names import WIRE_NAME, wire_name, wire_names
 from ..messages import Message, ModelRequest, ModelTurn, ToolSpec
-
-VALID = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_-]{0,63}$")
-_BAD = re.compile(r"[^a-zA-Z0-9_]+")
-
-
-def wire_name(name: str) -> str:
-    """`name` when every provider accepts it, else a valid stand-in unique to `name`."""
-    if VALID.match(name):
-        return name
-    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
-    stem = _BAD.sub("_", ascii_name).strip("_")[:50] or "tool"
-    if not (stem[0].isalpha() or stem[0] == "_"):
-        stem = "t_" + stem
-    digest = hashlib.sha256(name.encode()).hexdigest()[:10]
-    return f"{stem[:52]}_{digest}"
 
 
 class WireNames:
     """The name mapping of one request: `encode` the request, `decode` the turn it got."""
 
     def __init__(self, tools: list[ToolSpec]) -> None:
-        self.back = {wire_name(t.name): t.name for t in tools}
+        self.forward = wire_names(t.name for t in tools)
+        self.back = {wire: name for name, wire in self.forward.items()}
         self.needed = any(wire != name for wire, name in self.back.items())
 
     def encode(self, request: ModelRequest) -> ModelRequest:
@@ -44,13 +26,17 @@ class WireNames:
             return request
         choice = request.tool_choice
         if choice not in (None, "auto", "none", "required"):
-            choice = wire_name(choice)
+            choice = self.wire(choice)
         return dataclasses.replace(
             request,
-            tools=[dataclasses.replace(t, name=wire_name(t.name)) for t in request.tools],
-            messages=[_encode_message(m) for m in request.messages],
+            tools=[dataclasses.replace(t, name=self.wire(t.name)) for t in request.tools],
+            messages=[self._encode_message(m) for m in request.messages],
             tool_choice=choice,
         )
+
+    def wire(self, name: str) -> str:
+        """The name this request's tools sent for `name`; history of other tools maps alone."""
+        return self.forward.get(name) or wire_name(name)
 
     def decode(self, turn: ModelTurn) -> ModelTurn:
         if self.needed:
@@ -58,22 +44,21 @@ class WireNames:
                 call.name = self.back.get(call.name, call.name)
         return turn
 
+    def _encode_message(self, msg: Message) -> Message:
+        """A copy with wire names (the conversation keeps the Python names)."""
+        if not msg.tool_calls and not msg.tool_results:
+            return msg
+        return dataclasses.replace(
+            msg,
+            tool_calls=[dataclasses.replace(c, name=self.wire(c.name)) for c in msg.tool_calls],
+            tool_results=[
+                dataclasses.replace(r, name=self.wire(r.name) if r.name else r.name)
+                for r in msg.tool_results
+            ],
+        )
+
 
 def _history_needs(messages: list[Message]) -> bool:
-    return any(not VALID.match(c.name) for m in messages for c in m.tool_calls) or any(
-        not VALID.match(r.name) for m in messages for r in m.tool_results if r.name
-    )
-
-
-def _encode_message(msg: Message) -> Message:
-    """A copy with wire names (the conversation keeps the Python names)."""
-    if not msg.tool_calls and not msg.tool_results:
-        return msg
-    return dataclasses.replace(
-        msg,
-        tool_calls=[dataclasses.replace(c, name=wire_name(c.name)) for c in msg.tool_calls],
-        tool_results=[
-            dataclasses.replace(r, name=wire_name(r.name) if r.name else r.name)
-            for r in msg.tool_results
-        ],
+    return any(not WIRE_NAME.match(c.name) for m in messages for c in m.tool_calls) or any(
+        not WIRE_NAME.match(r.name) for m in messages for r in m.tool_results if r.name
     )

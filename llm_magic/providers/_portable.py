@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from ..schema_refs import inline_root_ref
+from .._schema_refs import inline_root_ref
 from ._schema import note
 
 Node = dict[str, Any]

@@ -29,8 +29,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from .._schema_refs import inline_refs
 from ..errors import ToolDefinitionError
-from ..schema_refs import inline_refs
 
 TYPES = {"string", "number", "integer", "boolean", "array", "object", "null"}
 FORMATS = {

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import catalog
+from .._sse import SSEEvent
 from ..errors import ConfigError, ProviderError, RefusalError
 from ..messages import Message, ModelRequest, ModelTurn, ToolCall, Usage
-from ..sse import SSEEvent
 from ._fields import THINKING_BUDGETS, drop_refused_sampling
 from ._wire_cache import WireCache, cached
 from .base import (

@@ -20,11 +20,11 @@ from typing import Any, TypeVar
 
 import httpx2
 
+from .._http import HTTPSession, RetryPolicy
+from .._sse import SSEEvent
 from ..catalog import ModelInfo
 from ..errors import LLMMagicError, ModelNotFoundError, ProviderError, StreamError
-from ..http import HTTPSession, RetryPolicy
 from ..messages import FINAL_TURN_INSTRUCTION, Message, ModelRequest, ModelTurn
-from ..sse import SSEEvent
 from ._names import WireNames
 from ._wire_cache import WireCache
 

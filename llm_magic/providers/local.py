@@ -12,7 +12,7 @@ import dataclasses
 import sys
 from typing import Any
 
-from ..http import HTTPSession
+from .._http import HTTPSession
 from ..local import CHAT_MODEL, TOOLS_MODEL, LocalServer, get_local_server
 from ..messages import ModelRequest, ModelTurn
 from .base import TextCallback

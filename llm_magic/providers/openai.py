@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import catalog
+from .._sse import SSEEvent
 from ..errors import ProviderError, RefusalError
 from ..messages import Message, ModelRequest, ModelTurn, OutputSchema, ToolCall, Usage
-from ..sse import SSEEvent
 from ._fields import drop_refused_sampling
 from ._portable import openai_schema, openai_strict_schema, strict_limit
 from .base import Accumulator, Provider, arguments_object, capped_tokens, expect, new_call_id

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import catalog
+from .._sse import SSEEvent
 from ..errors import ProviderError
 from ..messages import Message, ModelRequest, ModelTurn, ToolCall, Usage
-from ..sse import SSEEvent
 from ._portable import openai_schema
 from .base import Accumulator, expect, new_call_id
 from .openai import (

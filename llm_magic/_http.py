@@ -45,6 +45,8 @@ from typing import Any
 
 import httpx2
 
+from ._sse import SSEDecoder, SSEEvent
+from ._tls import shared_ssl_context
 from .errors import (
     AuthenticationError,
     ProviderError,
@@ -52,8 +54,6 @@ from .errors import (
     StreamError,
     scrub_exception,
 )
-from .sse import SSEDecoder, SSEEvent
-from .tls import shared_ssl_context
 
 # httpx2 keeps 20 idle connections by default and closes the rest as they are released, so a
 # burst of more than 20 concurrent requests reopens connections on every round (issue 15.2):

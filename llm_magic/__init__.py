@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Unpack
 
 from ._http import RetryPolicy
-from .chain import ChainResult, ChainRun
+from .chain import ChainRun
 from .errors import (
     AuthenticationError,
     ConfigError,
@@ -42,6 +42,7 @@ from .models import (
 )
 from .options import Approval, ApprovalCallback, ChainKwargs, ChainOptions
 from .registry import register_alias
+from .results import ChainResult
 from .tools import Tool, ToolOptions, async_tool_is, cancel_event, tool
 
 if TYPE_CHECKING:

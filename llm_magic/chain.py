@@ -37,13 +37,11 @@ from ._loop import CallerThread
 from .answers import FINAL_TOOL, TypedAnswer, answer_choice
 from .cost import Cost, CostMeter
 from .events import ToolCallRecord
-from .messages import FINAL_TURN_INSTRUCTION as FINAL_TURN_INSTRUCTION
-from .messages import Message, ModelRequest, ModelTurn, Usage
-from .options import Approval, ApprovalCallback, ChainOptions
+from .messages import FINAL_TURN_INSTRUCTION, Message, ModelRequest, ModelTurn, Usage
+from .options import ChainOptions
 from .results import ChainResult, ConversationLike, Status
 from .run_state import RunState
 from .sources import ToolSource, with_sources
-from .tool_runner import CANCELLED_OUTPUT as CANCELLED_OUTPUT
 from .tool_runner import ToolRunner
 from .tools import Tool
 
@@ -52,16 +50,6 @@ if TYPE_CHECKING:
     from .providers.base import Provider
 
 T = TypeVar("T")
-__all__ = [
-    "Approval",
-    "ApprovalCallback",
-    "ChainOptions",
-    "ChainResult",
-    "ChainRun",
-    "ConversationLike",
-    "RunState",
-    "Subscriber",
-]
 
 
 class _FromState(Generic[T]):

@@ -20,13 +20,15 @@ from typing import TYPE_CHECKING, Any, Unpack, cast
 
 from . import events as ev
 from . import registry
+from ._broadcast import Subscriber
 from ._loop import CallerThread, run_sync
-from .chain import ChainResult, ChainRun, Subscriber
+from .chain import ChainRun
 from .errors import LLMMagicError
 from .events import ToolCallRecord
 from .messages import Message, Usage
 from .options import ChainKwargs, ChainOptions, build_options
 from .providers.base import Provider
+from .results import ChainResult
 from .sources import ToolSource, split_sources
 from .tools import Tool
 

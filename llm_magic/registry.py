@@ -87,7 +87,7 @@ PROVIDERS: dict[str, ProviderInfo] = {
         options=(("compat", "compatible"),),
     ),
     "local": ProviderInfo(
-        "local", "llm_magic.providers.local:LocalProvider", (), None, key_required=False
+        "local", "llm_magic.providers.embedded:LocalProvider", (), None, key_required=False
     ),
 }
 

@@ -505,10 +505,10 @@ class _HostilePNG:
 
 def test_tool_results_run_no_code_in_the_page(tmp_path: Path, page: Any):
     """Results' own HTML goes through the sanitizer: nothing in it runs in a real browser."""
-    from llm_magic.notebook import render
+    from llm_magic.notebook import render, values
 
-    parts = [render.rich_html(_Hostile(m)) for m in HOSTILE_HTML]
-    parts.append(render.rich_html(_HostilePNG()))
+    parts = [values.rich_html(_Hostile(m)) for m in HOSTILE_HTML]
+    parts.append(values.rich_html(_HostilePNG()))
     parts.append(render.turn_text_html("<img src=x onerror=document.body.dataset.pwned=6> hi"))
     page_html = tmp_path / "hostile.html"
     page_html.write_text("<!doctype html><html><body>" + "".join(parts) + "</body></html>")

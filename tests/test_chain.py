@@ -23,9 +23,9 @@ from llm_magic import (
     tool,
 )
 from llm_magic import events as ev
-from llm_magic.chain import CANCELLED_OUTPUT
 from llm_magic.messages import FINAL_TURN_INSTRUCTION
 from llm_magic.providers.openai import COMPATIBLE, OpenAICompat
+from llm_magic.tool_runner import CANCELLED_OUTPUT
 from tests.servers import Call, OpenAIServer, Reply
 
 FAST_RETRY = RetryPolicy(max_retries=3, base_delay=0.01, max_delay=0.05)

@@ -285,7 +285,7 @@ async def test_final_turn_is_said_in_each_providers_wire_form(provider_server):
 
 def test_local_final_turn_goes_to_the_answer_alias_without_the_instruction() -> None:
     from llm_magic.messages import Message, ModelRequest, ToolSpec
-    from llm_magic.providers.local import LocalProvider
+    from llm_magic.providers.embedded import LocalProvider
 
     spec = ToolSpec("place", "d", {"type": "object", "properties": {}})
     request = ModelRequest([Message("user", "hi")], [spec], tool_choice="auto", final=True)
@@ -328,7 +328,7 @@ def test_token_limit_field_per_server() -> None:
     """OpenAI gets max_completion_tokens; OpenAI-compatible servers (and the embedded
     llama-cpp-python one) read max_tokens."""
     from llm_magic.messages import Message, ModelRequest
-    from llm_magic.providers.local import LOCAL_COMPAT
+    from llm_magic.providers.embedded import LOCAL_COMPAT
     from llm_magic.providers.openai import COMPATIBLE, OpenAIProvider
 
     request = ModelRequest([Message("user", "hi")], options={"max_tokens": 7})

@@ -21,9 +21,9 @@ import pytest
 import llm_magic
 from llm_magic import ProviderError, ToolError, _loop, async_tool_is, tool
 from llm_magic._http import RetryPolicy, retry_after
-from llm_magic.chain import ChainOptions
 from llm_magic.docstrings import parse_docstring
 from llm_magic.errors import ToolArgumentsError
+from llm_magic.options import ChainOptions
 from llm_magic.tools import Tool, serialize_result
 from tests.servers import Call, OpenAIServer, Reply
 

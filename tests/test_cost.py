@@ -12,7 +12,7 @@ import pytest
 import llm_magic
 from llm_magic import cost as costs
 from llm_magic.errors import ConfigError
-from llm_magic.notebook.options import help_text, parse_line
+from llm_magic.notebook.cell_options import help_text, parse_line
 from tests.provider_models import PRICE_IDS, model_for
 from tests.servers import Call, Reply
 from tests.servers.fixtures import _serve

@@ -16,14 +16,14 @@ from typing import Any
 import pytest
 
 from llm_magic import events as ev
-from llm_magic.chain import ChainResult
 from llm_magic.cost import format_cost
 from llm_magic.events import ToolCallRecord
 from llm_magic.messages import Usage
-from llm_magic.notebook import render
+from llm_magic.notebook import look, render
 from llm_magic.notebook.editing import RUNNING_NOTE, editor_timeline, replay
 from llm_magic.notebook.reducer import RunState, apply
 from llm_magic.notebook.timeline import Timeline
+from llm_magic.results import ChainResult
 from tests.servers import Call, OpenAIServer, Reply
 from tests.test_timeline import comms, entries, front_end, until  # noqa: F401  (comms: fixture)
 
@@ -120,8 +120,8 @@ async def test_rerun_made_from_python_shows_where_it_branched():
         await run
         tl.close()
     line = 'branched from: step 1, re-run of get_weather(city="Rome")'
-    assert render.esc(line) in widget.header
-    assert render.esc(line) in render.static_html(tl.state)
+    assert look.esc(line) in widget.header
+    assert look.esc(line) in render.static_html(tl.state)
     assert line in render.static_text(tl.state)
     # the re-run call (made before the branch's first turn) comes first, live and static
     shown = entries(tl)
@@ -246,7 +246,7 @@ async def test_static_after_the_run_offers_no_edit():
 
 
 def test_the_live_flag_keeps_the_widget():
-    from llm_magic.notebook.options import parse_line
+    from llm_magic.notebook.cell_options import parse_line
 
     assert parse_line("--live").cell.static_after_run is False
     assert parse_line("").cell.static_after_run is True

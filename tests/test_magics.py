@@ -26,13 +26,13 @@ if str(ROOT) not in sys.path:
 from IPython.core.interactiveshell import InteractiveShell  # noqa: E402
 from IPython.utils.capture import capture_output  # noqa: E402
 
-from llm_magic.chain import ChainResult  # noqa: E402
 from llm_magic.messages import Message, ToolCall, ToolResult  # noqa: E402
 from llm_magic.notebook import NotebookError  # noqa: E402
 from llm_magic.notebook import run as nb_run  # noqa: E402
 from llm_magic.notebook import state as nb_state  # noqa: E402
+from llm_magic.notebook.cell_options import OptionError, help_text, interpolate, parse_line  # noqa: E402
 from llm_magic.notebook.magics import ENTRY, CellTransformer, mask, transform_cell_source  # noqa: E402
-from llm_magic.notebook.options import OptionError, help_text, interpolate, parse_line  # noqa: E402
+from llm_magic.results import ChainResult  # noqa: E402
 from tests.servers import Call, Reply  # noqa: E402
 from tests.servers.fixtures import openai_server  # noqa: E402, F401
 
@@ -462,8 +462,8 @@ def test_every_documented_option_parses():
 def test_options_come_from_one_declaration():
     """Every declared option with flags is in --help and parses; every `config` one is a
     `%config LLMMagic` trait, and the trait's value is the line's default."""
+    from llm_magic.notebook.cell_options import CellOptions
     from llm_magic.notebook.config import LLMMagic
-    from llm_magic.notebook.options import CellOptions
     from llm_magic.options import ChainOptions, options_of
 
     text, traits = help_text(), set(LLMMagic.class_trait_names(config=True))

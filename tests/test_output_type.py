@@ -15,7 +15,7 @@ import pytest
 import llm_magic
 from llm_magic.answers import FINAL_TOOL, OutputValidationError
 from llm_magic.errors import RefusalError, ToolDefinitionError
-from llm_magic.notebook.options import help_text
+from llm_magic.notebook.cell_options import help_text
 from tests.provider_models import model_for, sync_model_for, tool_results, user_texts
 from tests.servers import Call, Reply
 from tests.servers.fixtures import _serve
@@ -312,7 +312,7 @@ async def test_claude_with_extended_thinking_is_not_forced_to_call_a_tool(
 def test_only_openais_own_api_answers_natively() -> None:
     """The embedded model and compatible servers (Ollama, llama.cpp, vLLM) keep the final tool:
     a `response_format` beside `tools` is not something they all take."""
-    from llm_magic.providers.local import LOCAL_COMPAT
+    from llm_magic.providers.embedded import LOCAL_COMPAT
     from llm_magic.providers.openai import COMPATIBLE, OPENAI
 
     assert OPENAI.native_output and not COMPATIBLE.native_output

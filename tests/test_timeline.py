@@ -36,7 +36,7 @@ from comm.base_comm import BaseComm
 import llm_magic
 from llm_magic import events as ev
 from llm_magic import tool
-from llm_magic.notebook import render
+from llm_magic.notebook import look, render, values
 from llm_magic.notebook.reducer import RunState, apply
 from llm_magic.notebook.timeline import INTERVAL, Timeline
 from tests.servers import Call, OpenAIServer, Reply
@@ -220,9 +220,9 @@ def add(a: int, b: int) -> int:
 
 
 def test_reducer_names_what_each_event_changed():
-    from llm_magic.chain import ChainResult
     from llm_magic.events import ToolCallRecord
     from llm_magic.messages import Usage
+    from llm_magic.results import ChainResult
 
     state = RunState(model="m")
     assert apply(state, ev.RunStarted("m", "go", ["add"])) == ("head",)
@@ -709,13 +709,13 @@ def test_render_helpers():
     from llm_magic.events import ToolCallRecord
 
     rec = ToolCallRecord("c1", "search", '{"q": "<b>x</b>", "n": 5}', 1, {"q": "<b>x</b>", "n": 5})
-    assert render.arg_summary(rec) == 'q="<b>x</b>", n=5'
+    assert values.arg_summary(rec) == 'q="<b>x</b>", n=5'
     assert "&lt;b&gt;" in render.call_line_html(rec)
     bad = ToolCallRecord("c2", "s", "{not json", 1)
-    assert render.arg_summary(bad) == "{not json"
-    assert render.fmt_duration(0.0123) == "12 ms" and render.fmt_duration(75) == "1 min 15 s"
-    assert "show all" in render.folded("x\n" * 100)
-    assert "<img" in render.rich_html(_PNG())
+    assert values.arg_summary(bad) == "{not json"
+    assert look.fmt_duration(0.0123) == "12 ms" and look.fmt_duration(75) == "1 min 15 s"
+    assert "show all" in values.folded("x\n" * 100)
+    assert "<img" in values.rich_html(_PNG())
 
 
 def test_mcp_calls_carry_their_server_badge():
@@ -773,7 +773,7 @@ def test_rich_html_is_sanitized():
                 '<a href="jav&#x61;script:x()">a</a>'
             )
 
-    html = render.rich_html(Hostile())
+    html = values.rich_html(Hostile())
     assert '<table class="dataframe" border="1">' in html and "<td>1</td>" in html
     assert not re.search(r"[\s/]on[a-z]+\s*=", html.replace('src="x/onerror', 'src="x'))
     assert "<style" not in html and "javascript" not in html
@@ -782,14 +782,14 @@ def test_rich_html_is_sanitized():
         def _repr_html_(self) -> str:
             return '<b>hi</b><svg/onload="x()"></svg><script>x()</script>'
 
-    html = render.rich_html(Active())  # active markup: shown as its text form, escaped
+    html = values.rich_html(Active())  # active markup: shown as its text form, escaped
     assert "<svg" not in html and "<script" not in html and "&lt;" in html
 
     class NotBase64:
         def _repr_png_(self) -> str:
             return 'x" onerror="x()'
 
-    assert "onerror" not in render.rich_html(NotBase64())
+    assert "onerror" not in values.rich_html(NotBase64())
 
 
 class _PNG:
@@ -1250,9 +1250,9 @@ def test_script_or_frame_html_falls_back_to_the_image_or_text():
         def __repr__(self) -> str:
             return "EmptyAfterCleaning()"
 
-    assert "Figure({&#x27;data&#x27;: [...]})" in render.rich_html(PlotlyLike())
-    assert 'src="data:image/svg+xml;base64,' in render.rich_html(SvgOnly())
-    assert "EmptyAfterCleaning()" in render.rich_html(EmptyAfterCleaning())
+    assert "Figure({&#x27;data&#x27;: [...]})" in values.rich_html(PlotlyLike())
+    assert 'src="data:image/svg+xml;base64,' in values.rich_html(SvgOnly())
+    assert "EmptyAfterCleaning()" in values.rich_html(EmptyAfterCleaning())
 
 
 # -- a sync tool's thread outlives its cancelled call ----------------------------------------------

@@ -15,7 +15,7 @@ import pytest
 
 import llm_magic
 from llm_magic import events as ev
-from llm_magic.chain import CANCELLED_OUTPUT
+from llm_magic.tool_runner import CANCELLED_OUTPUT
 from tests.servers import Call, OpenAIServer, Reply
 from tests.test_chain import get_model, tool_messages
 

@@ -20,7 +20,7 @@ from traitlets import Bool, Enum, Float, Int, TraitType, Unicode
 from traitlets.config import Configurable
 
 from ..options import ChainOptions, default_of, field_hints, literal_values, options_of
-from .options import CellOptions
+from .cell_options import CellOptions
 
 MODEL_ENV = "LLM_MAGIC_MODEL"
 _TRAITS: dict[type, type[TraitType[Any, Any]]] = {bool: Bool, int: Int, float: Float, str: Unicode}

@@ -67,7 +67,7 @@ def select_tools(
 
 
 def _named_tool(name: str, namespace: Mapping[str, Any] | None) -> Any:
-    from .options import close_names, lookup
+    from .cell_options import close_names, lookup
 
     found, value = lookup(name, namespace or {})
     if not found:
@@ -125,7 +125,7 @@ def resolve_model(
     try:
         registry.resolve(model)
     except UnknownModelError:
-        from .options import close_names
+        from .cell_options import close_names
 
         close = close_names(model, model_choices())
         hint = f"did you mean {' or '.join(close)}? " if close else ""

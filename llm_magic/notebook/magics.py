@@ -23,11 +23,11 @@ import threading
 from typing import Any
 
 from .. import catalog, registry, views
-from . import answers, mcp_magic
+from . import cell_value, mcp_magic
+from .cell_options import help_text, parse_line
 from .config import MODEL_ENV, LLMMagic, LLMMagicBase, get_config, set_active
 from .editing import llm_edit
 from .errors import NotebookError
-from .options import help_text, interpolate, parse_line  # noqa: F401  (interpolate: public here)
 from .state import shell, state
 from .view import show_run
 
@@ -146,9 +146,9 @@ def _expand(line: str, ns: dict[str, Any]) -> str:
 
 
 def _continue_target(name: str, ns: dict[str, Any]) -> Any:
-    from ..chain import ChainResult
     from ..models import AsyncConversation, Conversation
-    from .options import close_names, lookup
+    from ..results import ChainResult
+    from .cell_options import close_names, lookup
 
     found, value = lookup(name, ns)
     if not found:
@@ -338,7 +338,7 @@ def load(ip: Any) -> None:
     views.add(show_run)
     for kind, name, func in _MAGICS:
         ip.register_magic_function(func, kind, name)
-    answers.register(ip)
+    cell_value.register(ip)
 
 
 def unload(ip: Any) -> None:
@@ -354,7 +354,7 @@ def unload(ip: Any) -> None:
                 delattr(manager.user_magics, name)
     ip.configurables[:] = [c for c in ip.configurables if not isinstance(c, LLMMagicBase)]
     mcp_magic.unload()
-    answers.unregister(ip)
+    cell_value.unregister(ip)
     views.remove(show_run)
     if CONFIG is not None:
         set_active(None)

@@ -154,7 +154,7 @@ def _lookup(name: str) -> Any:
     registry = _registry()
     server = registry.servers.get(name)
     if server is None:
-        from .options import close_names
+        from .cell_options import close_names
 
         close = close_names(name, list(registry.servers))
         hint = f"; did you mean {' or '.join(close)}?" if close else ""

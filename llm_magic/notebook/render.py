@@ -44,29 +44,9 @@ from .values import (
     pretty_json,
     result_json,
     rich_html,
-    safe_html,
     thread_parts,
     traceback_html,
 )
-
-__all__ = [
-    "RunState",
-    "TurnState",
-    "arg_summary",
-    "arguments_json",
-    "call_detail_html",
-    "call_line_html",
-    "esc",
-    "fmt_duration",
-    "folded",
-    "header_html",
-    "markdown_html",
-    "result_json",
-    "rich_html",
-    "safe_html",
-    "static_html",
-    "static_text",
-]
 
 FOLD_GROUP = 10  # a parallel group larger than this starts folded, with a summary line
 LISTED_FAILURES = 5

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Unpack, cast
 
 from .._loop import take_caller
-from ..chain import ChainResult, ChainRun
+from ..chain import ChainRun
 from ..cost import add
 from ..errors import ConfigError, ProviderError, ToolDefinitionError
 from ..events import ToolCallRecord
@@ -45,12 +45,13 @@ from ..options import (
     ChainOptions,
     build_options,
 )
+from ..results import ChainResult
 from ..sources import ToolSource, with_sources
 from ..tools import Tool
+from .cell_options import CellOptions
 from .config import get_config
 from .errors import NotebookError, one_line
 from .lookup import hidden_names, resolve_model, select_tools
-from .options import CellOptions
 from .state import reset_conversation, shell, state
 from .view import CtrlC, make_timeline, safely
 
@@ -233,7 +234,7 @@ def _prompt(prompt: object, interpolate: bool, ns: Mapping[str, Any] | None, ip:
     if not prompt.strip():
         raise NotebookError("the prompt is empty: write what the model should do")
     if interpolate and ns is not None:
-        from .options import interpolate as fill
+        from .cell_options import interpolate as fill
 
         return fill(prompt, ns, hidden_names(ip))
     return prompt
@@ -442,7 +443,7 @@ def _check_approve(approve: ApproveSpec, tools: list[Tool]) -> None:
     known = {t.name for t in tools}
     for name in sorted(approve):
         if name not in known:
-            from .options import close_names
+            from .cell_options import close_names
 
             close = close_names(name, known)
             hint = f"did you mean {' or '.join(close)}? " if close else ""

@@ -26,11 +26,11 @@ from collections.abc import Callable
 from typing import TextIO
 
 from .. import events as ev
-from ..chain import Approval
 from ..events import ToolCallRecord
+from ..options import Approval
 from . import render as R
 from .reducer import RunState, TurnState
-from .values import pretty_json
+from .values import arg_summary, pretty_json
 
 
 class TextView:
@@ -120,7 +120,7 @@ class TerminalApprover:
         self.all_steps: set[int] = set()  # turns whose calls the user approved with `a`
 
     async def ask(self, record: ToolCallRecord) -> Approval:
-        call = f"{record.name}({R.arg_summary(record, 70)})"
+        call = f"{record.name}({arg_summary(record, 70)})"
         async with _one_question():
             if record.step in self.all_steps:
                 _write(f"    ✓ approved with the other calls of its turn: {call}\n")

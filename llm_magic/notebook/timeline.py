@@ -27,10 +27,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .. import events as ev
-from ..chain import Approval
 from ..events import ToolCallRecord
+from ..options import Approval
 from . import render as R
-from .answers import mark_shown
+from .cell_value import mark_shown
 from .entries import Entries
 from .reducer import HEAD, RunState, apply, describe_branch
 from .terminal import TerminalApprover, TextView

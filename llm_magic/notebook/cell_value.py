@@ -13,7 +13,7 @@ from __future__ import annotations
 import weakref
 from typing import Any
 
-from ..chain import ChainResult
+from ..results import ChainResult
 from .look import FONT, MUTED, esc
 from .values import markdown_html
 

@@ -316,7 +316,7 @@ def _markdown() -> Any:
 
 # Text with none of these characters, no line that starts with a list marker or a digit, and no
 # line with white space at either end, is plain paragraphs to CommonMark: rendered here, it is
-# what markdown-it renders (tests/test_first_use.py checks both agree), without importing
+# what markdown-it renders (tests/core/test_first_use.py checks both agree), without importing
 # markdown-it (68 modules, 20-30 ms) for a run whose answer has no Markdown in it.
 _MARKDOWN_SYNTAX = re.compile(r"[\\`*_\[\]<>#|~!&=\x00-\x09\x0b-\x1f]|^[+\-0-9]", re.M)
 

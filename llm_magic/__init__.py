@@ -130,7 +130,7 @@ async def chain(
         conversation = continue_.conversation
         model = getattr(conversation, "model", None)
         if isinstance(model, Model):
-            model = model._async
+            model = model.to_async()
     if isinstance(model, AsyncModel):
         chosen = model
     else:

@@ -66,6 +66,10 @@ class AsyncConversation:
     def messages(self) -> list[Message]:
         return self._messages
 
+    def to_sync(self) -> Conversation:
+        """The sync twin driving this very conversation (its messages, tools and cost)."""
+        return Conversation.wrapping(self)
+
     def fork(
         self,
         messages: Sequence[Message],
@@ -77,7 +81,7 @@ class AsyncConversation:
         cost `cost` US dollars), with the same model or `model` (an id, or a model)."""
         if isinstance(model, str):
             model = get_async_model(model)
-        chosen = model._async if isinstance(model, Model) else model
+        chosen = model.to_async() if isinstance(model, Model) else model
         return AsyncConversation(
             chosen or self.model, system=self.system, tools=self.tools, messages=messages, cost=cost
         )
@@ -148,6 +152,10 @@ class AsyncModel:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.model_id!r}>"
+
+    def to_sync(self) -> Model:
+        """The sync twin over the same provider (and so the same connections)."""
+        return Model(self.provider, self.model_id)
 
     def conversation(
         self,
@@ -281,6 +289,18 @@ class Conversation:
     def __repr__(self) -> str:
         return f"<Conversation {self.model.model_id} {len(self.messages)} messages>"
 
+    def to_async(self) -> AsyncConversation:
+        """The async conversation this twin drives: the same messages, tools and cost."""
+        return self._async
+
+    @classmethod
+    def wrapping(cls, conversation: AsyncConversation) -> Conversation:
+        """The sync twin of an existing async conversation (not a copy of it)."""
+        twin = cls.__new__(cls)
+        twin.model = conversation.model.to_sync()
+        twin._async = conversation
+        return twin
+
     @property
     def messages(self) -> list[Message]:
         return self._async.messages
@@ -352,6 +372,10 @@ class Model:
 
     def __init__(self, provider: Provider, model_id: str | None = None) -> None:
         self._async = AsyncModel(provider, model_id)
+
+    def to_async(self) -> AsyncModel:
+        """The async model this twin drives (the same provider and connections)."""
+        return self._async
 
     @property
     def provider(self) -> Provider:

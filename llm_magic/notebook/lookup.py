@@ -112,7 +112,7 @@ def resolve_model(
     if isinstance(model, AsyncModel):
         return model
     if isinstance(model, Model):
-        return model._async
+        return model.to_async()
     if model is None and fallback is not None and api_key is None and base_url is None:
         return fallback
     if model is None:

@@ -326,9 +326,9 @@ def _target(continue_: Any) -> AsyncConversation | None:
             raise NotebookError("that result has no conversation to continue")
         # a result is a branch point: it never changes
         fork = conv.fork(continue_.messages, cost=continue_.conversation_cost)
-        return fork._async if isinstance(fork, Conversation) else cast(AsyncConversation, fork)
+        return fork.to_async() if isinstance(fork, Conversation) else cast(AsyncConversation, fork)
     if isinstance(continue_, Conversation):
-        return continue_._async
+        return continue_.to_async()
     if isinstance(continue_, AsyncConversation):
         return continue_
     raise NotebookError(

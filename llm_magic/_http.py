@@ -11,8 +11,8 @@ once; the rest wait their turn in a FIFO semaphore of that loop (`_LoopClient`),
 httpcore2's pool. Held by a request from before it is sent until its response is closed (a
 stream: until its last event is read), and never while a retry waits. Under 1,000 concurrent
 chains httpcore 1's pool walked every queued request times every connection whenever a response
-ended, and with keep-alive below the pool's size closed a connection per response (issue 15.2;
-bench/README.md "Pool limits"); httpcore2 fixed both, and the bound stays: queued here, requests
+ended, and with keep-alive below the pool's size closed a connection per response
+(bench/README.md "Pool limits"); httpcore2 fixed both, and the bound stays: queued here, requests
 are served first come, first served, and the pool only ever sees what it can serve.
 `max_connections=None` lifts the bound along with the pool's.
 
@@ -56,7 +56,7 @@ from .errors import (
 )
 
 # httpx2 keeps 20 idle connections by default and closes the rest as they are released, so a
-# burst of more than 20 concurrent requests reopens connections on every round (issue 15.2):
+# burst of more than 20 concurrent requests reopens connections on every round:
 # keep as many idle connections as may be open. max_connections also bounds the requests in
 # flight per client (module doc).
 DEFAULT_LIMITS = httpx2.Limits(max_connections=100, max_keepalive_connections=100)

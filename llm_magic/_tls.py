@@ -3,7 +3,7 @@
 httpx2 builds a new context for every `AsyncClient` made with the default `verify=True`
 (`httpx2.create_ssl_context()`), and on Linux that loads the system's ~150 CA certificates
 (15-40 ms of CPU): one client per event loop per model paid it on its first request, and a
-plain-http server (a local model, a test server) paid it for nothing (issue 15.5, first use). Here
+plain-http server (a local model, a test server) paid it for nothing. Here
 one context serves the process, and on Linux its certificates are loaded at the first TLS handshake.
 
 What httpx2 changed from httpx: certificates come from the operating system's trust store, not

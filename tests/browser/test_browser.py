@@ -50,7 +50,7 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-dev-shm-usage",
 ]
-WIDTH = 1000  # issue 12: nothing of a row is clipped at 1,000 px
+WIDTH = 1000  # nothing of a row is clipped at 1,000 px
 
 # what a model or a tool could be steered into writing (prompt injection)
 HOSTILE_ANSWER = (

@@ -1,4 +1,4 @@
-"""What the first chain loads: nothing it does not use (issue 15.5, first use).
+"""What the first chain loads: nothing it does not use.
 
 * A plain answer is rendered without markdown-it, and exactly as markdown-it renders it.
 * Provider clients share one TLS context whose CA bundle loads at the first TLS handshake: a

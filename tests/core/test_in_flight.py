@@ -1,4 +1,4 @@
-"""Requests in flight per event loop are bounded by `limits.max_connections` (issue 15.2).
+"""Requests in flight per event loop are bounded by `limits.max_connections`.
 
 Over real loopback HTTP, against a server that counts the requests it is serving at once. The
 transport given here has a pool far bigger than the bound, so what keeps the count down is

@@ -199,7 +199,7 @@ def _open_fds() -> int:
 
 
 def test_repeated_asyncio_run_leaks_no_clients_or_sockets(openai_server: OpenAIServer) -> None:
-    """Each `asyncio.run` closes its loop's client (issue 10: 20 runs took fds from 3 to 41)."""
+    """Each `asyncio.run` closes its loop's client (20 runs must not leave sockets behind)."""
     model = llm_magic.get_async_model(
         "openai-chat:test", base_url=openai_server.base_url, api_key=openai_server.api_key
     )
@@ -255,8 +255,8 @@ def test_provider_cache_is_bounded_and_clearable() -> None:
 def test_a_timed_out_sync_tool_does_not_hold_interpreter_exit(
     openai_server: OpenAIServer,
 ) -> None:
-    """A sync tool can not be stopped; its daemon worker is abandoned at exit (issue 10:
-    a 0.3 s timeout on an 8 s tool delayed exit by 7.7 s)."""
+    """A sync tool can not be stopped; its daemon worker is abandoned at exit
+    (a 0.3 s timeout on an 8 s tool must not delay the script's exit by the rest of the 8 s)."""
     code = f"""
         import time
         import llm_magic

@@ -1,4 +1,4 @@
-"""Cost and branches in the timeline, and Edit & re-run from a live view (issue 14).
+"""Cost and branches in the timeline, and Edit & re-run from a live view.
 
 In-process tests drive real runs against the loopback OpenAI server and read what the widget
 would send (entries, header, note) and the static HTML/text: one renderer for both. The click

@@ -856,7 +856,7 @@ def test_await_chain_continue_true_uses_the_notebook_conversation(ip):
 
 
 def test_the_cell_value_renders_the_answer_as_sanitized_markdown(ip):
-    """The model's raw HTML never reaches the front end (issue 12): the answer is rendered here
+    """The model's raw HTML never reaches the front end: the answer is rendered here
     with raw HTML off and sanitized, not handed over as text/markdown."""
     answer = "**Rome** is warmest <img src=x onerror=alert(1)><script>alert(2)</script>"
     ip.server.push(answer)

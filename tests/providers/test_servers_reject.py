@@ -1,4 +1,4 @@
-"""The loopback servers reject, with each API's error body, the request shapes of issue 11."""
+"""The loopback servers reject, with each API's error body, the request shapes the real APIs refuse."""
 
 from __future__ import annotations
 

@@ -20,7 +20,13 @@ from typing import Any
 import pytest
 
 from tests.browser.test_browser import _artifacts, _open_and_run, jupyter, notebook_of, page  # noqa: F401
-from tests.browser.test_browser_edit import open_editor, retype
+from tests.browser.test_browser_edit import (  # noqa: F401  (its app and theme fixtures)
+    AFTER,
+    app_kind,
+    open_editor,
+    retype,
+    theme,
+)
 from tests.servers import Call, OpenAIServer, Reply
 
 pytestmark = pytest.mark.browser
@@ -45,21 +51,9 @@ APPROVE_CHAIN = (
     "%%llm_chain -m openai-chat:gpt-4.1-mini -t delete_rows --approve delete_rows\nClean accounts"
 )
 WEATHER_CHAIN = "%%llm_chain -m openai-chat:gpt-4.1-mini -t get_weather -o r\nWeather in Paris?"
-AFTER = "import asyncio\nawait asyncio.sleep(0)\nprint('cells done')"
-
 # the source of the notebook's cell `i`, as JupyterLab's model holds it
 CELL_SOURCE = """(i) => window.jupyterapp.shell.currentWidget.content.widgets[i].model.sharedModel
   .getSource()"""
-
-
-@pytest.fixture
-def app_kind() -> str:
-    return "lab"
-
-
-@pytest.fixture
-def theme() -> str:
-    return "light"
 
 
 def test_a_card_that_appears_while_typing_in_another_cell_takes_no_keys(

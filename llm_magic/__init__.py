@@ -30,6 +30,7 @@ from .errors import (
     UnknownModelError,
 )
 from .events import ToolCallRecord
+from .kernel_tools import NotebookTools, notebook_tools
 from .messages import Message, ToolCall, ToolResult, Usage
 from .models import (
     AsyncConversation,
@@ -71,6 +72,7 @@ __all__ = [
     "Model",
     "ModelNotFoundError",
     "ModelShutDownError",
+    "NotebookTools",
     "OutputValidationError",
     "ProviderError",
     "RateLimitError",
@@ -94,6 +96,7 @@ __all__ = [
     "get_model",
     "load_ipython_extension",
     "mcp",
+    "notebook_tools",
     "register_alias",
     "tool",
     "unload_ipython_extension",

@@ -63,12 +63,27 @@ class CellOptions:
     )
     tools: list[str] | None = option(
         None,
-        help="tools by name from the notebook's namespace (obj.method works too); default: "
-        "every function marked with @llm_magic.tool",
+        help="tools by name from the notebook's namespace (obj.method works too); 'notebook': "
+        "tools to list, describe and read the notebook's variables and cells ('notebook+run' "
+        "adds run_python, approved call by call); default: every function marked with "
+        "@llm_magic.tool",
         flags=("-t", "--tools"),
         metavar="a,b",
     )
     no_tools: bool = option(False, help="no tools: a plain model answer", flags=("--no-tools",))
+    context: list[str] | None = option(
+        None,
+        help="describe these notebook variables to the model after the prompt (a DataFrame's "
+        "shape, dtypes, first rows and statistics...), so it needs no tool call to see them",
+        flags=("--context",),
+        metavar="a,b",
+    )
+    private_names: str = option(
+        "",
+        help="variables the model never sees through the notebook tools or --context (names, "
+        "comma separated; an object whose class sets __llm_private__ = True is private too)",
+        config=True,
+    )
     mcp: list[str] | None = option(
         None,
         help="MCP servers by name (declared with %llm_mcp add NAME ...): their tools "
@@ -229,7 +244,7 @@ def parse_line(
     if extra:
         raise OptionError(_unknown(extra))
     given = vars(ns)
-    for name in ("tools", "approve", "mcp"):
+    for name in ("tools", "approve", "mcp", "context"):
         if name in given:
             given[name] = _names(given[name])
     _resolve(given, namespace or {})

@@ -8,7 +8,7 @@ A timeline keeps one `Entries` per run it shows; a re-run shown in the same view
 from __future__ import annotations
 
 import time
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from typing import Any
 
 from ..events import ToolCallRecord
@@ -22,15 +22,22 @@ FINISHED = ("ok", "error", "denied", "cancelled")
 class Entries:
     """The entries of one run's state, rendered and cached.
 
-    asking: ids of the calls whose approval card is shown (the timeline's pending questions).
+    asking: ids of the calls whose approval card is shown (the timeline's pending questions);
+    code_arguments: a tool's arguments the card highlights as Python (by the tool's name).
     opened: keys of the calls whose details the front end shows. editable_ids: the finished
     calls offering Edit & re-run (none until the view offers edits); edit_errors: per call key,
     the attempt and the message of the last refused edit.
     """
 
-    def __init__(self, state: RunState, asking: Collection[str]) -> None:
+    def __init__(
+        self,
+        state: RunState,
+        asking: Collection[str],
+        code_arguments: Callable[[str], Collection[str]] = lambda name: (),
+    ) -> None:
         self.state = state
         self.asking = asking
+        self.code_arguments = code_arguments  # a tool's arguments that are Python source
         self.opened: set[str] = set()
         self.editable_ids: set[str] = set()
         self.edit_errors: dict[str, tuple[int, str]] = {}
@@ -108,7 +115,8 @@ class Entries:
             "line": self.line(rec, now),
         }
         if rec.id in self.asking and rec.status == "awaiting_approval":
-            entry["approval"] = {"name": rec.name, "args": R.approval_args_html(rec)}
+            args = R.approval_args_html(rec, self.code_arguments(rec.name))
+            entry["approval"] = {"name": rec.name, "args": args}
         if key in self.opened:
             entry["detail"] = self.detail_html(rec)
             entry["copy"] = R.copy_texts(rec)

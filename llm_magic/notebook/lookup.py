@@ -11,11 +11,15 @@ from typing import Any
 
 from .. import registry
 from ..errors import ConfigError, LLMMagicError, UnknownModelError
+from ..kernel_tools import NotebookTools
 from ..models import AsyncModel, Model, get_async_model
 from ..sources import ToolSource, split_sources
 from ..tools import Tool, is_marked_tool
 from .config import get_config
 from .errors import NotebookError, one_line
+
+# `--tools notebook`: the notebook's read-only tools; `notebook+run` adds run_python
+NOTEBOOK_WORDS = {"notebook": NotebookTools(), "notebook+run": NotebookTools(run_python=True)}
 
 
 def hidden_names(ip: Any) -> set[str]:
@@ -57,13 +61,21 @@ def select_tools(
     items: list[Any] = []
     for item in tools:
         mcp_tool = isinstance(item, str) and ":" in item  # "server:tool", "server:*"
-        items.append(
-            _named_tool(item, namespace) if isinstance(item, str) and not mcp_tool else item
-        )
+        if isinstance(item, str) and not mcp_tool:
+            item = _notebook_word(item, namespace) or _named_tool(item, namespace)
+        items.append(item)
     try:
         return split_sources(items)
     except LLMMagicError as exc:  # a tool definition, an unknown MCP server
         raise one_line(exc) from None
+
+
+def _notebook_word(name: str, namespace: Mapping[str, Any] | None) -> Any:
+    """`notebook` / `notebook+run`: the notebook tools, unless a function of the notebook has
+    that name (it stays the tool it was)."""
+    if namespace is not None and callable(namespace.get(name)):
+        return None
+    return NOTEBOOK_WORDS.get(name)
 
 
 def _named_tool(name: str, namespace: Mapping[str, Any] | None) -> Any:

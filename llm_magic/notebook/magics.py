@@ -22,8 +22,8 @@ import sys
 import threading
 from typing import Any
 
-from .. import catalog, registry, views
-from . import cell_value, mcp_magic
+from .. import catalog, kernel_tools, registry, views
+from . import cell_value, mcp_magic, shell_tools
 from .cell_options import help_text, parse_line
 from .config import MODEL_ENV, LLMMagic, LLMMagicBase, get_config, set_active
 from .editing import llm_edit
@@ -336,6 +336,7 @@ def load(ip: Any) -> None:
     ip.configurables.append(CONFIG)
     ip.input_transformers_cleanup.insert(0, CellTransformer(ip))
     views.add(show_run)
+    kernel_tools.serve = shell_tools.tools_for
     for kind, name, func in _MAGICS:
         ip.register_magic_function(func, kind, name)
     cell_value.register(ip)
@@ -356,6 +357,7 @@ def unload(ip: Any) -> None:
     mcp_magic.unload()
     cell_value.unregister(ip)
     views.remove(show_run)
+    kernel_tools.serve = None
     if CONFIG is not None:
         set_active(None)
         CONFIG = None

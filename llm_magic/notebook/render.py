@@ -9,10 +9,11 @@ kernel). Nothing here imports ipywidgets.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 from ..cost import format_cost
 from ..events import ToolCallRecord
+from .highlight import python_html
 from .look import (
     BORDER,
     ERROR,
@@ -139,8 +140,9 @@ def call_line_html(rec: ToolCallRecord, now: float | None = None) -> str:
     )
 
 
-def approval_args_html(rec: ToolCallRecord) -> str:
-    """The arguments of a call awaiting approval, readable: strings as text, not JSON."""
+def approval_args_html(rec: ToolCallRecord, code: Collection[str] = ()) -> str:
+    """The arguments of a call awaiting approval, readable: strings as text, not JSON; those
+    named in `code` (Python source, such as run_python's) highlighted as Python."""
     args = rec.arguments
     if not isinstance(args, dict):
         return pre(arguments_json(rec))
@@ -149,13 +151,22 @@ def approval_args_html(rec: ToolCallRecord) -> str:
     rows = []
     for key, value in args.items():
         shown = value if isinstance(value, str) else pretty_json(value)
+        if key in code and isinstance(value, str):
+            rows.append(f"{_arg_name(key)}<td>{python_html(shorten_block(value))}</td></tr>")
+            continue
         rows.append(
-            f'<tr><th style="text-align:left;vertical-align:top;padding:1px 10px 1px 0;'
-            f'{MONO};font-size:12px;font-weight:600">{esc(key)}</th><td style="padding:1px 0">'
+            f'{_arg_name(key)}<td style="padding:1px 0">'
             f'<div style="white-space:pre-wrap;overflow-wrap:anywhere;{MONO};font-size:12px">'
             f"{esc(shorten_block(shown))}</div></td></tr>"
         )
     return f'<table class="llm-args-table" style="border-collapse:collapse">{"".join(rows)}</table>'
+
+
+def _arg_name(key: str) -> str:
+    return (
+        f'<tr><th style="text-align:left;vertical-align:top;padding:1px 10px 1px 0;'
+        f'{MONO};font-size:12px;font-weight:600">{esc(key)}</th>'
+    )
 
 
 def shorten_block(text: str, limit: int = 4_000) -> str:

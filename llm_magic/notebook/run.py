@@ -104,7 +104,7 @@ class Plan:
 # The keywords of `run_chain` that are not `ChainOptions` fields: named in its errors' hints.
 _OWN_KEYWORDS = (
     "tools", "model", "system", "quiet", "continue_", "reset", "history", "interpolate",
-    "api_key", "base_url", "namespace", "mcp", "live",
+    "api_key", "base_url", "namespace", "mcp", "live", "context",
 )  # fmt: skip
 
 
@@ -124,6 +124,7 @@ async def run_chain(
     namespace: Mapping[str, Any] | None = None,
     mcp: Iterable[Any] | str | None = None,
     live: bool | None = None,
+    context: Iterable[str] | str | None = None,
     **options: Unpack[ChainKwargs],
 ) -> ChainResult[ChainRun]:
     """Run `prompt` with tools and show its timeline; returns the ChainResult.
@@ -140,7 +141,8 @@ async def run_chain(
     (or names given to `%llm_mcp add` / `llm_magic.mcp(name=...)`) whose tools join `tools`
     (and `approve` may name them); they start here if needed. live: keep the timeline a
     live widget after the run, with Edit & re-run on each call (None: the opposite of
-    `LLMMagic.static_after_run`, by default static HTML once the run ends). The other keyword
+    `LLMMagic.static_after_run`, by default static HTML once the run ends). context: names of
+    notebook variables described to the model after the prompt (`--context`). The other keyword
     arguments are `ChainOptions` fields; their defaults come from `%config LLMMagic`.
     A kernel interrupt cancels the run (marked "cancelled", history kept valid) and the
     CancelledError propagates; configuration and provider errors show as one line.
@@ -157,6 +159,7 @@ async def run_chain(
         quiet=cell.quiet if quiet is None else quiet,
         history=cell.history if history is None else history,
         static_after_run=cell.static_after_run if live is None else not live,
+        context=_context_names(context),
     )
     request = Request(
         prompt,
@@ -171,6 +174,13 @@ async def run_chain(
         base_url=base_url,
     )
     return await execute(await plan(request))
+
+
+def _context_names(context: Iterable[str] | str | None) -> list[str] | None:
+    if context is None:
+        return None
+    names = context.split(",") if isinstance(context, str) else list(context)
+    return [n.strip() for n in names if n.strip()]
 
 
 def _chain_options(defaults: Mapping[str, Any], given: dict[str, Any]) -> ChainOptions:
@@ -191,6 +201,10 @@ async def plan(request: Request) -> Plan:
     cell, ip = request.cell, shell()
     ns = request.namespace if request.namespace is not None else getattr(ip, "user_ns", None)
     prompt = _prompt(request.prompt, cell.interpolate, ns, ip)
+    if cell.context:
+        from .shell_tools import context_text
+
+        prompt += "\n\n" + context_text(cell.context, ns or {}, ip)
     if cell.reset:
         reset_conversation()
     continue_ = request.continue_

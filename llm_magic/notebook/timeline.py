@@ -32,6 +32,7 @@ from ..options import Approval
 from . import render as R
 from .cell_value import mark_shown
 from .entries import Entries
+from .highlight import code_arguments
 from .reducer import HEAD, RunState, apply, describe_branch
 from .terminal import TerminalApprover, TextView
 
@@ -122,7 +123,7 @@ class Timeline:
         self._text: TextView | None = None
         self._handle: Any = None
         self._approvals: dict[str, asyncio.Future[Approval]] = {}
-        self.entries = Entries(self.state, self._approvals.keys())
+        self.entries = Entries(self.state, self._approvals.keys(), self._code_arguments)
         self._dirty: set[str] = set()
         self._flush_timer: asyncio.TimerHandle | None = None
         self._last_flush = 0.0
@@ -185,6 +186,11 @@ class Timeline:
             self._approvals.pop(record.id, None)
             self.mark(self._key(record))
 
+    def _code_arguments(self, name: str) -> list[str]:
+        """The arguments of a tool that hold Python source, for its approval card."""
+        tool = self._run.tools.get(name) if self._run is not None else None
+        return code_arguments(tool.schema) if tool is not None else []
+
     def _describe(self, name: str) -> str | None:
         """A tool's description, for the terminal question's `?`."""
         tool = self._run.tools.get(name) if self._run is not None else None
@@ -246,7 +252,7 @@ class Timeline:
         self.editable = False
         self.result = None
         self.state = RunState(model=run.provider.model)
-        self.entries = Entries(self.state, self._approvals.keys())
+        self.entries = Entries(self.state, self._approvals.keys(), self._code_arguments)
         self._dirty = {HEAD}
         widget = self._widget
         if widget is not None:

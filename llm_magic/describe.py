@@ -112,13 +112,13 @@ def listing(variables: Iterable[tuple[str, Any]], limit: int = LISTING_ROWS) -> 
 
 def describe(value: Any, limit: int = DESCRIBE_CHARS) -> str:
     """What a model should know of a value: its kind's own summary, bounded to `limit`."""
-    for looks_like, describer in _DESCRIBERS:
+    for looks_like, describer, kind in _DESCRIBERS:
         if looks_like(value):
             try:
                 return bounded(describer(value), limit)
             except Exception as exc:  # a broken frame or array: say so, describe it plainly
-                plain = _describe_object(value)
-                return bounded(f"({describer.__name__} failed: {_error(exc)})\n{plain}", limit)
+                note = f"(could not describe it as {kind}: {_error(exc)})"
+                return bounded(f"{note}\n{_describe_object(value)}", limit)
     return bounded(_describe_object(value), limit)
 
 
@@ -223,10 +223,10 @@ def _describe_object(value: Any) -> str:
     return "\n".join(lines)
 
 
-_DESCRIBERS: list[tuple[Callable[[Any], bool], Callable[[Any], str]]] = [
-    (_is_frame, _describe_frame),
-    (_is_series, _describe_series),
-    (_is_array, _describe_array),
+_DESCRIBERS: list[tuple[Callable[[Any], bool], Callable[[Any], str], str]] = [
+    (_is_frame, _describe_frame, "a table"),
+    (_is_series, _describe_series, "a series"),
+    (_is_array, _describe_array, "an array"),
 ]
 
 
@@ -239,10 +239,16 @@ def short_repr(value: Any) -> str:
 
 
 def _signature(value: Any) -> str:
-    try:
-        return str(inspect.signature(value))
-    except (TypeError, ValueError):
-        return ""
+    """The signature with its hints as written (`from __future__ import annotations` leaves
+    them strings: they are evaluated when they can be)."""
+    for eval_str in (True, False):
+        try:
+            return str(inspect.signature(value, eval_str=eval_str))
+        except (TypeError, ValueError):
+            return ""
+        except Exception:  # a hint naming what does not exist
+            continue
+    return ""
 
 
 def _doc(value: Any) -> str:

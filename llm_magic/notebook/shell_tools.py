@@ -141,7 +141,7 @@ class Kernel:
             count: how many cells (at most 20)
         """
         cells = self._cells()
-        now = min(int(getattr(self.ip, "execution_count", len(cells))), len(cells))
+        now = len(cells) - 1  # the running cell is stored before it runs (IPython 8 and 9)
         first = max(1, now - max(1, min(count, MAX_RECENT)))
         parts = [f"In[{n}]:\n{D.bounded(cells[n], CELL_CHARS)}" for n in range(first, now)]
         return D.bounded("\n\n".join(parts) or "no cells were run before this one", HISTORY_CHARS)

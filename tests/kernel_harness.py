@@ -200,6 +200,49 @@ class KernelSession:
             self._tmp.cleanup()
 
 
+TIMELINE_CLASS = "llm-magic-timeline-widget"  # the one widget of a run's timeline
+
+
+def clicker(
+    kernel: KernelSession,
+    action: str,
+    when: Callable[[Msg], bool] | None = None,
+    reason: str = "",
+) -> tuple[Callable[[Msg, list[Cell]], None], dict[str, Any]]:
+    """An on_message hook that clicks in the timeline widget as a front end would (one comm_msg
+    on the shell channel): `approve` or `deny` (with `reason`) the first call awaiting
+    approval, or `cancel` the run once `when` says so. The dict it returns fills with what it
+    saw: the widget's comm `id`, the `waiting` entry, its approval `card`, when it `clicked`."""
+    found: dict[str, Any] = {}
+
+    def on_message(msg: Msg, cells: list[Cell]) -> None:
+        content = msg.content
+        if msg.type == "comm_open":
+            state = content.get("data", {}).get("state", {})
+            if TIMELINE_CLASS in state.get("_dom_classes", []):
+                found["id"] = content["comm_id"]
+        if msg.type in ("comm_open", "comm_msg") and content.get("comm_id") == found.get("id"):
+            state = content.get("data", {}).get("state", {})
+            for entry in state.get("patch", {}).get("entries", []):
+                if "approval" in entry:
+                    found.setdefault("waiting", entry["id"])
+                    found.setdefault("card", entry["approval"])
+        if "id" not in found or "clicked" in found or not (when is None or when(msg)):
+            return
+        if action in ("approve", "deny") and "waiting" in found:
+            approved = action == "approve"
+            click = {"type": "decide", "ids": [found["waiting"]], "approved": approved}
+            click["reason"] = reason
+        elif action == "cancel":
+            click = {"type": "cancel"}
+        else:
+            return
+        found["clicked"] = msg.at
+        kernel.send_comm(found["id"], {"method": "custom", "content": click})
+
+    return on_message, found
+
+
 @contextlib.contextmanager
 def kernel_with_server(server: Any, setup: str, model: str) -> Iterator[KernelSession]:
     """A kernel whose OpenAI settings point at a loopback `server`, with `setup` run first."""

@@ -7,7 +7,6 @@ where `print()` from a tool thread lands, and what an error looks like on the wi
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,13 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.kernel_harness import Cell, KernelSession, Msg, openai_kernel_fixtures  # noqa: E402
+from tests.kernel_harness import (  # noqa: E402
+    Cell,
+    KernelSession,
+    Msg,
+    clicker,
+    openai_kernel_fixtures,
+)
 from tests.servers import Call, Reply  # noqa: E402
 
 pytestmark = pytest.mark.kernel
@@ -164,40 +169,6 @@ def test_interrupt_with_autoawait_off_uses_the_fallback(kernel, server):
     assert after.stream() == "cancelled\n"
 
 
-TIMELINE_CLASS = "llm-magic-timeline-widget"  # the one widget of a run's timeline
-
-
-def _clicker(kernel: KernelSession, action: str, when: Callable[[Msg], bool] | None = None):
-    """An on_message hook that clicks in the timeline widget as a front end would (one comm_msg
-    on the shell channel): `approve` the first call awaiting approval, or `cancel` the run once
-    `when` says so."""
-    found: dict[str, Any] = {}
-
-    def on_message(msg: Msg, cells: list[Cell]) -> None:
-        content = msg.content
-        if msg.type == "comm_open":
-            state = content.get("data", {}).get("state", {})
-            if TIMELINE_CLASS in state.get("_dom_classes", []):
-                found["id"] = content["comm_id"]
-        if msg.type in ("comm_open", "comm_msg") and content.get("comm_id") == found.get("id"):
-            state = content.get("data", {}).get("state", {})
-            for entry in state.get("patch", {}).get("entries", []):
-                if "approval" in entry:
-                    found.setdefault("waiting", entry["id"])
-        if "id" not in found or "clicked" in found or not (when is None or when(msg)):
-            return
-        if action == "approve" and "waiting" in found:
-            click = {"type": "decide", "ids": [found["waiting"]], "approved": True, "reason": ""}
-        elif action == "cancel":
-            click = {"type": "cancel"}
-        else:
-            return
-        found["clicked"] = msg.at
-        kernel.send_comm(found["id"], {"method": "custom", "content": click})
-
-    return on_message, found
-
-
 def _autoawait_off(kernel: KernelSession, cells: list[str], **kw: Any) -> list[Cell]:
     kernel.run_one("%autoawait off")
     try:
@@ -210,7 +181,7 @@ def test_approve_click_reaches_a_cell_blocked_by_autoawait_off(kernel, server):
     """%autoawait off: the cell blocks the kernel's main thread, which reads the click itself;
     the cells queued behind it (sent before the click) run afterwards, in order."""
     server.push(Reply(calls=[Call("get_weather", {"city": "Paris"})]), Reply(text="Warm."))
-    on_message, clicked = _clicker(kernel, "approve")
+    on_message, clicked = clicker(kernel, "approve")
     chain, queued_1, queued_2 = _autoawait_off(
         kernel,
         [
@@ -232,7 +203,7 @@ def test_approve_click_reaches_a_cell_blocked_by_autoawait_off(kernel, server):
 
 def test_cancel_click_reaches_a_cell_blocked_by_autoawait_off(kernel, server):
     server.push(Reply(calls=[Call("slow_async", {})]))
-    on_message, clicked = _clicker(
+    on_message, clicked = clicker(
         kernel, "cancel", lambda m: m.type == "stream" and "slow started" in m.content["text"]
     )
     chain, after = _autoawait_off(

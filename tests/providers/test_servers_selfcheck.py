@@ -399,3 +399,13 @@ def test_a_request_cut_by_the_client_is_not_a_malformed_request() -> None:
             sock.shutdown(socket.SHUT_WR)
             sock.recv(1)  # the server closes without an answer
         assert server.requests == [] and server.failures == []
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_reply_can_be_written_from_the_request_it_answers(provider_server, stream):
+    """`Reply(answer=...)`: a scripted model that answers from what the request carries."""
+    s, p = provider_server, provider_server.provider
+    s.push(Reply(answer=lambda body: f"I read {len(json.dumps(body))} characters."))
+    status, out = post(s, stream=stream)
+    assert status == 200
+    assert parse(p, stream, out)[0] == f"I read {len(json.dumps(s.requests[0].body))} characters."

@@ -347,6 +347,8 @@ class LoopbackServer:
         if reply is None:
             self.fail(f"{rec.path}: script exhausted (request #{len(self.requests)})")
             return self.error(500, "loopback server: script exhausted")
+        if reply.answer is not None:
+            reply = dataclasses.replace(reply, text=reply.answer(rec.body), answer=None)
         if reply.until_cap:
             reply = self.write_until_cap(reply, rec)
         if reply.delay:

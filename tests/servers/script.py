@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,6 +64,9 @@ class Reply:
     # `reasoning` tokens and any `calls` come out of the same cap, and the input tokens are
     # counted from the request (see LoopbackServer.write_until_cap).
     until_cap: bool = False
+    # A model that answers from what it read: the text is written from the request's JSON body
+    # when the request arrives (e.g. from the tool results it carries), not when scripted.
+    answer: Callable[[dict], str] | None = None
 
     def __post_init__(self) -> None:
         if self.json_content is not None:

@@ -205,3 +205,53 @@ def test_mcp_notebook_runs_on_the_local_model(tmp_path: Path) -> None:
         if "servers/units.py" in " ".join(p.info["cmdline"] or [])
     ]
     assert leftovers == []
+
+
+VARIABLES_NOTEBOOK = ROOT / "notebooks" / "variables.ipynb"
+VARIABLES_SCRIPT = [
+    # %%llm_chain --tools notebook --max-steps 1 --out seen
+    Reply(calls=[Call("list_variables", {}), Call("describe_variable", {"name": "sales"})]),
+    Reply(text="You have sales and threshold."),
+    # %%llm_chain --no-tools --context sales
+    Reply(text="north"),
+]
+
+
+def test_variables_notebook_runs_against_loopback(tmp_path: Path) -> None:
+    """notebooks/variables.ipynb, scripted: what the tools and `--context` sent the model."""
+    with OpenAIServer(VARIABLES_SCRIPT) as server:
+        env = {
+            "LLM_MAGIC_MODEL": "openai-chat:test-model",
+            "OPENAI_API_KEY": server.api_key,
+            "OPENAI_BASE_URL": server.base_url,
+        }
+        nb = execute(VARIABLES_NOTEBOOK, env, tmp_path)
+        requests = list(server.requests)
+        assert server.failures == [] and server.pending == 0
+    errors = [o for c in nb.cells for o in c.get("outputs", []) if o["output_type"] == "error"]
+    assert errors == []
+    listing, described = (m["content"] for m in tool_messages(requests[1]))
+    assert [line.split()[0] for line in listing.splitlines()[1:]] == ["sales", "threshold"]
+    assert described.startswith("pandas.DataFrame: 4 rows × 3 columns")
+    (context,) = requests[2].body["messages"]
+    assert "## sales\npandas.DataFrame: 4 rows × 3 columns" in context["content"]
+    assert "tok-123" not in json.dumps([r.body for r in requests])
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    status = outputs_text(next(c for c in code if c.source.startswith("print(seen.status")))
+    assert status.startswith("max_steps ['list_variables', 'describe_variable']")
+
+
+@pytest.mark.local_model
+@pytest.mark.timeout(1200)
+def test_variables_notebook_runs_on_the_local_model(tmp_path: Path) -> None:
+    """notebooks/variables.ipynb on the embedded local model. The model is tiny: the checks are
+    that it called one of the notebook tools and that every run completed, not what it said."""
+    nb = execute(VARIABLES_NOTEBOOK, {}, tmp_path, timeout=600)
+    errors = [o for c in nb.cells for o in c.get("outputs", []) if o["output_type"] == "error"]
+    assert errors == []
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    status = outputs_text(next(c for c in code if c.source.startswith("print(seen.status")))
+    first = status.splitlines()[0]
+    assert first.split()[0] in ("done", "max_steps"), status
+    notebook_tools = ("list_variables", "describe_variable", "read_cell", "recent_cells")
+    assert any(name in first for name in notebook_tools), status

@@ -6,27 +6,31 @@ its namespace (each call approved by the user first).
 what is IPython's (the namespace, `In`, the shell's own names) is read here. Every tool's text is
 bounded and says when it was cut; the providers' API keys found in the environment are masked.
 
-`run_python` runs on the kernel's main thread (like a cell: matplotlib, widgets), with its
-stdout and stderr captured for the model while it runs, so what another thread prints in that
-moment is captured too. It does not go through IPython's cell machinery: no `%magics`, no
-top-level `await`, nothing added to `In`/`Out`.
+`run_python` runs in a worker thread, as sync tools do, so the kernel stays responsive and an
+interrupt or Cancel stops the run at once; the code itself is stopped at its next Python line
+(KeyboardInterrupt raised in its thread; a long call into C finishes first). Its stdout and
+stderr are captured for the model while it runs (process-wide: what another thread prints in
+that moment is captured too). It does not go through IPython's cell machinery: no `%magics`,
+no top-level `await`, nothing added to `In`/`Out`.
 """
 
 from __future__ import annotations
 
 import ast
 import contextlib
+import ctypes
 import io
 import itertools
 import linecache
+import threading
 import traceback
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from .. import describe as D
 from ..errors import ConfigError, ToolArgumentsError
 from ..kernel_tools import NotebookTools
-from ..tools import Tool
+from ..tools import Tool, cancel_event
 from .config import get_config
 from .errors import NotebookError
 from .highlight import PYTHON
@@ -165,7 +169,7 @@ _RUNS = itertools.count(1)
 
 
 def run_python_tool(ip: Any) -> Tool:
-    """`run_python(code)`: always approved by the user first, run on the kernel's thread."""
+    """`run_python(code)`: always approved by the user first; stopped when the run lets it go."""
     schema = {
         "type": "object",
         "properties": {
@@ -189,7 +193,7 @@ def run_python_tool(ip: Any) -> Tool:
         run_python,
         check=_check_code,
         requires_approval=True,
-        on_loop=True,
+        cancellable=True,
     )
 
 
@@ -206,15 +210,43 @@ def run_code(namespace: dict[str, Any], code: str) -> str:
     out, err = io.StringIO(), io.StringIO()
     try:
         body, last = _split(ast.parse(code, filename, "exec"))
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), _stoppable():
             exec(compile(body, filename, "exec"), namespace)
             value = eval(compile(last, filename, "eval"), namespace) if last else None
-    except KeyboardInterrupt:
-        raise
     except BaseException as exc:  # SystemExit too: the model learns the code tried to exit
         raise CodeError(_report(out, err, _user_traceback(exc, filename))) from None
     result = "" if value is None else f"result: {D.short_repr(value)}"
     return _report(out, err, result) or "done: it printed nothing and its last line has no value"
+
+
+@contextlib.contextmanager
+def _stoppable(poll: float = 0.1) -> Iterator[None]:
+    """While the block runs in this (worker) thread, the call's `cancel_event()` raises
+    KeyboardInterrupt in it, at its next Python line: a thread cannot be killed, but code
+    written by a model can be told to stop. The lock keeps the exception from arriving once
+    the block has ended."""
+    stop, done, lock = cancel_event(), threading.Event(), threading.Lock()
+    ident = threading.get_ident()
+
+    def watch() -> None:
+        while not done.is_set():
+            if stop.wait(poll):
+                with lock:
+                    if not done.is_set():
+                        _raise_in(ident, KeyboardInterrupt)
+                return
+
+    threading.Thread(target=watch, name="llm_magic-run_python-stop", daemon=True).start()
+    try:
+        yield
+    finally:
+        with lock:
+            done.set()
+
+
+def _raise_in(ident: int, error: type[BaseException]) -> None:
+    set_async_exc = ctypes.pythonapi.PyThreadState_SetAsyncExc
+    set_async_exc(ctypes.c_ulong(ident), ctypes.py_object(error))
 
 
 def _split(tree: ast.Module) -> tuple[ast.Module, ast.Expression | None]:

@@ -5,6 +5,8 @@ tool results told it, and `run_python` runs only when the user clicks Approve in
 from __future__ import annotations
 
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -95,3 +97,29 @@ def test_run_python_runs_only_once_approved_in_the_timeline(kernel, server, acti
         assert sent.startswith("denied") and "not now" in sent
         assert columns == "['region', 'units']\n"
     kernel.run_one("sales = sales[['region', 'units']]")
+
+
+def test_an_interrupt_stops_run_python_code_that_would_run_on(kernel, server):
+    """The model's code runs in a worker thread: the kernel stays responsive, an interrupt
+    cancels the run at once, and the code's thread is stopped at its next line, not left
+    running (a thread cannot be killed, but it can be told)."""
+    code = "import time\nticks = 0\nwhile True:\n    ticks += 1\n    time.sleep(0.05)"
+    server.push(Reply(calls=[Call("run_python", {"code": code})]))
+    on_message, seen = clicker(kernel, "approve")
+
+    def interrupt_soon_after_the_click() -> None:
+        while "clicked" not in seen:
+            time.sleep(0.02)
+        time.sleep(1.0)
+        seen["interrupted"] = time.monotonic()
+        kernel.km.interrupt_kernel()
+
+    threading.Thread(target=interrupt_soon_after_the_click, daemon=True).start()
+    (cell,) = kernel.run(["%%llm_chain -t notebook+run\nCount."], on_message=on_message)
+    assert time.monotonic() - seen["interrupted"] < 5.0
+    assert [e["ename"] for e in cell.errors] == ["CancelledError"]
+    after = kernel.run_one(
+        "import time\nfirst = ticks\ntime.sleep(0.5)\n"
+        "print(state.last_run.records[0].thread, ticks == first, first > 0)"
+    )
+    assert after.stream() == "stopped True True\n"

@@ -200,6 +200,24 @@ def test_run_python_approved_runs_in_the_namespace_and_reports_output_and_errors
     assert "llm_magic" not in failed.output.split("Traceback", 1)[1]  # the user's frames only
 
 
+def test_run_python_that_never_ends_is_stopped_when_the_run_lets_it_go(ip):
+    """A model's endless loop: the call times out, its thread is told to stop and does."""
+    ip.server.push(
+        Reply(calls=[Call("run_python", {"code": "n = 0\nwhile True:\n    n += 1"})]), "Gave up."
+    )
+    ok(ip, "async def yes(record):\n    return llm_magic.Approval(True)\nimport llm_magic\n")
+    result, _ = ok(
+        ip,
+        "await llm_magic.notebook.chain('go', tools=[llm_magic.notebook_tools(run_python=True)],"
+        " approval_callback=yes, quiet=True, tool_timeout=0.5)",
+    )
+    (call,) = result.tool_calls
+    assert call.status == "error" and call.output == "error: run_python timed out after 0.5 s"
+    assert call.thread == "stopped"
+    assert ip.user_ns["n"] > 0
+    assert result.status == "done"
+
+
 def test_run_code_keeps_its_output_bounded_and_masks_keys(monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-proj-secret-value-999")
     ns: dict[str, Any] = {}
@@ -213,7 +231,7 @@ def test_run_code_keeps_its_output_bounded_and_masks_keys(monkeypatch):
 
 def test_the_approval_card_shows_run_pythons_code_highlighted():
     tool = run_python_tool(type("Shell", (), {"user_ns": {}})())
-    assert tool.options.requires_approval and tool.options.on_loop
+    assert tool.options.requires_approval and tool.options.cancellable
     assert code_arguments(tool.schema) == ["code"]
     rec = ToolCallRecord("c1", "run_python", "{}", 1, arguments={"code": "for i in x:  # <b>"})
     card = render.approval_args_html(rec, code_arguments(tool.schema))

@@ -216,23 +216,20 @@ def test_load_and_unload(ip):
 def test_load_ext_imports_no_widgets_and_patches_nothing():
     code = textwrap.dedent(
         """
-        import asyncio, sys, time
+        import asyncio, sys
         from IPython.core.interactiveshell import InteractiveShell
         ip = InteractiveShell.instance()
         run, task = asyncio.run, asyncio.Task
-        t = time.perf_counter()
         ip.run_line_magic("load_ext", "llm_magic")
-        took = time.perf_counter() - t
         assert "ipywidgets" not in sys.modules
         assert "nest_asyncio" not in sys.modules and "nest_asyncio2" not in sys.modules
         assert asyncio.run is run and asyncio.Task is task
-        print(took)
         """
     )
-    out = subprocess.run(
+    # Its cost is bench/startup.py's to measure; here only what it leaves behind.
+    subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
-    assert float(out.stdout.strip()) < 1.0  # measured ~0.06 s; generous for slow CI
 
 
 # -- a cell end to end and each option ------------------------------------------------------------

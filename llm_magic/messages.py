@@ -3,11 +3,13 @@
 One assistant message holds the text and the tool calls of one model turn; one `tool` message
 holds all the results of that turn. Provider adapters map this onto their wire format
 (OpenAI: one `tool` message per result; Anthropic: one user turn of `tool_result` blocks;
-Gemini: one content of `functionResponse` parts).
+Gemini: one content of `functionResponse` parts). Images and documents are `Media` parts: on a
+tool result, or on a user message (a prompt's attachments).
 """
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -35,14 +37,45 @@ class ToolCall:
         return json.loads(self.arguments) if self.arguments.strip() else {}
 
 
+@dataclass(frozen=True, eq=False)
+class Media:
+    """An image or a document the model sees: its bytes and their MIME type.
+
+    One neutral part for every adapter: a tool's image result rides on its `ToolResult`, a
+    prompt's attachments on the user `Message`; each adapter writes it in its wire form (or,
+    where its API takes none, as a note). `note` says what was done to it on the way (a
+    downscale), `name` where it came from (a variable, a file).
+    """
+
+    data: bytes
+    mime: str
+    name: str = ""
+    note: str = ""
+
+    @property
+    def is_image(self) -> bool:
+        return self.mime.startswith("image/")
+
+    def base64(self) -> str:
+        return base64.b64encode(self.data).decode("ascii")
+
+    def data_uri(self) -> str:
+        return f"data:{self.mime};base64,{self.base64()}"
+
+    def __repr__(self) -> str:
+        label = f" {self.name!r}" if self.name else ""
+        return f"<Media{label} {self.mime}, {len(self.data):,} bytes>"
+
+
 @dataclass
 class ToolResult:
-    """The text sent back to the model for one call."""
+    """What is sent back to the model for one call: its text, and any images it returned."""
 
     call_id: str
     name: str
     content: str
     is_error: bool = False
+    media: tuple[Media, ...] = ()
 
 
 @dataclass
@@ -51,6 +84,8 @@ class Message:
     text: str = ""
     tool_calls: list[ToolCall] = field(default_factory=list)
     tool_results: list[ToolResult] = field(default_factory=list)
+    # Images and documents sent with a user message (a prompt's attachments).
+    media: tuple[Media, ...] = ()
     # Opaque provider blocks that must be sent back unchanged (Anthropic thinking blocks).
     provider_data: dict[str, Any] = field(default_factory=dict)
 

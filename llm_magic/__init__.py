@@ -30,6 +30,7 @@ from .errors import (
     UnknownModelError,
 )
 from .events import ToolCallRecord
+from .media import Media, MediaError
 from .messages import Message, ToolCall, ToolResult, Usage
 from .models import (
     AsyncConversation,
@@ -66,6 +67,8 @@ __all__ = [
     "ConfigError",
     "Conversation",
     "LLMMagicError",
+    "Media",
+    "MediaError",
     "Message",
     "MissingKeyError",
     "Model",

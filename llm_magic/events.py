@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
 
-from .messages import Media, ToolCall, Usage
+from .media import Media
+from .messages import ToolCall, Usage
 
 if TYPE_CHECKING:
     from .results import ChainResult

@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 from .errors import LLMMagicError
-from .messages import Media
 
 PNG, JPEG, GIF, WEBP, PDF = "image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf"
 IMAGE_TYPES = (PNG, JPEG, GIF, WEBP)  # what all three APIs take (see LIMITS' sources)
@@ -41,6 +40,41 @@ _SIGNATURES = (
 
 class MediaError(LLMMagicError):
     """An image or file cannot be sent: not one we can read, or past the provider's limits."""
+
+
+@dataclass(frozen=True, eq=False)
+class Media:
+    """An image or a document the model sees: its bytes and their MIME type.
+
+    One neutral part for every adapter: a tool's image result rides on its `ToolResult`, a
+    prompt's attachments on the user `Message`; each adapter writes it in its wire form (or,
+    where its API takes none, as a note). `note` says what was done to it on the way (a
+    downscale), `name` where it came from (a variable, a file).
+    """
+
+    data: bytes
+    mime: str
+    name: str = ""
+    note: str = ""
+
+    @classmethod
+    def from_path(cls, path: str | os.PathLike[str]) -> Media:
+        """A file as Media, its type read from its first bytes (PNG, JPEG, GIF, WebP or PDF)."""
+        return from_path(path)
+
+    @property
+    def is_image(self) -> bool:
+        return self.mime.startswith("image/")
+
+    def base64(self) -> str:
+        return base64.b64encode(self.data).decode("ascii")
+
+    def data_uri(self) -> str:
+        return f"data:{self.mime};base64,{self.base64()}"
+
+    def __repr__(self) -> str:
+        label = f" {self.name!r}" if self.name else ""
+        return f"<Media{label} {self.mime}, {len(self.data):,} bytes>"
 
 
 @dataclass(frozen=True)

@@ -9,11 +9,12 @@ tool result, or on a user message (a prompt's attachments).
 
 from __future__ import annotations
 
-import base64
 import json
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
+
+from .media import Media
 
 Role = Literal["system", "user", "assistant", "tool"]
 # What a provider tells the model on a `final` request, in the provider's own wire form.
@@ -35,36 +36,6 @@ class ToolCall:
     def parsed_arguments(self) -> Any:
         """The arguments as JSON; raises ValueError when the model sent invalid JSON."""
         return json.loads(self.arguments) if self.arguments.strip() else {}
-
-
-@dataclass(frozen=True, eq=False)
-class Media:
-    """An image or a document the model sees: its bytes and their MIME type.
-
-    One neutral part for every adapter: a tool's image result rides on its `ToolResult`, a
-    prompt's attachments on the user `Message`; each adapter writes it in its wire form (or,
-    where its API takes none, as a note). `note` says what was done to it on the way (a
-    downscale), `name` where it came from (a variable, a file).
-    """
-
-    data: bytes
-    mime: str
-    name: str = ""
-    note: str = ""
-
-    @property
-    def is_image(self) -> bool:
-        return self.mime.startswith("image/")
-
-    def base64(self) -> str:
-        return base64.b64encode(self.data).decode("ascii")
-
-    def data_uri(self) -> str:
-        return f"data:{self.mime};base64,{self.base64()}"
-
-    def __repr__(self) -> str:
-        label = f" {self.name!r}" if self.name else ""
-        return f"<Media{label} {self.mime}, {len(self.data):,} bytes>"
 
 
 @dataclass

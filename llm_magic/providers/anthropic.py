@@ -18,7 +18,8 @@ from typing import Any
 from .. import catalog
 from .._sse import SSEEvent
 from ..errors import ConfigError, ProviderError, RefusalError
-from ..messages import Media, Message, ModelRequest, ModelTurn, ToolCall, Usage
+from ..media import Media
+from ..messages import Message, ModelRequest, ModelTurn, ToolCall, Usage
 from ._fields import THINKING_BUDGETS, drop_refused_sampling
 from ._wire_cache import WireCache, cached
 from .base import (

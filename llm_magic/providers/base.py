@@ -350,7 +350,8 @@ def images_follow(result: ToolResult) -> str:
     follow in a user message): which call they belong to."""
     count = len(result.media)
     what = "image" if count == 1 else f"{count} images"
-    return f"The {what} returned by the call {result.call_id} ({result.name}) follow."
+    verb = "follows" if count == 1 else "follow"
+    return f"The {what} returned by the call {result.call_id} ({result.name}) {verb}."
 
 
 def capped_tokens(user: Any, cap: int | None) -> Any:

@@ -16,8 +16,8 @@ from urllib.parse import quote
 
 from .. import catalog
 from ..errors import ProviderError, ToolDefinitionError
+from ..media import Media
 from ..messages import (
-    Media,
     Message,
     ModelRequest,
     ModelTurn,

@@ -15,8 +15,8 @@ from typing import Any
 from .. import catalog
 from .._sse import SSEEvent
 from ..errors import ProviderError, RefusalError
-from ..media import MediaPolicy
-from ..messages import Media, Message, ModelRequest, ModelTurn, OutputSchema, ToolCall, Usage
+from ..media import Media, MediaPolicy
+from ..messages import Message, ModelRequest, ModelTurn, OutputSchema, ToolCall, Usage
 from ._fields import drop_refused_sampling
 from ._portable import openai_schema, openai_strict_schema, strict_limit
 from .base import (

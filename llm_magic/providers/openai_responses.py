@@ -20,7 +20,8 @@ from typing import Any
 from .. import catalog
 from .._sse import SSEEvent
 from ..errors import ProviderError
-from ..messages import Media, Message, ModelRequest, ModelTurn, ToolCall, ToolResult, Usage
+from ..media import Media
+from ..messages import Message, ModelRequest, ModelTurn, ToolCall, ToolResult, Usage
 from ._portable import openai_schema
 from .base import Accumulator, expect, new_call_id
 from .openai import (

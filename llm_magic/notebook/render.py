@@ -9,10 +9,12 @@ kernel). Nothing here imports ipywidgets.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 from ..cost import format_cost
 from ..events import ToolCallRecord
+from ..media import Media, describe, image_size
 from .look import (
     BORDER,
     ERROR,
@@ -44,6 +46,7 @@ from .values import (
     pretty_json,
     result_json,
     rich_html,
+    safe_html,
     thread_parts,
     traceback_html,
 )
@@ -136,7 +139,32 @@ def call_line_html(rec: ToolCallRecord, now: float | None = None) -> str:
         f"{truncated}{pill(rec.status)}</span>"
         f'<span class="llm-duration" style="flex:none;min-width:56px;text-align:right;{MUTED};'
         f'font-size:12px">{took}</span></div>'
-    )
+    ) + (media_html(rec.media, THUMBNAIL) if rec.media else "")
+
+
+THUMBNAIL = 96  # pixels on the longer side of an image's thumbnail
+FULL_SIZE = 900  # at most this wide when shown whole
+
+
+def media_html(items: list[Media], longest: int) -> str:
+    """The images the model saw, at most `longest` pixels on their longer side (a thumbnail in
+    the call's line, full size in its details and under the prompt); a document, or an image
+    the sanitizer does not keep, as its description. Sized by attributes and sanitized, so the
+    saved notebook shows them as the live view does."""
+    shown = []
+    for media in items:
+        label = esc(f"{media.name or media.mime} {describe(media)}".strip())
+        if media.mime not in ("image/png", "image/jpeg"):
+            shown.append(f'<span class="llm-media-name" title="{label}">{label}</span>')
+            continue
+        width, height = image_size(media) or (longest, longest)
+        side = "width" if width >= height else "height"
+        pixels = min(width if side == "width" else height, longest)
+        shown.append(
+            f'<img class="llm-media" alt="{label}" title="{label}" {side}="{pixels}" '
+            f'src="{media.data_uri()}">'
+        )
+    return safe_html(f'<div class="llm-media-strip">{" ".join(shown)}</div>')
 
 
 def approval_args_html(rec: ToolCallRecord) -> str:
@@ -179,6 +207,8 @@ def call_detail_html(rec: ToolCallRecord, result_markup: str | None = None) -> s
     if rec.reason and rec.status in ("denied", "cancelled"):
         parts += [_label("reason"), f'<div style="{FG}">{esc(rec.reason)}</div>']
     parts += thread_parts(rec, _label)
+    if rec.media:
+        parts += [_label("images sent to the model"), media_html(rec.media, FULL_SIZE)]
     if rec.status in ("ok", "error", "denied", "cancelled") and not same:
         sent = "sent to the model"
         if rec.truncated:
@@ -339,12 +369,24 @@ def header_html(state: RunState, now: float | None = None) -> str:
             f'<div class="llm-branch" style="{MUTED};font-size:12px;overflow-wrap:anywhere">'
             f"branched from: {esc(state.branch)}</div>{error}"
         )
+    if state.media:
+        error += attachments_html(tuple(state.media))
     return (
         f'<div class="llm-header" style="line-height:1.4;min-width:0"><div style="display:flex;'
         f'align-items:center;gap:8px;flex-wrap:wrap"><b style="font-size:13px">LLM</b>'
         f'<span style="{MONO};font-size:12px">{esc(state.model)}</span>{pill(status, label)}'
         f'<span class="llm-stats" style="{MUTED};font-size:12px">'
         f"{esc(' · '.join(header_stats(state) + cost_bits(state)))}{took}</span></div>{error}</div>"
+    )
+
+
+@functools.lru_cache(maxsize=8)  # the header is rendered again on every tick of a live run
+def attachments_html(items: tuple[Media, ...]) -> str:
+    """The prompt's attachments: thumbnails that open to full size (no script: the same in the
+    saved notebook)."""
+    return (
+        f'<details class="llm-attachments"><summary style="cursor:pointer">'
+        f"{media_html(list(items), THUMBNAIL)}</summary>{media_html(list(items), FULL_SIZE)}</details>"
     )
 
 

@@ -148,12 +148,15 @@ def _repr_bytes(value: Any, method: str) -> bytes | None:
     render = getattr(value, method, None)
     if not callable(render) or isinstance(value, type):
         return None
-    out = render()
-    if isinstance(out, tuple) and out:
-        out = out[0]
-    if isinstance(out, str):  # IPython's own base64 text form
-        out = base64.b64decode(out)
-    return out if isinstance(out, bytes) and out else None
+    try:  # a broken formatter makes the value no image, not a failed call
+        out = render()
+        if isinstance(out, tuple) and out:
+            out = out[0]
+        if isinstance(out, str):  # IPython's own base64 text form
+            out = base64.b64decode(out, validate=True)
+    except Exception:
+        return None
+    return out if isinstance(out, bytes) and sniff(out) in IMAGE_TYPES else None
 
 
 def _one(value: Any, name: str) -> Media | None:

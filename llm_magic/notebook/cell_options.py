@@ -7,6 +7,7 @@ the same wherever the line comes from (the input transformer or the registered m
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import difflib
 import functools
@@ -362,8 +363,9 @@ def interpolate(
             if isinstance(value, types.ModuleType):
                 return match.group(0)
             if images is not None and is_image_like(value):
-                images.append(attachment(value, match.group(1)))
-                return f"[image: {match.group(1)}, attached]"
+                with contextlib.suppress(MediaError):  # no image after all: its text, as before
+                    images.append(attachment(value, match.group(1)))
+                    return f"[image: {match.group(1)}, attached]"
             return str(value)
         except Exception:
             return match.group(0)

@@ -194,7 +194,8 @@ def call_detail_html(rec: ToolCallRecord, result_markup: str | None = None) -> s
     """The expanded part: arguments, rich result, text sent to the model, error and traceback."""
     parts = [_label("arguments"), pre(arguments_json(rec))]
     same = _sent_as_shown(rec)
-    if rec.status == "ok":
+    shown_as_sent = rec.media and not hasattr(rec.result, "__llm_output__")  # the image itself
+    if rec.status == "ok" and not shown_as_sent:
         kind = type(rec.result).__name__
         parts += [_label(f"result · {kind}" + (" · sent to the model as is" if same else ""))]
         parts.append(result_markup if result_markup is not None else rich_html(rec.result))
@@ -208,7 +209,8 @@ def call_detail_html(rec: ToolCallRecord, result_markup: str | None = None) -> s
         parts += [_label("reason"), f'<div style="{FG}">{esc(rec.reason)}</div>']
     parts += thread_parts(rec, _label)
     if rec.media:
-        parts += [_label("images sent to the model"), media_html(rec.media, FULL_SIZE)]
+        kind = f"result · {type(rec.result).__name__} · " if shown_as_sent else ""
+        parts += [_label(f"{kind}images sent to the model"), media_html(rec.media, FULL_SIZE)]
     if rec.status in ("ok", "error", "denied", "cancelled") and not same:
         sent = "sent to the model"
         if rec.truncated:

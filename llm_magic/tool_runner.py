@@ -70,6 +70,7 @@ class ToolRunner:
                 rec = ToolCallRecord(call.id, call.name, call.arguments, 0, status="ok")
                 rec.result = resume.given[call.id]
                 rec.output, rec.truncated = serialize_result(rec.result)
+                self._images(rec, rec.result)  # a given image goes to the model as one
                 given[call.id] = rec
         return await self.run([c for c in resume.calls if c.id in resume.run], given, resume)
 

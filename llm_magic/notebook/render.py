@@ -9,12 +9,10 @@ kernel). Nothing here imports ipywidgets.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 
 from ..cost import format_cost
 from ..events import ToolCallRecord
-from ..media import Media, describe, image_size
 from .look import (
     BORDER,
     ERROR,
@@ -35,6 +33,7 @@ from .look import (
     untrusted_safe,
 )
 from .reducer import RunState, TurnState
+from .thumbnails import FULL_SIZE, THUMBNAIL, attachments_html, media_html
 from .values import (
     arg_summary,
     arguments_json,
@@ -46,7 +45,6 @@ from .values import (
     pretty_json,
     result_json,
     rich_html,
-    safe_html,
     thread_parts,
     traceback_html,
 )
@@ -140,31 +138,6 @@ def call_line_html(rec: ToolCallRecord, now: float | None = None) -> str:
         f'<span class="llm-duration" style="flex:none;min-width:56px;text-align:right;{MUTED};'
         f'font-size:12px">{took}</span></div>'
     ) + (media_html(rec.media, THUMBNAIL) if rec.media else "")
-
-
-THUMBNAIL = 96  # pixels on the longer side of an image's thumbnail
-FULL_SIZE = 900  # at most this wide when shown whole
-
-
-def media_html(items: list[Media], longest: int) -> str:
-    """The images the model saw, at most `longest` pixels on their longer side (a thumbnail in
-    the call's line, full size in its details and under the prompt); a document, or an image
-    the sanitizer does not keep, as its description. Sized by attributes and sanitized, so the
-    saved notebook shows them as the live view does."""
-    shown = []
-    for media in items:
-        label = esc(f"{media.name or media.mime} {describe(media)}".strip())
-        if media.mime not in ("image/png", "image/jpeg"):
-            shown.append(f'<span class="llm-media-name" title="{label}">{label}</span>')
-            continue
-        width, height = image_size(media) or (longest, longest)
-        side = "width" if width >= height else "height"
-        pixels = min(width if side == "width" else height, longest)
-        shown.append(
-            f'<img class="llm-media" alt="{label}" title="{label}" {side}="{pixels}" '
-            f'src="{media.data_uri()}">'
-        )
-    return safe_html(f'<div class="llm-media-strip">{" ".join(shown)}</div>')
 
 
 def approval_args_html(rec: ToolCallRecord) -> str:
@@ -379,16 +352,6 @@ def header_html(state: RunState, now: float | None = None) -> str:
         f'<span style="{MONO};font-size:12px">{esc(state.model)}</span>{pill(status, label)}'
         f'<span class="llm-stats" style="{MUTED};font-size:12px">'
         f"{esc(' · '.join(header_stats(state) + cost_bits(state)))}{took}</span></div>{error}</div>"
-    )
-
-
-@functools.lru_cache(maxsize=8)  # the header is rendered again on every tick of a live run
-def attachments_html(items: tuple[Media, ...]) -> str:
-    """The prompt's attachments: thumbnails that open to full size (no script: the same in the
-    saved notebook)."""
-    return (
-        f'<details class="llm-attachments"><summary style="cursor:pointer">'
-        f"{media_html(list(items), THUMBNAIL)}</summary>{media_html(list(items), FULL_SIZE)}</details>"
     )
 
 

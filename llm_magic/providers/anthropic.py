@@ -224,8 +224,8 @@ def _user_blocks(group: list[Message], cache: WireCache | None) -> list[dict[str
     texts: list[dict[str, Any]] = []
     for msg in group:
         results += cached(cache, msg, "anthropic-results", _result_blocks)
-        if msg.role == "user":
-            texts += [media_block(m) for m in msg.media]
+        if msg.role == "user" and msg.media:  # encoded once per message, not once per turn
+            texts += cached(cache, msg, "anthropic-media", lambda m: [*map(media_block, m.media)])
         if msg.role == "user" and msg.text:
             texts.append({"type": "text", "text": msg.text})
     return results + texts or [{"type": "text", "text": "(empty)"}]

@@ -315,9 +315,11 @@ def _user_parts(
         ):
             parts += [{"text": images_follow(r)}, *map(inline_part, r.media)]
     for m in group:
-        if m.role == "user":
-            parts += [inline_part(media) for media in m.media]
-            parts += [{"text": m.text}] if m.text else []
+        if m.role != "user":
+            continue
+        if m.media:  # encoded once per message, not once per turn
+            parts += cached(cache, m, "gemini-media", lambda m: [*map(inline_part, m.media)])
+        parts += [{"text": m.text}] if m.text else []
     return parts
 
 

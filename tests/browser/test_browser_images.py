@@ -47,6 +47,10 @@ def plot() -> Figure:
 result = await llm_magic.chain("Plot it and describe it.", model=model, tools=[plot])
 print("answer:", result.text)
 """
+ATTACHED = """\
+attached = await llm_magic.chain("What is this?", model=model, attachments=[plot()])
+print("attached:", attached.text)
+"""
 
 # the live view's thumbnail and full image, read from the page
 SIZES = """(img) => ({width: img.getBoundingClientRect().width,
@@ -59,13 +63,14 @@ def test_the_image_the_model_saw_shows_live_and_saved(tmp_path: Path, page: Any,
     script = [
         Reply(calls=[Call("plot", {})]),
         Reply(text="I see {images}.", delay=4.0),  # the live view shows the finished call
+        Reply(text="It is {images}."),
     ]
     with (
         jupyter_server("lab", "light", tmp_path) as (url, root),
         OpenAIServer(script) as server,
     ):
         cell = CELL.format(base_url=server.base_url, api_key=server.api_key)
-        (root / "images.ipynb").write_text(json.dumps(notebook_of(cell)))
+        (root / "images.ipynb").write_text(json.dumps(notebook_of(cell, ATTACHED)))
         _open_and_run(page, url, "lab", "images.ipynb")
 
         live = page.locator(".llm-magic-timeline.llm-live")
@@ -82,17 +87,31 @@ def test_the_image_the_model_saw_shows_live_and_saved(tmp_path: Path, page: Any,
         assert full.evaluate(SIZES)["width"] == 400
         live.screenshot(path=str(shots / "live.png"))
 
-        static = page.locator(".llm-magic-timeline.llm-static")
+        static = page.locator(".llm-magic-timeline.llm-static").first
         static.wait_for()
         page.locator(
             ".jp-OutputArea-output", has_text="answer: I see image/png 400x300."
         ).wait_for()
-        assert static.locator("summary img.llm-media").evaluate(SIZES)["width"] == 96
+        assert (
+            static.locator("details.llm-call summary img.llm-media").evaluate(SIZES)["width"] == 96
+        )
         static.locator("details.llm-call > summary").first.click()
         assert static.locator(".llm-detail-body img.llm-media").evaluate(SIZES)["width"] == 400
         static.screenshot(path=str(shots / "static.png"))
+        # the prompt's attachment: a thumbnail under the header, full size when opened
+        page.locator(
+            ".jp-OutputArea-output", has_text="attached: It is image/png 400x300."
+        ).wait_for()
+        header = page.locator(".llm-magic-timeline.llm-static .llm-attachments")
+        assert header.locator("summary img.llm-media").evaluate(SIZES)["width"] == 96
+        header.locator("summary").click()
+        assert (
+            header.locator(":scope > .llm-media-strip img.llm-media").evaluate(SIZES)["width"]
+            == 400
+        )
         assert server.failures == [] and server.pending == 0
         assert [i[:3] for i in server.requests[1].images] == [("image/png", 400, 300)]
+        assert [i[:3] for i in server.requests[2].images] == [("image/png", 400, 300)]
 
         # saved, the kernel gone, reopened: the saved notebook keeps the image
         page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
@@ -101,9 +120,10 @@ def test_the_image_the_model_saw_shows_live_and_saved(tmp_path: Path, page: Any,
         page.reload(wait_until="domcontentloaded")
         page.wait_for_function("() => !!window.jupyterapp")
         page.evaluate(APP_READY)
-        reopened = page.locator(".llm-magic-timeline.llm-static")
+        reopened = page.locator(".llm-magic-timeline.llm-static").first
         reopened.wait_for()
-        saved = reopened.locator("summary img.llm-media")
+        assert page.locator(".llm-attachments summary img.llm-media").count() == 1
+        saved = reopened.locator("details.llm-call summary img.llm-media")
         saved.wait_for()
         page.wait_for_function(
             "(img) => img.complete && img.naturalWidth > 0", arg=saved.element_handle()

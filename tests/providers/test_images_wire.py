@@ -260,6 +260,23 @@ def test_what_cannot_be_attached_is_named():
         model.chain("?", attachments=PNG)  # one item needs no list
 
 
+def count() -> int:
+    """Count the items."""
+    return 3
+
+
+async def test_a_fork_sends_the_prompts_attachments_once(anthropic_server):
+    """A fork inside the run has the prompt and its images in its history: not attached again;
+    a fork at step 0 asks a new prompt, with this run's attachments."""
+    anthropic_server.push(Reply(calls=[Call("count", {})]), Reply(text="3"))
+    model = model_for(anthropic_server)
+    result = await model.chain("How many?", tools=[count], attachments=[PNG])
+    anthropic_server.push(Reply(text="{images}"), Reply(text="{images}"))
+    inside = await result.fork(at=1, prompt="Sure?")
+    again = await result.fork(at=0, prompt="How many, really?")
+    assert inside.text == again.text == f"image/png {WIDTH}x{HEIGHT}"  # one image each
+
+
 # ---- what the servers refuse ---------------------------------------------------------------------
 def refused(server, history, url=None, **extra) -> list[str]:
     """The problems the server found in a request with this native history (a 400)."""

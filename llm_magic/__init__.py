@@ -31,6 +31,7 @@ from .errors import (
 )
 from .events import ToolCallRecord
 from .kernel_tools import NotebookTools, notebook_tools
+from .media import Media, MediaError
 from .messages import Message, ToolCall, ToolResult, Usage
 from .models import (
     AsyncConversation,
@@ -67,6 +68,8 @@ __all__ = [
     "ConfigError",
     "Conversation",
     "LLMMagicError",
+    "Media",
+    "MediaError",
     "Message",
     "MissingKeyError",
     "Model",

@@ -37,6 +37,7 @@ from ._loop import CallerThread
 from .answers import FINAL_TOOL, TypedAnswer, answer_choice
 from .cost import Cost, CostMeter
 from .events import ToolCallRecord
+from .media import MediaPolicy, attachment
 from .messages import FINAL_TURN_INSTRUCTION, Message, ModelRequest, ModelTurn, Usage
 from .options import ChainOptions
 from .results import ChainResult, ConversationLike, Status
@@ -103,8 +104,13 @@ class ChainRun:
         self.approver = Approver(options.approval_callback)
         # The sync facade's waiting thread, where `on_loop` tools run; None: the loop's thread.
         self.caller = caller
+        media = MediaPolicy.of(provider)
+        # the prompt's images and files as sent (a bad one raises here, before anything runs)
+        self.attachments, self.omitted = media.fit(
+            [attachment(a) for a in options.attachments], refuse=True
+        )
         self.runner = ToolRunner(
-            self.state, options, conversation, self.broadcast.emit, self.approver, caller
+            self.state, options, conversation, self.broadcast.emit, self.approver, caller, media
         )
         self.final: ChainResult[Any] | None = None
         self.error_traceback: TracebackType | None = None  # a failed run's, for re-raising
@@ -267,10 +273,15 @@ class ChainRun:
             self._after_tools(await self.runner.run_branch(self.resume))
         self.state.step_ends.append(len(self.conversation.messages))
         if self.prompt is not None:
-            self.conversation.messages.append(Message("user", self.prompt))
+            text = "\n".join([self.prompt, *self.omitted])
+            self.conversation.messages.append(Message("user", text, media=tuple(self.attachments)))
 
     def _announce(self) -> None:
-        self._emit(ev.RunStarted(self.provider.model, self.prompt or "", list(self.tools)))
+        self._emit(
+            ev.RunStarted(
+                self.provider.model, self.prompt or "", list(self.tools), list(self.attachments)
+            )
+        )
 
     async def _add_source_tools(self) -> BaseException | None:
         """The tool sources' (MCP servers') tools join the run's; what failed, raised in `_run`."""

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
 
+from .media import Media
 from .messages import ToolCall, Usage
 
 if TYPE_CHECKING:
@@ -36,6 +37,7 @@ class ToolCallRecord:
     status: CallStatus = "queued"
     result: Any = None  # the real Python object the tool returned
     output: str = ""  # the text sent back to the model
+    media: list[Media] = field(default_factory=list)  # the images sent back with it
     truncated: bool = False  # output was cut for the model; `result` is whole
     error: BaseException | None = None
     traceback: str | None = None
@@ -97,6 +99,7 @@ class RunStarted(Event):
     model: str
     prompt: str
     tools: list[str]
+    media: list[Media] = field(default_factory=list)  # the prompt's attachments, as sent
     type = "run_started"
 
 

@@ -1,8 +1,8 @@
 """What an MCP tool call gives back, for the model and for the user; names and argument checks.
 
 An MCP `CallToolResult` holds content blocks (text, images, audio, embedded resources, resource
-links) and, optionally, structured content. The model gets one text (our neutral conversation
-carries text tool results); the user keeps everything: `MCPResult.raw` is the SDK's object,
+links) and, optionally, structured content. The model gets one text and the images (as images
+where its API takes them: llm_magic.media); the user keeps everything: `MCPResult.raw` is the SDK's object,
 `.images` the decoded images, `.structured` the structured content, and the notebook shows
 text and images together (`_repr_mimebundle_`). `is_error` results become `MCPToolError`, which
 the chain sends back to the model as a tool error.

@@ -3,7 +3,8 @@
 One assistant message holds the text and the tool calls of one model turn; one `tool` message
 holds all the results of that turn. Provider adapters map this onto their wire format
 (OpenAI: one `tool` message per result; Anthropic: one user turn of `tool_result` blocks;
-Gemini: one content of `functionResponse` parts).
+Gemini: one content of `functionResponse` parts). Images and documents are `Media` parts: on a
+tool result, or on a user message (a prompt's attachments).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import json
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
+
+from .media import Media
 
 Role = Literal["system", "user", "assistant", "tool"]
 # What a provider tells the model on a `final` request, in the provider's own wire form.
@@ -37,12 +40,13 @@ class ToolCall:
 
 @dataclass
 class ToolResult:
-    """The text sent back to the model for one call."""
+    """What is sent back to the model for one call: its text, and any images it returned."""
 
     call_id: str
     name: str
     content: str
     is_error: bool = False
+    media: tuple[Media, ...] = ()
 
 
 @dataclass
@@ -51,6 +55,8 @@ class Message:
     text: str = ""
     tool_calls: list[ToolCall] = field(default_factory=list)
     tool_results: list[ToolResult] = field(default_factory=list)
+    # Images and documents sent with a user message (a prompt's attachments).
+    media: tuple[Media, ...] = ()
     # Opaque provider blocks that must be sent back unchanged (Anthropic thinking blocks).
     provider_data: dict[str, Any] = field(default_factory=dict)
 

@@ -217,6 +217,13 @@ class ChainOptions:
         help="extra fields for the provider's request (temperature, max_tokens, ...)",
         factory=dict,
     )
+    attachments: tuple[Any, ...] = option(
+        (),
+        help="images and files sent with the prompt: figures, images, paths (PNG, JPEG, GIF, "
+        "WebP, PDF), bytes; names of the notebook's variables or paths on the line",
+        flags=("--attach",),
+        metavar="fig,report.pdf",
+    )
 
     def __post_init__(self) -> None:
         _check_int(self, "max_steps", minimum=1, optional=True)
@@ -245,6 +252,10 @@ class ChainOptions:
         if not isinstance(self.model_options, Mapping):
             raise TypeError(f"model_options must be a dict, got {self.model_options!r}")
         object.__setattr__(self, "model_options", types.MappingProxyType(dict(self.model_options)))
+        given = self.attachments  # a list of them, or one (a figure, a path)
+        object.__setattr__(
+            self, "attachments", tuple(given) if isinstance(given, list | tuple) else (given,)
+        )
 
     def replace(self, **changes: Any) -> ChainOptions:
         """A copy with some fields changed (the original never changes)."""
@@ -273,6 +284,7 @@ class ChainKwargs(TypedDict, total=False):
     prefer_sync: bool
     approval_callback: ApprovalCallback | None
     model_options: Mapping[str, Any]
+    attachments: Iterable[Any] | Any
 
 
 def build_options(

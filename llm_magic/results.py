@@ -174,6 +174,8 @@ class ChainResult(Generic[R]):
         from .cost import add
 
         opts = build_options(self.options, **options)
+        if "attachments" not in options and plan.point.step > 0:
+            opts = opts.replace(attachments=())  # this run's are in the history already
         spent = self.conversation_cost  # the history before this run, and its steps kept
         before = None if spent is None or self.cost is None else spent - self.cost
         cost = add(before, *(t.cost for t in self.turns[: plan.point.step]))

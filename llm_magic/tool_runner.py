@@ -20,6 +20,7 @@ from . import events as ev
 from ._approver import Approver
 from .errors import ToolArgumentsError, ToolError
 from .events import ToolCallRecord
+from .media import MediaPolicy, describe, result_media
 from .messages import Message, ToolCall, ToolResult
 from .run_state import RunState
 from .tools import CANCEL_GRACE, ThreadCall, Tool, serialize_result
@@ -50,6 +51,7 @@ class ToolRunner:
         emit: Callable[[ev.Event], None],
         approver: Approver,
         caller: CallerThread | None = None,
+        media: MediaPolicy | None = None,
     ) -> None:
         self.state = state
         self.options = options
@@ -58,6 +60,7 @@ class ToolRunner:
         self.approver = approver
         self.caller = caller  # the sync facade's waiting thread, where `on_loop` tools run
         self._order: Resume | None = None  # a branch turn's call order, while it runs
+        self.media = media  # what the model takes of a result's images; None: text only
 
     async def run_branch(self, resume: Resume) -> list[ToolCallRecord]:
         """A branch's first act: its turn's calls run again, take a given value, or keep theirs."""
@@ -67,6 +70,7 @@ class ToolRunner:
                 rec = ToolCallRecord(call.id, call.name, call.arguments, 0, status="ok")
                 rec.result = resume.given[call.id]
                 rec.output, rec.truncated = serialize_result(rec.result)
+                self._images(rec, rec.result)  # a given image goes to the model as one
                 given[call.id] = rec
         return await self.run([c for c in resume.calls if c.id in resume.run], given, resume)
 
@@ -107,7 +111,10 @@ class ToolRunner:
 
     def commit(self) -> None:
         """Answer the pending calls in one tool message (a branch turn's in its order)."""
-        results = {r.id: ToolResult(r.id, r.name, r.output, r.is_error) for r in self.state.pending}
+        results = {
+            r.id: ToolResult(r.id, r.name, r.output, r.is_error, tuple(r.media))
+            for r in self.state.pending
+        }
         resume, self._order = self._order, None
         if resume is not None:  # the branch turn's order, with the results kept as they were
             results = {c.id: results.get(c.id) or resume.kept[c.id] for c in resume.calls}
@@ -226,9 +233,27 @@ class ToolRunner:
                 f"could not be turned into text ({type(exc).__name__}: {exc})",
                 exc,
             )
+        try:
+            self._images(rec, value)
+        except Exception as exc:  # past the limits without Pillow, a figure that cannot draw
+            rec.reason = "the image it returned could not be sent to the model"
+            return self.end(rec, "error", f"error: {tool.name} returned an image: {exc}", exc)
         rec.status = "ok"
         rec.ended_at = time.monotonic()
         self.emit(ev.ToolCallFinished(rec))
+
+    def _images(self, rec: ToolCallRecord, value: Any) -> None:
+        """A result that is (or holds) images: they go to the model as images, fitted to its
+        limits, with a text that describes them (a figure's repr says nothing); a model that
+        takes no images reads a line saying so instead."""
+        found = result_media(value) if self.media is not None else []
+        if not found or self.media is None:
+            return
+        kept, omitted = self.media.fit(found)
+        rec.media = kept
+        own_text = callable(getattr(value, "__llm_output__", None))  # an MCP result's text
+        lines = [rec.output] if own_text else [describe(m) for m in kept]
+        rec.output = "\n".join(lines + omitted + [m.note for m in kept if m.note])
 
     async def _let_go(self, tool: Tool, rec: ToolCallRecord, thread: ThreadCall) -> None:
         """The run stops waiting for a call (cancel, interrupt, timeout). A sync call's thread

@@ -7,6 +7,7 @@ the same wherever the line comes from (the input transformer or the registered m
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import difflib
 import functools
@@ -18,8 +19,10 @@ import types
 import typing
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, NoReturn
 
+from ..media import MediaError, attachment, is_image_like
 from ..options import ChainOptions, Option, field_hints, literal_values, option, options_of
 from .errors import NotebookError
 
@@ -244,10 +247,12 @@ def parse_line(
     if extra:
         raise OptionError(_unknown(extra))
     given = vars(ns)
-    for name in ("tools", "approve", "mcp", "context"):
+    for name in ("tools", "approve", "mcp", "context", "attachments"):
         if name in given:
             given[name] = _names(given[name])
     _resolve(given, namespace or {})
+    if "attachments" in given:
+        given["attachments"] = [_attachment(n, namespace or {}) for n in given["attachments"]]
     return _build(given, dict(defaults or {}))
 
 
@@ -265,6 +270,24 @@ def _resolve(given: dict[str, Any], namespace: Mapping[str, Any]) -> None:
                     f"notebook{hint} (define it in a cell above)"
                 )
             given[f.name] = value
+
+
+def _attachment(name: str, namespace: Mapping[str, Any]) -> Any:
+    """`--attach NAME`: a variable of the notebook (a figure, an image, bytes, a path), else a
+    path to a file."""
+    found, value = lookup(name, namespace)
+    if not found and Path(name).expanduser().is_file():
+        found, value = True, Path(name)
+    if not found:
+        close = close_names(name, [k for k in namespace if not k.startswith("_")])
+        hint = f"; did you mean {' or '.join(close)}?" if close else ""
+        raise OptionError(
+            f"%%llm_chain: --attach {name}: there is no variable or file named {name!r}{hint}"
+        )
+    try:
+        return attachment(value, name)
+    except MediaError as exc:
+        raise OptionError(f"%%llm_chain: --attach {name}: {exc}") from None
 
 
 def _build(given: dict[str, Any], defaults: dict[str, Any]) -> CellLine:
@@ -330,11 +353,18 @@ def _dotted(name: str) -> bool:
 _PLACEHOLDER = re.compile(r"(?<!\{)\{([^\W\d]\w*(?:\.[^\W\d]\w*)*)\}(?!\})")
 
 
-def interpolate(text: str, namespace: Mapping[str, Any], hidden: Collection[str] = ()) -> str:
+def interpolate(
+    text: str,
+    namespace: Mapping[str, Any],
+    hidden: Collection[str] = (),
+    images: list[Any] | None = None,
+) -> str:
     """Fill `{name}` / `{name.attr}` whose name is a variable in `namespace`; keep all else.
 
     Left exactly as written: `{}`, JSON and dict literals, `{{name}}`, `{ name }`, names that do
     not exist (or whose attribute does not), modules, and the shell's own variables (`hidden`).
+    An image (a figure, a PIL image, `llm_magic.Media`) is not its repr: with `images` given it
+    goes there, to be sent as an image, and the text says `[image: name, attached]`.
     """
 
     def fill(match: re.Match[str]) -> str:
@@ -347,6 +377,10 @@ def interpolate(text: str, namespace: Mapping[str, Any], hidden: Collection[str]
                 value = getattr(value, attr)
             if isinstance(value, types.ModuleType):
                 return match.group(0)
+            if images is not None and is_image_like(value):
+                with contextlib.suppress(MediaError):  # no image after all: its text, as before
+                    images.append(attachment(value, match.group(1)))
+                    return f"[image: {match.group(1)}, attached]"
             return str(value)
         except Exception:
             return match.group(0)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from .. import events as ev
 from ..events import ToolCallRecord
+from ..media import Media
 from ..messages import Usage
 from .look import shorten
 
@@ -89,6 +90,7 @@ class RunState:
     error: str | None = None
     note: str | None = None
     answer: str = ""  # the last turn's text once the run has ended
+    media: list[Media] = field(default_factory=list)  # the prompt's images and files, as sent
 
     def count(self, rec: ToolCallRecord) -> None:
         old = self.seen.get(rec.id)
@@ -144,6 +146,7 @@ def apply(state: RunState, event: ev.Event) -> tuple[str, ...]:
         state.status = "running"
         state.started_at = event.at
         state.model = state.model or event.model
+        state.media = list(event.media)
         return (HEAD,)
     if isinstance(event, ev.TurnStarted):
         turn = TurnState(step=event.step, started_at=event.at, key=f"t{len(state.turns)}")

@@ -34,6 +34,7 @@ from .look import (
     untrusted_safe,
 )
 from .reducer import RunState, TurnState
+from .thumbnails import FULL_SIZE, THUMBNAIL, attachments_html, media_html
 from .values import (
     arg_summary,
     arguments_json,
@@ -137,7 +138,7 @@ def call_line_html(rec: ToolCallRecord, now: float | None = None) -> str:
         f"{truncated}{pill(rec.status)}</span>"
         f'<span class="llm-duration" style="flex:none;min-width:56px;text-align:right;{MUTED};'
         f'font-size:12px">{took}</span></div>'
-    )
+    ) + (media_html(rec.media, THUMBNAIL) if rec.media else "")
 
 
 def approval_args_html(rec: ToolCallRecord, code: Collection[str] = ()) -> str:
@@ -177,7 +178,8 @@ def call_detail_html(rec: ToolCallRecord, result_markup: str | None = None) -> s
     """The expanded part: arguments, rich result, text sent to the model, error and traceback."""
     parts = [_label("arguments"), pre(arguments_json(rec))]
     same = _sent_as_shown(rec)
-    if rec.status == "ok":
+    shown_as_sent = rec.media and not hasattr(rec.result, "__llm_output__")  # the image itself
+    if rec.status == "ok" and not shown_as_sent:
         kind = type(rec.result).__name__
         parts += [_label(f"result · {kind}" + (" · sent to the model as is" if same else ""))]
         parts.append(result_markup if result_markup is not None else rich_html(rec.result))
@@ -190,6 +192,9 @@ def call_detail_html(rec: ToolCallRecord, result_markup: str | None = None) -> s
     if rec.reason and rec.status in ("denied", "cancelled"):
         parts += [_label("reason"), f'<div style="{FG}">{esc(rec.reason)}</div>']
     parts += thread_parts(rec, _label)
+    if rec.media:
+        kind = f"result · {type(rec.result).__name__} · " if shown_as_sent else ""
+        parts += [_label(f"{kind}images sent to the model"), media_html(rec.media, FULL_SIZE)]
     if rec.status in ("ok", "error", "denied", "cancelled") and not same:
         sent = "sent to the model"
         if rec.truncated:
@@ -350,6 +355,8 @@ def header_html(state: RunState, now: float | None = None) -> str:
             f'<div class="llm-branch" style="{MUTED};font-size:12px;overflow-wrap:anywhere">'
             f"branched from: {esc(state.branch)}</div>{error}"
         )
+    if state.media:
+        error += attachments_html(tuple(state.media))
     return (
         f'<div class="llm-header" style="line-height:1.4;min-width:0"><div style="display:flex;'
         f'align-items:center;gap:8px;flex-wrap:wrap"><b style="font-size:13px">LLM</b>'

@@ -200,7 +200,8 @@ async def plan(request: Request) -> Plan:
     """
     cell, ip = request.cell, shell()
     ns = request.namespace if request.namespace is not None else getattr(ip, "user_ns", None)
-    prompt = _prompt(request.prompt, cell.interpolate, ns, ip)
+    images: list[Any] = []  # the `{fig}`s of the prompt, sent as images
+    prompt = _prompt(request.prompt, cell.interpolate, ns, ip, images)
     if cell.context:
         from .shell_tools import context_text
 
@@ -219,6 +220,8 @@ async def plan(request: Request) -> Plan:
     )
     tools = await _tools(request, ns, cell.quiet)
     options = request.chain
+    if images:
+        options = options.replace(attachments=(*options.attachments, *images))
     _check_approve(options.approve, tools)
     if (cell.quiet or ip is None) and options.approval_callback is None:
         # no timeline to ask in: a call that needs approval is denied, saying why
@@ -241,7 +244,13 @@ async def plan(request: Request) -> Plan:
     )
 
 
-def _prompt(prompt: object, interpolate: bool, ns: Mapping[str, Any] | None, ip: Any) -> str:
+def _prompt(
+    prompt: object,
+    interpolate: bool,
+    ns: Mapping[str, Any] | None,
+    ip: Any,
+    images: list[Any] | None = None,
+) -> str:
     """The prompt to send: checked (a clear error for none), its `{name}`s filled when asked."""
     if not isinstance(prompt, str):
         raise NotebookError(f"the prompt must be a string, got {type(prompt).__name__}")
@@ -250,7 +259,7 @@ def _prompt(prompt: object, interpolate: bool, ns: Mapping[str, Any] | None, ip:
     if interpolate and ns is not None:
         from .cell_options import interpolate as fill
 
-        return fill(prompt, ns, hidden_names(ip))
+        return fill(prompt, ns, hidden_names(ip), images)
     return prompt
 
 

@@ -162,11 +162,28 @@ def _allowed_attributes() -> dict[str, set[str]]:
     return attributes
 
 
+# The only `data:` URLs kept: PNG and JPEG images (a tool's table with an inline chart, the
+# images a model saw); a `data:text/html` link or an SVG could carry script.
+_DATA_IMAGE = re.compile(r"data:image/(png|jpeg);base64,[A-Za-z0-9+/=]*\Z")
+
+
+def _data_images_only(_tag: str, attribute: str, value: str) -> str | None:
+    if attribute in ("src", "href") and value.strip().lower().startswith("data:"):
+        return value if _DATA_IMAGE.match(value.strip()) else None
+    return value
+
+
 def safe_html(markup: str) -> str:
-    """`markup` with everything that could run code removed (see `_HTML_ATTRIBUTES`)."""
+    """`markup` with everything that could run code removed (see `_HTML_ATTRIBUTES`); `data:`
+    URLs only for PNG and JPEG images."""
     import nh3
 
-    return nh3.clean(markup, attributes=_allowed_attributes(), url_schemes=_URL_SCHEMES)
+    return nh3.clean(
+        markup,
+        attributes=_allowed_attributes(),
+        url_schemes=_URL_SCHEMES,
+        attribute_filter=_data_images_only,
+    )
 
 
 def _format(obj: Any) -> dict[str, Any]:

@@ -23,7 +23,8 @@ def _fingerprint(msg: Message) -> tuple[Any, ...]:
         msg.role,
         msg.text,
         tuple((c.id, c.name, c.arguments, id(c.provider_data)) for c in msg.tool_calls),
-        tuple((r.call_id, r.name, r.content, r.is_error) for r in msg.tool_results),
+        tuple((r.call_id, r.name, r.content, r.is_error, r.media) for r in msg.tool_results),
+        msg.media,
         id(msg.provider_data),
     )
 

@@ -18,6 +18,7 @@ from typing import Any
 from .. import catalog
 from .._sse import SSEEvent
 from ..errors import ConfigError, ProviderError, RefusalError
+from ..media import Media
 from ..messages import Message, ModelRequest, ModelTurn, ToolCall, Usage
 from ._fields import THINKING_BUDGETS, drop_refused_sampling
 from ._wire_cache import WireCache, cached
@@ -43,6 +44,7 @@ _ID_BAD = re.compile(r"[^a-zA-Z0-9_-]")
 
 class AnthropicProvider(Provider):
     name = "anthropic"
+    documents = True
     default_base_url = "https://api.anthropic.com"
     models_path = "/v1/models"
 
@@ -216,11 +218,14 @@ def _assistant_blocks(msg: Message) -> list[dict[str, Any]]:
 
 
 def _user_blocks(group: list[Message], cache: WireCache | None) -> list[dict[str, Any]]:
-    """Every tool_result of the group first, then the user text blocks."""
+    """Every tool_result of the group first, then the user blocks (a prompt's images and
+    documents before its text, as Anthropic's vision guide advises)."""
     results: list[dict[str, Any]] = []
     texts: list[dict[str, Any]] = []
     for msg in group:
         results += cached(cache, msg, "anthropic-results", _result_blocks)
+        if msg.role == "user" and msg.media:  # encoded once per message, not once per turn
+            texts += cached(cache, msg, "anthropic-media", lambda m: [*map(media_block, m.media)])
         if msg.role == "user" and msg.text:
             texts.append({"type": "text", "text": msg.text})
     return results + texts or [{"type": "text", "text": "(empty)"}]
@@ -229,15 +234,29 @@ def _user_blocks(group: list[Message], cache: WireCache | None) -> list[dict[str
 def _result_blocks(msg: Message) -> list[dict[str, Any]]:
     blocks: list[dict[str, Any]] = []
     for r in msg.tool_results:
+        content: str | list[dict[str, Any]] = r.content or "(empty)"
+        if r.media:  # the result's text, then its images
+            content = [{"type": "text", "text": content}, *map(media_block, r.media)]
         block: dict[str, Any] = {
             "type": "tool_result",
             "tool_use_id": sanitize_id(r.call_id),
-            "content": r.content or "(empty)",
+            "content": content,
         }
         if r.is_error:
             block["is_error"] = True
         blocks.append(block)
     return blocks
+
+
+def media_block(media: Media) -> dict[str, Any]:
+    """An `image` block (anthropic-sdk-python `types/image_block_param.py`, a
+    `base64_image_source_param.py` source) or a PDF `document` block (`document_block_param.py`,
+    `base64_pdf_source_param.py`)."""
+    kind = "image" if media.is_image else "document"
+    return {
+        "type": kind,
+        "source": {"type": "base64", "media_type": media.mime, "data": media.base64()},
+    }
 
 
 # ---- response parsing ------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from .._http import HTTPSession, RetryPolicy
 from .._sse import SSEEvent
 from ..catalog import ModelInfo
 from ..errors import LLMMagicError, ModelNotFoundError, ProviderError, StreamError
-from ..messages import FINAL_TURN_INSTRUCTION, Message, ModelRequest, ModelTurn
+from ..messages import FINAL_TURN_INSTRUCTION, Message, ModelRequest, ModelTurn, ToolResult
 from ._names import WireNames
 from ._wire_cache import WireCache
 
@@ -105,6 +105,10 @@ class Provider(ABC):
     models_path = "/models"
     # The catalog's entry for the model: which request fields it takes (None: no rules known).
     info: ModelInfo | None = None
+    # Takes images (in tool results or prompts); False: each becomes a line saying it was left out.
+    vision = True
+    # Takes PDF documents in a prompt (Anthropic, Gemini, OpenAI Responses); else a clear error.
+    documents = False
 
     def __init__(
         self,
@@ -339,6 +343,15 @@ def merge_user_messages(messages: list[Message]) -> list[list[Message]]:
         else:
             groups.append([msg])
     return groups
+
+
+def images_follow(result: ToolResult) -> str:
+    """The text before a tool result's images where the API takes none in tool results (they
+    follow in a user message): which call they belong to."""
+    count = len(result.media)
+    what = "image" if count == 1 else f"{count} images"
+    verb = "follows" if count == 1 else "follow"
+    return f"The {what} returned by the call {result.call_id} ({result.name}) {verb}."
 
 
 def capped_tokens(user: Any, cap: int | None) -> Any:

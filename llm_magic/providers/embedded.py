@@ -38,6 +38,7 @@ def _stderr(message: str) -> None:
 
 class LocalProvider(OpenAIProvider):
     name = "local"
+    vision = False  # Gemma 3 270M reads text only: an image becomes a line saying so
     default_max_steps = (
         1  # a 270M base model calls the tool again and again; answer after one round
     )

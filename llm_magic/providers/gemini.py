@@ -10,12 +10,22 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any, Literal
 from urllib.parse import quote
 
 from .. import catalog
 from ..errors import ProviderError, ToolDefinitionError
-from ..messages import Message, ModelRequest, ModelTurn, ToolCall, ToolResult, ToolSpec, Usage
+from ..media import Media
+from ..messages import (
+    Message,
+    ModelRequest,
+    ModelTurn,
+    ToolCall,
+    ToolResult,
+    ToolSpec,
+    Usage,
+)
 from ._fields import THINKING_BUDGETS
 from ._portable import gemini_json_schema
 from ._schema import translate_schema
@@ -26,6 +36,7 @@ from .base import (
     arguments_object,
     capped_tokens,
     expect,
+    images_follow,
     merge_user_messages,
     new_call_id,
 )
@@ -57,6 +68,7 @@ _TOP_LEVEL = {"safetySettings", "cachedContent", "labels"}
 
 class GeminiProvider(Provider):
     name = "gemini"
+    documents = True
     default_base_url = "https://generativelanguage.googleapis.com/v1beta"
 
     def __init__(self, model: str, *, schema_format: SchemaFormat = "auto", **kwargs: Any) -> None:
@@ -110,7 +122,9 @@ class GeminiProvider(Provider):
         body: dict[str, Any] = {}
         if system:
             body["systemInstruction"] = {"parts": [{"text": system}]}
-        body["contents"] = wire_contents(request.messages, self.wire_cache)
+        body["contents"] = wire_contents(
+            request.messages, self.wire_cache, media_in_responses=media_in_responses(self.model)
+        )
         if request.tools:
             body["tools"] = [{"functionDeclarations": [self.declaration(t) for t in request.tools]}]
             if request.tool_choice:
@@ -183,7 +197,17 @@ def _camel(key: str) -> str:
     return head + "".join(w[:1].upper() + w[1:] for w in rest)
 
 
-def wire_contents(messages: list[Message], cache: WireCache | None = None) -> list[dict[str, Any]]:
+def media_in_responses(model: str) -> bool:
+    """Whether the model takes images inside a `functionResponse` (`parts`): Gemini 3 and
+    later (ai.google.dev/gemini-api/docs/function-calling#multimodal, read 2026-12-07); an
+    older one gets them after the responses, in the same user turn."""
+    match = re.match(r"gemini-(\d+)", model)
+    return match is not None and int(match.group(1)) >= 3
+
+
+def wire_contents(
+    messages: list[Message], cache: WireCache | None = None, *, media_in_responses: bool = True
+) -> list[dict[str, Any]]:
     """Neutral messages as Gemini contents (system messages go to systemInstruction)."""
     calls = {c.id: c for m in messages if m.role == "assistant" for c in m.tool_calls}
     contents: list[dict[str, Any]] = []
@@ -195,7 +219,7 @@ def wire_contents(messages: list[Message], cache: WireCache | None = None) -> li
             if parts:
                 contents.append({"role": "model", "parts": parts})
             continue
-        parts = _user_parts(group, calls, previous, cache)
+        parts = _user_parts(group, calls, previous, cache, media_in_responses)
         if parts:
             contents.append({"role": "user", "parts": parts})
     return contents
@@ -267,19 +291,50 @@ def _user_parts(
     calls: dict[str, ToolCall],
     previous: Message | None,
     cache: WireCache | None,
+    media_inside: bool = True,
 ) -> list[dict[str, Any]]:
-    def responses(msg: Message) -> list[tuple[str, dict[str, Any]]]:
-        return [(r.call_id, _function_response(r, calls.get(r.call_id))) for r in msg.tool_results]
+    """The turn's function responses in the calls' order; the images of results where the
+    model takes none inside a response (each group after a text naming its call); then the
+    user's own parts (a prompt's images and documents before its text)."""
 
-    answered = [pair for m in group for pair in cached(cache, m, "gemini-responses", responses)]
+    def responses(msg: Message) -> list[tuple[str, dict[str, Any]]]:
+        return [
+            (r.call_id, _function_response(r, calls.get(r.call_id), media_inside))
+            for r in msg.tool_results
+        ]
+
+    kind = "gemini-responses" if media_inside else "gemini-responses-text"
+    answered = [pair for m in group for pair in cached(cache, m, kind, responses)]
     order = {c.id: i for i, c in enumerate(previous.tool_calls)} if previous else {}
     answered.sort(key=lambda pair: order.get(pair[0], len(order)))  # the calls' order
     parts: list[dict[str, Any]] = [part for _, part in answered]
-    parts += [{"text": m.text} for m in group if m.role == "user" and m.text]
+    if not media_inside:
+        for r in sorted(
+            (r for m in group for r in m.tool_results if r.media),
+            key=lambda r: order.get(r.call_id, len(order)),
+        ):
+            parts += [{"text": images_follow(r)}, *map(inline_part, r.media)]
+    for m in group:
+        if m.role != "user":
+            continue
+        if m.media:  # encoded once per message, not once per turn
+            parts += cached(cache, m, "gemini-media", lambda m: [*map(inline_part, m.media)])
+        parts += [{"text": m.text}] if m.text else []
     return parts
 
 
-def _function_response(result: ToolResult, call: ToolCall | None) -> dict[str, Any]:
+def inline_part(media: Media) -> dict[str, Any]:
+    """A part of inline bytes (google-genai `types.py` `Part.inline_data`, a `Blob` of
+    `mime_type` and base64 `data`; camelCase on the REST wire)."""
+    return {"inlineData": {"mimeType": media.mime, "data": media.base64()}}
+
+
+def _function_response(
+    result: ToolResult, call: ToolCall | None, media_inside: bool = True
+) -> dict[str, Any]:
+    """A `functionResponse`; a result's images go in its `parts` (google-genai `types.py`
+    `FunctionResponse.parts`, each a `FunctionResponsePart` whose `inline_data` is a
+    `FunctionResponseBlob` of `mime_type` and `data`) when the model takes them there."""
     fr: dict[str, Any] = {}
     if call is not None and call.provider_data.get(ID_KEY):
         fr["id"] = call.provider_data[ID_KEY]
@@ -288,6 +343,8 @@ def _function_response(result: ToolResult, call: ToolCall | None) -> dict[str, A
         fr["response"] = {"error": result.content}
     else:
         fr["response"] = {"output": _result_value(result.content)}  # the documented key
+    if result.media and media_inside:
+        fr["parts"] = [inline_part(m) for m in result.media]
     return {"functionResponse": fr}
 
 

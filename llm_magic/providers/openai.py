@@ -15,10 +15,19 @@ from typing import Any
 from .. import catalog
 from .._sse import SSEEvent
 from ..errors import ProviderError, RefusalError
+from ..media import Media, MediaPolicy
 from ..messages import Message, ModelRequest, ModelTurn, OutputSchema, ToolCall, Usage
 from ._fields import drop_refused_sampling
 from ._portable import openai_schema, openai_strict_schema, strict_limit
-from .base import Accumulator, Provider, arguments_object, capped_tokens, expect, new_call_id
+from .base import (
+    Accumulator,
+    Provider,
+    arguments_object,
+    capped_tokens,
+    expect,
+    images_follow,
+    new_call_id,
+)
 
 PROVIDER = "openai"
 # OpenAI model ids that answer text turns (not embeddings, audio, realtime, images)
@@ -154,12 +163,12 @@ class OpenAIProvider(Provider):
 
     def _wire(self, msg: Message) -> list[dict[str, Any]]:
         if msg.role == "tool":
-            return [
-                {"role": "tool", "tool_call_id": r.call_id, "content": r.content or "(empty)"}
-                for r in msg.tool_results
-            ]
+            return self._results(msg)
         if msg.role != "assistant" or not msg.tool_calls:
-            return [{"role": msg.role, "content": msg.text}]
+            if msg.role == "user" and msg.media and self.vision:  # the images, then the text
+                parts = [*map(self._part, msg.media), *([_text(msg.text)] if msg.text else [])]
+                return [{"role": "user", "content": parts}]
+            return [{"role": msg.role, "content": self._with_omitted(msg.text, msg.media)}]
         content: str | None = msg.text or ("" if self.compat.content_string else None)
         calls = [
             {
@@ -171,6 +180,38 @@ class OpenAIProvider(Provider):
             for c in msg.tool_calls
         ]
         return [{"role": "assistant", "content": content, "tool_calls": calls}]
+
+    def _results(self, msg: Message) -> list[dict[str, Any]]:
+        """One `tool` message per result; a tool message takes text only (openai-python
+        `types/chat/chat_completion_tool_message_param.py`), so the results' images follow in
+        one user message, each group after a text naming its call."""
+        out: list[dict[str, Any]] = []
+        parts: list[dict[str, Any]] = []
+        for r in msg.tool_results:
+            text = r.content or "(empty)"
+            if r.media and self.vision:
+                parts += [_text(images_follow(r)), *map(self._part, r.media)]
+            elif r.media:
+                text = self._with_omitted(text, r.media)
+            out.append({"role": "tool", "tool_call_id": r.call_id, "content": text})
+        return out + ([{"role": "user", "content": parts}] if parts else [])
+
+    def _part(self, media: Media) -> dict[str, Any]:
+        """An image as an `image_url` part with a data URL (openai-python `types/chat/
+        chat_completion_content_part_image_param.py`); a document, which Chat Completions
+        takes none of here, as the line saying it was left out."""
+        if media.is_image:
+            return {"type": "image_url", "image_url": {"url": media.data_uri()}}
+        return _text(MediaPolicy.of(self).omitted(media))
+
+    def _with_omitted(self, text: str, media: tuple[Media, ...]) -> str:
+        """The text, and a line for each item this model cannot take (no vision, documents)."""
+        policy = MediaPolicy.of(self)
+        return "\n".join([text, *(policy.omitted(m) for m in media)]) if media else text
+
+
+def _text(text: str) -> dict[str, Any]:
+    return {"type": "text", "text": text}
 
 
 def reasoning_effort(provider: Provider, thinking: str | None) -> str | None:

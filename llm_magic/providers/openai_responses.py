@@ -20,7 +20,8 @@ from typing import Any
 from .. import catalog
 from .._sse import SSEEvent
 from ..errors import ProviderError
-from ..messages import Message, ModelRequest, ModelTurn, ToolCall, Usage
+from ..media import Media
+from ..messages import Message, ModelRequest, ModelTurn, ToolCall, ToolResult, Usage
 from ._portable import openai_schema
 from .base import Accumulator, expect, new_call_id
 from .openai import (
@@ -40,6 +41,8 @@ _INCOMPLETE = {"max_output_tokens": "length", "content_filter": "content_filter"
 
 class OpenAIResponsesProvider(OpenAIProvider):
     """One OpenAI model over the Responses API (see the module docstring)."""
+
+    documents = True
 
     def path(self, request: ModelRequest, stream: bool) -> str:
         return "/responses"
@@ -117,10 +120,13 @@ def input_items(msg: Message) -> list[dict[str, Any]]:
     (unchanged), its text, then its function calls; a tool turn is one output per call."""
     if msg.role == "tool":
         return [
-            {"type": "function_call_output", "call_id": r.call_id, "output": r.content or "(empty)"}
+            {"type": "function_call_output", "call_id": r.call_id, "output": _output(r)}
             for r in msg.tool_results
         ]
     if msg.role != "assistant":
+        if msg.media:  # images and files first, then the text
+            parts = [*map(input_part, msg.media), *([_text(msg.text)] if msg.text else [])]
+            return [{"type": "message", "role": msg.role, "content": parts}]
         return [{"type": "message", "role": msg.role, "content": msg.text}]
     items: list[dict[str, Any]] = list(msg.provider_data.get(REASONING_KEY) or ())
     if msg.text or not msg.tool_calls:
@@ -135,6 +141,33 @@ def input_items(msg: Message) -> list[dict[str, Any]]:
         for c in msg.tool_calls
     ]
     return items
+
+
+def _output(result: ToolResult) -> str | list[dict[str, Any]]:
+    """A call's output: its text, or its text and images as a list of input parts."""
+    text = result.content or "(empty)"
+    if not result.media:
+        return text
+    return [_text(text), *map(input_part, result.media)]
+
+
+def _text(text: str) -> dict[str, Any]:
+    return {"type": "input_text", "text": text}
+
+
+def input_part(media: Media) -> dict[str, Any]:
+    """An `input_image` with a data URL (openai-python
+    `types/responses/response_input_image_content_param.py`) or a PDF `input_file` with its
+    data URL and a file name (`response_input_file_content_param.py`); the same parts go in a
+    message's content and in a `function_call_output`'s `output` list
+    (`response_function_call_output_item_list_param.py`)."""
+    if media.is_image:
+        return {"type": "input_image", "image_url": media.data_uri()}
+    return {
+        "type": "input_file",
+        "filename": media.name or "document.pdf",
+        "file_data": media.data_uri(),
+    }
 
 
 # ---- response parsing ------------------------------------------------------------------------

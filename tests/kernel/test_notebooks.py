@@ -255,3 +255,57 @@ def test_variables_notebook_runs_on_the_local_model(tmp_path: Path) -> None:
     assert first.split()[0] in ("done", "max_steps"), status
     notebook_tools = ("list_variables", "describe_variable", "read_cell", "recent_cells")
     assert any(name in first for name in notebook_tools), status
+
+
+IMAGES = ROOT / "notebooks" / "images.ipynb"
+SEEN = "I was sent {images}: April is the best month, March the weakest."
+IMAGES_SCRIPT = [
+    # %%llm_chain --tools plot_sales: the tool draws, the server decodes the figure it got
+    Reply(calls=[Call("plot_sales", {})]),
+    Reply(text=SEEN),
+    # %%llm_chain --attach fig, `{fig}` in a prompt, attachments=[fig]
+    Reply(text=SEEN),
+    Reply(text=SEEN),
+    Reply(text=SEEN),
+]
+
+
+def test_images_notebook_sends_the_figures_the_model_answers_from(tmp_path: Path) -> None:
+    """notebooks/images.ipynb on the Anthropic wire format: a matplotlib figure a tool returns
+    goes inside its tool_result, attached and `{fig}` figures in the user turn; the server
+    decodes each PNG (400x300 at figsize 4x3, dpi 100) and answers with the size it read, and
+    the saved notebook keeps the image in its static timeline."""
+    from tests.servers import AnthropicServer
+
+    with AnthropicServer(IMAGES_SCRIPT) as server:
+        env = {
+            "LLM_MAGIC_MODEL": "claude-sonnet-4-6",
+            "ANTHROPIC_API_KEY": server.api_key,
+            "ANTHROPIC_BASE_URL": server.base_url,
+            "MPLBACKEND": "Agg",
+        }
+        nb = execute(IMAGES, env, tmp_path)
+        assert server.failures == []
+        assert server.pending == 0
+        requests = list(server.requests)
+    errors = [o for c in nb.cells for o in c.get("outputs", []) if o["output_type"] == "error"]
+    assert errors == []
+    assert [[i[:3] for i in r.images] for r in requests] == [
+        [],
+        [("image/png", 400, 300)],  # the tool's figure, in its tool_result
+        [("image/png", 400, 300)],  # --attach fig
+        [("image/png", 400, 300)],  # {fig}
+        [("image/png", 400, 300)],  # attachments=[fig]
+    ]
+    assert requests[1].images[0][3].startswith("messages.2.content.0.content.1")  # tool_result
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    answer = "I was sent image/png 400x300: April is the best month"
+    answered = [c for c in code if answer in outputs_text(c)]
+    assert len(answered) == 4
+    placeholder = requests[3].body["messages"][-1]["content"][-1]["text"]
+    assert placeholder == "Is anything odd in [image: fig, attached]?"
+    saved = [
+        o["data"]["text/html"] for c in code for o in c.outputs if "text/html" in o.get("data", {})
+    ]
+    tool_run = next(h for h in saved if "plot_sales" in h)
+    assert 'class="llm-media"' in tool_run and "data:image/png;base64," in tool_run

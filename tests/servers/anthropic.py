@@ -13,6 +13,7 @@ import re
 from llm_magic import catalog
 
 from .base import LoopbackServer, dumps, signature, token
+from .media_rules import check_media
 from .schema_rules import missing_refs
 from .script import split_args, split_text
 
@@ -170,7 +171,56 @@ class AnthropicServer(LoopbackServer):
             p.append("messages: Field required (a non-empty list)")
         elif self._check_messages(msgs, p) and not tools:
             p.append("Requests which include `tool_use` or `tool_result` blocks must define tools.")
+        else:
+            self._check_media(rec, msgs, p)
         return p
+
+    # A tool_result's `content` is a string or a list of text, image, search_result, document
+    # and tool_reference blocks (anthropic-sdk-python src/anthropic/types/
+    # tool_result_block_param.py); an `image` block's source is `{type: base64, media_type:
+    # image/jpeg|png|gif|webp, data}` (base64_image_source_param.py), a `document` block's
+    # `{type: base64, media_type: application/pdf, data}` (document_block_param.py,
+    # base64_pdf_source_param.py); images and documents are user content only (an assistant
+    # turn holds text, thinking and tool_use: message_param.py), read 2026-12-07.
+    RESULT_BLOCKS = ("text", "image", "search_result", "document", "tool_reference")
+
+    def _check_media(self, rec, msgs, p):
+        for i, m in enumerate(msgs):
+            blocks = m.get("content") if isinstance(m.get("content"), list) else []
+            for j, blk in enumerate(b for b in blocks if isinstance(b, dict)):
+                where = f"messages.{i}.content.{j}"
+                if blk.get("type") in ("image", "document"):
+                    if m.get("role") != "user":
+                        p.append(f"{where}: {blk['type']} blocks are only allowed in user turns")
+                    self._check_source(rec, where, blk, p)
+                elif blk.get("type") == "tool_result" and isinstance(blk.get("content"), list):
+                    for k, part in enumerate(blk["content"]):
+                        kind = part.get("type") if isinstance(part, dict) else None
+                        if kind not in self.RESULT_BLOCKS:
+                            p.append(
+                                f"{where}.content.{k}: Input tag {kind!r} found using 'type' "
+                                "does not match any of the expected tags: "
+                                + ", ".join(repr(t) for t in self.RESULT_BLOCKS)
+                            )
+                        elif kind in ("image", "document"):
+                            self._check_source(rec, f"{where}.content.{k}", part, p)
+
+    @staticmethod
+    def _check_source(rec, where, blk, p):
+        source = blk.get("source")
+        if not isinstance(source, dict) or source.get("type") != "base64":
+            p.append(f"{where}.source: expected {{type: 'base64', media_type, data}}")
+            return
+        want_doc = blk["type"] == "document"
+        if want_doc and source.get("media_type") != "application/pdf":
+            p.append(f"{where}.source.media_type: Input should be 'application/pdf'")
+            return
+        if not want_doc and not str(source.get("media_type")).startswith("image/"):
+            p.append(f"{where}.source.media_type: Input should be an image type")
+            return
+        check_media(
+            rec, f"{where}.source", source.get("media_type"), source.get("data"), p, documents=True
+        )
 
     @staticmethod
     def _check_thinking(b, p):

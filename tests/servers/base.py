@@ -24,6 +24,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
+from .media_rules import describe
 from .script import CHARS_PER_TOKEN, UNCAPPED_OUTPUT, WORD, Call, Reply, as_reply
 
 _counter = itertools.count(1)  # process-wide, so ids never repeat across servers in one run
@@ -58,6 +59,8 @@ class RecordedRequest:
     stream: bool
     method: str = "POST"
     query: dict[str, str] = field(default_factory=dict)
+    # the images the request carried, as the server decoded them (mime, width, height, where)
+    images: list[tuple[str, int, int, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -351,6 +354,8 @@ class LoopbackServer:
             reply = dataclasses.replace(reply, text=reply.answer(rec.body), answer=None)
         if reply.until_cap:
             reply = self.write_until_cap(reply, rec)
+        if "{images}" in reply.text:  # the model answers from the images it was sent
+            reply = dataclasses.replace(reply, text=reply.text.replace("{images}", describe(rec)))
         if reply.delay:
             time.sleep(reply.delay)
         if reply.status != 200:

@@ -17,6 +17,7 @@ import re
 from llm_magic import catalog
 
 from .base import LoopbackServer, dumps, token
+from .media_rules import check_media
 from .schema_rules import empty_enum_values, missing_refs, not_an_object
 from .script import split_text
 
@@ -274,7 +275,44 @@ class GeminiServer(LoopbackServer):
             p.append("* GenerateContentRequest.contents: contents is not specified")
         else:
             self._check_contents(contents, p)
+            self._check_media(rec, contents, self._model(rec), p)
         return p
+
+    # Inline media (google-genai google/genai/types.py, read 2026-12-07): a `Part.inline_data`
+    # is a `Blob` {mime_type, data: base64 bytes}; a `FunctionResponse.parts` item is a
+    # `FunctionResponsePart` holding `inline_data`, a `FunctionResponseBlob` {mime_type, data}
+    # (its `file_data` "is not supported in Gemini API"). Media inside a function response is a
+    # Gemini 3 feature (ai.google.dev/gemini-api/docs/function-calling#multimodal, read
+    # 2026-12-07): an older model's request with `parts` there is refused.
+    def _check_media(self, rec, contents, model, p):
+        newer = re.match(r"gemini-(\d+)", model or "")
+        gemini3 = newer is not None and int(newer.group(1)) >= 3
+        for i, c in enumerate(x for x in contents if isinstance(x, dict)):
+            for j, part in enumerate(x for x in c.get("parts") or [] if isinstance(x, dict)):
+                where = f"contents[{i}].parts[{j}]"
+                if g(part, "inlineData") is not None:
+                    self._check_blob(rec, f"{where}.inlineData", g(part, "inlineData"), p)
+                fr = g(part, "functionResponse")
+                extra = g(fr, "parts") if isinstance(fr, dict) else None
+                if extra is None:
+                    continue
+                if not gemini3:
+                    p.append(f"{where}.functionResponse.parts: not supported for model {model}")
+                for k, item in enumerate(extra if isinstance(extra, list) else [extra]):
+                    at = f"{where}.functionResponse.parts[{k}]"
+                    blob = g(item, "inlineData") if isinstance(item, dict) else None
+                    if blob is None:
+                        p.append(f"{at}: expected inlineData (fileData is not supported)")
+                    else:
+                        self._check_blob(rec, f"{at}.inlineData", blob, p)
+
+    @staticmethod
+    def _check_blob(rec, where, blob, p):
+        if not isinstance(blob, dict):
+            p.append(f"{where}: expected a Blob object")
+            return
+        mime, data = g(blob, "mimeType"), blob.get("data")
+        check_media(rec, where, mime, data, p, documents=True)
 
     @staticmethod
     def _check_thinking(model, config, p):

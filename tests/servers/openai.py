@@ -19,6 +19,7 @@ import time
 from llm_magic import catalog
 
 from .base import LoopbackServer, ResolvedCall, dumps, token
+from .media_rules import check_media, parse_data_url
 from .schema_rules import (
     STRICT_LIMITS,
     arrays_without_items,
@@ -197,6 +198,7 @@ class OpenAIServer(LoopbackServer):
             p.append("Missing required parameter: 'messages'.")
         else:
             self._check_messages(msgs, p)
+            self._check_parts(rec, msgs, p)
         return p
 
     @staticmethod
@@ -421,6 +423,40 @@ class OpenAIServer(LoopbackServer):
             elif content is not None and not _content_ok(content):
                 p.append(f"Invalid type for 'messages[{i}].content'.")
         self._dangling(open_ids, p)
+
+    # Content parts by role (openai-python src/openai/types/chat/, read 2026-12-07): a user
+    # message takes `text`, `image_url` {image_url: {url, detail}} (chat_completion_content_part_
+    # image_param.py: "Either a URL of the image or the base64 encoded image data"), `input_audio`
+    # and `file` parts (chat_completion_content_part_param.py); a tool message takes `text` parts
+    # only (chat_completion_tool_message_param.py), and so do system and developer messages; an
+    # assistant message `text` and `refusal`. A Responses part (`input_image`) is refused.
+    PARTS = {
+        "user": ("text", "image_url", "input_audio", "file"),
+        "assistant": ("text", "refusal"),
+    }
+
+    def _check_parts(self, rec, msgs, p):
+        for i, m in enumerate(x for x in msgs if isinstance(x, dict)):
+            content = m.get("content")
+            if not isinstance(content, list):
+                continue
+            allowed = self.PARTS.get(m.get("role"), ("text",))
+            for j, part in enumerate(content):
+                where = f"messages[{i}].content[{j}]"
+                kind = part.get("type") if isinstance(part, dict) else None
+                if kind not in allowed:
+                    p.append(
+                        f"Invalid value: {kind!r}. Supported values are: "
+                        f"{', '.join(repr(a) for a in allowed)} (at '{where}.type')."
+                    )
+                elif kind == "image_url":
+                    image = part.get("image_url")
+                    url = image.get("url") if isinstance(image, dict) else None
+                    if not isinstance(url, str):
+                        p.append(f"Invalid type for '{where}.image_url': expected an object.")
+                    elif url.startswith("data:"):
+                        mime, data = parse_data_url(url) or (None, None)
+                        check_media(rec, f"{where}.image_url.url", mime, data, p, documents=False)
 
     def _check_calls(self, i, calls, p) -> list[str]:
         ids = []

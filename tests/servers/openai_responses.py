@@ -23,6 +23,7 @@ import time
 from llm_magic import catalog
 
 from .base import ResolvedCall, dumps, signature, token
+from .media_rules import check_media, parse_data_url
 from .openai import NAME_RE, OpenAIServer
 from .script import Reply, split_args, split_text
 
@@ -152,7 +153,54 @@ class OpenAIResponsesServer(OpenAIServer):
             p.append("Missing required parameter: 'input'.")
         else:
             self._check_input(items, b.get("store") is False, p)
+            self._check_media(rec, items, p)
         return p
+
+    # Content parts: a message's `content` list (response_input_message_content_list_param.py)
+    # and a `function_call_output`'s `output` list (response_function_call_output_item_list_param
+    # .py) take `input_text` {text}, `input_image` {image_url: a URL or a base64 data URL, or
+    # file_id; detail} (response_input_image_content_param.py) and `input_file` {file_data with
+    # filename, file_id or file_url} (response_input_file_content_param.py); openai-python,
+    # read 2026-12-07. A Chat Completions part (`image_url` as an object, `type: image_url`) is
+    # refused, as the API refuses an unknown part type.
+    PART_TYPES = ("input_text", "input_image", "input_file")
+
+    def _check_media(self, rec, items, p):
+        for i, item in enumerate(i for i in items if isinstance(i, dict)):
+            kind = item.get("type", "message")
+            parts = item.get("content") if kind == "message" else item.get("output")
+            if kind not in ("message", "function_call_output") or not isinstance(parts, list):
+                continue
+            field = "content" if kind == "message" else "output"
+            for j, part in enumerate(parts):
+                self._check_part(rec, f"input[{i}].{field}[{j}]", part, item.get("role"), p)
+
+    def _check_part(self, rec, where, part, role, p):
+        kind = part.get("type") if isinstance(part, dict) else None
+        allowed = self.PART_TYPES if role != "assistant" else ("output_text", "refusal")
+        if kind not in allowed:
+            p.append(
+                f"Invalid value: {kind!r}. Supported values are: {', '.join(allowed)} "
+                f"(at '{where}.type')."
+            )
+        elif kind == "input_text" and not isinstance(part.get("text"), str):
+            p.append(f"Missing required parameter: '{where}.text'.")
+        elif kind == "input_image":
+            url = part.get("image_url")
+            if not isinstance(url, str) and part.get("file_id") is None:
+                p.append(f"Invalid type for '{where}.image_url': expected a string.")
+            elif isinstance(url, str) and url.startswith("data:"):
+                mime, data = parse_data_url(url) or (None, None)
+                check_media(rec, f"{where}.image_url", mime, data, p, documents=False)
+        elif kind == "input_file":
+            data = part.get("file_data")
+            if data is None and part.get("file_id") is None and part.get("file_url") is None:
+                p.append(f"Missing required parameter: '{where}.file_data' (or file_id, file_url).")
+            elif data is not None:
+                if not isinstance(part.get("filename"), str):
+                    p.append(f"Missing required parameter: '{where}.filename'.")
+                mime, b64 = parse_data_url(data) or (None, None)
+                check_media(rec, f"{where}.file_data", mime, b64, p, documents=True)
 
     def _check_sampling(self, b, p):
         """Reasoning models take only the default `temperature` / `top_p` (1): the API answers

@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Unpack
 
+from . import log, views
 from ._http import RetryPolicy
 from .chain import ChainRun
 from .errors import (
@@ -52,6 +53,9 @@ if TYPE_CHECKING:
 
 __version__ = "0.1.0"
 
+# Every run is logged (llm_magic.log) whatever started it: the log observes runs as views do.
+views.observe(log.observe)
+
 __all__ = [
     "Approval",
     "ApprovalCallback",
@@ -93,6 +97,7 @@ __all__ = [
     "get_async_model",
     "get_model",
     "load_ipython_extension",
+    "log",
     "mcp",
     "register_alias",
     "tool",

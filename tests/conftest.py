@@ -8,6 +8,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # make `tests.serv
 pytest_plugins = ["tests.servers.fixtures"]
 
 
+@pytest.fixture(autouse=True)
+def _run_log_in_tmp(tmp_path_factory, monkeypatch):
+    """Runs are logged by default: every test writes into a database of its own session's tmp
+    directory, never into the user's data directory (kernels started by tests inherit it)."""
+    monkeypatch.setenv("LLM_MAGIC_LOG_PATH", str(tmp_path_factory.getbasetemp() / "log.db"))
+
+
 def pytest_collection_modifyitems(config, items):
     """`live` tests call the real APIs: they run only when asked for (`pytest -m live`)."""
     if "live" in (config.getoption("-m") or ""):

@@ -126,6 +126,7 @@ def export(run: int | ChainResult[Any], file: str | Path | None = None) -> dict[
     else:
         from .capture import from_result
 
+        flush()  # a run that just ended may still be on its way to the log
         logged = id_of(run)
         data = (saved(logged) if logged is not None else from_result(run)).to_dict()
     data["id"] = None

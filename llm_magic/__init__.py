@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Unpack
 
-from . import log, views
+from . import log, traces, views
 from ._http import RetryPolicy
 from .chain import ChainRun
 from .errors import (
@@ -53,8 +53,10 @@ if TYPE_CHECKING:
 
 __version__ = "0.1.0"
 
-# Every run is logged (llm_magic.log) whatever started it: the log observes runs as views do.
+# Every run is logged (llm_magic.log) and traced when the program traces (llm_magic.traces),
+# whatever started it: both observe runs as views do.
 views.observe(log.observe)
+views.observe(traces.observe)
 
 __all__ = [
     "Approval",
@@ -101,6 +103,7 @@ __all__ = [
     "mcp",
     "register_alias",
     "tool",
+    "traces",
     "unload_ipython_extension",
 ]
 

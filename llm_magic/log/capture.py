@@ -54,7 +54,7 @@ def saved_run(
 ) -> SavedRun:
     """What the log keeps of `run`, which ended with `result` after `events`."""
     start = next((e.at for e in events if isinstance(e, ev.RunStarted)), run.started_at)
-    turn_times, call_turns = _timings(events)
+    turn_times, call_turns = timings(events)
     saved = from_result(result, prompt=run.prompt, system=run.system, tools=tool_names(run))
     saved.started_at = clock.unix(start)
     saved.base_url = getattr(run.provider, "base_url", None) or None
@@ -149,7 +149,7 @@ def _error(error: BaseException | None) -> str | None:
     return None if error is None else f"{type(error).__name__}: {error}"
 
 
-def _timings(
+def timings(
     events: Sequence[ev.Event],
 ) -> tuple[list[tuple[float, float | None, bool]], dict[str, int]]:
     """Each turn's (start, end, priced) and each call's turn index, from the run's events."""

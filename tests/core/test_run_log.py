@@ -149,6 +149,28 @@ async def test_a_logged_run_goes_on_after_being_read_back(
     }
 
 
+async def test_chain_continues_a_logged_run_with_the_model_it_was_made_from(
+    openai_server: Any, db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await weather_run(openai_server)
+    log.flush()
+    monkeypatch.setenv("OPENAI_API_KEY", openai_server.api_key)  # as in the kernel that made it
+    monkeypatch.setenv("OPENAI_BASE_URL", openai_server.base_url)
+    back = log.get(log.runs()[0].id, namespace={"get_weather": get_weather})
+    openai_server.push(Reply(text="Rome: 24."))
+    more = await llm_magic.chain("And Rome?", continue_=back, tools=[get_weather])
+    assert (more.text, more.model) == ("Rome: 24.", "gpt-4.1-mini")
+    sent = openai_server.requests[-1].body
+    assert sent["model"] == "gpt-4.1-mini"
+    assert [m["role"] for m in sent["messages"]] == [
+        "user",
+        "assistant",
+        "tool",
+        "assistant",
+        "user",
+    ]
+
+
 async def test_a_missing_tool_is_named_before_anything_runs(
     openai_server: Any, db_path: Path
 ) -> None:

@@ -296,6 +296,8 @@ def table(r: dict[str, Any]) -> str:
         lines.append(f"timeline cost: {tl.get('status')} {tl.get('note', '')}"[:300])
     else:
         lines.append(f"timeline cost per event (event + flush) by tool calls: {timeline_line(r)}")
+    if "log_cost" in r:
+        lines.append(log_line(r["log_cost"]))
     lines.append("")
     lines.append("floors (llm_magic):")
     for fl in r["floors"]:
@@ -308,6 +310,19 @@ def table(r: dict[str, Any]) -> str:
     if su.get("errors"):
         lines.append(f"  start-up errors: {'; '.join(su['errors'])[:300]}")
     return "\n".join(lines)
+
+
+def log_line(lc: dict[str, Any]) -> str:
+    """The run log: the write of one run, and logged beside unlogged runs (bench/log_cost.py)."""
+    on, off, w = lc["logged"], lc["unlogged"], lc["write"]
+    return (
+        f"run log: one run's write {_sp(w['ms_per_write'], '{:.2f}')} ms on the writer thread "
+        f"({w['db_bytes_per_run']} bytes); a run logged / unlogged "
+        f"{_sp(on['ms_per_run'], '{:.2f}')} / {_sp(off['ms_per_run'], '{:.2f}')} ms, CPU "
+        f"{_sp(on['cpu_ms_per_run'], '{:.2f}')} / {_sp(off['cpu_ms_per_run'], '{:.2f}')} ms, "
+        f"loop's worst delay {_sp(on['loop_worst_delay_ms'], '{:.1f}')} / "
+        f"{_sp(off['loop_worst_delay_ms'], '{:.1f}')} ms"
+    )
 
 
 def markdown(r: dict[str, Any]) -> str:

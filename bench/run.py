@@ -1,5 +1,5 @@
 """The llm_magic benchmark: overhead, streaming, tool concurrency, many chains, big results,
-start-up and first use, timeline cost.
+start-up and first use, timeline cost, the run log's cost.
 
     python -m bench.run            # the full run (a few minutes)
     python -m bench.run --quick    # tiny counts (the smoke test)
@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import report
+from bench import log_cost, report
 from bench.big_results import bench_big_results
 from bench.contenders import LLM, Bare, Magic, Raw, Server, legacy_bare, setup_llm
 from bench.loops import bench_overhead, bench_streaming, bench_tool_concurrency
@@ -55,6 +55,8 @@ class Config:
     startup_repeats: int = 9
     first_use_kernels: int = 5
     timeline_counts: tuple[int, ...] = (10, 100, 1000)
+    log_runs: int = 20  # chains per block, logged and unlogged (bench/log_cost.py)
+    log_rounds: int = 5
 
 
 QUICK = Config(
@@ -70,6 +72,8 @@ QUICK = Config(
     startup_repeats=1,
     first_use_kernels=1,
     timeline_counts=(10,),
+    log_runs=2,
+    log_rounds=1,
 )
 
 
@@ -165,10 +169,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="llm_magic_bench_") as tmpdir:
         tmp = Path(tmpdir)
+        # the log stays on, as users have it, but the benchmark's runs go to a scratch file
+        os.environ.setdefault("LLM_MAGIC_LOG_PATH", str(tmp / "log.db"))
         with Server() as server:
             modes = ["chain", f"par{cfg.parallel}", f"long{cfg.stream_tokens}"]
             results = asyncio.run(bench_async(server, setup_llm(server, modes, tmp), cfg))
             results["first_use"] = bench_first_use(server, cfg.first_use_kernels)
+            results["log_cost"] = log_cost.run(server, cfg.log_runs, cfg.log_rounds)
         results["startup"] = bench_startup(cfg.startup_repeats, tmp)
     results["big_results"] = bench_big_results(max(cfg.rounds, 2), cfg.big_results_per_block)
     results["timeline_cost"] = bench_timeline(cfg)

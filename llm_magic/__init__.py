@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Unpack
 
+from . import log, traces, views
 from ._http import RetryPolicy
 from .chain import ChainRun
 from .errors import (
@@ -53,6 +54,11 @@ if TYPE_CHECKING:
     from .mcp_servers import MCPServer
 
 __version__ = "0.1.0"
+
+# Every run is logged (llm_magic.log) and traced when the program traces (llm_magic.traces),
+# whatever started it: both observe runs as views do.
+views.observe(log.observe)
+views.observe(traces.observe)
 
 __all__ = [
     "Approval",
@@ -98,10 +104,12 @@ __all__ = [
     "get_async_model",
     "get_model",
     "load_ipython_extension",
+    "log",
     "mcp",
     "notebook_tools",
     "register_alias",
     "tool",
+    "traces",
     "unload_ipython_extension",
 ]
 

@@ -9,6 +9,7 @@ died, and is known to the one `atexit` handler, so no module writes its own thre
   sync API, `llm_magic-mcp` for MCP sessions); a new one when the thread died.
 * `tool_pool`: the worker threads of sync tools, daemon threads that never hold up exit.
 * `load_once(name, fn)`: a one-off job in a daemon thread (importing the price table).
+* `worker(name)`: jobs run in order on one daemon thread (the run log's writes).
 * `at_exit(fn)`: cleanup run once at interpreter exit, newest first (as `atexit` does).
 
 This module imports nothing from llm_magic: every other core module may use it.
@@ -183,3 +184,52 @@ def shutdown() -> None:
 
 
 atexit.register(shutdown)
+
+
+class SerialWorker:
+    """Jobs run one after another on one daemon thread, made on first use and again if it died.
+
+    For work that must stay off every event loop and keep its order (the run log's writes): a
+    job's exception is logged and the next job runs. `drain` waits until every job submitted so
+    far has run (tests, the exit hook).
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._jobs: queue.Queue[Callable[[], None]] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def submit(self, job: Callable[[], None]) -> None:
+        self._jobs.put(job)
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._serve, name=self.name, daemon=True)
+                self._thread.start()
+
+    def drain(self, timeout: float | None = None) -> bool:
+        """Wait for the jobs submitted so far; False when `timeout` seconds were not enough."""
+        done = threading.Event()
+        self.submit(done.set)
+        return done.wait(timeout)
+
+    def _serve(self) -> None:
+        while True:
+            job = self._jobs.get()
+            try:
+                job()
+            except Exception as exc:  # one broken job must not stop the ones behind it
+                log.warning("llm_magic's %s thread: a job failed: %r", self.name, exc)
+            del job
+
+
+_workers: dict[str, SerialWorker] = {}
+
+
+def worker(name: str) -> SerialWorker:
+    """The serial worker named `name`, made on first use."""
+    with _lock:
+        found = _workers.get(name)
+        if found is None:
+            found = _workers[name] = SerialWorker(name)
+        return found

@@ -332,16 +332,23 @@ class MCPServer:
         )
         raise MCPError(self.error)
 
-    def _scrub(self, text: str) -> str:
-        """`text` without any value of its headers, environment or URL query (errors quote
-        URLs and servers echo their environment on stderr)."""
-        from .mcp_config import scrub, url_secrets
+    def secrets(self) -> list[str]:
+        """The values of its headers, environment and URL query that may be secrets: what
+        errors and the run log must never show."""
+        from .mcp_config import url_secrets
 
         tokens = [v for v in self._env.values() if len(v) >= 8]  # not `1` or `UTC`
         secrets = [*self._headers.values(), *tokens, *url_secrets(self._url or "")]
         for value in self._headers.values():  # `Bearer TOKEN`: the token alone too
             secrets.extend(value.split()[1:])
-        return scrub(text, secrets)
+        return secrets
+
+    def _scrub(self, text: str) -> str:
+        """`text` without any of its `secrets()` (errors quote URLs and servers echo their
+        environment on stderr)."""
+        from .mcp_config import scrub
+
+        return scrub(text, self.secrets())
 
     async def _own(self, ready: asyncio.Future[None]) -> None:
         """Own the transport and session for their whole life (see the module docstring)."""

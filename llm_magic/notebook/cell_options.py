@@ -107,9 +107,9 @@ class CellOptions:
     continue_: str | bool | None = option(
         None,
         help="go on with the notebook's conversation, or with the result or conversation "
-        "stored in NAME",
+        "stored in NAME, or with run ID of the run log (%llm_log lists them)",
         flags=("-c", "--continue"),
-        metavar="NAME",
+        metavar="NAME|ID",
     )
     reset: bool = option(False, help="start a fresh notebook conversation", flags=("--reset",))
     history: int = option(
@@ -338,8 +338,12 @@ def _check(opts: CellOptions, given: Mapping[str, Any]) -> None:
         raise OptionError(f"%%llm_chain: --history must be 0 (all) or more, got {opts.history}")
     if opts.out is not None and (not opts.out.isidentifier() or keyword.iskeyword(opts.out)):
         raise OptionError(f"%%llm_chain: --out needs a variable name, got {opts.out!r}")
-    if isinstance(opts.continue_, str) and not _dotted(opts.continue_):
-        raise OptionError(f"%%llm_chain: --continue takes a variable name, got {opts.continue_!r}")
+    if isinstance(opts.continue_, str) and not (
+        _dotted(opts.continue_) or opts.continue_.isdigit()
+    ):
+        raise OptionError(
+            f"%%llm_chain: --continue takes a variable name or a run log id, got {opts.continue_!r}"
+        )
     if "model" in given and not (opts.model or "").strip():
         raise OptionError("%%llm_chain: --model needs a model id (%llm_models lists them)")
 

@@ -16,9 +16,10 @@ from __future__ import annotations
 import typing
 from typing import Any
 
-from traitlets import Bool, Enum, Float, Int, TraitType, Unicode
+from traitlets import Bool, Enum, Float, Int, TraitType, Unicode, default, observe
 from traitlets.config import Configurable
 
+from ..log import settings as log_settings
 from ..options import ChainOptions, default_of, field_hints, literal_values, options_of
 from .cell_options import CellOptions
 
@@ -62,6 +63,29 @@ def config_names() -> dict[str, str]:
 
 class LLMMagicBase(Configurable):
     """Defaults for `%%llm_chain` and `llm_magic.notebook.chain(...)` (traits: module doc)."""
+
+    # The run log (llm_magic.log): not run options, so declared here rather than derived.
+    log = Bool(help="write every run to the run log (%llm_log); default: LLM_MAGIC_LOG").tag(
+        config=True
+    )
+    log_path = Unicode(
+        "", help="the run log's SQLite file; empty: LLM_MAGIC_LOG_PATH, else the data directory"
+    ).tag(config=True)
+
+    @default("log")
+    def _log_from_environment(self) -> bool:
+        return log_settings.env_enabled()
+
+    @observe("log", "log_path")
+    def _log_changed(self, _change: Any) -> None:
+        self.apply_log_settings()
+
+    def apply_log_settings(self) -> None:
+        """Give the run log this configuration's choice (the environment's, where it agrees)."""
+        on = self.log
+        log_settings.configure(
+            enabled=None if on == log_settings.env_enabled() else on, path=self.log_path or None
+        )
 
     def defaults(self) -> dict[str, Any]:
         """The configured default of every option, by option (field) name."""

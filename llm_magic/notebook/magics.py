@@ -1,5 +1,5 @@
 """`%load_ext llm_magic`: `%%llm_chain`, `%llm_config`, `%llm_models`, `%llm_usage`, `%llm_mcp`,
-`%llm_edit`.
+`%llm_edit`, `%llm_log`.
 
 A `%%llm_chain` cell is rewritten by a cleanup input transformer into
 
@@ -23,7 +23,10 @@ import threading
 from typing import Any
 
 from .. import catalog, kernel_tools, registry, views
-from . import cell_value, mcp_magic, shell_tools
+from ..errors import LLMMagicError
+from ..log import settings as log_settings
+from ..log import writer as log_writer
+from . import cell_value, log_magic, mcp_magic, shell_tools
 from .cell_options import help_text, parse_line
 from .config import MODEL_ENV, LLMMagic, LLMMagicBase, get_config, set_active
 from .editing import llm_edit
@@ -150,6 +153,13 @@ def _continue_target(name: str, ns: dict[str, Any]) -> Any:
     from ..results import ChainResult
     from .cell_options import close_names, lookup
 
+    if name.isdigit():  # a run of the log, read back (after a restart too)
+        from .. import log
+
+        try:
+            return log.get(int(name), namespace=ns)
+        except LLMMagicError as exc:
+            raise NotebookError(f"%%llm_chain: --continue {name}: {exc}") from None
     found, value = lookup(name, ns)
     if not found:
         candidates = [
@@ -324,6 +334,7 @@ _MAGICS = (
     ("line", "llm_usage", llm_usage),
     ("line", "llm_edit", llm_edit),
     ("line", "llm_mcp", mcp_magic.llm_mcp),
+    ("line", "llm_log", log_magic.llm_log),
 )
 
 
@@ -340,6 +351,8 @@ def load(ip: Any) -> None:
     for kind, name, func in _MAGICS:
         ip.register_magic_function(func, kind, name)
     cell_value.register(ip)
+    CONFIG.apply_log_settings()
+    log_writer.where = log_magic.where
 
 
 def unload(ip: Any) -> None:
@@ -358,6 +371,9 @@ def unload(ip: Any) -> None:
     cell_value.unregister(ip)
     views.remove(show_run)
     kernel_tools.serve = None
+    if log_writer.where is log_magic.where:
+        log_writer.where = None
+        log_settings.configure()
     if CONFIG is not None:
         set_active(None)
         CONFIG = None

@@ -40,6 +40,7 @@ def test_bench_quick_writes_every_section(tmp_path: Path) -> None:
         "startup",
         "first_use",
         "timeline_cost",
+        "log_cost",
         "floors",
     ):
         assert section in data, section
@@ -83,6 +84,13 @@ def test_bench_quick_writes_every_section(tmp_path: Path) -> None:
     for key in ("http_cpu_ms", "widget_cpu_ms", "price_table_cpu_ms", "all_cpu_ms"):
         assert ordered(floor[key]) and floor[key]["min"] > 0, key
     assert data["timeline_cost"]["status"] in ("ok", "n/a", "error")
+    log_cost = data["log_cost"]
+    for name in ("logged", "unlogged"):
+        for key in ("ms_per_run", "cpu_ms_per_run"):
+            assert ordered(log_cost[name][key]), (name, key)
+        assert 0 <= log_cost[name]["loop_worst_delay_ms"]["min"]
+    assert ordered(log_cost["write"]["ms_per_write"]) and log_cost["write"]["db_bytes_per_run"] > 0
+    assert "run log: one run's write" in proc.stdout
     goals = [f for f in data["floors"] if f["target"] != "information"]
     info = [f for f in data["floors"] if f["target"] == "information"]
     assert len(goals) == 14 and len(info) == 4

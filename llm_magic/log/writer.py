@@ -1,0 +1,143 @@
+"""The log's subscription to every run, and its writer thread.
+
+`observe(run)` is registered in `llm_magic.views` as an observer, so it sees every run when it
+starts. On the run's loop it does two cheap things: note the clock (and the notebook cell, when
+the notebook layer says where the run started), and, when the run ends, hand the run and its
+result to the writer thread (`_runtime.worker`). Everything else (reading the run, JSON, SQL)
+happens on that thread, so a slow disk or a locked database never holds up a run. A database
+that cannot be written (locked past the busy timeout, full, read-only, a disk error) gives one
+warning per process and the run goes on; the next run tries again.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import warnings
+import weakref
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .. import _runtime
+from .. import events as ev
+from . import settings
+from .capture import Clock, Where, saved_run, secrets_of
+
+if TYPE_CHECKING:
+    import sqlite3
+
+    from ..chain import ChainRun
+    from ..results import ChainResult
+
+WORKER = "llm_magic-log"
+EXIT_WAIT = 5.0  # seconds the exit hook waits for runs still being written
+
+# Where a starting run comes from; the notebook layer sets it (`%load_ext llm_magic`).
+where: Callable[[], Where] | None = None
+# The log id of each result written (or read back), so a branch names the run it came from.
+_ids: weakref.WeakKeyDictionary[ChainResult[Any], int] = weakref.WeakKeyDictionary()
+_warned = False
+_connections: dict[Path, sqlite3.Connection] = {}  # the writer thread's, by database file
+_lock = threading.Lock()
+
+
+def observe(run: ChainRun) -> None:
+    """Log `run` when it ends (the views observer; see the module docstring)."""
+    if not settings.enabled():
+        return
+    clock = Clock(time.time(), time.monotonic())
+    place = _where()
+
+    def on_event(event: ev.Event) -> None:
+        if isinstance(event, ev.RunEnded):
+            count = len(run.events)
+            result = event.result
+            _runtime.worker(WORKER).submit(lambda: _write(run, result, count, clock, place))
+
+    run.subscribe(on_event)
+
+
+def _where() -> Where:
+    if where is None:
+        return Where()
+    try:
+        return where()
+    except Exception:  # the notebook could not say: the run is logged without its cell
+        return Where()
+
+
+def _write(run: ChainRun, result: ChainResult[Any], count: int, clock: Clock, place: Where) -> None:
+    """On the writer thread: the run into the database, or one warning."""
+    import sqlite3
+
+    from ..mcp_config import scrub
+    from .store import insert
+
+    point = result.branched_from
+    parent = _ids.get(point.result) if point is not None else None
+    saved = saved_run(run, result, run.events[:count], clock, place, parent)
+    secrets = secrets_of(run)
+    try:
+        run_id = insert(database(), saved, lambda text: scrub(text, secrets))
+    except (sqlite3.Error, OSError) as exc:  # locked, full, read-only, a disk error
+        _warn_once(exc)
+        return
+    remember(result, run_id)
+
+
+def remember(result: ChainResult[Any], run_id: int) -> None:
+    """`result` is run `run_id` of the log (written, or read back by `get`)."""
+    _ids[result] = run_id
+
+
+def id_of(result: ChainResult[Any]) -> int | None:
+    """The log id of `result`, once it is written (`flush()` waits for that); None if not."""
+    return _ids.get(result)
+
+
+def database() -> sqlite3.Connection:
+    """The writer thread's connection to the current log file (opened once per file)."""
+    from .schema import connect
+
+    path = settings.path()
+    with _lock:
+        db = _connections.get(path)
+        if db is None:
+            db = _connections[path] = connect(path)
+        return db
+
+
+def _warn_once(exc: BaseException) -> None:
+    global _warned
+    if _warned:
+        return
+    _warned = True
+    warnings.warn(
+        f"llm_magic could not write the run log at {settings.path()} ({type(exc).__name__}: "
+        f"{exc}); runs go on unlogged where this happens. Turn the log off with "
+        f"{settings.ENABLED_ENV}=0 or %config LLMMagic.log = False, or move it with "
+        f"{settings.PATH_ENV}",
+        RuntimeWarning,
+        stacklevel=1,
+    )
+
+
+def flush(timeout: float | None = 10.0) -> bool:
+    """Wait until the runs that ended so far are written; False if `timeout` passed first."""
+    return _runtime.worker(WORKER).drain(timeout)
+
+
+def close() -> None:
+    """Close the writer's connections (after `flush`); the next write opens them again."""
+    with _lock:
+        for db in _connections.values():
+            db.close()
+        _connections.clear()
+
+
+def _at_exit() -> None:
+    flush(EXIT_WAIT)
+
+
+_runtime.at_exit(_at_exit)

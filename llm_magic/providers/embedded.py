@@ -13,7 +13,8 @@ import sys
 from typing import Any
 
 from .._http import HTTPSession
-from ..local import CHAT_MODEL, TOOLS_MODEL, LocalServer, get_local_server
+from ..local import LocalServer, get_local_server
+from ..local_aliases import CHAT_MODEL, TOOLS_MODEL
 from ..messages import ModelRequest, ModelTurn
 from .base import TextCallback
 from .openai import OpenAICompat, OpenAIProvider

@@ -290,12 +290,12 @@ def test_a_timed_out_sync_tool_does_not_hold_interpreter_exit(
 
 
 def test_every_error_is_an_llm_magic_error() -> None:
-    from llm_magic import errors, local
+    from llm_magic import errors, local_weights
     from llm_magic.notebook import NotebookError
     from llm_magic.notebook.cell_options import OptionError
 
     classes = [getattr(errors, n) for n in dir(errors) if n.endswith("Error")]
-    classes += [local.LocalModelUnavailable, local.LocalServerError, NotebookError, OptionError]
+    classes += [local_weights.LocalModelUnavailable, NotebookError, OptionError]
     for cls in classes:
         assert issubclass(cls, llm_magic.LLMMagicError), cls
 

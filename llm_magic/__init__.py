@@ -29,7 +29,6 @@ from .errors import (
     ToolError,
     UnknownModelError,
 )
-from .events import ToolCallRecord
 from .messages import Message, ToolCall, ToolResult, Usage
 from .models import (
     AsyncConversation,
@@ -41,6 +40,7 @@ from .models import (
     get_model,
 )
 from .options import Approval, ApprovalCallback, ChainKwargs, ChainOptions
+from .records import ToolCallRecord
 from .registry import register_alias
 from .results import ChainResult
 from .tools import Tool, ToolOptions, async_tool_is, cancel_event, tool

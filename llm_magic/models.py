@@ -24,10 +24,10 @@ from ._broadcast import Subscriber
 from ._loop import CallerThread, run_sync
 from .chain import ChainRun
 from .errors import LLMMagicError
-from .events import ToolCallRecord
 from .messages import Message, Usage
 from .options import ChainKwargs, ChainOptions, build_options
 from .providers.base import Provider
+from .records import ToolCallRecord
 from .results import ChainResult
 from .sources import ToolSource, split_sources
 from .tools import Tool

@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar, Unpa
 
 from .branches import NOT_GIVEN
 from .errors import LLMMagicError
-from .events import ToolCallRecord
 from .messages import Message, ModelTurn, Usage
 from .options import ChainKwargs, ChainOptions, build_options
+from .records import ToolCallRecord
 
 if TYPE_CHECKING:
     from .branches import BranchPoint, Plan

@@ -34,7 +34,6 @@ from .._loop import take_caller
 from ..chain import ChainRun
 from ..cost import add
 from ..errors import ConfigError, ProviderError, ToolDefinitionError
-from ..events import ToolCallRecord
 from ..messages import Message
 from ..models import AsyncConversation, AsyncModel, Conversation, Model
 from ..options import (
@@ -45,6 +44,7 @@ from ..options import (
     ChainOptions,
     build_options,
 )
+from ..records import ToolCallRecord
 from ..results import ChainResult
 from ..sources import ToolSource, with_sources
 from ..tools import Tool

@@ -27,8 +27,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .. import events as ev
-from ..events import ToolCallRecord
 from ..options import Approval
+from ..records import ToolCallRecord
 from . import render as R
 from .cell_value import mark_shown
 from .entries import Entries

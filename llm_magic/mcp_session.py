@@ -118,7 +118,7 @@ class MCPSession:
         self.state = "starting"
         name = f"llm_magic-mcp-{self.settings.name}"
         self._owner = loop.create_task(self._own(ready), name=name)
-        _started.add(self)
+        started_sessions().add(self)
         _runtime.at_exit(close_all)
         timeout = self.settings.startup_timeout
         try:
@@ -263,13 +263,16 @@ class MCPSession:
             self.state, self._deaths, self.error = "not started", 0, None
 
 
-_started: set[MCPSession] = set()  # sessions with a task, for `close_all`
+def started_sessions() -> set[MCPSession]:
+    """The sessions of this process that were ever started (live resources: the runtime holds
+    them), for `close_all`."""
+    return _runtime.shared("mcp-sessions", set)
 
 
 def close_all(timeout: float = 15.0, final: bool = True) -> None:
     """Stop every server of this process: for good (kernel shutdown), or until their next use
     (`final=False`: `%unload_ext`, whose reload may use them again)."""
-    live = [s for s in _started if s.started]
+    live = [s for s in started_sessions() if s.started]
     if not live or not host_running():
         return
 

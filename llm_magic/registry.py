@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx2
 
-from . import catalog
+from . import _runtime, catalog
 from .errors import ConfigError, MissingKeyError, UnknownModelError
 from .providers.base import Provider
 
@@ -113,16 +113,20 @@ def known_models() -> list[str]:
 
 
 aliases: dict[str, str] = {}
-# Providers by (model, URL, key fingerprint, options), so that `get_model()` twice reuses HTTP
-# connections. Bounded: the least recently used is dropped past CACHE_SIZE (its clients close
-# with their loops, or when garbage collected); `clear_cache()` empties it.
 CACHE_SIZE = 32
-_cache: OrderedDict[tuple[str | None, ...], Provider] = OrderedDict()
+
+
+def cached_providers() -> OrderedDict[tuple[str | None, ...], Provider]:
+    """Providers by (model, URL, key fingerprint, options), so that `get_model()` twice reuses
+    HTTP connections: live resources, so the runtime holds them. Bounded: the least recently
+    used is dropped past CACHE_SIZE (its clients close with their loops, or when garbage
+    collected); `clear_cache()` empties it."""
+    return _runtime.shared("providers", OrderedDict)
 
 
 def clear_cache() -> None:
     """Forget every cached provider (models already made keep theirs)."""
-    _cache.clear()
+    cached_providers().clear()
 
 
 def register_alias(alias: str, model_id: str) -> None:
@@ -201,9 +205,10 @@ def make_provider(
     if limits is not None:
         options["limits"] = limits
     cache_key = (f"{info.name}:{name}", url, _fingerprint(key), repr(sorted(options.items())))
-    if cache_key in _cache:
-        _cache.move_to_end(cache_key)
-        return _cache[cache_key]
+    cache = cached_providers()
+    if cache_key in cache:
+        cache.move_to_end(cache_key)
+        return cache[cache_key]
     cls = _import(info.factory)
     kwargs: dict[str, Any] = dict(info.options)
     kwargs.update(options)
@@ -212,9 +217,9 @@ def make_provider(
 
         kwargs["compat"] = COMPATIBLE
     provider: Provider = cls(name, api_key=key, base_url=url, **kwargs)
-    _cache[cache_key] = provider
-    while len(_cache) > CACHE_SIZE:
-        _cache.popitem(last=False)
+    cache[cache_key] = provider
+    while len(cache) > CACHE_SIZE:
+        cache.popitem(last=False)
     return provider
 
 

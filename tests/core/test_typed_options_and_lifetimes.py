@@ -247,9 +247,9 @@ def test_provider_cache_is_bounded_and_clearable() -> None:
     registry.clear_cache()
     for i in range(registry.CACHE_SIZE + 5):
         registry.make_provider("openai-chat:m", api_key=f"key-{i}")
-    assert len(registry._cache) == registry.CACHE_SIZE
+    assert len(registry.cached_providers()) == registry.CACHE_SIZE
     registry.clear_cache()
-    assert not registry._cache
+    assert not registry.cached_providers()
 
 
 def test_a_timed_out_sync_tool_does_not_hold_interpreter_exit(

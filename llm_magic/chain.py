@@ -270,7 +270,7 @@ class ChainRun:
             self.conversation.messages.append(Message("user", self.prompt))
 
     def _announce(self) -> None:
-        self._emit(ev.RunStarted(self.provider.model, self.prompt or "", list(self.tools)))
+        self._emit(ev.RunStarted(self.provider.model_id, self.prompt or "", list(self.tools)))
 
     async def _add_source_tools(self) -> BaseException | None:
         """The tool sources' (MCP servers') tools join the run's; what failed, raised in `_run`."""
@@ -291,7 +291,7 @@ class ChainRun:
             tool_calls=list(state.records),
             usage=state.usage,
             steps=state.steps,
-            model=self.provider.model,
+            model=self.provider.model_id,
             provider=self.provider.name,
             elapsed=time.monotonic() - state.started_at,
             error=error,

@@ -134,6 +134,12 @@ def register_alias(alias: str, model_id: str) -> None:
     aliases[alias] = model_id
 
 
+def shown_id(resolved: str, given: str) -> str:
+    """The resolved id, followed by the alias the user typed for it, if any (never another
+    form of the id: a base URL typed into it may hold credentials)."""
+    return f"{resolved} ({given})" if given in aliases and given != resolved else resolved
+
+
 def default_model_id() -> str:
     """LLM_MAGIC_MODEL, else a model of the first provider with a key, else the local model."""
     explicit = os.environ.get("LLM_MAGIC_MODEL")
@@ -217,10 +223,18 @@ def make_provider(
 
         kwargs["compat"] = COMPATIBLE
     provider: Provider = cls(name, api_key=key, base_url=url, **kwargs)
+    provider.model_id = resolved_id(info, name)
     cache[cache_key] = provider
     while len(cache) > CACHE_SIZE:
         cache.popitem(last=False)
     return provider
+
+
+def resolved_id(info: ProviderInfo, name: str) -> str:
+    """The one id of a model on results, events and views: `prefix:model`, the prefix naming
+    the API and vendor it reaches (what `get_model` takes back to reach the same), the model as
+    the API is sent it; `local` alone."""
+    return name if info.name == "local" else f"{info.name}:{name}"
 
 
 def refuse_wrong_api(info: ProviderInfo, model: str) -> None:

@@ -261,7 +261,7 @@ async def execute(plan: Plan) -> ChainResult[ChainRun]:
     timeline = (
         None
         if plan.quiet or plan.shell is None
-        else make_timeline(run, plan.model.model_id, plan.live)
+        else make_timeline(run, plan.model.label, plan.live)
     )
     if timeline is not None:
         safely(timeline.show, "show")

@@ -245,7 +245,7 @@ class Timeline:
         self.generation += 1
         self.editable = False
         self.result = None
-        self.state = RunState(model=run.provider.model)
+        self.state = RunState(model=run.provider.model_id)
         self.entries = Entries(self.state, self._approvals.keys())
         self._dirty = {HEAD}
         widget = self._widget

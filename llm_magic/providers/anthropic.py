@@ -41,7 +41,7 @@ _ID_OK = re.compile(r"^[a-zA-Z0-9_-]+$")
 _ID_BAD = re.compile(r"[^a-zA-Z0-9_-]")
 
 
-class AnthropicProvider(Provider):
+class AnthropicMessagesAdapter(Provider):
     name = "anthropic"
     default_base_url = "https://api.anthropic.com"
     models_path = "/v1/models"

@@ -17,7 +17,7 @@ from ..local import LocalServer, get_local_server
 from ..local_aliases import CHAT_MODEL, TOOLS_MODEL
 from ..messages import ModelRequest, ModelTurn
 from .base import TextCallback
-from .openai import OpenAICompat, OpenAIProvider
+from .openai import OpenAIChatAdapter, OpenAICompat
 
 LOCAL_COMPAT = OpenAICompat(
     content_string=True,
@@ -37,7 +37,7 @@ def _stderr(message: str) -> None:
     print(f"[llm_magic] {message}", file=sys.stderr, flush=True)
 
 
-class LocalProvider(OpenAIProvider):
+class LocalProvider(OpenAIChatAdapter):
     name = "local"
     default_max_steps = (
         1  # a 270M base model calls the tool again and again; answer after one round

@@ -18,8 +18,8 @@ on the host loop; the SDK then sends MCP's `notifications/cancelled` for the req
 from __future__ import annotations
 
 import asyncio
-import inspect
-from collections.abc import Collection, Mapping, Sequence
+import functools
+from collections.abc import Collection
 from typing import Any
 
 from ._tool_names import wire_names
@@ -32,7 +32,7 @@ from .mcp_results import (
     to_result,
 )
 from .mcp_session import MCPSession, State
-from .mcp_settings import AskUser, MCPServerSettings
+from .mcp_settings import MCPServerSettings
 from .mcp_transport import ping
 from .tools import Tool
 
@@ -42,40 +42,10 @@ __all__ = ["MCPError", "MCPResult", "MCPServer", "MCPToolError"]
 class MCPServer(MCPServerSettings):
     """One MCP server: its session starts on first use and is shared by every run."""
 
-    def __init__(
-        self,
-        name: str,
-        *,
-        command: Sequence[str] | None = None,
-        env: Mapping[str, str] | None = None,
-        cwd: str | None = None,
-        url: str | None = None,
-        headers: Mapping[str, str] | None = None,
-        approve: bool | Collection[str] = False,
-        timeout: float | None = None,
-        startup_timeout: float = 30.0,
-        tools: Collection[str] | None = None,
-        optional: bool = False,
-        ask: AskUser | None = None,
-    ) -> None:
-        super().__init__(
-            name,
-            command=command,
-            env=env,
-            cwd=cwd,
-            url=url,
-            headers=headers,
-            approve=approve,
-            timeout=timeout,
-            startup_timeout=startup_timeout,
-            tools=tools,
-            optional=optional,
-            ask=ask,
-        )
-        self.asked: list[str] = []  # what it asked the user during calls (shown, never answers)
-        self._declined: list[tuple[str, str]] = []  # (tool, question) declined for lack of `ask`
-        self._calling = ""  # the tool of the latest call (what a question is about)
-        self.session = MCPSession(self, self._on_elicit)
+    @functools.cached_property
+    def session(self) -> MCPSession:
+        """Its session, made on first use (and started on the first call or listing)."""
+        return MCPSession(self)
 
     def __repr__(self) -> str:
         return f"<MCPServer {self.name!r} {self.transport} {self.where} {self.state}>"
@@ -99,6 +69,11 @@ class MCPServer(MCPServerSettings):
     def protocol(self) -> str | None:
         """The protocol version it speaks, once started."""
         return self.session.protocol
+
+    @property
+    def asked(self) -> list[str]:
+        """What it asked the user during calls (shown, never the answers)."""
+        return self.session.asked
 
     @property
     def noise(self) -> int:
@@ -186,7 +161,7 @@ class MCPServer(MCPServerSettings):
 
         session = self.session
         client = await session.ensure()
-        self._calling = tool
+        session.calling = tool
         pinger = None if self.url is None else asyncio.ensure_future(ping(client))
         try:
             raw = await session.unless_dead(client.call_tool(tool, arguments))
@@ -200,7 +175,7 @@ class MCPServer(MCPServerSettings):
         except InputRequiredRoundsExceededError:
             raise MCPError(
                 f"MCP server {self.name!r}, tool {tool}: it kept asking for input; "
-                f"it asked: {'; '.join(self.asked[-3:])}"
+                f"it asked: {'; '.join(session.asked[-3:])}"
             ) from None
         finally:
             if pinger is not None:
@@ -209,29 +184,11 @@ class MCPServer(MCPServerSettings):
         try:
             return to_result(self.name, tool, raw)
         except MCPToolError as exc:
-            if self._declined and self._declined[-1][0] == tool:
-                question = self._declined.pop()[1]
+            question = session.declined(tool)
+            if question is not None:
                 note = (
                     f" (it asked the user {question!r}; declined: nobody to answer here; "
                     "give the server ask= to answer such questions)"
                 )
                 raise MCPToolError(str(exc) + note, exc.result) from None
             raise
-
-    async def _on_elicit(self, context: Any, params: Any) -> Any:
-        """The server asks the user something mid-call: recorded in `asked`, answered by `ask`
-        (a notebook prompt or a function), declined when nobody can answer."""
-        from mcp.types import ElicitResult
-
-        message = str(getattr(params, "message", "") or "")
-        schema = dict(getattr(params, "requested_schema", None) or {})
-        self.asked.append(message)
-        answer: Any = None
-        if self.ask is not None:
-            answer = self.ask(self.name, message, schema)
-            if inspect.isawaitable(answer):
-                answer = await answer
-        if answer is None:
-            self._declined = [*self._declined[-9:], (self._calling, message)]
-            return ElicitResult(action="decline")
-        return ElicitResult(action="accept", content=dict(answer))

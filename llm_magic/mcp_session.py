@@ -20,8 +20,9 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import inspect
 from collections.abc import Coroutine
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Any, Literal, TypeVar
 
 from . import _runtime
 from .mcp_host import describe, host_running, on_host_sync, require_sdk
@@ -34,18 +35,14 @@ State = Literal["not started", "starting", "ready", "crashed", "failed", "closed
 STDERR_TAIL_LINES = 15
 
 
-class Elicit(Protocol):
-    """Answers the server's questions during a call (the SDK's `elicitation_callback`)."""
-
-    async def __call__(self, context: Any, params: Any) -> Any: ...
-
-
 class MCPSession:
     """The live session of one server: its state, its tools as listed, its deaths."""
 
-    def __init__(self, settings: MCPServerSettings, elicit: Elicit) -> None:
+    def __init__(self, settings: MCPServerSettings) -> None:
         self.settings = settings
-        self._elicit = elicit
+        self.asked: list[str] = []  # what it asked the user during calls (shown, never answers)
+        self.calling = ""  # the tool of the latest call (what a question is about)
+        self._declined: list[tuple[str, str]] = []  # (tool, question) declined for lack of `ask`
         self.noise = 0  # lines on stdout that were not JSON-RPC (ignored)
         self.protocol: str | None = None  # the protocol version it speaks, once started
         self.state: State = "not started"
@@ -156,7 +153,7 @@ class MCPSession:
                 mode="auto",
                 cache=None,  # every run lists the tools it offers afresh
                 message_handler=self._on_message,
-                elicitation_callback=self._elicit,
+                elicitation_callback=self._on_elicit,
             )
             async with client:
                 self.protocol = client.protocol_version
@@ -212,6 +209,31 @@ class MCPSession:
                 task = asyncio.get_running_loop().create_task(self._refresh(client))
                 self._background.add(task)
                 task.add_done_callback(self._background.discard)
+
+    async def _on_elicit(self, context: Any, params: Any) -> Any:
+        """The server asks the user something mid-call: recorded in `asked`, answered by the
+        settings' `ask` (a notebook prompt or a function), declined when nobody can answer."""
+        from mcp.types import ElicitResult
+
+        message = str(getattr(params, "message", "") or "")
+        schema = dict(getattr(params, "requested_schema", None) or {})
+        self.asked.append(message)
+        ask = self.settings.ask
+        answer: Any = None
+        if ask is not None:
+            answer = ask(self.settings.name, message, schema)
+            if inspect.isawaitable(answer):
+                answer = await answer
+        if answer is None:
+            self._declined = [*self._declined[-9:], (self.calling, message)]
+            return ElicitResult(action="decline")
+        return ElicitResult(action="accept", content=dict(answer))
+
+    def declined(self, tool: str) -> str | None:
+        """The question `tool`'s latest call asked and nobody answered, once."""
+        if self._declined and self._declined[-1][0] == tool:
+            return self._declined.pop()[1]
+        return None
 
     def lost(self, why: str) -> None:
         """The session ended without being asked to: record why."""

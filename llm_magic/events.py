@@ -27,7 +27,7 @@ class Event:
 
 @dataclass
 class RunStarted(Event):
-    model: str
+    model: str  # the resolved `prefix:model` id, as on the result
     prompt: str
     tools: list[str]
     type = "run_started"

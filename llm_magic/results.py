@@ -81,7 +81,7 @@ class ChainResult(Generic[R]):
     tool_calls: list[ToolCallRecord]
     usage: Usage
     steps: int
-    model: str
+    model: str  # the resolved `prefix:model` id (`openai:gpt-5.4-mini`), as every view shows it
     elapsed: float
     error: BaseException | None = None
     turns: list[ModelTurn] = field(default_factory=list)

@@ -20,9 +20,9 @@ import time
 from typing import Any
 
 from llm_magic import events as ev
-from llm_magic.events import ToolCallRecord
 from llm_magic.messages import Usage
 from llm_magic.options import ChainOptions
+from llm_magic.records import ToolCallRecord
 from llm_magic.results import ChainResult
 
 PER_TURN = 10

@@ -30,7 +30,6 @@ from .errors import (
     ToolError,
     UnknownModelError,
 )
-from .events import ToolCallRecord
 from .kernel_tools import NotebookTools, notebook_tools
 from .media import Media, MediaError
 from .messages import Message, ToolCall, ToolResult, Usage
@@ -44,6 +43,7 @@ from .models import (
     get_model,
 )
 from .options import Approval, ApprovalCallback, ChainKwargs, ChainOptions
+from .records import ToolCallRecord
 from .registry import register_alias
 from .results import ChainResult
 from .tools import Tool, ToolOptions, async_tool_is, cancel_event, tool

@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from .events import ToolCallRecord
 from .options import Approval, ApprovalCallback
+from .records import ToolCallRecord
 
 NO_APPROVER = "approval is required and no approver was set"
 

@@ -10,6 +10,10 @@ died, and is known to the one `atexit` handler, so no module writes its own thre
 * `tool_pool`: the worker threads of sync tools, daemon threads that never hold up exit.
 * `load_once(name, fn)`: a one-off job in a daemon thread (importing the price table).
 * `worker(name)`: jobs run in order on one daemon thread (the run log's writes).
+* `daemon(name, fn)`: a daemon thread for work that lasts as long as something else does (the
+  thread that forks the local model's server stays while that child lives).
+* `shared(name, make)`: the one object of the process for a live resource (the local model's
+  server process, the providers that keep HTTP connections), made on first use.
 * `at_exit(fn)`: cleanup run once at interpreter exit, newest first (as `atexit` does).
 
 This module imports nothing from llm_magic: every other core module may use it.
@@ -25,10 +29,11 @@ import logging
 import queue
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar, cast
 
+T = TypeVar("T")
 log = logging.getLogger("llm_magic")
-_lock = threading.Lock()
+_lock = threading.RLock()  # re-entrant: a `shared` maker may use the runtime itself
 
 
 class BackgroundLoop:
@@ -153,14 +158,32 @@ def load_once(name: str, fn: Callable[[], Any]) -> threading.Thread:
     with _lock:
         job = _jobs.get(name)
         if job is None:
-            job = _jobs[name] = threading.Thread(target=fn, name=name, daemon=True)
-            job.start()
+            job = _jobs[name] = daemon(name, fn)
         return job
 
 
 def job(name: str) -> threading.Thread | None:
     """The thread `load_once(name, ...)` started, if it did."""
     return _jobs.get(name)
+
+
+def daemon(name: str, fn: Callable[[], Any]) -> threading.Thread:
+    """Run `fn` in a new daemon thread named `name` (it never holds up the interpreter's exit)."""
+    thread = threading.Thread(target=fn, name=name, daemon=True)
+    thread.start()
+    return thread
+
+
+_shared: dict[str, Any] = {}
+
+
+def shared(name: str, make: Callable[[], T]) -> T:
+    """The process's one object named `name`, made by `make` on first use (under the runtime's
+    lock, so two threads asking at once get the same one)."""
+    with _lock:
+        if name not in _shared:
+            _shared[name] = make()
+        return cast(T, _shared[name])
 
 
 _at_exit: list[Callable[[], None]] = []

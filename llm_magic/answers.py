@@ -37,8 +37,8 @@ from typing import Any
 
 from ._schema_refs import hoist_defs
 from .errors import OutputValidationError, ToolArgumentsError, ToolDefinitionError
-from .events import ToolCallRecord
 from .messages import OutputSchema
+from .records import ToolCallRecord
 from .schema import Converter, Invalid, Parameters, converter_for
 from .tools import Tool
 

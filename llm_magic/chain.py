@@ -36,10 +36,10 @@ from ._broadcast import Broadcast, Subscriber
 from ._loop import CallerThread
 from .answers import FINAL_TOOL, TypedAnswer, answer_choice
 from .cost import Cost, CostMeter
-from .events import ToolCallRecord
 from .media import MediaPolicy, attachment
 from .messages import FINAL_TURN_INSTRUCTION, Message, ModelRequest, ModelTurn, Usage
 from .options import ChainOptions
+from .records import ToolCallRecord
 from .results import ChainResult, ConversationLike, Status
 from .run_state import RunState
 from .sources import ToolSource, with_sources
@@ -279,7 +279,7 @@ class ChainRun:
     def _announce(self) -> None:
         self._emit(
             ev.RunStarted(
-                self.provider.model, self.prompt or "", list(self.tools), list(self.attachments)
+                self.provider.model_id, self.prompt or "", list(self.tools), list(self.attachments)
             )
         )
 
@@ -302,7 +302,7 @@ class ChainRun:
             tool_calls=list(state.records),
             usage=state.usage,
             steps=state.steps,
-            model=self.provider.model,
+            model=self.provider.model_id,
             provider=self.provider.name,
             elapsed=time.monotonic() - state.started_at,
             error=error,
@@ -369,7 +369,7 @@ class ChainRun:
             if self.answer is not None and self.answer.done:
                 state.status = "done"
                 return
-            limit = self._limit_reached()
+            limit = state.limit_reached(self.options, self.provider.default_max_steps)
             if limit is not None and not (self.options.final_turn_on_limit and self.tools):
                 state.status = limit
                 return
@@ -378,15 +378,6 @@ class ChainRun:
         """The typed answer takes its value (or counts a failure) from a round's final-tool call."""
         if self.answer is not None:
             self.answer.after_tools(batch)
-
-    def _limit_reached(self) -> Status | None:
-        """The limit the run reached after a tool round, if any."""
-        if len(self.state.records) >= self.options.max_tool_calls:
-            return "max_tool_calls"
-        steps = self.options.max_steps
-        if self.state.steps >= (steps if steps is not None else self.provider.default_max_steps):
-            return "max_steps"
-        return None
 
     async def _model_turn(self, request: ModelRequest) -> ModelTurn:
         state = self.state

@@ -23,7 +23,7 @@ from typing import Any
 
 from ._http import scrub
 from ._serialize import _cut
-from .registry import PROVIDERS
+from .registry import ROUTES
 
 DESCRIBE_CHARS = 4_000  # one variable's description
 LISTING_ROWS = 200  # variables listed at most
@@ -135,8 +135,8 @@ def bounded(text: str, limit: int) -> str:
 
 def without_keys(text: str) -> str:
     """`text` with the value of every provider API key set in the environment masked."""
-    for info in PROVIDERS.values():
-        for env in info.key_env:
+    for route in ROUTES.values():
+        for env in route.vendor.key_env:
             text = scrub(text, os.environ.get(env))
     return text
 

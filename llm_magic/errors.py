@@ -7,6 +7,7 @@ own error text and the request id only.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 
 class LLMMagicError(Exception):
@@ -49,6 +50,14 @@ class ToolError(LLMMagicError):
 
 class OutputValidationError(LLMMagicError):
     """The model's final answer did not fit the run's `output_type`, twice."""
+
+
+class LocalServerError(LLMMagicError, RuntimeError):
+    """The local model server could not be started (or died); the message quotes its log."""
+
+    def __init__(self, message: str, *, log_path: Path | None = None) -> None:
+        super().__init__(message)
+        self.log_path = log_path
 
 
 class ProviderError(LLMMagicError):

@@ -2,15 +2,15 @@
 
 The SDK's clients (`mcp.Client` over `stdio_client` or `streamable_http_client`) are anyio
 context managers: they must be entered and left in one task, and that task must outlive every
-call. So each server's session is owned by one long-lived task (`MCPServer._own`), and every
+call. So each server's session is owned by one long-lived task (`MCPSession._own`), and every
 session of the process lives on one private loop in one daemon thread (`llm_magic-mcp`); callers
 hand work to that loop (`run_coroutine_threadsafe`, the loop's own thread-safe queue) and await
 the answer on their own loop. One thread rather than a task on each caller's loop because:
 
 * one session per server per kernel: the kernel's loop (`%%llm_chain`, `await chain()`) and
   the sync API's private loop share the session, hence one server process, not one per loop;
-* closing works from anywhere: `%unload_ext`, `%llm_mcp remove` and `atexit` at kernel shutdown
-  run when the caller's loop is busy or already stopped;
+* closing works from anywhere: `%unload_ext`, `%llm_mcp remove` and the runtime's exit hook at
+  kernel shutdown (mcp_session's `close_all`) run when the caller's loop is busy or already stopped;
 * the process is forked by a thread that lives as long as the process, which is what
   `PR_SET_PDEATHSIG` needs (mcp_transport).
 
@@ -26,7 +26,7 @@ import collections
 import itertools
 import logging
 import os
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 from . import _runtime
@@ -63,21 +63,10 @@ def host() -> asyncio.AbstractEventLoop:
 
 def _first_start() -> None:
     logging.getLogger("mcp.client.stdio").addFilter(_QuietSDK())
-    _runtime.at_exit(_close_at_exit)
 
 
 def host_running() -> bool:
     return _runtime.background(HOST_NAME, _first_start).running()
-
-
-# What stops the servers when the process exits (mcp_servers adds `close_all`): registered
-# here rather than imported, so the host loop knows nothing of the servers it runs.
-at_exit: list[Callable[[], None]] = []
-
-
-def _close_at_exit() -> None:
-    for close in at_exit:
-        close()
 
 
 async def on_host(coro: Coroutine[Any, Any, T]) -> T:

@@ -20,7 +20,9 @@ from urllib.parse import urlparse
 from .mcp_config import Expander, Prompt, read_env_file, split_args
 from .mcp_host import require_sdk
 from .mcp_results import MCPError
-from .mcp_servers import AskUser, MCPServer, State
+from .mcp_servers import MCPServer
+from .mcp_session import State
+from .mcp_settings import AskUser
 from .tools import Tool
 
 __all__ = ["from_config", "mcp", "named_tools", "require_sdk", "servers"]

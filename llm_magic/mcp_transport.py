@@ -25,7 +25,7 @@ from .mcp_host import describe
 PING_SECONDS = 2.0
 
 if TYPE_CHECKING:
-    from .mcp_servers import MCPServer
+    from .mcp_session import MCPSession
 
 # Runs in the child: ask Linux to SIGTERM it when its parent (the kernel) dies, then become the
 # server. Resolved on PATH with the environment the SDK built.
@@ -47,20 +47,21 @@ except OSError as exc:
 
 
 @contextlib.asynccontextmanager
-async def open_transport(server: MCPServer) -> AsyncIterator[tuple[Any, Any]]:
-    """The SDK's transport for `server`, its messages passed through `_watch`."""
+async def open_transport(session: MCPSession) -> AsyncIterator[tuple[Any, Any]]:
+    """The SDK's transport for `session`'s server, its messages passed through `_watch`."""
     async with contextlib.AsyncExitStack() as stack:
-        if server.command is not None:
-            read, write = await _stdio(stack, server)
+        if session.settings.command is not None:
+            read, write = await _stdio(stack, session)
         else:
-            read, write = await _http(stack, server)
-        yield await _watch(stack, read, server), write
+            read, write = await _http(stack, session)
+        yield await _watch(stack, read, session), write
 
 
-async def _stdio(stack: contextlib.AsyncExitStack, server: MCPServer) -> tuple[Any, Any]:
+async def _stdio(stack: contextlib.AsyncExitStack, session: MCPSession) -> tuple[Any, Any]:
     from mcp import StdioServerParameters
     from mcp.client.stdio import stdio_client
 
+    server = session.settings
     assert server.command is not None
     command, args = server.command[0], server.command[1:]
     if sys.platform.startswith("linux"):
@@ -69,17 +70,18 @@ async def _stdio(stack: contextlib.AsyncExitStack, server: MCPServer) -> tuple[A
     params = StdioServerParameters(
         command=command, args=args, env=server.env, cwd=server.cwd, encoding_error_handler="replace"
     )
-    if server.stderr is not None:
-        server.stderr.close()
-    server.stderr = tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace")
-    read, write = await stack.enter_async_context(stdio_client(params, server.stderr))
+    if session.stderr is not None:
+        session.stderr.close()
+    session.stderr = tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace")
+    read, write = await stack.enter_async_context(stdio_client(params, session.stderr))
     return read, write
 
 
-async def _http(stack: contextlib.AsyncExitStack, server: MCPServer) -> tuple[Any, Any]:
+async def _http(stack: contextlib.AsyncExitStack, session: MCPSession) -> tuple[Any, Any]:
     import httpx2
     from mcp.client.streamable_http import streamable_http_client
 
+    server = session.settings
     assert server.url is not None
     headers = server._headers  # secrets: they go to the server and nowhere else
     client = httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30.0, read=300.0))
@@ -90,7 +92,7 @@ async def _http(stack: contextlib.AsyncExitStack, server: MCPServer) -> tuple[An
     return read, write
 
 
-async def _watch(stack: contextlib.AsyncExitStack, read: Any, server: MCPServer) -> Any:
+async def _watch(stack: contextlib.AsyncExitStack, read: Any, session: MCPSession) -> Any:
     """Pass messages on to the session, and notice the end of the server (EOF, a failed
     HTTP request): the session then fails the calls in flight ("Connection closed").
     A stdio line that is not JSON-RPC is counted (`noise`), not passed on."""
@@ -99,7 +101,7 @@ async def _watch(stack: contextlib.AsyncExitStack, read: Any, server: MCPServer)
     send, receive = anyio.create_memory_object_stream[Any](0)
     group = await stack.enter_async_context(anyio.create_task_group())
     stack.callback(group.cancel_scope.cancel)  # left before the transport closes `read`
-    http = server.url is not None
+    http = session.settings.url is not None
 
     async def pump() -> None:
         lost = "the connection closed" if http else "it exited"
@@ -109,10 +111,10 @@ async def _watch(stack: contextlib.AsyncExitStack, read: Any, server: MCPServer)
                     lost = f"the connection failed ({describe(item)})"
                     break
                 if isinstance(item, Exception):
-                    server.noise += 1
+                    session.noise += 1
                     continue
                 await send.send(item)
-        server.lost(lost)
+        session.lost(lost)
 
     group.start_soon(pump)
     return receive

@@ -24,10 +24,10 @@ from ._broadcast import Subscriber
 from ._loop import CallerThread, run_sync
 from .chain import ChainRun
 from .errors import LLMMagicError
-from .events import ToolCallRecord
 from .messages import Message, Usage
 from .options import ChainKwargs, ChainOptions, build_options
 from .providers.base import Provider
+from .records import ToolCallRecord
 from .results import ChainResult
 from .sources import ToolSource, split_sources
 from .tools import Tool
@@ -146,16 +146,26 @@ class AsyncConversation:
 class AsyncModel:
     """One model at one provider, used from async code."""
 
-    def __init__(self, provider: Provider, model_id: str | None = None) -> None:
+    def __init__(self, provider: Provider, given_id: str | None = None) -> None:
         self.provider = provider
-        self.model_id = model_id or provider.model
+        self.given_id = given_id or provider.model_id  # as typed: an alias stays an alias
+
+    @property
+    def model_id(self) -> str:
+        """The resolved `prefix:model` id: the one results, events and views show."""
+        return self.provider.model_id
+
+    @property
+    def label(self) -> str:
+        """What a view's header shows: the resolved id, and the alias when one was typed."""
+        return registry.shown_id(self.model_id, self.given_id)
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.model_id!r}>"
+        return f"<{type(self).__name__} {self.label!r}>"
 
     def to_sync(self) -> Model:
         """The sync twin over the same provider (and so the same connections)."""
-        return Model(self.provider, self.model_id)
+        return Model(self.provider, self.given_id)
 
     def conversation(
         self,
@@ -212,7 +222,7 @@ class ChainResponse:
 
     def __repr__(self) -> str:
         state = self._run.final.status if self._run.final else "not run yet"
-        return f"<ChainResponse {self._run.provider.model!r} {state}>"
+        return f"<ChainResponse {self._run.provider.model_id!r} {state}>"
 
     def __str__(self) -> str:
         return self.text()
@@ -327,7 +337,7 @@ class Conversation:
         if isinstance(model, str):
             model = get_model(model)
         elif isinstance(model, AsyncModel):
-            model = Model(model.provider, model.model_id)
+            model = Model(model.provider, model.given_id)
         return Conversation(
             model or self.model,
             system=self._async.system,
@@ -370,8 +380,8 @@ class Conversation:
 class Model:
     """The sync twin of AsyncModel: same methods, no await, works inside a running loop."""
 
-    def __init__(self, provider: Provider, model_id: str | None = None) -> None:
-        self._async = AsyncModel(provider, model_id)
+    def __init__(self, provider: Provider, given_id: str | None = None) -> None:
+        self._async = AsyncModel(provider, given_id)
 
     def to_async(self) -> AsyncModel:
         """The async model this twin drives (the same provider and connections)."""
@@ -385,8 +395,16 @@ class Model:
     def model_id(self) -> str:
         return self._async.model_id
 
+    @property
+    def given_id(self) -> str:
+        return self._async.given_id
+
+    @property
+    def label(self) -> str:
+        return self._async.label
+
     def __repr__(self) -> str:
-        return f"<Model {self.model_id!r}>"
+        return f"<Model {self.label!r}>"
 
     def conversation(
         self,

@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypedDict
 
-from .events import ToolCallRecord
+from .records import ToolCallRecord
 
 OnToolError = Literal["model", "raise"]
 # How hard the model thinks; each adapter maps it onto its model's own fields

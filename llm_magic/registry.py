@@ -1,4 +1,5 @@
-"""One registry of models: a model id picks its provider, its key and its base URL.
+"""One registry of models: a model id picks its route (the wire adapter for the API, and the
+vendor: its key and its base URL).
 
 `gpt-*`/`o1*`/`o3*`/`o4*`/`codex-*` go to OpenAI (over the Responses API), `claude-*` to Anthropic,
 `gemini-*` to Gemini, `local` to the embedded model; anything else needs a prefix (`openai:`,
@@ -19,76 +20,78 @@ from typing import Any
 
 import httpx2
 
-from . import catalog
+from . import _runtime, catalog
 from .errors import ConfigError, MissingKeyError, UnknownModelError
 from .providers.base import Provider
 
 
 @dataclass(frozen=True)
-class ProviderInfo:
+class Vendor:
+    """Whose models they are: where the key and the base URL come from, and whether the catalog
+    lists them. One per vendor, however many APIs reach it (OpenAI: Responses and Chat)."""
+
     name: str
-    factory: str  # "module:Class", imported on first use
     key_env: tuple[str, ...]  # environment variables for the key, first found wins
     base_url_env: str | None
     key_required: bool = True
     default_base_url: str | None = None
+    in_catalog: bool = False  # llm_magic.catalog knows its models (shut-down dates, fields)
+
+
+OPENAI = Vendor("openai", ("OPENAI_API_KEY",), "OPENAI_BASE_URL", in_catalog=True)
+ANTHROPIC = Vendor("anthropic", ("ANTHROPIC_API_KEY",), "ANTHROPIC_BASE_URL", in_catalog=True)
+GEMINI = Vendor("gemini", ("GEMINI_API_KEY", "GOOGLE_API_KEY"), "GEMINI_BASE_URL", in_catalog=True)
+OLLAMA = Vendor(
+    "ollama",
+    ("OLLAMA_API_KEY",),
+    "OLLAMA_BASE_URL",
+    key_required=False,
+    default_base_url="http://localhost:11434/v1",
+)
+OPENAI_COMPATIBLE = Vendor(
+    "openai-compatible",
+    ("OPENAI_COMPATIBLE_API_KEY",),
+    "OPENAI_COMPATIBLE_BASE_URL",
+    key_required=False,
+)
+EMBEDDED = Vendor("local", (), None, key_required=False)
+
+
+@dataclass(frozen=True)
+class Route:
+    """A model-id prefix: the wire adapter that speaks the API (llm_magic.providers) and the
+    vendor it reaches, as pydantic-ai separates its models from its providers."""
+
+    prefix: str
+    adapter: str  # "module:Class", imported on first use
+    vendor: Vendor
     options: tuple[tuple[str, Any], ...] = ()
-    vendor: str | None = None  # whose models these are, for the catalog (None: no catalog)
+
+    @property
+    def catalog_vendor(self) -> str | None:
+        """The vendor's name in the catalog, when the catalog lists its models."""
+        return self.vendor.name if self.vendor.in_catalog else None
 
 
-PROVIDERS: dict[str, ProviderInfo] = {
-    # OpenAI's own API over Responses, the API OpenAI recommends (llm_magic.providers.
-    # openai_responses): `openai:MODEL` and bare `gpt-*`/`o*` ids
-    "openai": ProviderInfo(
-        "openai",
-        "llm_magic.providers.openai_responses:OpenAIResponsesProvider",
-        ("OPENAI_API_KEY",),
-        "OPENAI_BASE_URL",
-        vendor="openai",
+_CHAT = "llm_magic.providers.openai:OpenAIChatAdapter"
+ROUTES: dict[str, Route] = {
+    # OpenAI's own API over Responses, the API OpenAI recommends: `openai:MODEL` and bare
+    # `gpt-*`/`o*` ids
+    "openai": Route(
+        "openai", "llm_magic.providers.openai_responses:OpenAIResponsesAdapter", OPENAI
     ),
     # OpenAI's own API over Chat Completions, chosen explicitly (`openai-chat:gpt-4.1`); models
     # that answer only on Responses are refused before sending (`refuse_wrong_api`)
-    "openai-chat": ProviderInfo(
-        "openai-chat",
-        "llm_magic.providers.openai:OpenAIProvider",
-        ("OPENAI_API_KEY",),
-        "OPENAI_BASE_URL",
-        vendor="openai",
+    "openai-chat": Route("openai-chat", _CHAT, OPENAI),
+    "anthropic": Route(
+        "anthropic", "llm_magic.providers.anthropic:AnthropicMessagesAdapter", ANTHROPIC
     ),
-    "anthropic": ProviderInfo(
-        "anthropic",
-        "llm_magic.providers.anthropic:AnthropicProvider",
-        ("ANTHROPIC_API_KEY",),
-        "ANTHROPIC_BASE_URL",
-        vendor="anthropic",
+    "gemini": Route("gemini", "llm_magic.providers.gemini:GeminiGenerateContentAdapter", GEMINI),
+    "ollama": Route("ollama", _CHAT, OLLAMA, options=(("compat", "compatible"),)),
+    "openai-compatible": Route(
+        "openai-compatible", _CHAT, OPENAI_COMPATIBLE, options=(("compat", "compatible"),)
     ),
-    "gemini": ProviderInfo(
-        "gemini",
-        "llm_magic.providers.gemini:GeminiProvider",
-        ("GEMINI_API_KEY", "GOOGLE_API_KEY"),
-        "GEMINI_BASE_URL",
-        vendor="gemini",
-    ),
-    "ollama": ProviderInfo(
-        "ollama",
-        "llm_magic.providers.openai:OpenAIProvider",
-        ("OLLAMA_API_KEY",),
-        "OLLAMA_BASE_URL",
-        key_required=False,
-        default_base_url="http://localhost:11434/v1",
-        options=(("compat", "compatible"),),
-    ),
-    "openai-compatible": ProviderInfo(
-        "openai-compatible",
-        "llm_magic.providers.openai:OpenAIProvider",
-        ("OPENAI_COMPATIBLE_API_KEY",),
-        "OPENAI_COMPATIBLE_BASE_URL",
-        key_required=False,
-        options=(("compat", "compatible"),),
-    ),
-    "local": ProviderInfo(
-        "local", "llm_magic.providers.embedded:LocalProvider", (), None, key_required=False
-    ),
+    "local": Route("local", "llm_magic.providers.embedded:LocalProvider", EMBEDDED),
 }
 
 _PATTERNS = [
@@ -98,13 +101,8 @@ _PATTERNS = [
 ]
 # Defaults and the models `%llm_models` lists come from the catalog (llm_magic.catalog), the one
 # place that knows which models exist today; its first current model of a vendor is the default.
-VENDORS = ("openai", "anthropic", "gemini")
-KEY_VENDORS = [
-    ("OPENAI_API_KEY", "openai"),
-    ("ANTHROPIC_API_KEY", "anthropic"),
-    ("GEMINI_API_KEY", "gemini"),
-    ("GOOGLE_API_KEY", "gemini"),
-]
+VENDORS = tuple(v.name for v in (OPENAI, ANTHROPIC, GEMINI))
+KEY_VENDORS = [(env, v.name) for v in (OPENAI, ANTHROPIC, GEMINI) for env in v.key_env]
 
 
 def known_models() -> list[str]:
@@ -113,21 +111,31 @@ def known_models() -> list[str]:
 
 
 aliases: dict[str, str] = {}
-# Providers by (model, URL, key fingerprint, options), so that `get_model()` twice reuses HTTP
-# connections. Bounded: the least recently used is dropped past CACHE_SIZE (its clients close
-# with their loops, or when garbage collected); `clear_cache()` empties it.
 CACHE_SIZE = 32
-_cache: OrderedDict[tuple[str | None, ...], Provider] = OrderedDict()
+
+
+def cached_providers() -> OrderedDict[tuple[str | None, ...], Provider]:
+    """Providers by (model, URL, key fingerprint, options), so that `get_model()` twice reuses
+    HTTP connections: live resources, so the runtime holds them. Bounded: the least recently
+    used is dropped past CACHE_SIZE (its clients close with their loops, or when garbage
+    collected); `clear_cache()` empties it."""
+    return _runtime.shared("providers", OrderedDict)
 
 
 def clear_cache() -> None:
     """Forget every cached provider (models already made keep theirs)."""
-    _cache.clear()
+    cached_providers().clear()
 
 
 def register_alias(alias: str, model_id: str) -> None:
     """`register_alias("fast", "gpt-4.1-mini")`: then `--model fast` works."""
     aliases[alias] = model_id
+
+
+def shown_id(resolved: str, given: str) -> str:
+    """The resolved id, followed by the alias the user typed for it, if any (never another
+    form of the id: a base URL typed into it may hold credentials)."""
+    return f"{resolved} ({given})" if given in aliases and given != resolved else resolved
 
 
 def default_model_id() -> str:
@@ -141,25 +149,25 @@ def default_model_id() -> str:
     return "local"
 
 
-def resolve(model_id: str) -> tuple[ProviderInfo, str]:
+def resolve(model_id: str) -> tuple[Route, str]:
     """The provider and the provider's own model name for a model id or alias."""
     seen = set()
     while model_id in aliases and model_id not in seen:
         seen.add(model_id)
         model_id = aliases[model_id]
     prefix, sep, rest = model_id.partition(":")
-    if sep and prefix in PROVIDERS:
+    if sep and prefix in ROUTES:
         if not rest.partition("@")[0].strip():
             raise ConfigError(f"model id {model_id!r} names no model: write {prefix}:MODEL_NAME")
-        return PROVIDERS[prefix], rest
+        return ROUTES[prefix], rest
     if model_id == "local":
-        return PROVIDERS["local"], model_id
+        return ROUTES["local"], model_id
     for pattern, name in _PATTERNS:
         if pattern.match(model_id):
-            return PROVIDERS[name], model_id
+            return ROUTES[name], model_id
     raise UnknownModelError(
         f"unknown model {model_id!r}: use a gpt-*, o*, claude-* or gemini-* id, 'local', or a "
-        f"prefix ({', '.join(p + ':' for p in PROVIDERS if p != 'local')}); "
+        f"prefix ({', '.join(p + ':' for p in ROUTES if p != 'local')}); "
         f"known models: {', '.join(known_models())}"
     )
 
@@ -173,55 +181,78 @@ def make_provider(
     **options: Any,
 ) -> Provider:
     """Build (or reuse) the provider for a model id. Reuse keeps its HTTP connections."""
-    info, name = resolve(model_id or default_model_id())
-    if info.name == "openai-compatible" and "@" in name and not base_url:
+    route, name = resolve(model_id or default_model_id())
+    if route.prefix == "openai-compatible" and "@" in name and not base_url:
         name, _, base_url = name.partition("@")
-    if info.vendor:
-        catalog.refuse_if_shut_down(info.vendor, name)
-        refuse_wrong_api(info, name)
-    key = api_key or next((os.environ[e] for e in info.key_env if os.environ.get(e)), None)
-    if key is None and info.key_required:
-        raise MissingKeyError(
-            f"no API key for {info.name}: set the environment variable {info.key_env[0]}"
-            + (f" (or {', '.join(info.key_env[1:])})" if len(info.key_env) > 1 else "")
-            + " or pass api_key=..."
-        )
-    url = base_url or (os.environ.get(info.base_url_env) if info.base_url_env else None)
-    url = url or info.default_base_url
-    if url and not url.lower().startswith(("http://", "https://")):
-        shown = url.rpartition("@")[2]  # never echo credentials written into a URL
-        raise ConfigError(
-            f"base URL {shown!r} for {info.name} needs http:// or https://, e.g. 'http://{shown}'"
-        )
-    if info.name == "openai-compatible" and not url:
-        raise ConfigError(
-            "openai-compatible models need a base URL: 'openai-compatible:MODEL@http://host:port/v1'"
-            " or base_url=... or OPENAI_COMPATIBLE_BASE_URL"
-        )
+    if route.catalog_vendor:
+        catalog.refuse_if_shut_down(route.catalog_vendor, name)
+        refuse_wrong_api(route, name)
+    key = _key(route, api_key)
+    url = _base_url(route, base_url)
     if limits is not None:
         options["limits"] = limits
-    cache_key = (f"{info.name}:{name}", url, _fingerprint(key), repr(sorted(options.items())))
-    if cache_key in _cache:
-        _cache.move_to_end(cache_key)
-        return _cache[cache_key]
-    cls = _import(info.factory)
-    kwargs: dict[str, Any] = dict(info.options)
+    cache_key = (f"{route.prefix}:{name}", url, _fingerprint(key), repr(sorted(options.items())))
+    cache = cached_providers()
+    if cache_key in cache:
+        cache.move_to_end(cache_key)
+        return cache[cache_key]
+    cls = _import(route.adapter)
+    kwargs: dict[str, Any] = dict(route.options)
     kwargs.update(options)
     if kwargs.get("compat") == "compatible":
         from .providers.openai import COMPATIBLE
 
         kwargs["compat"] = COMPATIBLE
     provider: Provider = cls(name, api_key=key, base_url=url, **kwargs)
-    _cache[cache_key] = provider
-    while len(_cache) > CACHE_SIZE:
-        _cache.popitem(last=False)
+    provider.model_id = resolved_id(route, name)
+    cache[cache_key] = provider
+    while len(cache) > CACHE_SIZE:
+        cache.popitem(last=False)
     return provider
 
 
-def refuse_wrong_api(info: ProviderInfo, model: str) -> None:
+def _key(route: Route, given: str | None) -> str | None:
+    """The key given, else the vendor's from the environment; a sentence when one is needed."""
+    vendor = route.vendor
+    key = given or next((os.environ[e] for e in vendor.key_env if os.environ.get(e)), None)
+    if key is None and vendor.key_required:
+        raise MissingKeyError(
+            f"no API key for {route.prefix}: set the environment variable {vendor.key_env[0]}"
+            + (f" (or {', '.join(vendor.key_env[1:])})" if len(vendor.key_env) > 1 else "")
+            + " or pass api_key=..."
+        )
+    return key
+
+
+def _base_url(route: Route, given: str | None) -> str | None:
+    """The base URL given, else the vendor's from the environment, else its default."""
+    vendor = route.vendor
+    url = given or (os.environ.get(vendor.base_url_env) if vendor.base_url_env else None)
+    url = url or vendor.default_base_url
+    if url and not url.lower().startswith(("http://", "https://")):
+        shown = url.rpartition("@")[2]  # never echo credentials written into a URL
+        raise ConfigError(
+            f"base URL {shown!r} for {route.prefix} needs http:// or https://, e.g. 'http://{shown}'"
+        )
+    if route.prefix == "openai-compatible" and not url:
+        raise ConfigError(
+            "openai-compatible models need a base URL: 'openai-compatible:MODEL@http://host:port/v1'"
+            " or base_url=... or OPENAI_COMPATIBLE_BASE_URL"
+        )
+    return url
+
+
+def resolved_id(route: Route, name: str) -> str:
+    """The one id of a model on results, events and views: `prefix:model`, the prefix naming
+    the API and vendor it reaches (what `get_model` takes back to reach the same), the model as
+    the API is sent it; `local` alone."""
+    return name if route.prefix == "local" else f"{route.prefix}:{name}"
+
+
+def refuse_wrong_api(route: Route, model: str) -> None:
     """A model that answers only on Responses, asked for over Chat Completions, is refused here
     rather than by a 404 after the request (the catalog's `apis`)."""
-    if info.name != "openai-chat":
+    if route.prefix != "openai-chat":
         return
     entry = catalog.lookup("openai", model)
     if entry is not None and "chat" not in entry.apis:

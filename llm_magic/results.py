@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar, Unpa
 
 from .branches import NOT_GIVEN
 from .errors import LLMMagicError
-from .events import ToolCallRecord
 from .messages import Message, ModelTurn, Usage
 from .options import ChainKwargs, ChainOptions, build_options
+from .records import ToolCallRecord
 
 if TYPE_CHECKING:
     from .branches import BranchPoint, Plan
@@ -81,7 +81,7 @@ class ChainResult(Generic[R]):
     tool_calls: list[ToolCallRecord]
     usage: Usage
     steps: int
-    model: str
+    model: str  # the resolved `prefix:model` id (`openai:gpt-5.4-mini`), as every view shows it
     elapsed: float
     error: BaseException | None = None
     turns: list[ModelTurn] = field(default_factory=list)

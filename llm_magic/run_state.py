@@ -12,11 +12,12 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from .events import ToolCallRecord
 from .messages import ModelTurn, Usage
+from .records import ToolCallRecord
 
 if TYPE_CHECKING:
     from .cost import Cost
+    from .options import ChainOptions
     from .results import Status
     from .tools import Tool
 
@@ -43,3 +44,13 @@ class RunState:
     def turn_number(self) -> int:
         """The number of the next model turn."""
         return len(self.turns) + 1
+
+    def limit_reached(self, options: ChainOptions, default_max_steps: int) -> Status | None:
+        """The limit the run reached after a tool round, if any (`default_max_steps`: the
+        provider's, when the options set none)."""
+        if len(self.records) >= options.max_tool_calls:
+            return "max_tool_calls"
+        steps = options.max_steps
+        if self.steps >= (steps if steps is not None else default_max_steps):
+            return "max_steps"
+        return None

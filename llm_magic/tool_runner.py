@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any
 from . import events as ev
 from ._approver import Approver
 from .errors import ToolArgumentsError, ToolError
-from .events import ToolCallRecord
 from .media import MediaPolicy, describe, result_media
 from .messages import Message, ToolCall, ToolResult
+from .records import ToolCallRecord
 from .run_state import RunState
 from .tools import CANCEL_GRACE, ThreadCall, Tool, serialize_result
 

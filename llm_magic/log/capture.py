@@ -17,7 +17,7 @@ from .record import SavedCall, SavedRun, SavedTurn
 
 if TYPE_CHECKING:
     from ..chain import ChainRun
-    from ..events import ToolCallRecord
+    from ..records import ToolCallRecord
     from ..results import ChainResult
 
 # environment variables whose values are secrets wherever they turn up (an MCP server's token,

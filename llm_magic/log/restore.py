@@ -18,9 +18,9 @@ from typing import Any, cast
 from .. import events as ev
 from ..cost import add
 from ..errors import LLMMagicError, ToolDefinitionError
-from ..events import ToolCallRecord
 from ..messages import Message, ModelTurn, ToolCall, Usage
 from ..models import AsyncConversation, AsyncModel, get_async_model
+from ..records import ToolCallRecord
 from ..results import ChainResult, Status
 from ..tools import Tool
 from .record import SavedRun

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Collection, Iterable
 from typing import Any
 
-from ..events import ToolCallRecord
+from ..records import ToolCallRecord
 from . import render as R
 from .reducer import HEAD, RunState
 from .values import given_json, pretty_json

@@ -105,7 +105,7 @@ def _named_tool(name: str, namespace: Mapping[str, Any] | None) -> Any:
 
 
 def model_choices() -> list[str]:
-    prefixes = [f"{p}:" for p in registry.PROVIDERS if p != "local"]
+    prefixes = [f"{p}:" for p in registry.ROUTES if p != "local"]
     return [*registry.known_models(), *registry.aliases, *prefixes]
 
 

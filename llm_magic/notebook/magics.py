@@ -253,13 +253,13 @@ def config_report() -> str:
         lines.append(f"  {name:<{width}}  {values[name]!r}")
     lines += ["", "API keys and endpoints (environment):"]
     seen: set[str] = set()
-    for info in registry.PROVIDERS.values():
-        for env in info.key_env:
+    for route in registry.ROUTES.values():
+        for env in route.vendor.key_env:
             if env not in seen:
                 seen.add(env)
                 lines.append(f"  {env:<27}  {mask(os.environ.get(env))}")
-    for info in registry.PROVIDERS.values():
-        url_env = info.base_url_env
+    for route in registry.ROUTES.values():
+        url_env = route.vendor.base_url_env
         if url_env and url_env not in seen and os.environ.get(url_env):
             seen.add(url_env)
             lines.append(f"  {url_env:<27}  {os.environ[url_env]}")
@@ -282,21 +282,22 @@ def models_report() -> str:
     default = default_model_id()
     lines = [f"known models (%%llm_chain -m MODEL; default now: {default}):"]
     for model_id in registry.known_models():
-        info, name = registry.resolve(model_id)
-        if not info.key_required:
+        route, name = registry.resolve(model_id)
+        vendor = route.vendor
+        if not vendor.key_required:
             key = "no key needed"
-        elif found := [env for env in info.key_env if os.environ.get(env)]:
+        elif found := [env for env in vendor.key_env if os.environ.get(env)]:
             key = f"{found[0]} set"
         else:
-            key = f"needs {' or '.join(info.key_env)}"
-        entry = catalog.lookup(info.vendor, name) if info.vendor else None
+            key = f"needs {' or '.join(vendor.key_env)}"
+        entry = catalog.lookup(vendor.name, name) if vendor.in_catalog else None
         ends = f"  (shuts down {entry.shutdown})" if entry and entry.shutdown else ""
-        lines.append(f"  {model_id:<22} {info.name:<10} {key}{ends}")
+        lines.append(f"  {model_id:<22} {route.prefix:<10} {key}{ends}")
     if registry.aliases:
         lines.append("aliases (llm_magic.register_alias):")
         for alias, target in sorted(registry.aliases.items()):
             lines.append(f"  {alias:<22} -> {target}")
-    prefixes = [f"{p}:NAME" for p in registry.PROVIDERS if p not in ("local", "openai-compatible")]
+    prefixes = [f"{p}:NAME" for p in registry.ROUTES if p not in ("local", "openai-compatible")]
     prefixes.append("openai-compatible:NAME@http://host:port/v1")
     lines.append(f"any other model: {', '.join(prefixes)}")
     return "\n".join(lines)

@@ -203,7 +203,7 @@ def report() -> str:
 def unload() -> None:
     """`%unload_ext`: stop every server that runs (their declarations stay for a reload)."""
     try:
-        from ..mcp_servers import close_all
+        from ..mcp_session import close_all
     except ImportError:
         return
     close_all(final=False)

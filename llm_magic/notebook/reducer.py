@@ -17,9 +17,9 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from .. import events as ev
-from ..events import ToolCallRecord
 from ..media import Media
 from ..messages import Usage
+from ..records import ToolCallRecord
 from .look import shorten
 
 if TYPE_CHECKING:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 
 from ..cost import format_cost
-from ..events import ToolCallRecord
+from ..records import ToolCallRecord
 from .highlight import python_html
 from .look import (
     BORDER,

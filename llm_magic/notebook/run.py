@@ -34,7 +34,6 @@ from .._loop import take_caller
 from ..chain import ChainRun
 from ..cost import add
 from ..errors import ConfigError, ProviderError, ToolDefinitionError
-from ..events import ToolCallRecord
 from ..messages import Message
 from ..models import AsyncConversation, AsyncModel, Conversation, Model
 from ..options import (
@@ -45,6 +44,7 @@ from ..options import (
     ChainOptions,
     build_options,
 )
+from ..records import ToolCallRecord
 from ..results import ChainResult
 from ..sources import ToolSource, with_sources
 from ..tools import Tool
@@ -284,7 +284,7 @@ async def execute(plan: Plan) -> ChainResult[ChainRun]:
     timeline = (
         None
         if plan.quiet or plan.shell is None
-        else make_timeline(run, plan.model.model_id, plan.live)
+        else make_timeline(run, plan.model.label, plan.live)
     )
     if timeline is not None:
         safely(timeline.show, "show")

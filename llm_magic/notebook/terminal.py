@@ -26,8 +26,8 @@ from collections.abc import Callable
 from typing import TextIO
 
 from .. import events as ev
-from ..events import ToolCallRecord
 from ..options import Approval
+from ..records import ToolCallRecord
 from . import render as R
 from .reducer import RunState, TurnState
 from .values import arg_summary, pretty_json

@@ -27,8 +27,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .. import events as ev
-from ..events import ToolCallRecord
 from ..options import Approval
+from ..records import ToolCallRecord
 from . import render as R
 from .cell_value import mark_shown
 from .entries import Entries
@@ -251,7 +251,7 @@ class Timeline:
         self.generation += 1
         self.editable = False
         self.result = None
-        self.state = RunState(model=run.provider.model)
+        self.state = RunState(model=run.provider.model_id)
         self.entries = Entries(self.state, self._approvals.keys(), self._code_arguments)
         self._dirty = {HEAD}
         widget = self._widget

@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from ..events import ToolCallRecord
+from ..records import ToolCallRecord
 from .look import ERROR, FG, MONO, MUTED, SUBTLE_BG, esc, fmt_int, shorten
 
 FOLD_LINES = 12

@@ -49,7 +49,8 @@ def timeline_class() -> Any:
 
 
 def make_timeline(run: ChainRun, model_id: str, live: bool | None = None) -> Any:
-    """live: keep the widget after the run (Edit & re-run); None: `LLMMagic.static_after_run`."""
+    """model_id: the header's (`AsyncModel.label`: the resolved id, and an alias typed).
+    live: keep the widget after the run (Edit & re-run); None: `LLMMagic.static_after_run`."""
     cls = timeline_class()
     if cls is None:
         return None
@@ -104,7 +105,7 @@ def show_run(run: ChainRun) -> None:
     ip = shell()
     if ip is None or threading.current_thread() is not threading.main_thread():
         return
-    timeline = make_timeline(run, run.provider.model)
+    timeline = make_timeline(run, run.provider.model_id)
     if timeline is None:
         return
     ctrl_c = CtrlC(ip, lambda: run.cancel("interrupted"))

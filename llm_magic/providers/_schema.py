@@ -94,7 +94,7 @@ def translate_schema(schema: dict[str, Any], tool_name: str = "?") -> dict[str, 
 def _fail(tool: str, where: str, what: str) -> None:
     raise ToolDefinitionError(
         f"tool {tool!r}: Gemini cannot take this parameter schema: {what} (at {where}); "
-        "change the type hint, or use GeminiProvider(schema_format='json_schema')"
+        "change the type hint, or use GeminiGenerateContentAdapter(schema_format='json_schema')"
     )
 
 

@@ -42,7 +42,7 @@ _ID_OK = re.compile(r"^[a-zA-Z0-9_-]+$")
 _ID_BAD = re.compile(r"[^a-zA-Z0-9_-]")
 
 
-class AnthropicProvider(Provider):
+class AnthropicMessagesAdapter(Provider):
     name = "anthropic"
     documents = True
     default_base_url = "https://api.anthropic.com"

@@ -123,6 +123,7 @@ class Provider(ABC):
         options: dict[str, Any] | None = None,
     ) -> None:
         self.model = model
+        self.model_id = model  # the resolved `prefix:model` (set by the registry): one id shown
         self._api_key = api_key
         self.base_url = (base_url or self.default_base_url).rstrip("/")
         self.options = dict(options or {})

@@ -13,10 +13,11 @@ import sys
 from typing import Any
 
 from .._http import HTTPSession
-from ..local import CHAT_MODEL, TOOLS_MODEL, LocalServer, get_local_server
+from ..local import LocalServer, get_local_server
+from ..local_aliases import CHAT_MODEL, TOOLS_MODEL
 from ..messages import ModelRequest, ModelTurn
 from .base import TextCallback
-from .openai import OpenAICompat, OpenAIProvider
+from .openai import OpenAIChatAdapter, OpenAICompat
 
 LOCAL_COMPAT = OpenAICompat(
     content_string=True,
@@ -36,7 +37,7 @@ def _stderr(message: str) -> None:
     print(f"[llm_magic] {message}", file=sys.stderr, flush=True)
 
 
-class LocalProvider(OpenAIProvider):
+class LocalProvider(OpenAIChatAdapter):
     name = "local"
     vision = False  # Gemma 3 270M reads text only: an image becomes a line saying so
     default_max_steps = (

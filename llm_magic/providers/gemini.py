@@ -66,7 +66,7 @@ _OPTION_NAMES = {"max_tokens": "maxOutputTokens", "stop": "stopSequences"}
 _TOP_LEVEL = {"safetySettings", "cachedContent", "labels"}
 
 
-class GeminiProvider(Provider):
+class GeminiGenerateContentAdapter(Provider):
     name = "gemini"
     documents = True
     default_base_url = "https://generativelanguage.googleapis.com/v1beta"

@@ -60,7 +60,7 @@ OPENAI = OpenAICompat(native_output=True, catalog=True)
 COMPATIBLE = OpenAICompat(content_string=True, stream_usage=False, max_tokens_field="max_tokens")
 
 
-class OpenAIProvider(Provider):
+class OpenAIChatAdapter(Provider):
     name = "openai"
     default_base_url = "https://api.openai.com/v1"
 

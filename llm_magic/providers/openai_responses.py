@@ -8,7 +8,7 @@ turn's `provider_data` and are sent back unchanged, before that turn's function 
 next request's `input` (platform.openai.com/docs/guides/reasoning#keeping-reasoning-items-in-
 context; openai-python `src/openai/types/responses/response_reasoning_item_param.py`).
 
-Auth, tool names, schemas and refusals are the Chat adapter's (`OpenAIProvider`); only the body,
+Auth, tool names, schemas and refusals are the Chat adapter's (`OpenAIChatAdapter`); only the body,
 the item list and the event stream differ.
 """
 
@@ -25,7 +25,7 @@ from ..messages import Message, ModelRequest, ModelTurn, ToolCall, ToolResult, U
 from ._portable import openai_schema
 from .base import Accumulator, expect, new_call_id
 from .openai import (
-    OpenAIProvider,
+    OpenAIChatAdapter,
     json_schema_spec,
     raise_if_refused,
     reasoning_effort,
@@ -39,7 +39,7 @@ REASONING_KEY = "openai_reasoning"  # provider_data key of the turn's reasoning 
 _INCOMPLETE = {"max_output_tokens": "length", "content_filter": "content_filter"}
 
 
-class OpenAIResponsesProvider(OpenAIProvider):
+class OpenAIResponsesAdapter(OpenAIChatAdapter):
     """One OpenAI model over the Responses API (see the module docstring)."""
 
     documents = True

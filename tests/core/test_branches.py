@@ -220,7 +220,7 @@ async def test_a_branch_goes_on_at_another_provider(
         first = await claude.chain("look up a and b", tools=[lookup])
         forked = await first.fork(at=1, prompt="Summarise.", model=gpt)
         rerun = await first.rerun(first.tool_calls[1].id, arguments={"key": "z"}, model=gemini)
-    assert forked.text == "Forked at OpenAI." and forked.model == "gpt-4.1"
+    assert forked.text == "Forked at OpenAI." and forked.model == "openai-chat:gpt-4.1"
     assert call_arguments(openai_server, 0) == [{"key": "a"}, {"key": "b"}]
     assert tool_results(openai_server, 0) == ["A", "B"]
     assert user_texts(openai_server, 0) == ["look up a and b", "Summarise."]

@@ -18,8 +18,8 @@ import pytest
 import llm_magic
 from llm_magic import cost as costs
 from llm_magic.messages import Message, ModelRequest
-from llm_magic.providers.anthropic import AnthropicProvider
-from llm_magic.providers.openai import COMPATIBLE, OpenAIProvider
+from llm_magic.providers.anthropic import AnthropicMessagesAdapter
+from llm_magic.providers.openai import COMPATIBLE, OpenAIChatAdapter
 from tests.provider_models import FAST_RETRY
 from tests.providers.test_servers_reject import rejected
 from tests.providers.test_servers_selfcheck import post
@@ -224,7 +224,7 @@ def capped(cap: int, **options: Any) -> ModelRequest:
 
 async def test_an_openai_compatible_server_gets_the_cap_as_max_tokens(openai_server: Any) -> None:
     openai_server.push(Reply(until_cap=True))
-    provider = OpenAIProvider(
+    provider = OpenAIChatAdapter(
         "llama3", compat=COMPATIBLE, base_url=openai_server.base_url, api_key="sk-test-123"
     )
     try:
@@ -239,7 +239,7 @@ async def test_an_openai_compatible_server_gets_the_cap_as_max_tokens(openai_ser
 async def test_anthropic_thinking_is_fitted_under_a_lower_cap(anthropic_server: Any) -> None:
     anthropic_server.push("ok", "ok")
     thinking = {"type": "enabled", "budget_tokens": 2000}
-    provider = AnthropicProvider(
+    provider = AnthropicMessagesAdapter(
         "claude-haiku-4-5", base_url=anthropic_server.base_url, api_key="sk-test-123"
     )
     try:

@@ -18,9 +18,9 @@ from llm_magic import events as ev
 from llm_magic._approver import NO_APPROVER, Approver
 from llm_magic._broadcast import Broadcast
 from llm_magic.errors import ConfigError
-from llm_magic.events import ToolCallRecord
 from llm_magic.messages import Message, ModelRequest, ModelTurn, Usage
 from llm_magic.options import Approval
+from llm_magic.records import ToolCallRecord
 
 
 def provider(spec: str) -> Any:

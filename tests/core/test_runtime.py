@@ -85,3 +85,46 @@ def test_the_tool_pool_runs_work_on_daemon_threads() -> None:
     future = _runtime.tool_pool.submit(lambda: threading.current_thread())
     thread = future.result(10)
     assert thread.daemon and thread.name == "llm_tool"
+
+
+def test_a_shared_object_is_made_once_even_when_threads_ask_at_once() -> None:
+    made: list[object] = []
+    gate = threading.Barrier(4)
+
+    def make() -> object:
+        made.append(object())
+        return made[-1]
+
+    got: list[object] = []
+
+    def ask() -> None:
+        gate.wait(5)
+        got.append(_runtime.shared("llm_magic-test-shared", make))
+
+    threads = [threading.Thread(target=ask) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(5)
+    assert len(made) == 1 and got == made * 4
+
+
+def test_a_daemon_thread_is_named_and_never_holds_up_exit() -> None:
+    ran = threading.Event()
+    thread = _runtime.daemon("llm_magic-test-daemon", ran.set)
+    thread.join(5)
+    assert ran.is_set() and thread.daemon and thread.name == "llm_magic-test-daemon"
+
+
+def test_the_live_resources_of_the_process_are_held_by_the_runtime() -> None:
+    """The local model's server, the providers that keep connections and the MCP sessions are
+    the runtime's: one table of what the process holds live, not a global per module."""
+    from llm_magic import local, mcp_session, registry
+
+    server = local.get_local_server()
+    providers = registry.cached_providers()
+    sessions = mcp_session.started_sessions()
+    assert server is local.get_local_server()
+    assert _runtime.shared("local-server", object) is server
+    assert _runtime.shared("providers", dict) is providers
+    assert _runtime.shared("mcp-sessions", list) is sessions

@@ -96,9 +96,9 @@ def test_async_and_sync_model_methods_return_the_right_colour() -> None:
 
 
 def test_each_twin_turns_into_the_other_over_the_same_parts() -> None:
-    from llm_magic.providers.openai import OpenAIProvider
+    from llm_magic.providers.openai import OpenAIChatAdapter
 
-    model = AsyncModel(OpenAIProvider("gpt-test", api_key="k"), "openai:gpt-test")
+    model = AsyncModel(OpenAIChatAdapter("gpt-test", api_key="k"), "openai:gpt-test")
     twin = model.to_sync()
     assert isinstance(twin, Model) and twin.provider is model.provider
     assert twin.to_async().provider is model.provider and twin.model_id == model.model_id

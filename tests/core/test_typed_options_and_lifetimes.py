@@ -248,9 +248,9 @@ def test_provider_cache_is_bounded_and_clearable() -> None:
     registry.clear_cache()
     for i in range(registry.CACHE_SIZE + 5):
         registry.make_provider("openai-chat:m", api_key=f"key-{i}")
-    assert len(registry._cache) == registry.CACHE_SIZE
+    assert len(registry.cached_providers()) == registry.CACHE_SIZE
     registry.clear_cache()
-    assert not registry._cache
+    assert not registry.cached_providers()
 
 
 def test_a_timed_out_sync_tool_does_not_hold_interpreter_exit(
@@ -291,12 +291,12 @@ def test_a_timed_out_sync_tool_does_not_hold_interpreter_exit(
 
 
 def test_every_error_is_an_llm_magic_error() -> None:
-    from llm_magic import errors, local
+    from llm_magic import errors, local_weights
     from llm_magic.notebook import NotebookError
     from llm_magic.notebook.cell_options import OptionError
 
     classes = [getattr(errors, n) for n in dir(errors) if n.endswith("Error")]
-    classes += [local.LocalModelUnavailable, local.LocalServerError, NotebookError, OptionError]
+    classes += [local_weights.LocalModelUnavailable, NotebookError, OptionError]
     for cls in classes:
         assert issubclass(cls, llm_magic.LLMMagicError), cls
 

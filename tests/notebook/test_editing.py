@@ -17,12 +17,12 @@ import pytest
 
 from llm_magic import events as ev
 from llm_magic.cost import format_cost
-from llm_magic.events import ToolCallRecord
 from llm_magic.messages import Usage
 from llm_magic.notebook import look, render
 from llm_magic.notebook.editing import RUNNING_NOTE, editor_timeline, replay
 from llm_magic.notebook.reducer import RunState, apply
 from llm_magic.notebook.timeline import Timeline
+from llm_magic.records import ToolCallRecord
 from llm_magic.results import ChainResult
 from tests.notebook.test_timeline import comms, entries, front_end, until  # noqa: F401  (comms: fixture)
 from tests.servers import Call, OpenAIServer, Reply

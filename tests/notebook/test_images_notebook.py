@@ -13,7 +13,7 @@ from PIL import Image
 
 import llm_magic
 from llm_magic import events as ev
-from llm_magic.events import ToolCallRecord
+from llm_magic.records import ToolCallRecord
 from llm_magic.notebook import render, values
 from llm_magic.notebook.cell_options import OptionError, interpolate, parse_line
 from llm_magic.notebook.reducer import RunState, apply

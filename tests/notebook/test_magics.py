@@ -907,7 +907,7 @@ def test_a_branch_made_outside_a_running_loop_shows_when_awaited(ip):
     ip.server.push("Warm.")
     _, cap = ok(ip, "again = await b")
     assert ip.user_ns["again"].text == "Warm."
-    assert cap.stdout.startswith("LLM test-model") and "get_weather" in cap.stdout
+    assert cap.stdout.startswith("LLM openai-chat:test-model") and "get_weather" in cap.stdout
     assert signal.getsignal(signal.SIGINT) is handler  # put back when the run ended
 
 
@@ -930,7 +930,7 @@ def test_continue_shows_a_timeline_like_chain(ip):
     ip.server.push("Still sunny.")
     _, cap = ok(ip, "more = await r.continue_('and tomorrow?')")
     assert ip.user_ns["more"].text == "Still sunny."
-    assert cap.stdout.startswith("LLM test-model") and "done" in cap.stdout
+    assert cap.stdout.startswith("LLM openai-chat:test-model") and "done" in cap.stdout
 
 
 def test_a_sync_api_run_shows_no_timeline(ip):
@@ -961,3 +961,31 @@ def test_chain_error_hints_name_exactly_its_own_keywords():
 
     own = [p for p in inspect.signature(run_chain).parameters if p not in ("prompt", "options")]
     assert sorted(_OWN_KEYWORDS) == sorted(own)
+
+
+def test_one_model_id_on_the_result_its_events_and_every_header(ip, monkeypatch):
+    """Typed as an alias or as a bare id, run from a cell or as a branch, a model shows as
+    the one resolved `prefix:model` id; the cell's header adds the alias the user typed."""
+    import llm_magic
+    from llm_magic import registry
+
+    monkeypatch.setitem(registry.aliases, "fast", "openai-chat:test-model")
+    ip.server.push("Hi.")
+    _, cap = ok(ip, "%%llm_chain -m fast\nhello")
+    assert cap.stdout.splitlines()[0] == "LLM openai-chat:test-model (fast)"
+    run = nb_state.state.last_run
+    assert run is not None and run.final is not None
+    assert run.final.model == run.events[0].model == "openai-chat:test-model"
+
+    ip.server.push("Again.")
+    _, cap = ok(ip, "again = await llm_magic.chain('hi', model='fast')")
+    assert cap.stdout.splitlines()[0] == "LLM openai-chat:test-model"
+    assert ip.user_ns["again"].model == "openai-chat:test-model"
+
+    model = llm_magic.get_async_model("fast")
+    assert (model.model_id, model.given_id, model.label) == (
+        "openai-chat:test-model",
+        "fast",
+        "openai-chat:test-model (fast)",
+    )
+    assert llm_magic.get_model("fast").label == model.label

@@ -21,7 +21,7 @@ from IPython.utils.capture import capture_output  # noqa: E402
 
 import llm_magic  # noqa: E402
 from llm_magic.errors import ConfigError  # noqa: E402
-from llm_magic.events import ToolCallRecord  # noqa: E402
+from llm_magic.records import ToolCallRecord  # noqa: E402
 from llm_magic.notebook import render  # noqa: E402
 from llm_magic.notebook import state as nb_state  # noqa: E402
 from llm_magic.notebook.highlight import code_arguments  # noqa: E402

@@ -220,8 +220,8 @@ def add(a: int, b: int) -> int:
 
 
 def test_reducer_names_what_each_event_changed():
-    from llm_magic.events import ToolCallRecord
     from llm_magic.messages import Usage
+    from llm_magic.records import ToolCallRecord
     from llm_magic.results import ChainResult
 
     state = RunState(model="m")
@@ -706,7 +706,7 @@ def test_widget_front_end_ships_with_the_package():
 
 
 def test_render_helpers():
-    from llm_magic.events import ToolCallRecord
+    from llm_magic.records import ToolCallRecord
 
     rec = ToolCallRecord("c1", "search", '{"q": "<b>x</b>", "n": 5}', 1, {"q": "<b>x</b>", "n": 5})
     assert values.arg_summary(rec) == 'q="<b>x</b>", n=5'
@@ -719,7 +719,7 @@ def test_render_helpers():
 
 
 def test_mcp_calls_carry_their_server_badge():
-    from llm_magic.events import ToolCallRecord
+    from llm_magic.records import ToolCallRecord
 
     remote = ToolCallRecord("c1", "units_c_to_f", '{"c": 3}', 1, {"c": 3}, server="units")
     local = ToolCallRecord("c2", "get_weather", "{}", 1, {})
@@ -737,7 +737,7 @@ def test_mcp_calls_carry_their_server_badge():
 def test_static_timeline_keeps_borders_and_tints_where_var_is_stripped():
     """JupyterLab's sanitizer drops declarations it cannot parse (var(), color-mix()): each
     theme-aware border and tint of the saved timeline has a plain colour declared before it."""
-    from llm_magic.events import ToolCallRecord
+    from llm_magic.records import ToolCallRecord
 
     state = RunState(model="m")
     apply(state, ev.RunStarted("m", "go", ["add"]))
@@ -817,7 +817,7 @@ def test_traceback_opens_on_the_users_frame():
 
 
 def test_header_words_and_theme_pills():
-    from llm_magic.events import ToolCallRecord
+    from llm_magic.records import ToolCallRecord
 
     state = RunState(model="m")
     apply(state, ev.RunStarted("m", "go", []))

@@ -198,7 +198,7 @@ async def test_a_model_not_found_without_a_list_still_says_what_happened() -> No
 
 
 def test_openai_lists_only_models_that_answer_text() -> None:
-    from llm_magic.providers.openai import OpenAIProvider
+    from llm_magic.providers.openai import OpenAIChatAdapter
 
     data = {
         "data": [
@@ -206,10 +206,10 @@ def test_openai_lists_only_models_that_answer_text() -> None:
             for i in ("gpt-4.1", "text-embedding-3-small", "gpt-4o-audio-preview", "o3", "dall-e-3")
         ]
     }
-    assert OpenAIProvider("gpt-4.1", api_key="k").model_ids(data) == ["gpt-4.1", "o3"]
+    assert OpenAIChatAdapter("gpt-4.1", api_key="k").model_ids(data) == ["gpt-4.1", "o3"]
 
 
 def test_every_listed_model_resolves_to_its_vendor_by_its_bare_id() -> None:
     for m in catalog.MODELS:
-        info, name = registry.resolve(m.id)
-        assert (info.vendor, name) == (m.vendor, m.id)
+        route, name = registry.resolve(m.id)
+        assert (route.catalog_vendor, name) == (m.vendor, m.id)

@@ -329,13 +329,13 @@ def test_token_limit_field_per_server() -> None:
     llama-cpp-python one) read max_tokens."""
     from llm_magic.messages import Message, ModelRequest
     from llm_magic.providers.embedded import LOCAL_COMPAT
-    from llm_magic.providers.openai import COMPATIBLE, OpenAIProvider
+    from llm_magic.providers.openai import COMPATIBLE, OpenAIChatAdapter
 
     request = ModelRequest([Message("user", "hi")], options={"max_tokens": 7})
     bodies = {
-        "openai": OpenAIProvider("gpt-5-mini", api_key="k").build_body(request),
-        "compatible": OpenAIProvider("m", compat=COMPATIBLE).build_body(request),
-        "local": OpenAIProvider("gemma-tools", compat=LOCAL_COMPAT).build_body(request),
+        "openai": OpenAIChatAdapter("gpt-5-mini", api_key="k").build_body(request),
+        "compatible": OpenAIChatAdapter("m", compat=COMPATIBLE).build_body(request),
+        "local": OpenAIChatAdapter("gemma-tools", compat=LOCAL_COMPAT).build_body(request),
     }
     assert bodies["openai"]["max_completion_tokens"] == 7 and "max_tokens" not in bodies["openai"]
     assert bodies["compatible"]["max_tokens"] == 7 and bodies["local"]["max_tokens"] == 7

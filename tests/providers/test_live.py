@@ -14,7 +14,7 @@ import llm_magic
 from llm_magic import catalog
 from llm_magic.errors import ModelNotFoundError
 from llm_magic.providers.openai_responses import REASONING_KEY
-from llm_magic.registry import PROVIDERS
+from llm_magic.registry import ROUTES
 
 pytestmark = pytest.mark.live
 
@@ -25,15 +25,16 @@ def secret_word(name: str) -> str:
 
 
 def skip_without_key(provider: str) -> None:
-    if not any(os.environ.get(env) for env in PROVIDERS[provider].key_env):
-        pytest.skip(f"no {' or '.join(PROVIDERS[provider].key_env)} in the environment")
+    key_env = ROUTES[provider].vendor.key_env
+    if not any(os.environ.get(env) for env in key_env):
+        pytest.skip(f"no {' or '.join(key_env)} in the environment")
 
 
 # "openai" is the Responses API (the default for OpenAI), "openai-chat" Chat Completions
 @pytest.mark.parametrize("provider", ["openai", "openai-chat", "anthropic", "gemini"])
 async def test_one_tool_round_trip(provider: str) -> None:
     skip_without_key(provider)
-    vendor = PROVIDERS[provider].vendor or provider
+    vendor = ROUTES[provider].vendor.name
     await assert_tool_round(f"{provider}:{catalog.default_model(vendor)}")
 
 

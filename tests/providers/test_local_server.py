@@ -20,14 +20,13 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from llm_magic.local import (
-    CHAT_MODEL,
+from llm_magic.errors import LocalServerError
+from llm_magic.local import LocalServer
+from llm_magic.local_aliases import CHAT_MODEL, TOOLS_MODEL
+from llm_magic.local_weights import (
     GGUF_ENV_VAR,
     PIP_COMMAND,
-    TOOLS_MODEL,
     LocalModelUnavailable,
-    LocalServer,
-    LocalServerError,
     resolve_gguf_path,
 )
 
@@ -101,9 +100,9 @@ def server():
 
 
 def test_unavailable_message_is_the_pip_command(monkeypatch):
-    import llm_magic.local as local
+    import llm_magic.local_weights as weights
 
-    monkeypatch.setattr(local, "_missing_modules", lambda: ["llama_cpp"])
+    monkeypatch.setattr(weights, "_missing_modules", lambda: ["llama_cpp"])
     with pytest.raises(LocalModelUnavailable) as info:
         LocalServer().ensure_started_sync()
     lines = str(info.value).splitlines()
@@ -236,7 +235,8 @@ def test_a_server_that_dies_at_start_up_is_reported_with_its_log(monkeypatch, tm
 
 _CHILD = r"""
 import asyncio, signal, sys
-from llm_magic.local import LocalServer, LocalModelUnavailable
+from llm_magic.local import LocalServer
+from llm_magic.local_weights import LocalModelUnavailable
 
 mode = sys.argv[1]
 # Like ipykernel: the parent handles SIGINT itself and goes on.

@@ -1,4 +1,4 @@
-"""AnthropicProvider: request bodies and response parsing as pure functions, then real HTTP
+"""AnthropicMessagesAdapter: request bodies and response parsing as pure functions, then real HTTP
 against the loopback Anthropic server (tests/servers/anthropic.py)."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from llm_magic.errors import AuthenticationError, ConfigError, ProviderError, St
 from llm_magic.messages import Message, ModelRequest, ToolCall, ToolResult, ToolSpec
 from llm_magic.providers.anthropic import (
     THINKING_KEY,
-    AnthropicProvider,
+    AnthropicMessagesAdapter,
     StreamAccumulator,
     parse_message,
     sanitize_id,
@@ -34,8 +34,8 @@ TWO_CALLS = [Call("get_weather", {"city": "Paris"}), Call("get_weather", {"city"
 THINKING = {"type": "thinking", "thinking": "Two cities…", "signature": "EqQBCgIYAhIM1gbc=="}
 
 
-def provider(version: str = "2026-10-21", **kwargs) -> AnthropicProvider:
-    return AnthropicProvider("claude-sonnet-4-6", api_key=KEY, api_version=version, **kwargs)
+def provider(version: str = "2026-10-21", **kwargs) -> AnthropicMessagesAdapter:
+    return AnthropicMessagesAdapter("claude-sonnet-4-6", api_key=KEY, api_version=version, **kwargs)
 
 
 def tool_history(call_ids=("toolu_1", "toolu_2"), thinking=True) -> list[Message]:
@@ -378,11 +378,11 @@ def test_stream_error_event_raises():
 # ---- real HTTP against the loopback server ----------------------------------------------------
 @pytest.fixture
 async def make(anthropic_server):
-    made: list[AnthropicProvider] = []
+    made: list[AnthropicMessagesAdapter] = []
 
-    def factory(version="2026-10-21", key=KEY, **kw) -> AnthropicProvider:
+    def factory(version="2026-10-21", key=KEY, **kw) -> AnthropicMessagesAdapter:
         kw.setdefault("retry", RetryPolicy(max_retries=0))
-        p = AnthropicProvider(
+        p = AnthropicMessagesAdapter(
             "claude-sonnet-4-6",
             api_key=key,
             base_url=anthropic_server.base_url,

@@ -1,4 +1,4 @@
-"""GeminiProvider and its schema translation: pure functions first, then real HTTP against the
+"""GeminiGenerateContentAdapter and its schema translation: pure functions first, then real HTTP against the
 loopback Gemini server (tests/servers/gemini.py)."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from llm_magic.providers.gemini import (
     SIGNATURE_KEY,
     SKIP_SIGNATURE,
     Accumulator,
-    GeminiProvider,
+    GeminiGenerateContentAdapter,
     tool_config,
     wire_contents,
 )
@@ -194,14 +194,14 @@ def test_schema_format_modes():
     any_schema = {"type": "object", "properties": {"x": {}}, "required": ["x"]}
     tools = [ToolSpec("loose", "anything", any_schema), TOOLS[0]]
     request = ModelRequest([Message("user", "hi")], tools)
-    auto = GeminiProvider("gemini-3-flash", api_key=KEY).build_body(request)
+    auto = GeminiGenerateContentAdapter("gemini-3-flash", api_key=KEY).build_body(request)
     decls = auto["tools"][0]["functionDeclarations"]
     assert decls[0]["parametersJsonSchema"] == any_schema and "parameters" not in decls[0]
     assert decls[1]["parameters"]["type"] == "OBJECT"
-    strict = GeminiProvider("gemini-3-flash", api_key=KEY, schema_format="parameters")
+    strict = GeminiGenerateContentAdapter("gemini-3-flash", api_key=KEY, schema_format="parameters")
     with pytest.raises(ToolDefinitionError, match="'loose'"):
         strict.build_body(request)
-    js = GeminiProvider("gemini-3-flash", api_key=KEY, schema_format="json_schema")
+    js = GeminiGenerateContentAdapter("gemini-3-flash", api_key=KEY, schema_format="json_schema")
     assert (
         js.build_body(request)["tools"][0]["functionDeclarations"][1]["parametersJsonSchema"]
         == SCHEMA
@@ -210,7 +210,9 @@ def test_schema_format_modes():
 
 # ---- request bodies ---------------------------------------------------------------------------
 def test_body_system_contents_tools_and_generation_config():
-    p = GeminiProvider("models/gemini-3-flash", api_key=KEY, options={"temperature": 0.1})
+    p = GeminiGenerateContentAdapter(
+        "models/gemini-3-flash", api_key=KEY, options={"temperature": 0.1}
+    )
     no_args = ToolSpec("now", "The time", {"type": "object", "properties": {}, "required": []})
     body = p.build_body(
         ModelRequest(
@@ -406,11 +408,13 @@ def test_thought_parts_are_not_answer_text():
 # ---- real HTTP against the loopback server ----------------------------------------------------
 @pytest.fixture
 async def make():
-    made: list[GeminiProvider] = []
+    made: list[GeminiGenerateContentAdapter] = []
 
-    def factory(server, key=KEY, **kw) -> GeminiProvider:
+    def factory(server, key=KEY, **kw) -> GeminiGenerateContentAdapter:
         kw.setdefault("retry", RetryPolicy(max_retries=0))
-        p = GeminiProvider("gemini-3-flash", api_key=key, base_url=server.base_url, **kw)
+        p = GeminiGenerateContentAdapter(
+            "gemini-3-flash", api_key=key, base_url=server.base_url, **kw
+        )
         made.append(p)
         return p
 

@@ -263,14 +263,14 @@ async def test_continue_keeps_the_api(openai_responses_server: OpenAIResponsesSe
 
 # ---- the registry ------------------------------------------------------------------------
 def test_openai_ids_pick_responses_and_openai_chat_picks_chat() -> None:
-    from llm_magic.providers.openai import OpenAIProvider
-    from llm_magic.providers.openai_responses import OpenAIResponsesProvider
+    from llm_magic.providers.openai import OpenAIChatAdapter
+    from llm_magic.providers.openai_responses import OpenAIResponsesAdapter
 
     for model_id in ("openai:gpt-4.1", "gpt-4.1", "o3", "gpt-5-pro"):
         provider = llm_magic.registry.make_provider(model_id, api_key="k")
-        assert type(provider) is OpenAIResponsesProvider, model_id
+        assert type(provider) is OpenAIResponsesAdapter, model_id
     for model_id in ("openai-chat:gpt-4.1", "ollama:llama3.2"):
-        assert type(llm_magic.registry.make_provider(model_id, api_key="k")) is OpenAIProvider
+        assert type(llm_magic.registry.make_provider(model_id, api_key="k")) is OpenAIChatAdapter
 
 
 @pytest.mark.parametrize("model_id", ["gpt-5-pro", "o3-pro", "codex-mini-latest"])

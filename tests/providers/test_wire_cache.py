@@ -8,15 +8,15 @@ import json
 import pytest
 
 from llm_magic.messages import Message, ModelRequest, ToolCall, ToolResult, ToolSpec
-from llm_magic.providers.anthropic import AnthropicProvider
-from llm_magic.providers.gemini import GeminiProvider
-from llm_magic.providers.openai import OpenAIProvider
+from llm_magic.providers.anthropic import AnthropicMessagesAdapter
+from llm_magic.providers.gemini import GeminiGenerateContentAdapter
+from llm_magic.providers.openai import OpenAIChatAdapter
 
 SPEC = ToolSpec("add", "Add.", {"type": "object", "properties": {"a": {"type": "integer"}}})
 PROVIDERS = {
-    "openai": lambda: OpenAIProvider("gpt-test", api_key="k"),
-    "anthropic": lambda: AnthropicProvider("claude-test", api_key="k"),
-    "gemini": lambda: GeminiProvider("gemini-test", api_key="k"),
+    "openai": lambda: OpenAIChatAdapter("gpt-test", api_key="k"),
+    "anthropic": lambda: AnthropicMessagesAdapter("claude-test", api_key="k"),
+    "gemini": lambda: GeminiGenerateContentAdapter("gemini-test", api_key="k"),
 }
 KEY = {"openai": "messages", "anthropic": "messages", "gemini": "contents"}
 

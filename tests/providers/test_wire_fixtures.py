@@ -67,7 +67,7 @@ def test_openai_request() -> None:
         [ToolSpec("get_weather", "Current weather for a city", schema)],
         stream=False,
     )
-    sent = openai.OpenAIProvider("gpt-4.1", api_key="k").build_body(request)
+    sent = openai.OpenAIChatAdapter("gpt-4.1", api_key="k").build_body(request)
     sent.pop("stream")
     assert json.dumps(sent, sort_keys=True) == json.dumps(
         without(fixture, OPTIONAL_UNSENT), sort_keys=True
@@ -93,7 +93,7 @@ def test_anthropic_request() -> None:
         stream=False,
         options={"max_tokens": 1024},
     )
-    sent = anthropic.AnthropicProvider("claude-sonnet-4-6", api_key="k").build_body(request)
+    sent = anthropic.AnthropicMessagesAdapter("claude-sonnet-4-6", api_key="k").build_body(request)
     expected = without(fixture, OPTIONAL_UNSENT)
     first = expected["messages"][0]  # a string content is the one-text-block list we send
     first["content"] = [{"type": "text", "text": first["content"]}]
@@ -119,7 +119,7 @@ def test_gemini_request() -> None:
         [ToolSpec("get_weather", "Current weather for a city", SCHEMA)],
         stream=False,
     )
-    sent = gemini.GeminiProvider("gemini-3-flash", api_key="k").build_body(request)
+    sent = gemini.GeminiGenerateContentAdapter("gemini-3-flash", api_key="k").build_body(request)
     assert json.dumps(sent, sort_keys=True) == json.dumps(
         without(fixture, OPTIONAL_UNSENT), sort_keys=True
     )
@@ -175,7 +175,7 @@ def test_gemini_response_round_trips_its_signature(stream: bool) -> None:
         turn = acc.turn()
         assert acc.done and text == turn.text == "Let me check both cities."
     else:
-        turn = gemini.GeminiProvider("g", api_key="k").parse(
+        turn = gemini.GeminiGenerateContentAdapter("g", api_key="k").parse(
             load("gemini_response_parallel_calls.json")
         )
     assert [c[2]["city"] for c in calls_of(turn)] == ["Paris", "Rome"]

@@ -78,7 +78,7 @@ async def test_a_run_is_written_whole_and_read_back(openai_server: Any, db_path:
     log.flush()
     (entry,) = log.runs()
     assert (entry.model, entry.prompt, entry.status) == (
-        "gpt-4.1-mini",
+        "openai-chat:gpt-4.1-mini",
         "How warm is Paris?",
         "done",
     )
@@ -160,7 +160,7 @@ async def test_chain_continues_a_logged_run_with_the_model_it_was_made_from(
     back = log.get(log.runs()[0].id, namespace={"get_weather": get_weather})
     openai_server.push(Reply(text="Rome: 24."))
     more = await llm_magic.chain("And Rome?", continue_=back, tools=[get_weather])
-    assert (more.text, more.model) == ("Rome: 24.", "gpt-4.1-mini")
+    assert (more.text, more.model) == ("Rome: 24.", "openai-chat:gpt-4.1-mini")
     sent = openai_server.requests[-1].body
     assert sent["model"] == "gpt-4.1-mini"
     assert [m["role"] for m in sent["messages"]] == [

@@ -217,11 +217,30 @@ def turn_bits(turn: TurnState, now: float | None = None) -> list[str]:
         bits.append(
             f"{fmt_int(turn.usage.input_tokens)} in / {fmt_int(turn.usage.output_tokens)} out tokens"
         )
+    elif usage_lost(turn):
+        bits.append(UNKNOWN_TOKENS)
     if turn.priced:
-        bits.append(format_cost(turn.cost))
+        bits.append(turn_cost_text(turn))
     if turn.calls:
         bits.append(plural(len(turn.calls), "tool call"))
     return bits
+
+
+UNKNOWN_TOKENS = "tokens unknown (cut off before the provider reported them)"
+
+
+def usage_lost(turn: TurnState) -> bool:
+    """The run ended this turn before its usage came: billed, but by how much is unknown."""
+    return turn.usage is None and turn.status in ("cancelled", "stopped")
+
+
+def turn_cost_text(turn: TurnState) -> str:
+    """A turn's cost, and why it is unknown when it is."""
+    if turn.cost is not None:
+        return format_cost(turn.cost)
+    if usage_lost(turn):
+        return "cost unknown (no token count)"
+    return "cost unknown (no price for this model)"
 
 
 def turn_line_html(turn: TurnState, now: float | None = None) -> str:
@@ -303,15 +322,24 @@ def header_stats(state: RunState, now: float | None = None) -> list[str]:
         bits.append(calls)
     if state.waiting:
         bits.append(f"{state.waiting} need{'s' if state.waiting == 1 else ''} approval")
-    bits.append(
-        f"{fmt_int(state.usage.input_tokens)} in / {fmt_int(state.usage.output_tokens)} out tokens"
-    )
+    tokens = f"{fmt_int(state.usage.input_tokens)} in / {fmt_int(state.usage.output_tokens)} out"
+    if any(usage_lost(t) for t in state.turns):  # a cut turn's tokens were billed, not counted
+        empty = not (state.usage.input_tokens or state.usage.output_tokens)
+        bits.append(UNKNOWN_TOKENS if empty else f"{tokens} tokens + a cut turn's, unknown")
+    else:
+        bits.append(f"{tokens} tokens")
     return bits
 
 
 def cost_bits(state: RunState) -> list[str]:
     """The run's cost once a turn was priced: `cost $0.0123`, or `cost unknown`."""
-    return [f"cost {format_cost(state.cost)}"] if state.priced else []
+    if not state.priced:
+        return []
+    if state.cost is not None:
+        return [f"cost {format_cost(state.cost)}"]
+    if any(usage_lost(t) for t in state.turns):
+        return ["cost unknown (a cut turn's tokens are unknown)"]
+    return ["cost unknown (no price for this model)"]
 
 
 def run_status(state: RunState) -> str:
@@ -335,10 +363,7 @@ def header_html(state: RunState, now: float | None = None) -> str:
         else ""
     )
     if state.branch:
-        error = (
-            f'<div class="llm-branch" style="{MUTED};font-size:12px;overflow-wrap:anywhere">'
-            f"branched from: {esc(state.branch)}</div>{error}"
-        )
+        error = branch_html(state) + error
     return (
         f'<div class="llm-header" style="line-height:1.4;min-width:0"><div style="display:flex;'
         f'align-items:center;gap:8px;flex-wrap:wrap"><b style="font-size:13px">LLM</b>'
@@ -346,6 +371,43 @@ def header_html(state: RunState, now: float | None = None) -> str:
         f'<span class="llm-stats" style="{MUTED};font-size:12px">'
         f"{esc(' · '.join(header_stats(state) + cost_bits(state)))}{took}</span></div>{error}</div>"
     )
+
+
+def branch_html(state: RunState) -> str:
+    """What a branched run is: its name, the edited arguments as a diff, a fork's new prompt."""
+    rows = "".join(
+        f'<div style="{MONO};font-size:12px"><b>{esc(key)}</b>: '
+        + (f'<del style="{ERROR}">{esc(shorten(old, 60))}</del> ' if old else "")
+        + (
+            f'<ins style="color:var(--jp-success-color1,#1a7f37)">{esc(shorten(new, 60))}</ins>'
+            if new
+            else ""
+        )
+        + "</div>"
+        for key, old, new in state.branch_diff
+    )
+    diff = f'<div class="llm-branch-diff" style="margin:1px 0 0 2px">{rows}</div>' if rows else ""
+    prompt = (
+        f'<div class="llm-branch-prompt" style="{FG};font-size:12px;overflow-wrap:anywhere">'
+        f"new prompt: {esc(shorten(state.prompt, 300))}</div>"
+        if state.prompt and state.branch
+        else ""
+    )
+    return (
+        f'<div class="llm-branch" style="{MUTED};font-size:12px;overflow-wrap:anywhere">'
+        f"{esc(state.branch or '')}</div>{diff}{prompt}"
+    )
+
+
+def branch_lines(state: RunState) -> list[str]:
+    """`branch_html` as text lines."""
+    lines = [f"  {state.branch}"] if state.branch else []
+    lines += [
+        f"    {k}: {old or '(none)'} -> {new or '(removed)'}" for k, old, new in state.branch_diff
+    ]
+    if state.prompt and state.branch:
+        lines.append(f"  new prompt: {state.prompt}")
+    return lines
 
 
 def note_html(text: str) -> str:
@@ -409,6 +471,23 @@ def static_html(state: RunState, detail: Detail | None = None, line: Detail | No
     return untrusted_safe("".join(out))
 
 
+def branch_title_html(title: str) -> str:
+    """The title over one run of a view's stack of branches (see `stack_html`)."""
+    return (
+        f'<div class="llm-stack-title" style="{FONT};{MUTED};font-size:12px;font-weight:600;'
+        f'margin:10px 0 3px;overflow-wrap:anywhere">{esc(title)}</div>'
+    )
+
+
+def stack_html(past: list[str], title: str, current: str) -> str:
+    """A view's runs stacked, oldest first: the original and each branch made from the view,
+    each under its title, so a saved notebook keeps every branch (no script needed)."""
+    return (
+        f'<div class="llm-stack" style="max-width:100%">{"".join(past)}'
+        f"{branch_title_html(title)}{current}</div>"
+    )
+
+
 def _summary(inner: str) -> str:
     # the marker inside the summary's box: outside, it hung past the timeline's left edge (cut)
     return (
@@ -458,7 +537,7 @@ def header_text(state: RunState) -> str:
     bits += cost_bits(state)
     text = f"LLM {state.model} · {status} · {' · '.join(bits)}"
     if state.branch:
-        text += f"\n  branched from: {state.branch}"
+        text += "\n" + "\n".join(branch_lines(state))
     if state.error:
         text += f"\n  {state.error}"
     return text
@@ -495,6 +574,8 @@ def turn_line_bits(turn: TurnState) -> str:
         bits.append(fmt_duration(turn.duration))
     if turn.usage is not None and (turn.usage.input_tokens or turn.usage.output_tokens):
         bits.append(f"{turn.usage.input_tokens} in / {turn.usage.output_tokens} out tokens")
+    elif usage_lost(turn):
+        bits.append(UNKNOWN_TOKENS)
     if turn.priced:
-        bits.append(format_cost(turn.cost))
+        bits.append(turn_cost_text(turn))
     return " · ".join(bits)

@@ -32,7 +32,7 @@ from ..options import Approval
 from . import render as R
 from .cell_value import mark_shown
 from .entries import Entries
-from .reducer import HEAD, RunState, apply, describe_branch
+from .reducer import HEAD, RunState, apply, show_branch
 from .terminal import TerminalApprover, TextView
 
 if TYPE_CHECKING:
@@ -134,6 +134,11 @@ class Timeline:
         self.editable = False  # offer Edit & re-run (a view still live after its run ended)
         self.generation = 0  # which run the view shows: a click from an older one is stale
         self.widget_closed = False
+        # Who holds the first run shown (named in its title once a re-run stacks below it);
+        # the runs this view showed before the current one, oldest first: (title, HTML, text).
+        self.holder = "the cell's result"
+        self.past: list[tuple[str, str, str]] = []
+        self.past_results: list[ChainResult[Any]] = []
         if run is not None:
             self.attach(run)
 
@@ -142,7 +147,7 @@ class Timeline:
         its buttons (or the terminal's question), unless the run has an `approval_callback`
         (`approval_callback=timeline.approve` for a run built after this timeline)."""
         self._run = run
-        self.state.branch = describe_branch(getattr(run, "branched_from", None))
+        show_branch(self.state, getattr(run, "branched_from", None))
         generation = self.generation
 
         def on_event(event: ev.Event) -> None:  # a run this view no longer shows (a re-run's
@@ -241,7 +246,9 @@ class Timeline:
         self.flush()
 
     def retarget(self, run: ChainRun) -> None:
-        """Show `run` (a re-run this view started) in place of the run it showed."""
+        """Show `run` (a re-run this view started) below the runs it showed, which stay as
+        their static timelines (a branch adds to the history, it replaces nothing)."""
+        self._stack_current()
         self.generation += 1
         self.editable = False
         self.result = None
@@ -255,7 +262,33 @@ class Timeline:
                 widget.editable = False
                 widget.reset(self.entries.snapshot())
         self.attach(run)
+        if widget is not None:
+            widget.history = self._history_html()
         self.flush()
+
+    def _title(self, number: int, state: RunState) -> str:
+        if number == 0:
+            return f"original run · {self.holder} holds this run"
+        return f"branch {number} · {state.branch or 'a re-run'}"
+
+    def _stack_current(self) -> None:
+        """Keep the run shown now as a static section of the view's stack."""
+        title = self._title(self.generation, self.state)
+        html = R.static_html(self.state, self.entries.detail_html, self.entries.line)
+        self.past.append((title, R.branch_title_html(title) + html, R.static_text(self.state)))
+        if self.result is not None:
+            self.past_results.append(self.result)
+
+    def _history_html(self) -> str:
+        """The live view's runs above the current one, and the current one's title."""
+        if not self.past:
+            return ""
+        return "".join(p[1] for p in self.past) + R.branch_title_html(self._newest_title())
+
+    def _newest_title(self) -> str:
+        return (
+            f"{self._title(self.generation, self.state)} · the newest: the notebook's last result"
+        )
 
     @property
     def edit_errors(self) -> dict[str, tuple[int, str]]:
@@ -304,10 +337,13 @@ class Timeline:
         return bundle
 
     def _static_bundle(self) -> dict[str, str]:
-        return {
-            "text/plain": R.static_text(self.state),
-            "text/html": R.static_html(self.state, self.entries.detail_html, self.entries.line),
-        }
+        text = R.static_text(self.state)
+        html = R.static_html(self.state, self.entries.detail_html, self.entries.line)
+        if self.past:  # every run this view showed, oldest first
+            title = self._newest_title()
+            html = R.stack_html([p[1] for p in self.past], title, html)
+            text = "\n\n".join([*(f"{t}\n{x}" for t, _h, x in self.past), f"{title}\n{text}"])
+        return {"text/plain": text, "text/html": html}
 
     def __repr__(self) -> str:
         return f"<Timeline {R.header_text(self.state)}>"

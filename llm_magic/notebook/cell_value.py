@@ -25,10 +25,47 @@ def mark_shown(result: ChainResult[Any]) -> None:
     _shown.add(result)
 
 
+def no_answer(result: ChainResult[Any]) -> str | None:
+    """Why a run ended without an answer, with the limit's figures; None when it answered.
+
+    The last turn's text of a run a limit or a cancel stopped is what the model said before
+    calling tools, not an answer, so it is never presented as one."""
+    status = result.status
+    options = result.options
+    turn = len(result.turns) + 1
+    if status == "done":
+        return None if result.text else "the model ended its turn without any text"
+    if status == "max_cost":
+        return result.stop_reason or f"stopped by max_cost before turn {turn}"
+    if status in ("max_steps", "max_tool_calls"):
+        limit = getattr(options, status, None)
+        figure = f" ({limit})" if limit is not None else ""
+        n = len(result.turns)
+        return f"stopped by {status}{figure} after {n} turn{'s' if n != 1 else ''}"
+    if status == "timeout":
+        limit = getattr(options, "timeout", None)
+        return f"stopped by the timeout ({limit} s) during turn {turn}" if limit else "timed out"
+    if status == "cancelled":
+        n = len(result.turns)
+        if n and result.turns[-1].finish_reason == "cancelled":
+            return f"cancelled while the model was writing turn {n}; its partial text is kept"
+        return f"cancelled before the model answered, after {n} turn{'s' if n != 1 else ''}"
+    if status == "failed":
+        error = result.error
+        return f"the run failed: {type(error).__name__}: {error}" if error else "the run failed"
+    return f"the run ended as {status}"
+
+
 def result_html(result: ChainResult[Any]) -> str | None:
+    calls = len(result.tool_calls)
+    what = f"{calls} tool call{'s' if calls != 1 else ''} · " if calls else ""
+    why = no_answer(result)
+    if why is not None:
+        return (
+            f'<div class="llm-result-ref llm-no-answer" style="{FONT};{MUTED};font-size:12px">'
+            f"ChainResult · {esc(result.status)} · {esc(what)}no answer: {esc(why)}</div>"
+        )
     if result in _shown:
-        calls = len(result.tool_calls)
-        what = f"{calls} tool call{'s' if calls != 1 else ''} · " if calls else ""
         return (
             f'<div class="llm-result-ref" style="{FONT};{MUTED};font-size:12px">'
             f"ChainResult · {esc(result.status)} · {esc(what)}the answer is in the timeline above "

@@ -10,11 +10,13 @@ answer, the cell value is one quiet line that points there instead of a second c
 
 from __future__ import annotations
 
+import sys
 import weakref
 from typing import Any
 
 from ..results import ChainResult
 from .look import FONT, MUTED, esc
+from .terminal_markdown import can_render, render_text
 from .values import markdown_html
 
 _shown: weakref.WeakSet[ChainResult[Any]] = weakref.WeakSet()
@@ -83,14 +85,39 @@ def _no_markdown(result: ChainResult[Any]) -> None:
     return None
 
 
+def result_text(result: ChainResult[Any]) -> str:
+    """A result as terminal IPython's `Out[]` shows it: one line when the run's text view
+    printed the answer already (or why there is none), else the answer, rendered with rich
+    when it is installed and the output is a terminal."""
+    calls = len(result.tool_calls)
+    what = f" · {calls} tool call{'s' if calls != 1 else ''}" if calls else ""
+    why = no_answer(result)
+    if why is not None:
+        return f"<ChainResult {result.status}{what} · no answer: {why}>"
+    if result.output is not None:  # a typed answer: its repr, not the JSON text again
+        return repr(result)
+    if result in _shown:
+        return f"<ChainResult {result.status}{what} · the answer is printed above (.text)>"
+    if can_render(sys.stdout):
+        return render_text(result.text)
+    return result.text
+
+
+def _print_text(result: ChainResult[Any], printer: Any, _cycle: bool) -> None:
+    printer.text(result_text(result))
+
+
 def register(shell: Any) -> None:
     formatters = shell.display_formatter.formatters
     formatters["text/html"].for_type(ChainResult, result_html)
     formatters["text/markdown"].for_type(ChainResult, _no_markdown)
+    if getattr(shell, "kernel", None) is None:  # terminal IPython: a kernel's stays the answer
+        formatters["text/plain"].for_type(ChainResult, _print_text)
 
 
 def unregister(shell: Any) -> None:
     formatters = shell.display_formatter.formatters
-    for mime, func in (("text/html", result_html), ("text/markdown", _no_markdown)):
+    printers = (("text/html", result_html), ("text/markdown", _no_markdown))
+    for mime, func in (*printers, ("text/plain", _print_text)):
         if formatters[mime].type_printers.get(ChainResult) is func:
             formatters[mime].pop(ChainResult)

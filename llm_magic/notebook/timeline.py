@@ -362,7 +362,7 @@ class Timeline:
             _close_figure(event.call.result)
         if isinstance(event, ev.RunEnded):
             self.result = event.result
-            if self._mode == "widget" and self.state.answer:
+            if self._mode in ("widget", "text") and self.state.answer:
                 mark_shown(event.result)
             self._dirty.update(changed)
             self.flush()  # the final state shows at once, not a throttle interval later

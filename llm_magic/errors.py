@@ -61,7 +61,8 @@ def user_traceback(exc: BaseException) -> list[str]:
             f"  (caused by {type(cause).__name__}: {cause}; it is the error's __cause__, "
             "and traceback.print_exception(err) shows every frame)"
         )
-    return [line.rstrip("\n") for line in lines]
+    # Python's column markers (^^^ under the call) only wrap in a narrow output: left out
+    return [line for line in "\n".join(lines).splitlines() if line.strip(" ^~")]
 
 
 class LLMMagicError(Exception):

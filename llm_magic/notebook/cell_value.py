@@ -16,6 +16,7 @@ from typing import Any
 
 from ..results import ChainResult
 from .look import FONT, MUTED, esc
+from .render import NO_MATH
 from .terminal_markdown import can_render, render_text
 from .values import markdown_html
 
@@ -64,12 +65,12 @@ def result_html(result: ChainResult[Any]) -> str | None:
     why = no_answer(result)
     if why is not None:
         return (
-            f'<div class="llm-result-ref llm-no-answer" style="{FONT};{MUTED};font-size:12px">'
+            f'<div class="llm-result-ref llm-no-answer {NO_MATH}" style="{FONT};{MUTED};font-size:12px">'
             f"ChainResult · {esc(result.status)} · {esc(what)}no answer: {esc(why)}</div>"
         )
     if result in _shown:
         return (
-            f'<div class="llm-result-ref" style="{FONT};{MUTED};font-size:12px">'
+            f'<div class="llm-result-ref {NO_MATH}" style="{FONT};{MUTED};font-size:12px">'
             f"ChainResult · {esc(result.status)} · {esc(what)}the answer is in the timeline above "
             f"(<code>.text</code>)</div>"
         )

@@ -48,6 +48,11 @@ from .values import (
     traceback_html,
 )
 
+# JupyterLab typesets `$...$` in HTML outputs as TeX: "$0.0009 spent of $0.0009" became math.
+# MathJax skips elements of these classes (MathJax 3's default, and the MathJax 2 one), except
+# the model's own text inside them (MATH), which may hold TeX as before.
+NO_MATH = "mathjax_ignore tex2jax_ignore"
+MATH = "mathjax_process tex2jax_process"
 FOLD_GROUP = 10  # a parallel group larger than this starts folded, with a summary line
 LISTED_FAILURES = 5
 STATIC_DETAILS = 200  # the saved timeline keeps details of this many calls (and every failure)
@@ -230,8 +235,9 @@ UNKNOWN_TOKENS = "tokens unknown (cut off before the provider reported them)"
 
 
 def usage_lost(turn: TurnState) -> bool:
-    """The run ended this turn before its usage came: billed, but by how much is unknown."""
-    return turn.usage is None and turn.status in ("cancelled", "stopped")
+    """The run ended this turn while the model wrote, before its usage came: billed, but by
+    how much is unknown (a request that never got an answer shows no tokens at all)."""
+    return turn.usage is None and turn.status in ("cancelled", "stopped") and bool(turn.text)
 
 
 def turn_cost_text(turn: TurnState) -> str:
@@ -269,7 +275,7 @@ def turn_text_html(text: str, streaming: bool = False, partial: bool = False) ->
     # words whole (anywhere lets them shrink to a letter a line); what is wider than the box (a
     # wide table or code line) scrolls inside it instead of spilling out of the timeline
     return (
-        f'<div class="jp-RenderedHTMLCommon llm-answer" style="{FG};overflow-wrap:break-word;'
+        f'<div class="jp-RenderedHTMLCommon llm-answer {MATH}" style="{FG};overflow-wrap:break-word;'
         f'overflow-x:auto;padding:0 0 2px 2px;max-width:100%">{markdown_html(text)}{cursor}{note}'
         "</div>"
     )
@@ -430,7 +436,7 @@ def static_html(state: RunState, detail: Detail | None = None, line: Detail | No
     `detail(rec)` and `line(rec)` may supply cached markup for a call.
     """
     out = [
-        f'<div class="llm-magic-timeline llm-static" style="{FONT};{FG};border:1px solid {BORDER};'
+        f'<div class="llm-magic-timeline llm-static {NO_MATH}" style="{FONT};{FG};border:1px solid {BORDER};'
         f'border-radius:6px;overflow:hidden;max-width:100%">',
         f'<div style="padding:6px 10px;background:{SUBTLE_BG};border-bottom:1px solid {BORDER}">'
         f"{header_html(state)}</div>",
@@ -483,7 +489,7 @@ def stack_html(past: list[str], title: str, current: str) -> str:
     """A view's runs stacked, oldest first: the original and each branch made from the view,
     each under its title, so a saved notebook keeps every branch (no script needed)."""
     return (
-        f'<div class="llm-stack" style="max-width:100%">{"".join(past)}'
+        f'<div class="llm-stack {NO_MATH}" style="max-width:100%">{"".join(past)}'
         f"{branch_title_html(title)}{current}</div>"
     )
 

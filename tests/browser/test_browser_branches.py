@@ -129,7 +129,7 @@ def test_a_rerun_stacks_below_its_original_live_and_saved(
         # saved: the notebook's HTML holds both runs, and reads the same on its own
         page.evaluate(SAVE)
         saved = _saved_stack(root / "branches.ipynb")
-        assert saved.count('class="llm-magic-timeline llm-static"') == 2
+        assert saved.count('class="llm-magic-timeline llm-static ') == 2
         alone = root / "saved.html"
         alone.write_text(f"<!doctype html><meta charset=utf-8><body>{saved}</body>")
         page.goto(alone.as_uri())

@@ -44,7 +44,8 @@ def test_a_provider_down_from_the_python_api_is_one_readable_error(kernel):
     text = "\n".join(lines)
     assert error["ename"] == "ProviderError" and "cannot reach" in error["evalue"]
     assert lines[0] == "Traceback (most recent call last):"
-    assert "await llm_magic.chain('hi'" in lines[1]  # the user's cell, first
+    assert "line 1, in <module>" in lines[1]  # the user's cell, first, and its line
+    assert "await llm_magic.chain('hi'" in lines[2]
     assert lines[-1] == f"ProviderError: {error['evalue']}"
     assert "llm_magic/" not in text and "site-packages" not in text, text
     assert len(lines) <= 4, text

@@ -255,7 +255,7 @@ async def test_a_rerun_stacks_below_the_run_it_came_from_live_and_saved():
         assert at == sorted(at), shown
         answers = [shown.index(a) for a in ("Paris is 14.", "Rome is 19.", "Oslo is 10.")]
         assert at[0] < answers[0] < at[1] < answers[1] < at[2] < answers[2]
-    assert html.count('class="llm-magic-timeline llm-static"') == 3
+    assert html.count('class="llm-magic-timeline llm-static ') == 3
 
 
 async def test_a_fork_shows_its_new_prompt():

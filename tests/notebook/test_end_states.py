@@ -169,3 +169,31 @@ async def test_a_provider_error_from_the_python_api_reads_as_the_users_frame_and
     text = "\n".join(lines)
     assert "llm_magic/" not in text and "site-packages" not in text  # no machinery frames
     assert key not in text and len(lines) <= 6, text
+
+
+def test_a_turn_that_never_got_an_answer_has_no_unknown_tokens():
+    """A request that failed before the model wrote anything was not billed: no "unknown"."""
+    from llm_magic.notebook.reducer import RunState, TurnState
+
+    turn = TurnState(step=1, started_at=0.0, status="stopped")
+    state = RunState(model="m", turns=[turn], status="failed")
+    assert "unknown" not in render.turn_line_html(turn) + render.header_html(state)
+    turn.parts.append("Once upon")  # the model had started writing: billed, amount unknown
+    assert "tokens unknown" in render.turn_line_html(turn)
+
+
+def test_a_config_error_shows_the_users_frame_one_line_and_its_cause():
+    from llm_magic.errors import ConfigError
+
+    try:
+        try:
+            int("many")
+        except ValueError as exc:
+            raise ConfigError("max_steps must be a number") from exc
+    except ConfigError as err:
+        lines = err._render_traceback_()
+    assert lines[0] == "Traceback (most recent call last):" and __file__ in lines[1]
+    assert lines[-2] == "ConfigError: max_steps must be a number"
+    assert lines[-1].startswith("  (caused by ValueError: invalid literal for int()")
+    assert "__cause__" in lines[-1]
+    assert not any(set(line.strip()) <= set("^~") for line in lines)  # no column markers

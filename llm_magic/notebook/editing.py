@@ -160,7 +160,7 @@ def llm_edit(line: str = "") -> None:
         result = state.last_result
         if result is None:
             raise NotebookError("%llm_edit: no result yet; run a %%llm_chain cell first")
-    edit(result, live=live, holder=f"`{names[0]}`" if names else "no variable")
+    edit(result, live=live, holder=f"the variable {names[0]}" if names else "no variable")
 
 
 def rerun_clicked(timeline: Timeline, message: dict[str, Any]) -> None:

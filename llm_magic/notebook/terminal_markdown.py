@@ -14,6 +14,7 @@ from typing import Any, TextIO
 
 INTERVAL = 0.08  # seconds between two renders of a growing answer
 INDENT = 2  # the answer sits under the run's header line
+WIDTH = 100  # at most: a heading centred over a wide terminal reads badly
 
 
 def can_render(out: TextIO) -> bool:
@@ -40,6 +41,8 @@ class LiveMarkdown:
         from rich.live import Live
 
         console = Console(file=out)
+        if console.width > WIDTH:
+            console = Console(file=out, width=WIDTH)
         self._live = Live(
             console=console,
             auto_refresh=False,
@@ -67,6 +70,8 @@ def render_text(text: str, width: int | None = None) -> str:
     from rich.console import Console
 
     console = Console(width=width, force_terminal=True)
+    if width is None and console.width > WIDTH:
+        console = Console(width=WIDTH, force_terminal=True)
     with console.capture() as captured:
         console.print(_markdown(text))
     return captured.get().rstrip("\n")

@@ -99,7 +99,7 @@ def test_a_rerun_stacks_below_its_original_live_and_saved(
         original = history.locator(".llm-magic-timeline.llm-static")
         assert original.count() == 1 and "Paris is 14 degrees." in original.inner_text()
         titles = history.locator(".llm-stack-title").all_inner_texts()
-        assert titles[0] == "original run · `r` holds this run", titles
+        assert titles[0] == "original run · the variable r holds this run", titles
         assert titles[1].startswith('branch 1 · re-run of get_weather (call 1) with city="Rome"')
         head = view.locator(".llm-head-info")
         assert 're-run of get_weather (call 1) with city="Rome"' in head.inner_text()

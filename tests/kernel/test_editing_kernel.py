@@ -126,7 +126,7 @@ def test_edit_view_rejects_bad_edits_then_reruns_with_the_new_arguments(kernel, 
     html = view.displays[-1]["text/html"]
     assert "re-run of get_weather (call 1) with city=&quot;Rome&quot;" in html
     # the original stays above the re-run, named with the variable that holds it
-    held = html.index("original run · `r` holds this run")
+    held = html.index("original run · the variable r holds this run")
     assert held < html.index("Paris is 14.") < html.index("branch 1 · re-run") < html.index("Rome")
     assert (
         "Rome is 19." in html

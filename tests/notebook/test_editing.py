@@ -226,7 +226,7 @@ async def test_a_rerun_stacks_below_the_run_it_came_from_live_and_saved():
     with OpenAIServer(replies) as server:
         result = await gpt(server).chain("weather?", tools=[get_weather])
         tl = editor_timeline(result, live=True)
-        tl.holder = "`r`"
+        tl.holder = "the variable r"
         widget = tl.widget
         tl.offer_edits()
         assert widget.history == ""  # one run: nothing stacked yet
@@ -235,7 +235,7 @@ async def test_a_rerun_stacks_below_the_run_it_came_from_live_and_saved():
         )
         await until(lambda: tl.result is not None)
         first_branch = tl.result
-        assert "original run · `r` holds this run" in html_lib.unescape(widget.history)
+        assert "original run · the variable r holds this run" in html_lib.unescape(widget.history)
         assert "Paris is 14." in widget.history and "Rome is 19." not in widget.history
         tl.offer_edits()
         front_end(
@@ -246,7 +246,7 @@ async def test_a_rerun_stacks_below_the_run_it_came_from_live_and_saved():
     bundle = tl._static_bundle()
     html, text = html_lib.unescape(bundle["text/html"]), bundle["text/plain"]
     titles = [
-        "original run · `r` holds this run",
+        "original run · the variable r holds this run",
         'branch 1 · re-run of get_weather (call 1) with city="Rome"',
         'branch 2 · re-run of get_weather (call 1) with city="Oslo" · the newest',
     ]

@@ -15,8 +15,7 @@ import weakref
 from typing import Any
 
 from ..results import ChainResult
-from .look import FONT, MUTED, esc
-from .render import NO_MATH
+from .look import FONT, MUTED, NO_MATH, esc
 from .terminal_markdown import can_render, render_text
 from .values import markdown_html
 

@@ -66,6 +66,12 @@ class TurnState:
     def duration(self) -> float | None:
         return None if self.ended_at is None else self.ended_at - self.started_at
 
+    @property
+    def usage_lost(self) -> bool:
+        """The run ended this turn while the model wrote, before its usage came: billed, but
+        by how much is unknown (a request that never got an answer shows no tokens at all)."""
+        return self.usage is None and self.status in ("cancelled", "stopped") and bool(self.text)
+
 
 @dataclass(eq=False)
 class RunState:

@@ -13,13 +13,16 @@ from collections.abc import Callable
 
 from ..cost import format_cost
 from ..events import ToolCallRecord
+from .branch_view import branch_html, branch_lines
 from .look import (
     BORDER,
     ERROR,
     FG,
     FONT,
+    MATH,
     MONO,
     MUTED,
+    NO_MATH,
     STATUS,
     SUBTLE_BG,
     esc,
@@ -48,11 +51,6 @@ from .values import (
     traceback_html,
 )
 
-# JupyterLab typesets `$...$` in HTML outputs as TeX: "$0.0009 spent of $0.0009" became math.
-# MathJax skips elements of these classes (MathJax 3's default, and the MathJax 2 one), except
-# the model's own text inside them (MATH), which may hold TeX as before.
-NO_MATH = "mathjax_ignore tex2jax_ignore"
-MATH = "mathjax_process tex2jax_process"
 FOLD_GROUP = 10  # a parallel group larger than this starts folded, with a summary line
 LISTED_FAILURES = 5
 STATIC_DETAILS = 200  # the saved timeline keeps details of this many calls (and every failure)
@@ -222,7 +220,7 @@ def turn_bits(turn: TurnState, now: float | None = None) -> list[str]:
         bits.append(
             f"{fmt_int(turn.usage.input_tokens)} in / {fmt_int(turn.usage.output_tokens)} out tokens"
         )
-    elif usage_lost(turn):
+    elif turn.usage_lost:
         bits.append(UNKNOWN_TOKENS)
     if turn.priced:
         bits.append(turn_cost_text(turn))
@@ -234,19 +232,10 @@ def turn_bits(turn: TurnState, now: float | None = None) -> list[str]:
 UNKNOWN_TOKENS = "tokens unknown (cut off before the provider reported them)"
 
 
-def usage_lost(turn: TurnState) -> bool:
-    """The run ended this turn while the model wrote, before its usage came: billed, but by
-    how much is unknown (a request that never got an answer shows no tokens at all)."""
-    return turn.usage is None and turn.status in ("cancelled", "stopped") and bool(turn.text)
-
-
 def turn_cost_text(turn: TurnState) -> str:
     """A turn's cost, and why it is unknown when it is."""
-    if turn.cost is not None:
-        return format_cost(turn.cost)
-    if usage_lost(turn):
-        return "cost unknown (no token count)"
-    return "cost unknown (no price for this model)"
+    why = "no token count" if turn.usage_lost else "no price for this model"
+    return format_cost(turn.cost) if turn.cost is not None else f"cost unknown ({why})"
 
 
 def turn_line_html(turn: TurnState, now: float | None = None) -> str:
@@ -328,24 +317,21 @@ def header_stats(state: RunState, now: float | None = None) -> list[str]:
         bits.append(calls)
     if state.waiting:
         bits.append(f"{state.waiting} need{'s' if state.waiting == 1 else ''} approval")
-    tokens = f"{fmt_int(state.usage.input_tokens)} in / {fmt_int(state.usage.output_tokens)} out"
-    if any(usage_lost(t) for t in state.turns):  # a cut turn's tokens were billed, not counted
-        empty = not (state.usage.input_tokens or state.usage.output_tokens)
-        bits.append(UNKNOWN_TOKENS if empty else f"{tokens} tokens + a cut turn's, unknown")
-    else:
-        bits.append(f"{tokens} tokens")
+    used = state.usage
+    tokens = f"{fmt_int(used.input_tokens)} in / {fmt_int(used.output_tokens)} out tokens"
+    if any(t.usage_lost for t in state.turns):  # a cut turn's tokens were billed, not counted
+        counted = used.input_tokens or used.output_tokens
+        tokens = f"{tokens} + a cut turn's, unknown" if counted else UNKNOWN_TOKENS
+    bits.append(tokens)
     return bits
 
 
 def cost_bits(state: RunState) -> list[str]:
     """The run's cost once a turn was priced: `cost $0.0123`, or `cost unknown`."""
-    if not state.priced:
-        return []
-    if state.cost is not None:
-        return [f"cost {format_cost(state.cost)}"]
-    if any(usage_lost(t) for t in state.turns):
-        return ["cost unknown (a cut turn's tokens are unknown)"]
-    return ["cost unknown (no price for this model)"]
+    cut = any(t.usage_lost for t in state.turns)
+    why = "a cut turn's tokens are unknown" if cut else "no price for this model"
+    shown = format_cost(state.cost) if state.cost is not None else f"unknown ({why})"
+    return [f"cost {shown}"] if state.priced else []
 
 
 def run_status(state: RunState) -> str:
@@ -377,43 +363,6 @@ def header_html(state: RunState, now: float | None = None) -> str:
         f'<span class="llm-stats" style="{MUTED};font-size:12px">'
         f"{esc(' · '.join(header_stats(state) + cost_bits(state)))}{took}</span></div>{error}</div>"
     )
-
-
-def branch_html(state: RunState) -> str:
-    """What a branched run is: its name, the edited arguments as a diff, a fork's new prompt."""
-    rows = "".join(
-        f'<div style="{MONO};font-size:12px"><b>{esc(key)}</b>: '
-        + (f'<del style="{ERROR}">{esc(shorten(old, 60))}</del> ' if old else "")
-        + (
-            f'<ins style="color:var(--jp-success-color1,#1a7f37)">{esc(shorten(new, 60))}</ins>'
-            if new
-            else ""
-        )
-        + "</div>"
-        for key, old, new in state.branch_diff
-    )
-    diff = f'<div class="llm-branch-diff" style="margin:1px 0 0 2px">{rows}</div>' if rows else ""
-    prompt = (
-        f'<div class="llm-branch-prompt" style="{FG};font-size:12px;overflow-wrap:anywhere">'
-        f"new prompt: {esc(shorten(state.prompt, 300))}</div>"
-        if state.prompt and state.branch
-        else ""
-    )
-    return (
-        f'<div class="llm-branch" style="{MUTED};font-size:12px;overflow-wrap:anywhere">'
-        f"{esc(state.branch or '')}</div>{diff}{prompt}"
-    )
-
-
-def branch_lines(state: RunState) -> list[str]:
-    """`branch_html` as text lines."""
-    lines = [f"  {state.branch}"] if state.branch else []
-    lines += [
-        f"    {k}: {old or '(none)'} -> {new or '(removed)'}" for k, old, new in state.branch_diff
-    ]
-    if state.prompt and state.branch:
-        lines.append(f"  new prompt: {state.prompt}")
-    return lines
 
 
 def note_html(text: str) -> str:
@@ -475,23 +424,6 @@ def static_html(state: RunState, detail: Detail | None = None, line: Detail | No
         )
     out.append("</div></div>")
     return untrusted_safe("".join(out))
-
-
-def branch_title_html(title: str) -> str:
-    """The title over one run of a view's stack of branches (see `stack_html`)."""
-    return (
-        f'<div class="llm-stack-title" style="{FONT};{MUTED};font-size:12px;font-weight:600;'
-        f'margin:10px 0 3px;overflow-wrap:anywhere">{esc(title)}</div>'
-    )
-
-
-def stack_html(past: list[str], title: str, current: str) -> str:
-    """A view's runs stacked, oldest first: the original and each branch made from the view,
-    each under its title, so a saved notebook keeps every branch (no script needed)."""
-    return (
-        f'<div class="llm-stack {NO_MATH}" style="max-width:100%">{"".join(past)}'
-        f"{branch_title_html(title)}{current}</div>"
-    )
 
 
 def _summary(inner: str) -> str:
@@ -580,7 +512,7 @@ def turn_line_bits(turn: TurnState) -> str:
         bits.append(fmt_duration(turn.duration))
     if turn.usage is not None and (turn.usage.input_tokens or turn.usage.output_tokens):
         bits.append(f"{turn.usage.input_tokens} in / {turn.usage.output_tokens} out tokens")
-    elif usage_lost(turn):
+    elif turn.usage_lost:
         bits.append(UNKNOWN_TOKENS)
     if turn.priced:
         bits.append(turn_cost_text(turn))

@@ -30,6 +30,7 @@ from .. import events as ev
 from ..events import ToolCallRecord
 from ..options import Approval
 from . import render as R
+from .branch_view import branch_title_html, stack_html
 from .cell_value import mark_shown
 from .entries import Entries
 from .reducer import HEAD, RunState, apply, show_branch
@@ -275,7 +276,7 @@ class Timeline:
         """Keep the run shown now as a static section of the view's stack."""
         title = self._title(self.generation, self.state)
         html = R.static_html(self.state, self.entries.detail_html, self.entries.line)
-        self.past.append((title, R.branch_title_html(title) + html, R.static_text(self.state)))
+        self.past.append((title, branch_title_html(title) + html, R.static_text(self.state)))
         if self.result is not None:
             self.past_results.append(self.result)
 
@@ -283,7 +284,7 @@ class Timeline:
         """The live view's runs above the current one, and the current one's title."""
         if not self.past:
             return ""
-        return "".join(p[1] for p in self.past) + R.branch_title_html(self._newest_title())
+        return "".join(p[1] for p in self.past) + branch_title_html(self._newest_title())
 
     def _newest_title(self) -> str:
         return (
@@ -341,7 +342,7 @@ class Timeline:
         html = R.static_html(self.state, self.entries.detail_html, self.entries.line)
         if self.past:  # every run this view showed, oldest first
             title = self._newest_title()
-            html = R.stack_html([p[1] for p in self.past], title, html)
+            html = stack_html([p[1] for p in self.past], title, html)
             text = "\n\n".join([*(f"{t}\n{x}" for t, _h, x in self.past), f"{title}\n{text}"])
         return {"text/plain": text, "text/html": html}
 

@@ -167,7 +167,7 @@ def test_live_cell_offers_edits_and_refuses_a_second_rerun_while_one_runs(kernel
     assert view.closed and "Oslo is 10." in saved
     # the saved view keeps the cell's own run above the re-run: `r` (Paris) is still shown
     assert (
-        saved.index("original run · the cell&#x27;s result holds this run")
+        saved.index("original run · the variable r holds this run")  # its --out name
         < saved.index("Paris is 14.")
         < saved.index("Oslo is 10.")
     )

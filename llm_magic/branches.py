@@ -132,9 +132,28 @@ def plan_rerun(
             tool.parameters.validate(dict(arguments))
         except ToolArgumentsError as exc:
             raise ToolArgumentsError(
-                f"invalid arguments for {tool.name}: {exc}; the schema is {json.dumps(tool.schema)}"
+                f"invalid arguments for {tool.name}: {exc}; it takes {takes(tool.schema)}"
             ) from None
     return _plan_call(result, call_id, "rerun", arguments=arguments, index=index)
+
+
+def takes(schema: Mapping[str, Any]) -> str:
+    """A tool's parameters in words, `city (string, required), days (integer)`: what a person
+    fixing the arguments needs, where the full JSON schema would bury it."""
+    properties = schema.get("properties") or {}
+    required = set(schema.get("required") or ())
+    if not properties:
+        return "no arguments"
+    parts = []
+    for name, spec in properties.items():
+        kind = spec.get("type") if isinstance(spec, dict) else None
+        if isinstance(spec, dict) and "enum" in spec:
+            kind = " | ".join(json.dumps(v) for v in spec["enum"])
+        elif isinstance(kind, list):
+            kind = " or ".join(map(str, kind))
+        bits = [str(kind or "any value"), *(["required"] if name in required else [])]
+        parts.append(f"{name} ({', '.join(bits)})")
+    return ", ".join(parts)
 
 
 def _plan_call(

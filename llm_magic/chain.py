@@ -412,10 +412,13 @@ class ChainRun:
     def _repair(self) -> None:
         """Leave a conversation the provider accepts: partial text kept, every call answered."""
         state = self.state
-        if state.partial:
-            state.turns.append(ModelTurn(text="".join(state.partial)))
+        if state.partial:  # its usage never came: the tokens it was billed are unknown
+            state.turns.append(ModelTurn(text="".join(state.partial), finish_reason="cancelled"))
             self.conversation.messages.append(Message("assistant", "".join(state.partial)))
             state.partial = []
+            self.meter.usage_lost()
+            state.cost = None
+            self._emit(ev.CostReported(len(state.turns), None, None))
         self.runner.answer_pending()
 
 

@@ -315,6 +315,11 @@ class CostMeter:
     def conversation_cost(self) -> Cost:
         return add(self.history_cost, self.cost)
 
+    def usage_lost(self) -> None:
+        """A turn was cut while streaming: the provider bills its tokens but never reported
+        them, so the run's cost is unknown (None), not the sum of the turns that were."""
+        self.cost = None
+
     def turn_cost(self, usage: Usage) -> Cost:
         return price(self.model, usage, self.source)
 

@@ -6,8 +6,63 @@ own error text and the request id only.
 
 from __future__ import annotations
 
+import sysconfig
+import traceback
 from collections.abc import Callable
 from pathlib import Path
+
+# Frames of these packages are the machinery under a run, not the user's code: an error that
+# `user_traceback` shows leaves them out (the full traceback stays on the exception).
+_MACHINERY = frozenset(
+    {
+        "llm_magic",
+        "httpx",
+        "httpx2",
+        "httpcore",
+        "anyio",
+        "h11",
+        "h2",
+        "asyncio",
+        "IPython",
+        "ipykernel",
+    }
+)
+_HERE = Path(__file__).resolve().parent
+_STDLIB = Path(sysconfig.get_paths()["stdlib"]).resolve()
+
+
+def _machinery(filename: str) -> bool:
+    """A frame of llm_magic, of the libraries under it, or of Python's own library."""
+    if filename.startswith("<frozen"):
+        return True
+    path = Path(filename).resolve()
+    installed = "site-packages" in path.parts or "dist-packages" in path.parts
+    if path.is_relative_to(_HERE) or (path.is_relative_to(_STDLIB) and not installed):
+        return True
+    return any(part in _MACHINERY for part in path.parts[:-1])
+
+
+def user_traceback(exc: BaseException) -> list[str]:
+    """`exc` as the user needs it: the frames of their own code, then one line, and where the
+    cause is (no frames of llm_magic, httpx or asyncio, no chained transport error).
+
+    IPython (a notebook, terminal IPython) shows this instead of the full traceback for the
+    errors that define `_render_traceback_` with it: a provider that cannot be reached, a
+    missing key, an unknown model. `traceback.print_exception(err)` still prints everything.
+    """
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if not _machinery(f.filename)]
+    lines = (
+        ["Traceback (most recent call last):\n", *traceback.format_list(frames)] if frames else []
+    )
+    lines.append(f"{type(exc).__name__}: {exc}")
+    cause = exc.__cause__
+    if cause is not None:
+        lines.append(
+            f"  (caused by {type(cause).__name__}: {cause}; it is the error's __cause__, "
+            "and traceback.print_exception(err) shows every frame)"
+        )
+    # Python's column markers (^^^ under the call) only wrap in a narrow output: left out
+    return [line for line in "\n".join(lines).splitlines() if line.strip(" ^~")]
 
 
 class LLMMagicError(Exception):
@@ -16,6 +71,9 @@ class LLMMagicError(Exception):
 
 class ConfigError(LLMMagicError):
     """Bad configuration: unknown model, missing key, bad option."""
+
+    def _render_traceback_(self) -> list[str]:
+        return user_traceback(self)
 
 
 class UnknownModelError(ConfigError):
@@ -89,6 +147,9 @@ class ProviderError(LLMMagicError):
         self.__cause__ = self.__context__ = None
         self.__suppress_context__ = True
         self.args = (self._format(),)
+
+    def _render_traceback_(self) -> list[str]:
+        return user_traceback(self)
 
     def _format(self) -> str:
         head = self.provider or "provider"

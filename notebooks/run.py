@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -36,10 +37,17 @@ def main() -> int:
         store_widget_state=False,
         resources={"metadata": {"path": str(args.notebook.parent)}},
     )
-    try:
-        client.execute()
-    finally:
-        nbformat.write(nb, output)
+    # over IPC (Unix sockets in a private directory): a local kernel needs no TCP port, and
+    # ipykernel then has no reason to warn that its TCP traffic is not encrypted
+    client.km = client.create_kernel_manager()
+    with tempfile.TemporaryDirectory(prefix="llm-magic-kernel-") as sockets:
+        if sys.platform != "win32":
+            client.km.transport = "ipc"
+            client.km.ip = str(Path(sockets) / "kernel")  # absolute: the kernel runs elsewhere
+        try:
+            client.execute()
+        finally:
+            nbformat.write(nb, output)
     html = " ".join(
         str(out.get("data", {}).get("text/html", ""))
         for cell in nb.cells

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from .. import events as ev
 from ..errors import LLMMagicError
 from .errors import NotebookError
-from .reducer import apply, describe_branch
+from .reducer import apply, show_branch
 from .state import shell, state
 
 if TYPE_CHECKING:
@@ -37,7 +37,7 @@ RUNNING_NOTE = "a re-run from this view is still running: wait for it to end, or
 
 def replay(result: ChainResult[Any]) -> list[ev.Event]:
     """The events a finished run would have sent, rebuilt from its result (for the reducer)."""
-    out: list[ev.Event] = [ev.RunStarted(result.model, "", [], at=0.0)]
+    out: list[ev.Event] = [ev.RunStarted(result.model, _prompt_of(result), [], at=0.0)]
     by_step: dict[int, list[Any]] = {}
     for rec in result.tool_calls:
         by_step.setdefault(rec.step, []).append(rec)
@@ -64,6 +64,15 @@ def replay(result: ChainResult[Any]) -> list[ev.Event]:
     return out
 
 
+def _prompt_of(result: ChainResult[Any]) -> str:
+    """The prompt the run itself sent (a fork's new one), "" when it went on without one."""
+    first = result.step_ends[0] if result.step_ends else len(result.messages)
+    message = result.messages[first] if first < len(result.messages) else None
+    if message is None or message.role != "user" or message.tool_results:
+        return ""
+    return message.text
+
+
 class Editor:
     """What `edit()` returns: the editor view's timeline and its latest result.
 
@@ -79,6 +88,12 @@ class Editor:
         """The result the view shows: the edited result, then each re-run's once it ended."""
         return self.timeline.result
 
+    @property
+    def results(self) -> list[ChainResult[Any]]:
+        """Every result the view shows, oldest first: the edited one, then each re-run's."""
+        latest = self.timeline.result
+        return [*self.timeline.past_results, *([latest] if latest is not None else [])]
+
     def _ipython_display_(self) -> None:
         pass
 
@@ -86,15 +101,18 @@ class Editor:
         return f"<llm_magic editor of {self.timeline!r}>"
 
 
-def edit(result: ChainResult[Any], *, live: bool = False) -> Editor:
+def edit(result: ChainResult[Any], *, live: bool = False, holder: str | None = None) -> Editor:
     """Show a finished `result` as a live timeline whose calls can be edited and re-run.
 
     live: keep the view live after a re-run ends (another edit can follow); by default a
     re-run ends as static HTML, like every run, so a saved notebook reads everywhere.
+    holder: who holds `result`, named over it once a re-run stacks below it.
     """
     from .timeline import _in_kernel
 
     timeline = editor_timeline(result, live=live)
+    if holder is not None:
+        timeline.holder = holder
     if not _in_kernel():
         raise NotebookError("edit() needs a notebook (a Jupyter kernel): the editor is a widget")
     timeline.show()
@@ -110,7 +128,7 @@ def editor_timeline(result: ChainResult[Any], *, live: bool = False) -> Timeline
     if not isinstance(result, ChainResult):
         raise NotebookError(f"edit() takes the result of a chain, got {type(result).__name__}")
     timeline = Timeline(None, model=result.model, static_after_run=not live, on_edit=rerun_clicked)
-    timeline.state.branch = describe_branch(result.branched_from)
+    show_branch(timeline.state, result.branched_from)
     for event in replay(result):
         apply(timeline.state, event)
     for turn in timeline.state.turns:  # rebuilt turns have no timing of their own
@@ -142,7 +160,7 @@ def llm_edit(line: str = "") -> None:
         result = state.last_result
         if result is None:
             raise NotebookError("%llm_edit: no result yet; run a %%llm_chain cell first")
-    edit(result, live=live)
+    edit(result, live=live, holder=f"the variable {names[0]}" if names else "no variable")
 
 
 def rerun_clicked(timeline: Timeline, message: dict[str, Any]) -> None:

@@ -55,6 +55,13 @@ STATUS: dict[str, tuple[str, str, str]] = {
 }
 
 
+# JupyterLab typesets `$...$` in HTML outputs as TeX: "$0.0009 spent of $0.0009" became math.
+# MathJax skips elements of these classes (MathJax 3's default, and the MathJax 2 one), except
+# the model's own text inside them (MATH), which may hold TeX as before.
+NO_MATH = "mathjax_ignore tex2jax_ignore"
+MATH = "mathjax_process tex2jax_process"
+
+
 def esc(text: object) -> str:
     return html.escape(str(text), quote=True)
 

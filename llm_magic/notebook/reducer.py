@@ -67,6 +67,12 @@ class TurnState:
     def duration(self) -> float | None:
         return None if self.ended_at is None else self.ended_at - self.started_at
 
+    @property
+    def usage_lost(self) -> bool:
+        """The run ended this turn while the model wrote, before its usage came: billed, but
+        by how much is unknown (a request that never got an answer shows no tokens at all)."""
+        return self.usage is None and self.status in ("cancelled", "stopped") and bool(self.text)
+
 
 @dataclass(eq=False)
 class RunState:
@@ -86,6 +92,8 @@ class RunState:
     priced: bool = False  # some turn of the run was priced
     cost: Decimal | None = None  # the run's cost through its last priced turn (None: unknown)
     branch: str | None = None  # where the run branched from (`describe_branch`)
+    branch_diff: list[tuple[str, str, str]] = field(default_factory=list)  # (key, old, new)
+    prompt: str = ""  # the run's own prompt (a fork's new one), from its start
     steps: int = 0
     error: str | None = None
     note: str | None = None
@@ -147,6 +155,7 @@ def apply(state: RunState, event: ev.Event) -> tuple[str, ...]:
         state.started_at = event.at
         state.model = state.model or event.model
         state.media = list(event.media)
+        state.prompt = event.prompt or state.prompt
         return (HEAD,)
     if isinstance(event, ev.TurnStarted):
         turn = TurnState(step=event.step, started_at=event.at, key=f"t{len(state.turns)}")
@@ -184,26 +193,50 @@ def _cost(state: RunState, event: ev.CostReported) -> tuple[str, ...]:
 
 
 def describe_branch(point: BranchPoint | None) -> str | None:
-    """`step 1, re-run of get_weather(city="Rome")`: where a branched run came from."""
+    """`re-run of get_weather (call 2) with city="Rome"`: what a branched run is, in the
+    words of the run it came from (its calls are counted from 1, its turns too)."""
     if point is None:
         return None
-    where = f"step {point.step}"
     if point.call_id is None:
-        return f"{where}, a fork"
+        return "fork before turn 1" if point.step == 0 else f"fork after turn {point.step}"
     made = [c for m in point.result.messages for c in m.tool_calls if c.id == point.call_id]
     name = made[-1].name if made else point.call_id
-    args = point.arguments
-    if args is None and made:
-        try:
-            args = made[-1].parsed_arguments()
-        except ValueError:
-            args = None
-    items = args.items() if isinstance(args, dict) else ()
-    shown = ", ".join(f"{k}={json.dumps(v, default=str)}" for k, v in items)
-    call = f"{name}({shorten(shown, 80)})"
-    if point.kind == "rerun":
-        return f"{where}, re-run of {call}"
-    return f"{where}, {call} with a given result"
+    numbers = [i for i, r in enumerate(point.result.tool_calls, 1) if r.id == point.call_id]
+    call = f"{name} (call {numbers[-1]})" if numbers else name
+    if point.kind != "rerun":
+        return f"{call} with a given result"
+    changed = [f"{key}={new}" for key, _old, new in branch_diff(point) if new]
+    if point.arguments is None or not branch_diff(point):
+        return f"re-run of {call} with the same arguments"
+    return f"re-run of {call} with {shorten(', '.join(changed) or 'fewer arguments', 80)}"
+
+
+def branch_diff(point: BranchPoint | None) -> list[tuple[str, str, str]]:
+    """A re-run's edited arguments against the call's own: (key, old JSON, new JSON), "" for
+    a key one side lacks; only the keys that changed."""
+    if point is None or point.arguments is None or point.call_id is None:
+        return []
+    made = [c for m in point.result.messages for c in m.tool_calls if c.id == point.call_id]
+    try:
+        before = made[-1].parsed_arguments() if made else {}
+    except ValueError:
+        before = {}
+    before = before if isinstance(before, dict) else {}
+    after = point.arguments
+
+    def shown(d: dict[str, object], key: str) -> str:
+        return json.dumps(d[key], default=str) if key in d else ""
+
+    keys = [*before, *(k for k in after if k not in before)]
+    return [
+        (k, shown(before, k), shown(after, k)) for k in keys if shown(before, k) != shown(after, k)
+    ]
+
+
+def show_branch(state: RunState, point: BranchPoint | None) -> None:
+    """Name the state's run after where it branched from, with its edited arguments."""
+    state.branch = describe_branch(point)
+    state.branch_diff = branch_diff(point)
 
 
 def _call(state: RunState, rec: ToolCallRecord) -> tuple[str, ...]:

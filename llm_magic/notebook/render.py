@@ -13,14 +13,17 @@ from collections.abc import Callable, Collection
 
 from ..cost import format_cost
 from ..records import ToolCallRecord
+from .branch_view import branch_html, branch_lines
 from .highlight import python_html
 from .look import (
     BORDER,
     ERROR,
     FG,
     FONT,
+    MATH,
     MONO,
     MUTED,
+    NO_MATH,
     STATUS,
     SUBTLE_BG,
     esc,
@@ -233,11 +236,22 @@ def turn_bits(turn: TurnState, now: float | None = None) -> list[str]:
         bits.append(
             f"{fmt_int(turn.usage.input_tokens)} in / {fmt_int(turn.usage.output_tokens)} out tokens"
         )
+    elif turn.usage_lost:
+        bits.append(UNKNOWN_TOKENS)
     if turn.priced:
-        bits.append(format_cost(turn.cost))
+        bits.append(turn_cost_text(turn))
     if turn.calls:
         bits.append(plural(len(turn.calls), "tool call"))
     return bits
+
+
+UNKNOWN_TOKENS = "tokens unknown (cut off before the provider reported them)"
+
+
+def turn_cost_text(turn: TurnState) -> str:
+    """A turn's cost, and why it is unknown when it is."""
+    why = "no token count" if turn.usage_lost else "no price for this model"
+    return format_cost(turn.cost) if turn.cost is not None else f"cost unknown ({why})"
 
 
 def turn_line_html(turn: TurnState, now: float | None = None) -> str:
@@ -266,7 +280,7 @@ def turn_text_html(text: str, streaming: bool = False, partial: bool = False) ->
     # words whole (anywhere lets them shrink to a letter a line); what is wider than the box (a
     # wide table or code line) scrolls inside it instead of spilling out of the timeline
     return (
-        f'<div class="jp-RenderedHTMLCommon llm-answer" style="{FG};overflow-wrap:break-word;'
+        f'<div class="jp-RenderedHTMLCommon llm-answer {MATH}" style="{FG};overflow-wrap:break-word;'
         f'overflow-x:auto;padding:0 0 2px 2px;max-width:100%">{markdown_html(text)}{cursor}{note}'
         "</div>"
     )
@@ -319,15 +333,21 @@ def header_stats(state: RunState, now: float | None = None) -> list[str]:
         bits.append(calls)
     if state.waiting:
         bits.append(f"{state.waiting} need{'s' if state.waiting == 1 else ''} approval")
-    bits.append(
-        f"{fmt_int(state.usage.input_tokens)} in / {fmt_int(state.usage.output_tokens)} out tokens"
-    )
+    used = state.usage
+    tokens = f"{fmt_int(used.input_tokens)} in / {fmt_int(used.output_tokens)} out tokens"
+    if any(t.usage_lost for t in state.turns):  # a cut turn's tokens were billed, not counted
+        counted = used.input_tokens or used.output_tokens
+        tokens = f"{tokens} + a cut turn's, unknown" if counted else UNKNOWN_TOKENS
+    bits.append(tokens)
     return bits
 
 
 def cost_bits(state: RunState) -> list[str]:
     """The run's cost once a turn was priced: `cost $0.0123`, or `cost unknown`."""
-    return [f"cost {format_cost(state.cost)}"] if state.priced else []
+    cut = any(t.usage_lost for t in state.turns)
+    why = "a cut turn's tokens are unknown" if cut else "no price for this model"
+    shown = format_cost(state.cost) if state.cost is not None else f"unknown ({why})"
+    return [f"cost {shown}"] if state.priced else []
 
 
 def run_status(state: RunState) -> str:
@@ -351,10 +371,7 @@ def header_html(state: RunState, now: float | None = None) -> str:
         else ""
     )
     if state.branch:
-        error = (
-            f'<div class="llm-branch" style="{MUTED};font-size:12px;overflow-wrap:anywhere">'
-            f"branched from: {esc(state.branch)}</div>{error}"
-        )
+        error = branch_html(state) + error
     if state.media:
         error += attachments_html(tuple(state.media))
     return (
@@ -386,7 +403,7 @@ def static_html(state: RunState, detail: Detail | None = None, line: Detail | No
     `detail(rec)` and `line(rec)` may supply cached markup for a call.
     """
     out = [
-        f'<div class="llm-magic-timeline llm-static" style="{FONT};{FG};border:1px solid {BORDER};'
+        f'<div class="llm-magic-timeline llm-static {NO_MATH}" style="{FONT};{FG};border:1px solid {BORDER};'
         f'border-radius:6px;overflow:hidden;max-width:100%">',
         f'<div style="padding:6px 10px;background:{SUBTLE_BG};border-bottom:1px solid {BORDER}">'
         f"{header_html(state)}</div>",
@@ -476,7 +493,7 @@ def header_text(state: RunState) -> str:
     bits += cost_bits(state)
     text = f"LLM {state.model} · {status} · {' · '.join(bits)}"
     if state.branch:
-        text += f"\n  branched from: {state.branch}"
+        text += "\n" + "\n".join(branch_lines(state))
     if state.error:
         text += f"\n  {state.error}"
     return text
@@ -513,6 +530,8 @@ def turn_line_bits(turn: TurnState) -> str:
         bits.append(fmt_duration(turn.duration))
     if turn.usage is not None and (turn.usage.input_tokens or turn.usage.output_tokens):
         bits.append(f"{turn.usage.input_tokens} in / {turn.usage.output_tokens} out tokens")
+    elif turn.usage_lost:
+        bits.append(UNKNOWN_TOKENS)
     if turn.priced:
-        bits.append(format_cost(turn.cost))
+        bits.append(turn_cost_text(turn))
     return " · ".join(bits)

@@ -99,6 +99,7 @@ class Plan:
     quiet: bool
     live: bool
     shell: Any
+    out: str | None = None  # the variable `--out` binds the result to (named in its view)
 
 
 # The keywords of `run_chain` that are not `ChainOptions` fields: named in its errors' hints.
@@ -241,6 +242,7 @@ async def plan(request: Request) -> Plan:
         cell.quiet,
         not cell.static_after_run,
         ip,
+        cell.out,
     )
 
 
@@ -287,6 +289,8 @@ async def execute(plan: Plan) -> ChainResult[ChainRun]:
         else make_timeline(run, plan.model.label, plan.live)
     )
     if timeline is not None:
+        if plan.out:
+            timeline.holder = f"the variable {plan.out}"
         safely(timeline.show, "show")
     state.last_run = run
     ticker = asyncio.get_running_loop().create_task(_tick(), name="llm_magic-ticker")

@@ -30,6 +30,7 @@ from ..options import Approval
 from ..records import ToolCallRecord
 from . import render as R
 from .reducer import RunState, TurnState
+from .terminal_markdown import LiveMarkdown, can_render
 from .values import arg_summary, pretty_json
 
 
@@ -41,6 +42,10 @@ class TextView:
         self.out = sys.stdout
         self.open_text = False
         self.ended = False
+        # on a terminal with rich, a turn's text is Markdown rendered in place as it streams
+        self.rendered = can_render(self.out)
+        self._live: LiveMarkdown | None = None
+        self._live_turn: TurnState | None = None
         self.write(f"LLM {model}\n")
 
     def write(self, text: str) -> None:
@@ -52,17 +57,32 @@ class TextView:
         self._end_text()
 
     def _end_text(self) -> None:
+        live, turn = self._live, self._live_turn
+        if live is not None and turn is not None:
+            self._live = self._live_turn = None
+            live.finish(turn.text)
         if self.open_text:
             self.write("\n")
             self.open_text = False
 
     def delta(self, turn: TurnState, text: str) -> None:
+        if self.rendered and not self.open_text and not _HELD.asking:
+            if self._live is None:
+                self._live, self._live_turn = LiveMarkdown(self.out), turn
+            self._live.update(turn.text)
+            return
         if not self.open_text:
             self.write("  ")
             self.open_text = True
         self.write(_indent(text))
 
     def turn_done(self, turn: TurnState) -> None:
+        if self._live is None and self.rendered and not self.open_text and turn.final_text:
+            self._live, self._live_turn = LiveMarkdown(self.out), turn  # a turn not streamed
+        if self._live is not None:
+            self._live_turn = turn
+            self._end_text()
+            return
         if not self.open_text and turn.final_text:
             self.write("  " + _indent(turn.final_text))
             self.open_text = True

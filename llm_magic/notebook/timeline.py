@@ -30,10 +30,11 @@ from .. import events as ev
 from ..options import Approval
 from ..records import ToolCallRecord
 from . import render as R
+from .branch_view import branch_title_html, stack_html
 from .cell_value import mark_shown
 from .entries import Entries
 from .highlight import code_arguments
-from .reducer import HEAD, RunState, apply, describe_branch
+from .reducer import HEAD, RunState, apply, show_branch
 from .terminal import TerminalApprover, TextView
 
 if TYPE_CHECKING:
@@ -135,6 +136,11 @@ class Timeline:
         self.editable = False  # offer Edit & re-run (a view still live after its run ended)
         self.generation = 0  # which run the view shows: a click from an older one is stale
         self.widget_closed = False
+        # Who holds the first run shown (named in its title once a re-run stacks below it);
+        # the runs this view showed before the current one, oldest first: (title, HTML, text).
+        self.holder = "the cell's result"
+        self.past: list[tuple[str, str, str]] = []
+        self.past_results: list[ChainResult[Any]] = []
         if run is not None:
             self.attach(run)
 
@@ -143,7 +149,7 @@ class Timeline:
         its buttons (or the terminal's question), unless the run has an `approval_callback`
         (`approval_callback=timeline.approve` for a run built after this timeline)."""
         self._run = run
-        self.state.branch = describe_branch(getattr(run, "branched_from", None))
+        show_branch(self.state, getattr(run, "branched_from", None))
         generation = self.generation
 
         def on_event(event: ev.Event) -> None:  # a run this view no longer shows (a re-run's
@@ -247,7 +253,9 @@ class Timeline:
         self.flush()
 
     def retarget(self, run: ChainRun) -> None:
-        """Show `run` (a re-run this view started) in place of the run it showed."""
+        """Show `run` (a re-run this view started) below the runs it showed, which stay as
+        their static timelines (a branch adds to the history, it replaces nothing)."""
+        self._stack_current()
         self.generation += 1
         self.editable = False
         self.result = None
@@ -261,7 +269,33 @@ class Timeline:
                 widget.editable = False
                 widget.reset(self.entries.snapshot())
         self.attach(run)
+        if widget is not None:
+            widget.history = self._history_html()
         self.flush()
+
+    def _title(self, number: int, state: RunState) -> str:
+        if number == 0:
+            return f"original run · {self.holder} holds this run"
+        return f"branch {number} · {state.branch or 'a re-run'}"
+
+    def _stack_current(self) -> None:
+        """Keep the run shown now as a static section of the view's stack."""
+        title = self._title(self.generation, self.state)
+        html = R.static_html(self.state, self.entries.detail_html, self.entries.line)
+        self.past.append((title, branch_title_html(title) + html, R.static_text(self.state)))
+        if self.result is not None:
+            self.past_results.append(self.result)
+
+    def _history_html(self) -> str:
+        """The live view's runs above the current one, and the current one's title."""
+        if not self.past:
+            return ""
+        return "".join(p[1] for p in self.past) + branch_title_html(self._newest_title())
+
+    def _newest_title(self) -> str:
+        return (
+            f"{self._title(self.generation, self.state)} · the newest: the notebook's last result"
+        )
 
     @property
     def edit_errors(self) -> dict[str, tuple[int, str]]:
@@ -310,10 +344,13 @@ class Timeline:
         return bundle
 
     def _static_bundle(self) -> dict[str, str]:
-        return {
-            "text/plain": R.static_text(self.state),
-            "text/html": R.static_html(self.state, self.entries.detail_html, self.entries.line),
-        }
+        text = R.static_text(self.state)
+        html = R.static_html(self.state, self.entries.detail_html, self.entries.line)
+        if self.past:  # every run this view showed, oldest first
+            title = self._newest_title()
+            html = stack_html([p[1] for p in self.past], title, html)
+            text = "\n\n".join([*(f"{t}\n{x}" for t, _h, x in self.past), f"{title}\n{text}"])
+        return {"text/plain": text, "text/html": html}
 
     def __repr__(self) -> str:
         return f"<Timeline {R.header_text(self.state)}>"
@@ -332,7 +369,7 @@ class Timeline:
             _close_figure(event.call.result)
         if isinstance(event, ev.RunEnded):
             self.result = event.result
-            if self._mode == "widget" and self.state.answer:
+            if self._mode in ("widget", "text") and self.state.answer:
                 mark_shown(event.result)
             self._dirty.update(changed)
             self.flush()  # the final state shows at once, not a throttle interval later

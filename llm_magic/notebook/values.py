@@ -320,7 +320,32 @@ def rich_html(value: Any) -> str:
             continue  # not base64: never put it into an attribute
         return f'<img style="max-width:100%;max-height:420px" src="data:{mime};base64,{b64}"/>'
     text = data.get("text/plain")
-    return folded(text if isinstance(text, str) else _safe_repr(value))
+    shown = folded(text if isinstance(text, str) else _safe_repr(value))
+    return _removed_note(data.get("text/html"), shown)
+
+
+def _removed_note(markup: Any, shown: str) -> str:
+    """`shown` (an object's text form), after a line that says what its HTML held and why it
+    is not shown: its scripts and frames never run in the timeline. Where text is left once
+    they are removed, that text is shown instead of the bare repr."""
+    if not isinstance(markup, str):
+        return shown
+    tags = sorted({m.lower() for m in _ACTIVE_HTML.findall(markup)})
+    if not tags:
+        return shown
+    held = " and ".join(f"<{t}>" for t in tags)
+    clean = safe_html(markup) if len(markup) <= MAX_RICH_HTML else ""
+    left = re.sub(r"<[^>]*>", "", clean).strip()
+    if left:
+        what = "removed; the rest of its HTML is below"
+        shown = f'<div class="jp-RenderedHTMLCommon" style="font-size:12px">{clean}</div>'
+    else:
+        what = "removed, and nothing else was in it; its text form is below"
+    return (
+        f'<div class="llm-removed" style="{MUTED};font-size:12px;margin:0 0 2px">'
+        f"its HTML held {esc(held)}, {what} (code a tool returns never runs in the timeline)"
+        f"</div>{shown}"
+    )
 
 
 @functools.cache

@@ -41,6 +41,7 @@ class TimelineWidget(anywidget.AnyWidget):
     patch = traitlets.Dict().tag(sync=True)
     generation = traitlets.Int(0).tag(sync=True)  # which run it shows (a re-run: the next one)
     editable = traitlets.Bool(False).tag(sync=True)  # its run ended and it offers edits
+    history = traitlets.Unicode("").tag(sync=True)  # the runs shown before this one (static)
 
     def __init__(self, snapshot: Callable[[], list[dict[str, Any]]], on_action: Action) -> None:
         self._snapshot = snapshot

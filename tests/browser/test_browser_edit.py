@@ -4,8 +4,8 @@ A notebook runs a chain against the loopback OpenAI server, then `%llm_edit r` o
 view of its result. The test opens the call's details, clicks "Edit & re-run", types the
 arguments key by key into the textarea: first invalid JSON (its error shows inline and nothing
 runs), then `{"city": "Rome"}`; "Re-run from here" sends them with the click, the view shows the
-re-run live and, once it ends, the static timeline with its "branched from" line and the
-re-run's tool result. Screenshots go to artifacts/<test name>/.
+re-run live and, once it ends, the static timeline with the line that names the re-run and
+the re-run's tool result. Screenshots go to artifacts/<test name>/.
 """
 
 from __future__ import annotations
@@ -118,11 +118,11 @@ def test_edit_arguments_and_rerun_from_the_widget(
         editor.locator(".llm-branch").wait_for()
         assert "re-run of get_weather" in editor.locator(".llm-branch").inner_text()
         editor.screenshot(path=str(shots / "rerunning.png"))
-        static = page.locator(".llm-magic-timeline.llm-static", has_text="branched from")
+        static = page.locator(".llm-magic-timeline.llm-static", has_text="re-run of get_weather")
         static.wait_for()
         assert page.locator(".llm-magic-timeline.llm-live").count() == 0
         text = static.inner_text()
-        assert 'branched from: step 1, re-run of get_weather(city="Rome")' in text
+        assert 're-run of get_weather (call 1) with city="Rome"' in text
         assert "Rome is 19 degrees." in text and '"temp": 19' in static.text_content()
         static.screenshot(path=str(shots / "static.png"))
         assert server.failures == [] and server.pending == 0

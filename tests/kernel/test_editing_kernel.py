@@ -124,7 +124,10 @@ def test_edit_view_rejects_bad_edits_then_reruns_with_the_new_arguments(kernel, 
     run(kernel, view, "await asyncio.sleep(0.3)")
     assert view.closed
     html = view.displays[-1]["text/html"]
-    assert "branched from: step 1, re-run of get_weather(city=&quot;Rome&quot;)" in html
+    assert "re-run of get_weather (call 1) with city=&quot;Rome&quot;" in html
+    # the original stays above the re-run, named with the variable that holds it
+    held = html.index("original run · the variable r holds this run")
+    assert held < html.index("Paris is 14.") < html.index("branch 1 · re-run") < html.index("Rome")
     assert (
         "Rome is 19." in html
         and "application/vnd.jupyter.widget-view+json" not in (view.displays[-1])
@@ -133,7 +136,8 @@ def test_edit_view_rejects_bad_edits_then_reruns_with_the_new_arguments(kernel, 
     # the same line
     server.push(Reply(text="Paris, in French: 14.", usage=(1300, 10)))
     run(kernel, view, "r3 = await r.fork(at=1, prompt='In French?')")
-    assert "branched from: step 1, a fork" in view.displays[-1]["text/html"]
+    forked = view.displays[-1]["text/html"]
+    assert "fork after turn 1" in forked and "new prompt: In French?" in forked
     assert server.take_failures() == []
 
 
@@ -159,5 +163,12 @@ def test_live_cell_offers_edits_and_refuses_a_second_rerun_while_one_runs(kernel
     assert view.state["editable"] is True  # the front end shows "Done"
     kernel.send_comm(view.comm_id, {"method": "custom", "content": {"type": "done"}})
     run(kernel, view, "await asyncio.sleep(0.2)")
-    assert view.closed and "Oslo is 10." in view.displays[-1]["text/html"]
+    saved = view.displays[-1]["text/html"]
+    assert view.closed and "Oslo is 10." in saved
+    # the saved view keeps the cell's own run above the re-run: `r` (Paris) is still shown
+    assert (
+        saved.index("original run · the variable r holds this run")  # its --out name
+        < saved.index("Paris is 14.")
+        < saved.index("Oslo is 10.")
+    )
     assert server.take_failures() == []

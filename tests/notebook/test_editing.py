@@ -9,6 +9,7 @@ in tests/kernel/test_editing_kernel.py, the browser test in tests/browser/test_b
 from __future__ import annotations
 
 import asyncio
+import html as html_lib
 import json
 from decimal import Decimal
 from typing import Any
@@ -119,8 +120,10 @@ async def test_rerun_made_from_python_shows_where_it_branched():
         widget = tl.widget
         await run
         tl.close()
-    line = 'branched from: step 1, re-run of get_weather(city="Rome")'
+    line = 're-run of get_weather (call 1) with city="Rome"'
     assert look.esc(line) in widget.header
+    assert "<del" in widget.header and look.esc('"Paris"') in widget.header  # the edit, as a diff
+    assert 'city: "Paris" -> "Rome"' in render.static_text(tl.state)
     assert look.esc(line) in render.static_html(tl.state)
     assert line in render.static_text(tl.state)
     # the re-run call (made before the branch's first turn) comes first, live and static
@@ -203,7 +206,7 @@ async def test_rerun_click_shows_the_new_run_in_the_same_view(monkeypatch):
     assert new.text == "Rome is 19." and ran == ["Paris", "Rome"]
     assert new.branched_from is not None and new.branched_from.result is result
     assert (result.text, [c.arguments for c in result.tool_calls]) == before  # unchanged
-    assert "branched from: step 1, re-run of get_weather" in widget.header
+    assert "re-run of get_weather (call 1) with city=" in widget.header
     assert RUNNING_NOTE not in widget.note
     # live: the new run's calls offer Edit & re-run in turn; a stale click (old generation) runs
     # nothing
@@ -212,6 +215,63 @@ async def test_rerun_click_shows_the_new_run_in_the_same_view(monkeypatch):
     front_end(tl, {"type": "rerun", "id": "c0", "generation": 0, "arguments": '{"city": "Oslo"}'})
     await asyncio.sleep(0.05)
     assert tl.generation == 1 and ran == ["Paris", "Rome"]
+
+
+async def test_a_rerun_stacks_below_the_run_it_came_from_live_and_saved():
+    """The view keeps the original (named with who holds it) above each re-run, in the live
+    widget's history and in the static HTML and text a saved notebook keeps."""
+    from llm_magic.notebook.editing import Editor
+
+    replies = [*script(), Reply(text="Rome is 19."), Reply(text="Oslo is 10.")]
+    with OpenAIServer(replies) as server:
+        result = await gpt(server).chain("weather?", tools=[get_weather])
+        tl = editor_timeline(result, live=True)
+        tl.holder = "the variable r"
+        widget = tl.widget
+        tl.offer_edits()
+        assert widget.history == ""  # one run: nothing stacked yet
+        front_end(
+            tl, {"type": "rerun", "id": "c0", "generation": 0, "arguments": '{"city": "Rome"}'}
+        )
+        await until(lambda: tl.result is not None)
+        first_branch = tl.result
+        assert "original run · the variable r holds this run" in html_lib.unescape(widget.history)
+        assert "Paris is 14." in widget.history and "Rome is 19." not in widget.history
+        tl.offer_edits()
+        front_end(
+            tl, {"type": "rerun", "id": "c0", "generation": 1, "arguments": '{"city": "Oslo"}'}
+        )
+        await until(lambda: tl.result is not None)
+        assert Editor(tl).results == [result, first_branch, tl.result]
+    bundle = tl._static_bundle()
+    html, text = html_lib.unescape(bundle["text/html"]), bundle["text/plain"]
+    titles = [
+        "original run · the variable r holds this run",
+        'branch 1 · re-run of get_weather (call 1) with city="Rome"',
+        'branch 2 · re-run of get_weather (call 1) with city="Oslo" · the newest',
+    ]
+    for shown in (html, text):  # oldest first, each with its answer below its title
+        at = [shown.index(t) for t in titles]
+        assert at == sorted(at), shown
+        answers = [shown.index(a) for a in ("Paris is 14.", "Rome is 19.", "Oslo is 10.")]
+        assert at[0] < answers[0] < at[1] < answers[1] < at[2] < answers[2]
+    assert html.count('class="llm-magic-timeline llm-static ') == 3
+
+
+async def test_a_fork_shows_its_new_prompt():
+    with OpenAIServer([*script(), Reply(text="Tomorrow: rain.")]) as server:
+        first = await gpt(server).chain("weather?", tools=[get_weather])
+        run = first.fork(at=1, prompt="And tomorrow in Paris?")
+        tl = Timeline(run, model="m")
+        widget = tl.widget
+        await run
+        tl.close()
+    assert "fork after turn 1" in widget.header
+    assert "new prompt: And tomorrow in Paris?" in widget.header
+    assert "new prompt: And tomorrow in Paris?" in render.static_text(tl.state)
+    # the editor view of the fork's result says the same, from the result alone
+    again = editor_timeline(tl.result)
+    assert "new prompt: And tomorrow in Paris?" in render.static_text(again.state)
 
 
 async def test_use_this_result_goes_on_without_running_the_tool():
@@ -259,12 +319,16 @@ def test_branch_line_names_forks_and_given_results():
     from llm_magic.notebook.reducer import describe_branch
 
     msgs = [Message("assistant", tool_calls=[ToolCall("k1", "lookup", '{"key": "a"}')])]
-    result = ChainResult("", "done", [], Usage(), 1, "m", 0.1, messages=msgs)
     rec = ToolCallRecord("k1", "lookup", '{"key": "a"}', 1)
-    assert rec.name == "lookup"
-    assert describe_branch(BranchPoint(result, 1, "fork")) == "step 1, a fork"
+    result = ChainResult("", "done", [rec], Usage(), 1, "m", 0.1, messages=msgs)
+    assert describe_branch(BranchPoint(result, 1, "fork")) == "fork after turn 1"
+    assert describe_branch(BranchPoint(result, 0, "fork")) == "fork before turn 1"
     given = BranchPoint(result, 1, "given", "k1")
-    assert describe_branch(given) == 'step 1, lookup(key="a") with a given result'
+    assert describe_branch(given) == "lookup (call 1) with a given result"
+    same = BranchPoint(result, 1, "rerun", "k1", {"key": "a"})
+    assert describe_branch(same) == "re-run of lookup (call 1) with the same arguments"
+    edited = BranchPoint(result, 1, "rerun", "k1", {"key": "b", "limit": 2})
+    assert describe_branch(edited) == 're-run of lookup (call 1) with key="b", limit=2'
     assert describe_branch(None) is None
 
 

@@ -13,10 +13,10 @@ from PIL import Image
 
 import llm_magic
 from llm_magic import events as ev
-from llm_magic.records import ToolCallRecord
 from llm_magic.notebook import render, values
 from llm_magic.notebook.cell_options import OptionError, interpolate, parse_line
 from llm_magic.notebook.reducer import RunState, apply
+from llm_magic.records import ToolCallRecord
 from tests.notebook.test_magics import ip, ok  # noqa: F401  (the shell on a loopback server)
 from tests.servers import Reply
 from tests.servers.fixtures import openai_server  # noqa: F401

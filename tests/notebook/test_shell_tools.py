@@ -21,11 +21,11 @@ from IPython.utils.capture import capture_output  # noqa: E402
 
 import llm_magic  # noqa: E402
 from llm_magic.errors import ConfigError  # noqa: E402
-from llm_magic.records import ToolCallRecord  # noqa: E402
 from llm_magic.notebook import render  # noqa: E402
 from llm_magic.notebook import state as nb_state  # noqa: E402
 from llm_magic.notebook.highlight import code_arguments  # noqa: E402
 from llm_magic.notebook.shell_tools import run_code, run_python_tool  # noqa: E402
+from llm_magic.records import ToolCallRecord  # noqa: E402
 from tests.servers import Call, Reply  # noqa: E402
 from tests.servers.fixtures import openai_server  # noqa: E402, F401
 

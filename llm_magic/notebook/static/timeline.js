@@ -159,7 +159,9 @@ function render({ model, el }) {
   const announce = make("div", "llm-announce");
   announce.setAttribute("aria-live", "polite");
   announce.setAttribute("role", "status");
-  root.append(head, note, body, announce);
+  // the runs this view showed before the current one (a re-run stacks below its original)
+  const history = make("div", "llm-history");
+  root.append(history, head, note, body, announce);
   el.appendChild(root);
 
   const views = new Map();
@@ -185,6 +187,12 @@ function render({ model, el }) {
     wasRunning = running;
     expandAll.hidden = !model.get("has_calls");
     done.hidden = !model.get("editable");
+    const past = model.get("history") || "";
+    if (history.dataset.html !== past) {
+      history.dataset.html = past;
+      history.innerHTML = past;
+    }
+    history.hidden = !past;
     const n = model.get("note") || "";
     if (note.dataset.html !== n) {
       note.dataset.html = n;
@@ -538,6 +546,7 @@ function render({ model, el }) {
   model.on("change:has_calls", onHeader);
   model.on("change:note", onHeader);
   model.on("change:editable", onHeader);
+  model.on("change:history", onHeader);
 
   const timer = setInterval(() => {
     if (!model.get("running")) return;
@@ -557,6 +566,7 @@ function render({ model, el }) {
     model.off("change:has_calls", onHeader);
     model.off("change:note", onHeader);
     model.off("change:editable", onHeader);
+    model.off("change:history", onHeader);
   };
 }
 

@@ -33,8 +33,8 @@ PER_TURN = 10
 
 SETUP = '''
 %load_ext llm_magic
-import gc, time, functools, llm_magic
-from llm_magic.notebook import session, timeline as _tlmod
+import gc, time, functools, llm_magic, llm_magic.views
+from llm_magic.notebook import timeline as _tlmod
 
 model = llm_magic.get_async_model("openai-chat:test", base_url={base_url!r}, api_key={api_key!r})
 
@@ -69,15 +69,26 @@ def _widgets():
     from ipywidgets.widgets import widget as w
     return len(getattr(w, "_instances", None) or w.Widget.widgets)
 
+_runs = []
+
+def _grab(run):
+    _runs[:] = [run]
+
 async def _measure(n, quiet):
     _spent[0] = 0.0
     t0 = time.perf_counter()
-    await llm_magic.chain("go", tools=[lookup], model=model, quiet=quiet, max_tool_calls=n + {per_turn},
-                          max_steps=n // {per_turn} + 2, max_concurrency={per_turn})
+    views = list(llm_magic.views.factories)
+    # the run, as it starts; quiet: no view attaches to it
+    llm_magic.views.factories[:] = [_grab] + ([] if quiet else views)
+    try:
+        result = await llm_magic.chain("go", tools=[lookup], model=model,
+                                       max_tool_calls=n + {per_turn},
+                                       max_steps=n // {per_turn} + 2, max_concurrency={per_turn})
+    finally:
+        llm_magic.views.factories[:] = views
     wall = time.perf_counter() - t0
-    run = session.state.last_run
-    return {{"wall": wall, "spent": _spent[0], "events": len(run.events),
-             "status": run.final.status if run.final else None}}
+    return {{"wall": wall, "spent": _spent[0], "events": len(_runs[-1].broadcast.events),
+             "status": result.status}}
 '''
 
 

@@ -22,8 +22,17 @@ from typing import Any
 import anywidget
 import traitlets
 
+from .styles import CSS, compact_css
+
 STATIC = Path(__file__).with_name("static")
 Action = Callable[[dict[str, Any]], None]
+
+
+def compact_js(source: str) -> str:
+    """The module without its comment lines and indentation (a line comment after code stays:
+    telling it from a `//` in a string needs a parser)."""
+    lines = (line.strip() for line in source.splitlines())
+    return "\n".join(line for line in lines if line and not line.startswith("//"))
 
 
 class TimelineWidget(anywidget.AnyWidget):
@@ -31,8 +40,10 @@ class TimelineWidget(anywidget.AnyWidget):
 
     # Strings, not Paths: for a Path anywidget connects every instance to the file's change
     # signal (for hot reload), which keeps each run's widget, and its timeline, alive for ever.
-    _esm = (STATIC / "timeline.js").read_text(encoding="utf-8")
-    _css = (STATIC / "timeline.css").read_text(encoding="utf-8")
+    # the live view's layout, then the look of the fragments Python renders (shared with the
+    # saved timeline, see `styles`); both travel with each run's widget, so without comments
+    _esm = compact_js((STATIC / "timeline.js").read_text(encoding="utf-8"))
+    _css = compact_css((STATIC / "timeline.css").read_text(encoding="utf-8") + CSS)
 
     header = traitlets.Unicode("").tag(sync=True)
     note = traitlets.Unicode("").tag(sync=True)

@@ -30,6 +30,7 @@ from .. import events as ev
 from ..events import ToolCallRecord
 from ..options import Approval
 from . import render as R
+from . import saved_copy
 from .cell_value import mark_shown
 from .entries import Entries
 from .reducer import HEAD, RunState, apply, describe_branch
@@ -121,6 +122,7 @@ class Timeline:
         self._widget: TimelineWidget | None = None
         self._text: TextView | None = None
         self._handle: Any = None
+        self._copy: Any = None  # the saved copy's display, for a view that outlives its run
         self._approvals: dict[str, asyncio.Future[Approval]] = {}
         self.entries = Entries(self.state, self._approvals.keys())
         self._dirty: set[str] = set()
@@ -161,6 +163,9 @@ class Timeline:
             # under %autoawait off the waiting thread reads the clicks (notebook/comm_pump.py)
             self.state.note = _kernel_note()
             self._ensure_widget()
+            if not self.static_after_run:  # it stays live: its saved copy goes first
+                copy = saved_copy.copy_bundle(self._static_bundle())
+                self._copy = display(copy, raw=True, display_id=True)  # type: ignore[no-untyped-call]
             self._handle = display(self, display_id=True)  # type: ignore[no-untyped-call]
         else:
             self._mode = "text"
@@ -226,8 +231,13 @@ class Timeline:
             self._handle.update(self._static_bundle(), raw=True)
             widget.close_all()
             self.widget_closed = True  # no click can reach this view any more
+            if self._copy is not None:  # the view is the static timeline now
+                self._copy.update(saved_copy.EMPTY, raw=True)
+                self._copy = None
         else:
             self._handle.update(self)
+            if self._copy is not None:
+                self._copy.update(saved_copy.copy_bundle(self._static_bundle()), raw=True)
             self.offer_edits()
 
     def offer_edits(self) -> None:
@@ -300,7 +310,10 @@ class Timeline:
             self.flush()
             shown: Any = widget._repr_mimebundle_(**kwargs) or {}
             bundle.update(shown[0] if isinstance(shown, tuple) else shown)
-        bundle.update(self._static_bundle())
+        if self._copy is None:
+            bundle.update(self._static_bundle())
+        else:  # the saved copy above holds the static timeline
+            bundle["text/plain"] = saved_copy.WIDGET_TEXT
         return bundle
 
     def _static_bundle(self) -> dict[str, str]:
@@ -408,6 +421,8 @@ class Timeline:
                 self._run.cancel("cancelled from the timeline")
         elif kind == "open":
             self._set_open([message.get("id")], bool(message.get("open")))
+        elif kind == "snapshot" and self._widget is not None:  # a view missed entries
+            self._widget.reset(self.entries.snapshot())
         elif kind == "open_all":
             self._set_open(list(self.state.keys.values()), bool(message.get("open")))
         elif kind in ("rerun", "given") and self.on_edit is not None:

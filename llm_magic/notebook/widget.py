@@ -8,13 +8,16 @@ header, live elapsed times.
 
 State goes out as patches: `patch` holds the entries changed since the last flush with a sequence
 number, so a flush costs what changed, not the size of the run. A view that opens later (a page
-reload, a second view) asks for the full state: `get_state()` then hands it a full snapshot.
+reload, a second view) asks for the full state: `get_state()` then hands it a full snapshot; a
+view made again in the same page (a display updated) finds the store by the widget's `key`, and
+one that missed entries asks for them (a `snapshot` message: `reset` sends them all).
 Messages from the front end arrive on whatever thread ipykernel dispatches them on; `on_action`
 is the controller's, which hands them to the loop.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -52,12 +55,14 @@ class TimelineWidget(anywidget.AnyWidget):
     patch = traitlets.Dict().tag(sync=True)
     generation = traitlets.Int(0).tag(sync=True)  # which run it shows (a re-run: the next one)
     editable = traitlets.Bool(False).tag(sync=True)  # its run ended and it offers edits
+    # what the front end keys its store by: anywidget gives each view its own proxy of the model
+    key = traitlets.Unicode("").tag(sync=True)
 
     def __init__(self, snapshot: Callable[[], list[dict[str, Any]]], on_action: Action) -> None:
         self._snapshot = snapshot
         self._on_action = on_action
         self._seq = 0
-        super().__init__(_dom_classes=["llm-magic-timeline-widget"])
+        super().__init__(_dom_classes=["llm-magic-timeline-widget"], key=uuid.uuid4().hex)
         self.on_msg(self._message)
 
     def send_entries(self, entries: list[dict[str, Any]]) -> None:

@@ -10,26 +10,39 @@
 // No build step: a plain ES module. Longer than 500 lines: anywidget loads one module (no build,
 // no relative imports), so the call editor lives here with the rest of the view.
 
-const STORES = new WeakMap();
+// One store per widget, keyed by its `key` trait: anywidget hands each view its own proxy of the
+// model, so a view made again (the display updated when the run ends, the same widget shown
+// twice) finds the store the first view filled. The store lives on globalThis: every view of
+// every run shares it, whichever copy of this module anywidget loaded.
+const STORES = (globalThis.__llmMagicTimelineStores ??= new Map());
+const FORGET_AFTER_MS = 60_000; // a store with no view left is dropped; a later view asks anew
 
-// One store per model: every view of the model reads it, so a late view starts complete.
+// The store of this view's model, and what ends this view's subscription to it. Each view
+// listens through its own proxy (anywidget drops a view's listeners with the view); a patch is
+// taken once, by sequence number, whichever view sees it first. A view that starts on a partial
+// patch, or sees a gap in the sequence, asks Python for the whole state (`snapshot`).
 function storeOf(model) {
-  let store = STORES.get(model);
-  if (store) return store;
-  store = { entries: new Map(), order: [], seq: -1, views: new Set(), collapsed: new Map() };
-  STORES.set(model, store);
+  const key = model.get("key") || "";
+  let store = key ? STORES.get(key) : undefined;
+  if (!store) {
+    store = { entries: new Map(), order: [], seq: -1, views: new Set(), collapsed: new Map() };
+    if (key) STORES.set(key, store);
+  }
+  clearTimeout(store.forget);
   const take = () => {
     const patch = model.get("patch") || {};
     if (typeof patch.seq !== "number" || !Array.isArray(patch.entries)) return;
+    if (patch.seq <= store.seq && !(patch.full && patch.seq > store.fullSeq)) return;
     if (patch.full) {
       store.entries.clear();
       store.order = [];
       if (store.generation !== model.get("generation")) store.collapsed.clear(); // another run
       store.generation = model.get("generation");
-    } else if (patch.seq <= store.seq) {
-      return;
+      store.fullSeq = patch.seq;
+    } else if (patch.seq !== store.seq + 1) {
+      model.send({ type: "snapshot" }); // entries were missed: the whole state follows
     }
-    store.seq = patch.seq;
+    store.seq = Math.max(store.seq, patch.seq);
     const merged = [];
     for (const entry of patch.entries) {
       const old = store.entries.get(entry.id);
@@ -43,7 +56,14 @@ function storeOf(model) {
   };
   model.on("change:patch", take);
   take();
-  return store;
+  const release = (apply) => {
+    model.off("change:patch", take);
+    store.views.delete(apply);
+    if (key && store.views.size === 0) {
+      store.forget = setTimeout(() => STORES.delete(key), FORGET_AFTER_MS);
+    }
+  };
+  return { store, release };
 }
 
 function make(tag, className, text) {
@@ -120,7 +140,7 @@ function toggleButton() {
 }
 
 function render({ model, el }) {
-  const store = storeOf(model);
+  const { store, release } = storeOf(model);
   const send = (msg) => model.send(msg);
   const root = make("div", "llm-magic-timeline llm-live");
   root.setAttribute("role", "region");
@@ -551,7 +571,7 @@ function render({ model, el }) {
 
   return () => {
     clearInterval(timer);
-    store.views.delete(apply);
+    release(apply);
     model.off("change:header", onHeader);
     model.off("change:running", onHeader);
     model.off("change:has_calls", onHeader);

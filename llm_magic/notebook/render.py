@@ -146,12 +146,13 @@ def shorten_block(text: str, limit: int = 4_000) -> str:
 
 def call_detail_html(rec: ToolCallRecord, result_markup: str | None = None) -> str:
     """The expanded part: arguments, rich result, text sent to the model, error and traceback."""
-    parts = [_label("arguments"), pre(arguments_json(rec))]
+    parts = [_label("arguments"), f'<div class="llm-args">{pre(arguments_json(rec))}</div>']
     same = _sent_as_shown(rec)
     if rec.status == "ok":
         kind = type(rec.result).__name__
         parts += [_label(f"result · {kind}" + (" · sent to the model as is" if same else ""))]
-        parts.append(result_markup if result_markup is not None else rich_html(rec.result))
+        shown = result_markup if result_markup is not None else rich_html(rec.result)
+        parts.append(f'<div class="llm-result">{shown}</div>')
     if rec.status == "error":
         err = rec.error
         title = f"{type(err).__name__}: {err}" if err is not None else rec.output
@@ -296,17 +297,20 @@ def header_html(state: RunState, now: float | None = None) -> str:
     if elapsed is None:
         took = ""
     elif state.running and now is not None:
-        took = f" · {live_duration(elapsed)}"
+        took = f' · <span class="llm-nw">{live_duration(elapsed)}</span>'
     else:
-        took = f" · {esc(fmt_duration(elapsed))}"
+        took = f' · <span class="llm-nw">{esc(fmt_duration(elapsed))}</span>'
+    # each figure stays with its unit: a narrow header wraps between figures only
+    stats = " · ".join(
+        f'<span class="llm-nw">{esc(bit)}</span>' for bit in header_stats(state) + cost_bits(state)
+    )
     error = f'<div class="llm-run-error">{esc(state.error)}</div>' if state.error else ""
     if state.branch:
         error = f'<div class="llm-branch">branched from: {esc(state.branch)}</div>{error}'
     return (
         '<div class="llm-header"><div class="llm-header-row"><b class="llm-brand">LLM</b>'
         f'<span class="llm-model">{esc(state.model)}</span>{pill(status, label)}'
-        f'<span class="llm-stats">{esc(" · ".join(header_stats(state) + cost_bits(state)))}{took}'
-        f"</span></div>{error}</div>"
+        f'<span class="llm-stats">{stats}{took}</span></div>{error}</div>'
     )
 
 
@@ -338,6 +342,7 @@ def static_html(state: RunState, detail: Detail | None = None, line: Detail | No
     for turn in state.turns:
         out.append(f'<details class="llm-turn" open>{_summary(turn_line_html(turn))}')
         if turn.text:
+            out.append(_copy_bar(("answer", "this.parentNode.nextElementSibling")))
             out.append(turn_text_html(turn.text, partial=turn.partial))
         if turn.calls:
             out.append('<div class="llm-group">')
@@ -351,6 +356,8 @@ def static_html(state: RunState, detail: Detail | None = None, line: Detail | No
                 out.append(calls)
             out.append("</div>")
         out.append("</details>")
+    if state.calls:
+        out.append(EDIT_HINT)
     if len(state.calls) > STATIC_DETAILS:
         out.append(
             f'<div class="llm-static-more">details of the first {fmt_int(STATIC_DETAILS)} calls '
@@ -359,6 +366,28 @@ def static_html(state: RunState, detail: Detail | None = None, line: Detail | No
         )
     out.append("</div></div>")
     return untrusted_safe(with_fallbacks("".join(out)))
+
+
+# The saved timeline's Copy buttons: a small inline handler copies the text of a block (what a
+# person would select). Hidden by an inline style that only the timeline's <style> overrides: a
+# viewer that drops <style> drops inline handlers too (JupyterLab's sanitizer for an untrusted
+# notebook, GitHub), and there the text stays selectable instead of a button that does nothing.
+_COPY_BUTTON = (
+    '<button type="button" class="llm-static-copy" style="display:none" title="Copy the {what}" '
+    'onclick="navigator.clipboard.writeText({target}.innerText).then(() => '
+    "{{this.textContent = 'Copied ✓'}})\">Copy {what}</button>"
+)
+EDIT_HINT = (
+    '<div class="llm-static-more">Re-run a call with other arguments, or go on with another '
+    "result: <code>%llm_edit</code> in a new cell (the last result), or "
+    "<code>%llm_edit NAME</code> for a result kept with <code>--out NAME</code>.</div>"
+)
+
+
+def _copy_bar(*buttons: tuple[str, str]) -> str:
+    """Copy buttons of the saved timeline: (what, the JavaScript expression of its block)."""
+    inner = "".join(_COPY_BUTTON.format(what=w, target=t) for w, t in buttons)
+    return f'<div class="llm-static-bar">{inner}</div>'
 
 
 def _summary(inner: str) -> str:
@@ -372,9 +401,12 @@ def _static_call(
     if index >= STATIC_DETAILS and rec.status in ("ok", "cancelled"):
         return f'<div class="llm-call" style="margin-left:16px">{shown}</div>'
     body = detail(rec) if detail is not None else call_detail_html(rec)
+    copies = [("arguments", "this.closest('details').querySelector('.llm-args')")]
+    if rec.status == "ok":
+        copies.append(("result", "this.closest('details').querySelector('.llm-result')"))
     return (
-        f'<details class="llm-call">{_summary(shown)}<div class="llm-call-body">{body}</div>'
-        "</details>"
+        f'<details class="llm-call">{_summary(shown)}<div class="llm-call-body">'
+        f"{_copy_bar(*copies)}{body}</div></details>"
     )
 
 

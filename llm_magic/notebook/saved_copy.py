@@ -18,9 +18,9 @@ COPY_CLASS = "llm-saved-copy"
 _STYLE = (
     "<style>"
     f".jp-OutputArea-child:has(.{COPY_CLASS}):has(+ .jp-OutputArea-child "
-    ".llm-magic-timeline-widget){{display:none}}"
+    ".llm-magic-timeline-widget){display:none}"
     f".jp-OutputArea-child:has(.{COPY_CLASS}) + "
-    ".jp-OutputArea-child:not(:has(.llm-magic-timeline-widget)){{display:none}}"
+    ".jp-OutputArea-child:not(:has(.llm-magic-timeline-widget)){display:none}"
     "</style>"
 )
 # what the widget's output holds beside the widget: a viewer without the widget shows this line

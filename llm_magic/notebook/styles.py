@@ -28,6 +28,10 @@ _CLASSED = re.compile(r'class="([^"]*)"(?: style="([^"]*)")?')
 _TONE = "--llm-c"
 
 
+def _important(decl: str) -> bool:
+    return decl.endswith("!important")
+
+
 def compact_css(css: str) -> str:
     """`css` without comments and spare white space (it travels with each run's widget)."""
     return _AROUND.sub(r"\1", _SPACE.sub(" ", _COMMENT.sub("", css))).strip()
@@ -38,15 +42,13 @@ def _rules() -> tuple[tuple[str, str, tuple[str, ...]], ...]:
     """(selector, class it styles, declarations) of each rule, in the file's order."""
     out = []
     for selector, body in _RULE.findall(_COMMENT.sub("", CSS)):
-        match = _LAST_CLASS.search(selector)
-        if match is None:
-            raise ValueError(f"entries.css: a rule must end in one class: {selector.strip()!r}")
+        match = _LAST_CLASS.search(selector)  # a rule ending in a tag: the <style> block's only
         decls = tuple(
             f"{name.strip()}:{value.strip()}"
             for name, _, value in (d.partition(":") for d in body.split(";"))
             if name.strip()
         )
-        out.append((" ".join(selector.split()), match[1], decls))
+        out.append((" ".join(selector.split()), match[1] if match else "", decls))
     return tuple(out)
 
 
@@ -54,7 +56,8 @@ def _rules() -> tuple[tuple[str, str, tuple[str, ...]], ...]:
 def _by_class() -> dict[str, tuple[str, ...]]:
     table: dict[str, tuple[str, ...]] = {}
     for _selector, name, decls in _rules():
-        table[name] = table.get(name, ()) + decls
+        if name:
+            table[name] = table.get(name, ()) + decls
     return table
 
 
@@ -66,7 +69,8 @@ def style_block() -> str:
     for selector, _name, decls in _rules():
         scoped = selector.replace(".llm-magic-timeline ", ".llm-static ", 1)
         body = ";".join(
-            d + " !important" if "var(" in d.partition(":")[2] or "mix(" in d else d for d in decls
+            d + " !important" if ("var(" in d or "mix(" in d) and not _important(d) else d
+            for d in decls
         )
         rules.append(f"{scoped}{{{body}}}")
     return f"<style>{''.join(rules)}</style>"
@@ -81,7 +85,7 @@ def fallback(classes: str) -> str:
     out = []
     for decl in decls:
         name, _, value = decl.partition(":")
-        if name.startswith("--"):
+        if name.startswith("--") or _important(decl):  # the <style> block's own
             continue
         if tone is not None:
             value = value.replace(f"var({_TONE})", tone)

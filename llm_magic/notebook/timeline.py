@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING, Any
 from .. import events as ev
 from ..events import ToolCallRecord
 from ..options import Approval
+from . import always_allow, saved_copy
 from . import render as R
-from . import saved_copy
 from .cell_value import mark_shown
 from .entries import Entries
 from .reducer import HEAD, RunState, apply, describe_branch
@@ -172,7 +172,10 @@ class Timeline:
             self._text = TextView(self.state.model)
 
     async def approve(self, record: ToolCallRecord) -> Approval:
-        """The approval callback: the entry's approval card, resolved by a click."""
+        """The approval callback: the entry's approval card, resolved by a click (none for a
+        tool the person chose to always allow)."""
+        if always_allow.allows(record.name):
+            return Approval(True, None)
         loop = asyncio.get_running_loop()
         if self._loop is None:
             self._loop = loop
@@ -295,6 +298,7 @@ class Timeline:
                 widget.header = R.header_html(self.state, now)
                 widget.running = self.state.running
                 widget.has_calls = bool(self.state.calls)
+                widget.allowed = always_allow.allowed()
                 widget.note = R.note_html(self.state.note) if self.state.note else ""
             if entries:
                 widget.send_entries(entries)
@@ -415,7 +419,13 @@ class Timeline:
         if kind == "decide":
             reason = message.get("reason")
             reason = reason.strip() if isinstance(reason, str) else ""
-            self._decide(message.get("ids"), bool(message.get("approved")), reason or None)
+            approved = bool(message.get("approved"))
+            if approved and message.get("always") is True:
+                self._always_allow(message.get("ids"))
+            self._decide(message.get("ids"), approved, reason or None)
+        elif kind == "revoke" and isinstance(message.get("tool"), str):
+            always_allow.revoke(message["tool"])
+            self.mark()
         elif kind == "cancel":
             if self.state.running and self._run is not None:
                 self._run.cancel("cancelled from the timeline")
@@ -441,6 +451,16 @@ class Timeline:
                 self.entries.opened.discard(key)
             self._dirty.add(key)
         self._schedule()
+
+    def _always_allow(self, keys: Any) -> None:
+        """Always allow the tools of these calls; their other cards here are approved too."""
+        wanted = set(keys) if isinstance(keys, list) else set()
+        names = {r.name for r in self.state.calls if self.state.keys.get(r.id) in wanted}
+        for name in names:
+            always_allow.allow(name)
+        others = [r for r in self.state.calls if r.name in names and r.id in self._approvals]
+        self._decide([self.state.keys[r.id] for r in others], True, None)
+        self.mark()
 
     def _decide(self, keys: Any, approved: bool, reason: str | None) -> None:
         wanted = set(keys) if isinstance(keys, list) else set()

@@ -55,6 +55,7 @@ class TimelineWidget(anywidget.AnyWidget):
     patch = traitlets.Dict().tag(sync=True)
     generation = traitlets.Int(0).tag(sync=True)  # which run it shows (a re-run: the next one)
     editable = traitlets.Bool(False).tag(sync=True)  # its run ended and it offers edits
+    allowed = traitlets.List(traitlets.Unicode()).tag(sync=True)  # tools always allowed
     # what the front end keys its store by: anywidget gives each view its own proxy of the model
     key = traitlets.Unicode("").tag(sync=True)
 

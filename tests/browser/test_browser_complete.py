@@ -107,10 +107,14 @@ def test_a_live_view_made_again_keeps_every_turn(
         _open_and_run(page, url, "lab", "again.ipynb")
         page.locator(".jp-OutputArea-output", has_text="shown again").wait_for()
         views = page.locator(".llm-magic-timeline.llm-live")
-        page.wait_for_function(
-            "() => [...document.querySelectorAll('.llm-magic-timeline.llm-live .llm-answer')]"
-            f".filter((a) => a.textContent.includes({json.dumps(ANSWER)})).length === 2"
-        )
+        try:
+            page.wait_for_function(
+                "() => [...document.querySelectorAll('.llm-magic-timeline.llm-live .llm-answer')]"
+                f".filter((a) => a.textContent.includes({json.dumps(ANSWER)})).length === 2",
+                timeout=30_000,
+            )
+        finally:  # what the views show, also when one of them lost its answer
+            page.screenshot(path=str(shots / "page.png"), full_page=True)
         expected = [
             {
                 "text": FIRST_TEXT,

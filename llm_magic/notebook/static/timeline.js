@@ -123,6 +123,45 @@ async function copyText(text) {
   }
 }
 
+// "Insert into a new cell": below the cell that shows this timeline, through the application
+// object where the page exposes it (JupyterLab and Notebook 7 started with
+// --expose-app-in-browser); a widget has no other way to the notebook. Elsewhere: false.
+async function insertCell(el, code) {
+  const app = globalThis.jupyterapp;
+  const panel = app && app.shell && app.shell.currentWidget;
+  const notebook = panel && panel.content;
+  if (!notebook || !Array.isArray(notebook.widgets)) return false;
+  const index = notebook.widgets.findIndex((cell) => cell.node.contains(el));
+  if (index < 0) return false;
+  notebook.activeCellIndex = index;
+  await app.commands.execute("notebook:insert-cell-below");
+  notebook.activeCell.model.sharedModel.setSource(code);
+  return true;
+}
+
+// a code block of an answer: Copy, and Insert into a new cell (or Copy where it cannot)
+function decorateCode(scope) {
+  for (const pre of scope.querySelectorAll("pre")) {
+    const code = pre.textContent.replace(/\n$/, "");
+    const bar = make("div", "llm-code-bar");
+    const flash = (b, label, text) => {
+      b.textContent = text;
+      setTimeout(() => (b.textContent = label), 1500);
+    };
+    const copy = button("llm-code-copy", "Copy", async (b) =>
+      flash(b, "Copy", (await copyText(code)) ? "Copied ✓" : "Copy failed"));
+    const insert = button("llm-code-insert", "Insert into a new cell", async (b) => {
+      if (await insertCell(scope, code)) return flash(b, "Insert into a new cell", "Inserted ✓");
+      const ok = await copyText(code);
+      flash(b, "Insert into a new cell", ok ? "Copied: paste it into a new cell" : "Copy failed");
+    });
+    bar.append(copy, insert);
+    const box = make("div", "llm-code");
+    pre.replaceWith(box);
+    box.append(bar, pre);
+  }
+}
+
 function setToggle(toggle, expanded, showLabel, hideLabel) {
   toggle.setAttribute("aria-expanded", String(expanded));
   toggle.setAttribute("aria-label", expanded ? hideLabel : showLabel);
@@ -174,12 +213,14 @@ function render({ model, el }) {
   actions.append(expandAll, done, cancel);
   head.append(info, actions);
   const note = make("div", "llm-note-slot");
+  // the tools always allowed in this session, each with its Revoke
+  const allowedSlot = make("div", "llm-allowed");
   const body = make("div", "llm-body");
   // screen readers hear of a new approval card here; the card itself never takes the focus
   const announce = make("div", "llm-announce");
   announce.setAttribute("aria-live", "polite");
   announce.setAttribute("role", "status");
-  root.append(head, note, body, announce);
+  root.append(head, allowedSlot, note, body, announce);
   el.appendChild(root);
 
   const views = new Map();
@@ -205,6 +246,22 @@ function render({ model, el }) {
     wasRunning = running;
     expandAll.hidden = !model.get("has_calls");
     done.hidden = !model.get("editable");
+    const allowed = model.get("allowed") || [];
+    if (allowedSlot.dataset.names !== allowed.join("\n")) {
+      allowedSlot.dataset.names = allowed.join("\n");
+      allowedSlot.replaceChildren();
+      if (allowed.length) allowedSlot.append("Always allowed in this session: ");
+      for (const name of allowed) {
+        const chip = make("span", "llm-allowed-tool", name);
+        const revoke = button("llm-revoke", "Revoke", (b) => {
+          b.disabled = true;
+          send({ type: "revoke", tool: name });
+        });
+        revoke.title = `Ask again before each call of ${name}`;
+        chip.append(" ", revoke);
+        allowedSlot.append(chip);
+      }
+    }
     const n = model.get("note") || "";
     if (note.dataset.html !== n) {
       note.dataset.html = n;
@@ -242,6 +299,7 @@ function render({ model, el }) {
         if (text.dataset.html !== e.text) {
           text.dataset.html = e.text;
           text.innerHTML = e.text;
+          decorateCode(text);
         }
         text.hidden = !e.text;
         group.dataset.parallel = e.group ? "yes" : "no";
@@ -283,18 +341,27 @@ function render({ model, el }) {
     const bar = make("div", "llm-approval-actions");
     const reason = make("input", "llm-reason");
     reason.type = "text";
-    reason.placeholder = "Reason (optional, sent to the model); Ctrl+Enter denies";
+    reason.placeholder = "Reason (optional, sent to the model)";
+    reason.title = "Sent to the model with your decision; Ctrl+Enter denies";
     reason.setAttribute("aria-label", `Reason for the decision on ${entry.title}, sent to the model`);
+    // "always allow": this tool's later calls, in any run of this kernel, need no card
+    const always = make("label", "llm-always");
+    const alwaysBox = make("input");
+    alwaysBox.type = "checkbox";
+    always.append(alwaysBox, ` Always allow ${entry.approval.name} in this session`);
+    always.title = "Approve this tool's calls from now on without asking; the header lists it, with Revoke";
     const decide = (approved, ids) => {
       for (const b of bar.querySelectorAll("button")) b.disabled = true;
-      reason.disabled = true;
+      reason.disabled = alwaysBox.disabled = true;
       card.classList.add("llm-sent");
-      send({ type: "decide", ids, approved, reason: reason.value });
+      send({ type: "decide", ids, approved, reason: reason.value, always: approved && alwaysBox.checked });
     };
     const approve = button("llm-approve", "Approve", () => decide(true, [entry.id]));
     const deny = button("llm-deny", "Deny", () => decide(false, [entry.id]));
+    // the group's buttons: on its first card only, once per group
     const all = button("llm-approve-all", "Approve all", () => decide(true, view.batch()));
-    all.hidden = true;
+    const denyAll = button("llm-deny-all", "Deny all", () => decide(false, view.batch()));
+    all.hidden = denyAll.hidden = true;
     // Enter alone decides nothing: keys meant for another cell must never answer the card
     reason.addEventListener("keydown", (event) => {
       if (event.key !== "Enter" || event.isComposing) return;
@@ -302,11 +369,12 @@ function render({ model, el }) {
       event.stopPropagation();
       if (event.ctrlKey || event.metaKey) decide(false, [entry.id]);
     });
-    bar.append(approve, deny, all, reason);
+    bar.append(approve, deny, all, denyAll, reason, always);
     card.append(title, args, bar);
-    card.refreshAll = (n) => {
-      all.hidden = n < 2;
+    card.refreshAll = (n, first) => {
+      all.hidden = denyAll.hidden = n < 2 || !first;
       all.textContent = `Approve all ${n}`;
+      denyAll.textContent = `Deny all ${n}`;
     };
     return card;
   }
@@ -508,8 +576,11 @@ function render({ model, el }) {
     for (const v of views.values()) {
       if (v.kind === "call" && v.card) byParent.set(v.parent, (byParent.get(v.parent) || 0) + 1);
     }
+    const firsts = new Set();
     for (const v of views.values()) {
-      if (v.kind === "call" && v.card) v.card.refreshAll(byParent.get(v.parent) || 0);
+      if (v.kind !== "call" || !v.card) continue;
+      v.card.refreshAll(byParent.get(v.parent) || 0, !firsts.has(v.parent));
+      firsts.add(v.parent);
     }
     for (const v of views.values()) {
       if (v.kind === "turn") {
@@ -558,6 +629,7 @@ function render({ model, el }) {
   model.on("change:has_calls", onHeader);
   model.on("change:note", onHeader);
   model.on("change:editable", onHeader);
+  model.on("change:allowed", onHeader);
 
   const timer = setInterval(() => {
     if (!model.get("running")) return;
@@ -577,6 +649,7 @@ function render({ model, el }) {
     model.off("change:has_calls", onHeader);
     model.off("change:note", onHeader);
     model.off("change:editable", onHeader);
+    model.off("change:allowed", onHeader);
   };
 }
 

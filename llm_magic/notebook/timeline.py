@@ -231,12 +231,12 @@ class Timeline:
                 self.offer_edits()
             return
         if self.static_after_run and widget is not None:
+            if self._copy is not None:  # the view becomes the static timeline itself
+                self._copy.update(saved_copy.EMPTY, raw=True)
+                self._copy = None
             self._handle.update(self._static_bundle(), raw=True)
             widget.close_all()
             self.widget_closed = True  # no click can reach this view any more
-            if self._copy is not None:  # the view is the static timeline now
-                self._copy.update(saved_copy.EMPTY, raw=True)
-                self._copy = None
         else:
             self._handle.update(self)
             if self._copy is not None:

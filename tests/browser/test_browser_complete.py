@@ -143,7 +143,8 @@ def _execute(tmp_path: Path, nb: dict) -> Path:
     book = nbformat.from_dict(nb)
     env_path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     os.environ["PYTHONPATH"] = env_path
-    NotebookClient(book, timeout=120, kernel_name="python3").execute()
+    client = NotebookClient(book, timeout=120, kernel_name="python3", store_widget_state=False)
+    client.execute()
     path = tmp_path / "saved-live.ipynb"
     nbformat.write(book, path)
     return path

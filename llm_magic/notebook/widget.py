@@ -1,5 +1,8 @@
 """The live timeline widget: one anywidget model per run, its front end in static/timeline.js.
 
+The front end (module and CSS, ~28 KB) travels once per kernel, in one shared `TimelineAssets`
+model; each run's widget carries a small loader (static/loader.js) and a reference to it.
+
 Python renders every entry's HTML (the same fragments as the saved timeline, see `render`); the
 front end places the entries and does the interaction: toggles, copy to the clipboard, the
 approval card (the decision and its reason leave as ONE message with the click, so a reason typed
@@ -23,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import anywidget
+import ipywidgets
 import traitlets
 
 from .styles import CSS, compact_css
@@ -38,15 +42,36 @@ def compact_js(source: str) -> str:
     return "\n".join(line for line in lines if line and not line.startswith("//"))
 
 
+class TimelineAssets(ipywidgets.Widget):  # type: ignore[misc]  # ipywidgets is untyped
+    """The timeline's front end (module and CSS), sent once per kernel: each run's widget refers
+    to this model instead of carrying ~28 KB of its own (`static/loader.js` loads it)."""
+
+    esm = traitlets.Unicode("").tag(sync=True)
+    css = traitlets.Unicode("").tag(sync=True)
+
+
+_assets: list[TimelineAssets] = []
+
+
+def shared_assets() -> TimelineAssets:
+    """The kernel's one `TimelineAssets` (made again if it was closed)."""
+    if not _assets or _assets[0].comm is None:
+        # the live view's layout, then the look of the fragments Python renders (shared with
+        # the saved timeline, see `styles`), without comments
+        css = compact_css((STATIC / "timeline.css").read_text(encoding="utf-8") + CSS)
+        esm = compact_js((STATIC / "timeline.js").read_text(encoding="utf-8"))
+        _assets[:] = [TimelineAssets(esm=esm, css=css)]
+    return _assets[0]
+
+
 class TimelineWidget(anywidget.AnyWidget):
     """One run's live view (see the module doc)."""
 
     # Strings, not Paths: for a Path anywidget connects every instance to the file's change
     # signal (for hot reload), which keeps each run's widget, and its timeline, alive for ever.
-    # the live view's layout, then the look of the fragments Python renders (shared with the
-    # saved timeline, see `styles`); both travel with each run's widget, so without comments
-    _esm = compact_js((STATIC / "timeline.js").read_text(encoding="utf-8"))
-    _css = compact_css((STATIC / "timeline.css").read_text(encoding="utf-8") + CSS)
+    # a small loader: the timeline's module and CSS come from the kernel's shared `assets`
+    _esm = (STATIC / "loader.js").read_text(encoding="utf-8")
+    assets = traitlets.Instance(ipywidgets.Widget).tag(sync=True, **ipywidgets.widget_serialization)
 
     header = traitlets.Unicode("").tag(sync=True)
     note = traitlets.Unicode("").tag(sync=True)
@@ -63,7 +88,9 @@ class TimelineWidget(anywidget.AnyWidget):
         self._snapshot = snapshot
         self._on_action = on_action
         self._seq = 0
-        super().__init__(_dom_classes=["llm-magic-timeline-widget"], key=uuid.uuid4().hex)
+        super().__init__(
+            _dom_classes=["llm-magic-timeline-widget"], key=uuid.uuid4().hex, assets=shared_assets()
+        )
         self.on_msg(self._message)
 
     def send_entries(self, entries: list[dict[str, Any]]) -> None:

@@ -151,3 +151,19 @@ async def test_a_view_that_missed_entries_gets_them_all():
         assert [e["id"] for e in patch["entries"]] == ["t0"]
         assert "Hello." in json.dumps(patch["entries"])
         tl.close()
+
+
+def test_the_front_end_travels_once_per_kernel(comms):  # noqa: F811
+    """Each run's widget carries a small loader and refers to one shared model holding the
+    module and CSS; a second run opens no second copy."""
+    from llm_magic.notebook import widget
+
+    widget._assets.clear()
+    first = Timeline(None, model="m").widget
+    second = Timeline(None, model="m").widget
+    opens = [data for kind, _id, data in comms if kind == "comm_open"]
+    shared = [d for d in opens if "esm" in d.get("state", {})]
+    assert len(shared) == 1 and len(shared[0]["state"]["esm"]) > 10_000
+    assert first.assets is second.assets is widget.shared_assets()
+    assert first.get_state()["assets"] == "IPY_MODEL_" + first.assets.model_id
+    assert len(first._esm) < 2_000  # the loader, not the timeline

@@ -5,7 +5,8 @@ Chromium through Playwright, the loopback OpenAI server).
   a second time in another cell) keeps every turn: the first turn's text, its parallel group
   with its calls, in order before the answer.
 * A `--live` cell saved without pressing Done reopens, with no kernel, as its static timeline
-  (JupyterLab, trusted or not, and nbconvert's HTML), never "Error displaying widget".
+  (JupyterLab, trusted or not, and nbconvert's HTML), never "Error displaying widget"; in
+  nbconvert's HTML the saved timeline's Copy buttons copy a call's arguments and the answer.
 
 Screenshots go to artifacts/<test name>/.
 """
@@ -230,3 +231,15 @@ def test_a_live_view_saved_reopens_as_its_static_timeline(
     page.screenshot(path=str(shots / "nbconvert.png"), full_page=True)
     assert page.evaluate(VISIBLE_TIMELINES) == 1
     assert page.evaluate(VISIBLE_ERRORS) == 0
+    # the saved timeline's Copy buttons work there (its <style> and inline handlers are kept)
+    timeline = page.locator(".llm-magic-timeline.llm-static", has_text=ANSWER)
+    call = timeline.locator("details.llm-call", has_text="Oslo")
+    call.locator("summary").click()
+    copy = call.locator("button.llm-static-copy", has_text="Copy arguments")
+    copy.click()
+    page.wait_for_function("el => el.textContent === 'Copied ✓'", arg=copy.element_handle())
+    assert json.loads(page.evaluate("() => navigator.clipboard.readText()")) == {"city": "Oslo"}
+    answer = timeline.locator("button.llm-static-copy", has_text="Copy answer").last
+    answer.click()
+    page.wait_for_function("el => el.textContent === 'Copied ✓'", arg=answer.element_handle())
+    assert page.evaluate("() => navigator.clipboard.readText()").strip() == ANSWER

@@ -15,6 +15,7 @@ the static HTML snapshot (rendered once, at `close()`) is linear.
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import time
 from typing import Any
@@ -107,7 +108,7 @@ def measure(n_calls: int) -> dict[str, float]:
 
     from llm_magic.notebook.timeline import Timeline
 
-    sent = {"msgs": 0, "opens": 0}
+    sent = {"msgs": 0, "opens": 0, "bytes": 0}
 
     class CountingComm(BaseComm):
         def publish_msg(
@@ -119,6 +120,9 @@ def measure(n_calls: int) -> dict[str, float]:
             **keys: Any,
         ) -> None:
             sent["opens" if msg_type == "comm_open" else "msgs"] += 1
+            if msg_type != "comm_open":  # the bytes of updates, as the kernel encodes them
+                packed = json.dumps(data, default=str, ensure_ascii=False)  # jupyter_client's
+                sent["bytes"] += len(packed.encode())
 
     original = comm.create_comm
     comm.create_comm = CountingComm
@@ -156,6 +160,7 @@ def measure(n_calls: int) -> dict[str, float]:
             "tail_event_flush_us": statistics.mean(tail) * 1e6,
             "p99_event_flush_us": sorted(costs)[int(0.99 * (len(costs) - 1))] * 1e6,
             "comm_msgs_per_event": msgs_per_event,
+            "comm_bytes_per_event": sent["bytes"] / len(events),
             "comm_opens_per_call": sent["opens"] / n_calls,
             "close_and_static_ms": close_s * 1e3,
             "static_html_kb": len(bundle["text/html"]) / 1024,
@@ -178,7 +183,7 @@ def main(argv: list[str] | None = None) -> None:
     header = (
         f"{'calls':>6} {'events':>7} {'handler µs':>11} {'event+flush µs':>15} "
         f"{'last turn µs':>13} {'p99 µs':>8} {'msgs/event':>11} {'opens/call':>11} "
-        f"{'close ms':>9} {'html KB':>8}"
+        f"{'B/event':>8} {'close ms':>9} {'html KB':>8}"
     )
     print(header)
     for r in results.values():
@@ -186,6 +191,7 @@ def main(argv: list[str] | None = None) -> None:
             f"{r['calls']:>6} {r['events']:>7} {r['handler_us']:>11.1f} {r['event_flush_us']:>15.1f} "
             f"{r['tail_event_flush_us']:>13.1f} {r['p99_event_flush_us']:>8.0f} "
             f"{r['comm_msgs_per_event']:>11.2f} {r['comm_opens_per_call']:>11.2f} "
+            f"{r['comm_bytes_per_event']:>8.0f} "
             f"{r['close_and_static_ms']:>9.1f} {r['static_html_kb']:>8.0f}"
         )
     small, large = results[min(results)], results[max(results)]

@@ -33,8 +33,8 @@ PER_TURN = 10
 
 SETUP = '''
 %load_ext llm_magic
-import gc, time, functools, llm_magic
-from llm_magic.notebook import session, timeline as _tlmod
+import gc, time, functools, llm_magic, llm_magic.views
+from llm_magic.notebook import timeline as _tlmod
 
 model = llm_magic.get_async_model("openai-chat:test", base_url={base_url!r}, api_key={api_key!r})
 
@@ -69,15 +69,26 @@ def _widgets():
     from ipywidgets.widgets import widget as w
     return len(getattr(w, "_instances", None) or w.Widget.widgets)
 
+_runs = []
+
+def _grab(run):
+    _runs[:] = [run]
+
 async def _measure(n, quiet):
     _spent[0] = 0.0
     t0 = time.perf_counter()
-    await llm_magic.chain("go", tools=[lookup], model=model, quiet=quiet, max_tool_calls=n + {per_turn},
-                          max_steps=n // {per_turn} + 2, max_concurrency={per_turn})
+    views = list(llm_magic.views.factories)
+    # the run, as it starts; quiet: no view attaches to it
+    llm_magic.views.factories[:] = [_grab] + ([] if quiet else views)
+    try:
+        result = await llm_magic.chain("go", tools=[lookup], model=model,
+                                       max_tool_calls=n + {per_turn},
+                                       max_steps=n // {per_turn} + 2, max_concurrency={per_turn})
+    finally:
+        llm_magic.views.factories[:] = views
     wall = time.perf_counter() - t0
-    run = session.state.last_run
-    return {{"wall": wall, "spent": _spent[0], "events": len(run.events),
-             "status": run.final.status if run.final else None}}
+    return {{"wall": wall, "spent": _spent[0], "events": len(_runs[-1].broadcast.events),
+             "status": result.status}}
 '''
 
 
@@ -92,16 +103,23 @@ def script(n_calls: int) -> list[Reply]:
 
 def _iopub(cell: Cell) -> dict[str, float]:
     counts = {"comm_open": 0, "comm_msg": 0, "comm_close": 0, "display": 0}
-    comm_bytes = display_bytes = 0
+    comm_bytes = display_bytes = open_bytes = 0
     for m in cell.messages:
         size = len(json.dumps(m.content))
         if m.type in ("comm_open", "comm_msg", "comm_close"):
             counts[m.type] += 1
             comm_bytes += size
+            if m.type == "comm_open":  # the widget's module and CSS travel here, once a run
+                open_bytes += size
         elif m.type in ("display_data", "update_display_data"):
             counts["display"] += 1
             display_bytes += size
-    return {**counts, "comm_kb": comm_bytes / 1024, "display_kb": display_bytes / 1024}
+    return {
+        **counts,
+        "comm_kb": comm_bytes / 1024,
+        "open_kb": open_bytes / 1024,
+        "display_kb": display_bytes / 1024,
+    }
 
 
 def _result(cell: Cell) -> dict[str, Any]:
@@ -136,6 +154,8 @@ def measure_size(k: KernelSession, server: OpenAIServer, n: int, repeat: int) ->
         "comm_msgs": tl["comm_msg"],
         "comm_closes": tl["comm_close"],
         "comm_kb": round(tl["comm_kb"], 1),
+        "comm_bytes_per_event": round(tl["comm_kb"] * 1024 / events),
+        "comm_open_kb": round(tl["open_kb"], 1),
         "display_msgs": tl["display"],
         "display_kb": round(tl["display_kb"], 1),
         "us_per_event_in_timeline": round(tl["spent"] / events * 1e6, 1),
@@ -191,13 +211,14 @@ def main(argv: list[str] | None = None) -> None:
     print("timeline in a real kernel (min over repeats)")
     print(
         f"{'calls':>6} {'events':>7} {'opens':>6} {'msgs':>6} {'comm KB':>8} {'display KB':>10} "
-        f"{'µs/event (timeline)':>20} {'µs/event (wall Δ)':>18}"
+        f"{'µs/event (timeline)':>20} {'µs/event (wall Δ)':>18} {'B/event':>8} {'open KB':>8}"
     )
     for r in results["sizes"]:
         print(
             f"{r['calls']:>6} {r['events']:>7} {r['comm_opens']:>6} {r['comm_msgs']:>6} "
             f"{r['comm_kb']:>8} {r['display_kb']:>10} {r['us_per_event_in_timeline']:>20} "
-            f"{r['us_per_event_wall_delta']:>18}"
+            f"{r['us_per_event_wall_delta']:>18} {r['comm_bytes_per_event']:>8} "
+            f"{r['comm_open_kb']:>8}"
         )
     mem = results["memory"]
     if mem:

@@ -46,6 +46,7 @@ class Entries:
         self._lines: dict[str, tuple[str, str]] = {}  # call id -> (status/thread, line HTML)
         self._titles: dict[str, str] = {}
         self._sent_text: dict[str, str] = {}  # turn key -> the text HTML the front end has
+        self._sent_turns: dict[str, tuple[str, str, bool]] = {}  # turn key -> line, label, fold
 
     def detail_html(self, rec: ToolCallRecord) -> str:
         """Detail markup of a call, cached while the call's state does not change."""
@@ -102,7 +103,12 @@ class Entries:
             text = self._turn_text(key)
             if full or self._sent_text.get(key) != text:
                 entry["text"] = self._sent_text[key] = text
-            yield entry
+            # a call event marks its turn (for the group label): a turn whose line and label
+            # did not change is not sent again
+            shown = (entry["line"], entry["group"], entry["fold"])
+            if full or "text" in entry or self._sent_turns.get(key) != shown:
+                self._sent_turns[key] = shown
+                yield entry
             return
         rec = state.calls[index]
         parent = state.parents.get(rec.id)

@@ -1,9 +1,11 @@
 """The timeline's look: theme-aware colours, status pills and glyphs, number formats.
 
-Every colour is a JupyterLab theme variable with a light fallback, so the same inline-styled HTML
-reads in the light and dark themes and in viewers without JupyterLab's CSS (GitHub, nbviewer,
-VS Code). Pills print the theme's own text colour on a faint tint of the status colour: the text
-keeps the theme's contrast (>= 4.5:1) whichever theme is active. Glyphs are decoration only and
+Every colour is a JupyterLab theme variable with a light fallback, so the same HTML reads in the
+light and dark themes and in viewers without JupyterLab's CSS (GitHub, nbviewer, VS Code). Pills
+and glyphs are classes (their rules are in static/entries.css, see `styles`); the constants below
+style the fragments that still carry inline styles. Pills print the theme's own text colour on a
+faint tint of the status colour: the text keeps the theme's contrast (>= 4.5:1) whichever theme
+is active. Glyphs are decoration only and
 hidden from screen readers; the status is always spelled out next to them.
 """
 
@@ -66,17 +68,15 @@ def esc(text: object) -> str:
     return html.escape(str(text), quote=True)
 
 
-def tint(colour: str, percent: int = 18) -> str:
-    return f"color-mix(in srgb,{colour} {percent}%,transparent)"
+# a status colour -> the tone class that sets it (static/entries.css)
+_TONES = {_OK: "ok", _BAD: "bad", _WARN: "warn", _INFO: "info", _IDLE: "idle", _MODEL: "model"}
 
 
 def pill(status: str, label: str | None = None) -> str:
     name, _glyph, colour = STATUS.get(status, (status, "", _IDLE))
     return (
-        f'<span class="llm-pill" data-status="{esc(status)}" style="display:inline-block;flex:none;'
-        f"padding:0 7px;border-radius:9px;font-size:11px;font-weight:600;line-height:18px;"
-        f"white-space:nowrap;{FG};background:{tint(colour)};"
-        f'border:1px solid {colour}">{esc(label or name)}</span>'
+        f'<span class="llm-pill llm-t-{_TONES[colour]}" data-status="{esc(status)}">'
+        f"{esc(label or name)}</span>"
     )
 
 
@@ -84,10 +84,8 @@ def glyph(status: str) -> str:
     _name, icon, colour = STATUS.get(status, STATUS["queued"])
     spin = " llm-spin" if status == "running" else ""
     return (
-        f'<span class="llm-glyph{spin}" aria-hidden="true" style="flex:none;display:inline-block;'
-        f"width:18px;height:18px;line-height:18px;border-radius:50%;text-align:center;"
-        f"font-size:11px;font-weight:700;{FG};background:{tint(colour, 25)};"
-        f'border:1px solid {colour}">{esc(icon)}</span>'
+        f'<span class="llm-glyph llm-t-{_TONES[colour]}{spin}" aria-hidden="true">'
+        f"{esc(icon)}</span>"
     )
 
 
@@ -137,14 +135,21 @@ def _rgba(match: re.Match[str]) -> str:
     return f"rgba({r},{g},{b},{int(match[2]) / 100:g})"
 
 
+def plain_colour(value: str) -> str | None:
+    """`value` with each theme variable and tint as its plain light colour; None if some part
+    has no plain form."""
+    plain = _MIX.sub(_rgba, _VAR.sub(r"\1", value))
+    return None if "(--" in plain or "mix(" in plain else plain
+
+
 def _with_plain(style: str) -> str:
     out = []
     for decl in style.split(";"):
         name, _, value = decl.partition(":")
         if "var(" in value or "color-mix(" in value:
-            plain = _MIX.sub(_rgba, _VAR.sub(r"\1", value))
+            plain = plain_colour(value)
             tint = name.startswith("background") and "transparent" in value
-            if (name.startswith("border") or tint) and "(--" not in plain and "mix(" not in plain:
+            if (name.startswith("border") or tint) and plain is not None:
                 out.append(f"{name}:{plain}")
         out.append(decl)
     return ";".join(out)

@@ -1,10 +1,11 @@
 """The timeline's HTML and text, one renderer for the live widget and the saved notebook.
 
-Every fragment is self-contained (inline, theme-aware styles from `look`), escapes what the model
-and the tools wrote, and holds no script: the live widget's front end places these fragments and
-adds the interaction (toggles, copy, approval); a saved notebook shows `static_html`, where
-`<details>` does the folding without any script (GitHub, nbviewer, VS Code, JupyterLab with no
-kernel). Nothing here imports ipywidgets.
+Fragments carry classes whose rules are in static/entries.css (`styles`): the live widget loads
+that stylesheet, and `static_html` carries it once, with plain inline fallbacks for viewers that
+drop `<style>`. Every fragment escapes what the model and the tools wrote and holds no script:
+the live widget's front end places these fragments and adds the interaction (toggles, copy,
+approval); a saved notebook shows `static_html`, where `<details>` does the folding without any
+script (GitHub, nbviewer, VS Code, JupyterLab with no kernel). Nothing here imports ipywidgets.
 """
 
 from __future__ import annotations
@@ -16,16 +17,9 @@ from ..records import ToolCallRecord
 from .branch_view import branch_html, branch_lines
 from .highlight import python_html
 from .look import (
-    BORDER,
-    ERROR,
-    FG,
-    FONT,
     MATH,
-    MONO,
-    MUTED,
     NO_MATH,
     STATUS,
-    SUBTLE_BG,
     esc,
     fmt_duration,
     fmt_int,
@@ -37,6 +31,7 @@ from .look import (
     untrusted_safe,
 )
 from .reducer import RunState, TurnState
+from .styles import style_block, with_fallbacks
 from .thumbnails import FULL_SIZE, THUMBNAIL, attachments_html, media_html
 from .values import (
     arg_summary,
@@ -59,10 +54,7 @@ STATIC_DETAILS = 200  # the saved timeline keeps details of this many calls (and
 
 
 def _label(text: str) -> str:
-    return (
-        f'<div style="font-size:11px;font-weight:600;text-transform:uppercase;letter-spacing:.04em;'
-        f'{MUTED};margin:6px 0 2px">{esc(text)}</div>'
-    )
+    return f'<div class="llm-label">{esc(text)}</div>'
 
 
 def call_title(rec: ToolCallRecord, width: int = 60) -> str:
@@ -96,10 +88,8 @@ def server_badge_html(rec: ToolCallRecord) -> str:
     if not rec.server:
         return ""
     return (
-        f'<span class="llm-server" title="a tool of the MCP server {esc(rec.server)}" '
-        f'style="flex:none;font-size:11px;line-height:16px;padding:0 5px;border-radius:4px;'
-        f'border:1px solid {BORDER};{MUTED};white-space:nowrap">MCP · {esc(shorten(rec.server, 24))}'
-        "</span>"
+        f'<span class="llm-server" title="a tool of the MCP server {esc(rec.server)}">'
+        f"MCP · {esc(shorten(rec.server, 24))}</span>"
     )
 
 
@@ -110,20 +100,19 @@ def call_line_html(rec: ToolCallRecord, now: float | None = None) -> str:
     view's clock, for the running time of a call that has not ended.
     """
     outcome = outcome_summary(rec)
-    outcome_html = (
-        f'<span class="llm-outcome" style="{MUTED};overflow:hidden;text-overflow:ellipsis;'
-        f'min-width:0;flex:0 1000 auto">→ {esc(outcome)}</span>'
-        if outcome
-        else ""
-    )
-    strike = "text-decoration:line-through;" if rec.status == "cancelled" else ""
+    outcome_html = f'<span class="llm-outcome">→ {esc(outcome)}</span>' if outcome else ""
+    strike = " llm-struck" if rec.status == "cancelled" else ""
     truncated = (
-        '<span title="the text sent to the model was truncated; the full result is in the '
-        f'details" style="font-size:11px;{MUTED};margin-right:6px">truncated for the model</span>'
+        '<span class="llm-trunc" title="the text sent to the model was truncated; the full result '
+        'is in the details">truncated for the model</span>'
         if rec.truncated
         else ""
     )
-    name_style = ERROR if rec.status == "error" else "color:inherit"
+    name = (
+        f'<b class="llm-err">{esc(rec.name)}</b>'
+        if rec.status == "error"
+        else f"<b>{esc(rec.name)}</b>"
+    )
     if rec.duration is not None:
         took = esc(fmt_duration(rec.duration))
     elif rec.status == "running" and rec.started_at is not None and now is not None:
@@ -131,16 +120,11 @@ def call_line_html(rec: ToolCallRecord, now: float | None = None) -> str:
     else:
         took = ""
     return (
-        f'<div class="llm-line" style="display:flex;align-items:center;gap:8px;white-space:nowrap;'
-        f'overflow:hidden;min-width:0">{glyph(rec.status)}{server_badge_html(rec)}'
-        f'<span class="llm-call-name" style="{MONO};font-size:12.5px;overflow:hidden;'
-        f'text-overflow:ellipsis;min-width:0;flex:0 1 auto;{strike}">'
-        f'<b style="{name_style}">{esc(rec.name)}</b><span style="{MUTED}">(</span>'
-        f'{esc(arg_summary(rec))}<span style="{MUTED}">)</span></span>{outcome_html}'
-        f'<span style="margin-left:auto;flex:none;padding-left:8px;display:flex;align-items:center">'
-        f"{truncated}{pill(rec.status)}</span>"
-        f'<span class="llm-duration" style="flex:none;min-width:56px;text-align:right;{MUTED};'
-        f'font-size:12px">{took}</span></div>'
+        f'<div class="llm-line">{glyph(rec.status)}{server_badge_html(rec)}'
+        f'<span class="llm-call-name{strike}">{name}<span class="llm-m">(</span>'
+        f'{esc(arg_summary(rec))}<span class="llm-m">)</span></span>{outcome_html}'
+        f'<span class="llm-end">{truncated}{pill(rec.status)}</span>'
+        f'<span class="llm-duration">{took}</span></div>'
     ) + (media_html(rec.media, THUMBNAIL) if rec.media else "")
 
 
@@ -151,7 +135,7 @@ def approval_args_html(rec: ToolCallRecord, code: Collection[str] = ()) -> str:
     if not isinstance(args, dict):
         return pre(arguments_json(rec))
     if not args:
-        return f'<div style="{MUTED}">no arguments</div>'
+        return '<div class="llm-m">no arguments</div>'
     rows = []
     for key, value in args.items():
         shown = value if isinstance(value, str) else pretty_json(value)
@@ -160,17 +144,13 @@ def approval_args_html(rec: ToolCallRecord, code: Collection[str] = ()) -> str:
             continue
         rows.append(
             f'{_arg_name(key)}<td style="padding:1px 0">'
-            f'<div style="white-space:pre-wrap;overflow-wrap:anywhere;{MONO};font-size:12px">'
-            f"{esc(shorten_block(shown))}</div></td></tr>"
+            f'<div class="llm-arg-value">{esc(shorten_block(shown))}</div></td></tr>'
         )
-    return f'<table class="llm-args-table" style="border-collapse:collapse">{"".join(rows)}</table>'
+    return f'<table class="llm-args-table">{"".join(rows)}</table>'
 
 
 def _arg_name(key: str) -> str:
-    return (
-        f'<tr><th style="text-align:left;vertical-align:top;padding:1px 10px 1px 0;'
-        f'{MONO};font-size:12px;font-weight:600">{esc(key)}</th>'
-    )
+    return f'<tr><th class="llm-arg-name">{esc(key)}</th>'
 
 
 def shorten_block(text: str, limit: int = 4_000) -> str:
@@ -179,13 +159,14 @@ def shorten_block(text: str, limit: int = 4_000) -> str:
 
 def call_detail_html(rec: ToolCallRecord, result_markup: str | None = None) -> str:
     """The expanded part: arguments, rich result, text sent to the model, error and traceback."""
-    parts = [_label("arguments"), pre(arguments_json(rec))]
+    parts = [_label("arguments"), f'<div class="llm-args">{pre(arguments_json(rec))}</div>']
     same = _sent_as_shown(rec)
     shown_as_sent = rec.media and not hasattr(rec.result, "__llm_output__")  # the image itself
     if rec.status == "ok" and not shown_as_sent:
         kind = type(rec.result).__name__
         parts += [_label(f"result · {kind}" + (" · sent to the model as is" if same else ""))]
-        parts.append(result_markup if result_markup is not None else rich_html(rec.result))
+        shown = result_markup if result_markup is not None else rich_html(rec.result)
+        parts.append(f'<div class="llm-result">{shown}</div>')
     if rec.status == "error":
         err = rec.error
         title = f"{type(err).__name__}: {err}" if err is not None else rec.output
@@ -193,7 +174,7 @@ def call_detail_html(rec: ToolCallRecord, result_markup: str | None = None) -> s
         if rec.traceback:
             parts += [_label("traceback"), traceback_html(rec.traceback)]
     if rec.reason and rec.status in ("denied", "cancelled"):
-        parts += [_label("reason"), f'<div style="{FG}">{esc(rec.reason)}</div>']
+        parts += [_label("reason"), f'<div class="llm-fg">{esc(rec.reason)}</div>']
     parts += thread_parts(rec, _label)
     if rec.media:
         kind = f"result · {type(rec.result).__name__} · " if shown_as_sent else ""
@@ -210,10 +191,8 @@ def call_detail_html(rec: ToolCallRecord, result_markup: str | None = None) -> s
         meta.append(f"{rec.implementation} implementation")
     if rec.duration is not None:
         meta.append(fmt_duration(rec.duration))
-    parts.append(
-        f'<div style="{MUTED};font-size:11px;margin-top:6px">{esc(" · ".join(meta))}</div>'
-    )
-    return f'<div class="llm-detail-body" style="padding:2px 0 6px">{"".join(parts)}</div>'
+    parts.append(f'<div class="llm-meta">{esc(" · ".join(meta))}</div>')
+    return f'<div class="llm-detail-body">{"".join(parts)}</div>'
 
 
 def copy_texts(rec: ToolCallRecord) -> dict[str, str]:
@@ -259,10 +238,8 @@ def turn_line_html(turn: TurnState, now: float | None = None) -> str:
     if turn.status == "streaming" and now is not None:
         running = f" · {live_duration(max(0.0, now - turn.started_at))}"
     return (
-        f'<div class="llm-line" style="display:flex;align-items:center;gap:8px;white-space:nowrap;'
-        f'overflow:hidden;min-width:0">{pill("model")}<b style="flex:none">turn {turn.step}</b>'
-        f'<span style="{MUTED};font-size:12px;overflow:hidden;text-overflow:ellipsis;min-width:0">'
-        f"{esc(' · '.join(turn_bits(turn)))}{running}</span></div>"
+        f'<div class="llm-line">{pill("model")}<b class="llm-turn-name">turn {turn.step}</b>'
+        f'<span class="llm-bits">{esc(" · ".join(turn_bits(turn)))}{running}</span></div>'
     )
 
 
@@ -271,19 +248,14 @@ def turn_text_html(text: str, streaming: bool = False, partial: bool = False) ->
     a cursor while it streams, a note when the run stopped it half-way."""
     cursor = '<span class="llm-cursor" aria-hidden="true">▍</span>' if streaming else ""
     note = (
-        f'<div class="llm-partial" style="{MUTED};font-size:12px;font-style:italic">'
-        "partial: the run was cancelled while the model was writing</div>"
+        '<div class="llm-partial">partial: the run was cancelled while the model was writing</div>'
         if partial
         else ""
     )
     # break-word, not anywhere: a long word or link still wraps, but a table's cells keep their
     # words whole (anywhere lets them shrink to a letter a line); what is wider than the box (a
     # wide table or code line) scrolls inside it instead of spilling out of the timeline
-    return (
-        f'<div class="jp-RenderedHTMLCommon llm-answer {MATH}" style="{FG};overflow-wrap:break-word;'
-        f'overflow-x:auto;padding:0 0 2px 2px;max-width:100%">{markdown_html(text)}{cursor}{note}'
-        "</div>"
-    )
+    return f'<div class="jp-RenderedHTMLCommon llm-answer {MATH}">{markdown_html(text)}{cursor}{note}</div>'
 
 
 def group_label_html(turn: TurnState) -> str:
@@ -300,18 +272,14 @@ def group_label_html(turn: TurnState) -> str:
     failures = ""
     if n > FOLD_GROUP and turn.failed:
         items = "".join(
-            f'<li style="{MONO};font-size:12px;text-transform:none;font-weight:400;'
-            f'letter-spacing:0">{esc(call_title(r, 40))} → {esc(outcome_summary(r, 60))}</li>'
+            f'<li class="llm-failure">{esc(call_title(r, 40))} → {esc(outcome_summary(r, 60))}</li>'
             for r in turn.failed[:LISTED_FAILURES]
         )
         more = len(turn.failed) - LISTED_FAILURES
         if more > 0:
-            items += f'<li style="text-transform:none">… and {more} more</li>'
-        failures = f'<ul class="llm-failures" style="margin:2px 0 2px 18px;padding:0">{items}</ul>'
-    return (
-        f'<div class="llm-group-label" style="{MUTED};font-size:11px;font-weight:600;'
-        f'text-transform:uppercase;letter-spacing:.04em">{esc(head)}{failures}</div>'
-    )
+            items += f'<li class="llm-failure-more">… and {more} more</li>'
+        failures = f'<ul class="llm-failures">{items}</ul>'
+    return f'<div class="llm-group-label">{esc(head)}{failures}</div>'
 
 
 # -- the header -----------------------------------------------------------------------------------
@@ -361,35 +329,27 @@ def header_html(state: RunState, now: float | None = None) -> str:
     if elapsed is None:
         took = ""
     elif state.running and now is not None:
-        took = f" · {live_duration(elapsed)}"
+        took = f' · <span class="llm-nw">{live_duration(elapsed)}</span>'
     else:
-        took = f" · {esc(fmt_duration(elapsed))}"
-    error = (
-        f'<div style="{ERROR};font-size:12px;margin-top:2px;white-space:pre-wrap">'
-        f"{esc(state.error)}</div>"
-        if state.error
-        else ""
+        took = f' · <span class="llm-nw">{esc(fmt_duration(elapsed))}</span>'
+    # each figure stays with its unit: a narrow header wraps between figures only
+    stats = " · ".join(
+        f'<span class="llm-nw">{esc(bit)}</span>' for bit in header_stats(state) + cost_bits(state)
     )
+    error = f'<div class="llm-run-error">{esc(state.error)}</div>' if state.error else ""
     if state.branch:
         error = branch_html(state) + error
     if state.media:
         error += attachments_html(tuple(state.media))
     return (
-        f'<div class="llm-header" style="line-height:1.4;min-width:0"><div style="display:flex;'
-        f'align-items:center;gap:8px;flex-wrap:wrap"><b style="font-size:13px">LLM</b>'
-        f'<span style="{MONO};font-size:12px">{esc(state.model)}</span>{pill(status, label)}'
-        f'<span class="llm-stats" style="{MUTED};font-size:12px">'
-        f"{esc(' · '.join(header_stats(state) + cost_bits(state)))}{took}</span></div>{error}</div>"
+        '<div class="llm-header"><div class="llm-header-row"><b class="llm-brand">LLM</b>'
+        f'<span class="llm-model">{esc(state.model)}</span>{pill(status, label)}'
+        f'<span class="llm-stats">{stats}{took}</span></div>{error}</div>'
     )
 
 
 def note_html(text: str) -> str:
-    return (
-        f'<div class="llm-note" style="font-size:12px;{FG};'
-        f"background:color-mix(in srgb,var(--jp-warn-color1,#9a6700) 15%,transparent);"
-        f'border:1px solid var(--jp-warn-color1,#9a6700);border-radius:4px;padding:3px 8px">'
-        f"{esc(text)}</div>"
-    )
+    return f'<div class="llm-note">{esc(text)}</div>'
 
 
 # -- the static timeline --------------------------------------------------------------------------
@@ -398,32 +358,28 @@ Detail = Callable[[ToolCallRecord], str]
 
 
 def static_html(state: RunState, detail: Detail | None = None, line: Detail | None = None) -> str:
-    """The whole timeline as one self-contained block (saved notebooks, nbconvert, GitHub).
+    """The whole timeline as one self-contained block (saved notebooks, nbconvert, GitHub): the
+    stylesheet once, then the fragments, each with its plain fallback style (see `styles`).
 
     `detail(rec)` and `line(rec)` may supply cached markup for a call.
     """
     out = [
-        f'<div class="llm-magic-timeline llm-static {NO_MATH}" style="{FONT};{FG};border:1px solid {BORDER};'
-        f'border-radius:6px;overflow:hidden;max-width:100%">',
-        f'<div style="padding:6px 10px;background:{SUBTLE_BG};border-bottom:1px solid {BORDER}">'
-        f"{header_html(state)}</div>",
-        '<div style="padding:4px 10px 6px">',
+        f'<div class="llm-magic-timeline llm-static {NO_MATH}">',
+        style_block(),
+        f'<div class="llm-static-head">{header_html(state)}</div>',
+        '<div class="llm-static-body">',
     ]
     if state.note:
         out.append(note_html(state.note))
     # calls before the first turn (a branch's re-run calls) come first
     out += [_static_call(r, detail, line) for r in state.calls if r.id not in state.parents]
     for turn in state.turns:
-        out.append(
-            f'<details class="llm-turn" open style="margin:4px 0">{_summary(turn_line_html(turn))}'
-        )
+        out.append(f'<details class="llm-turn" open>{_summary(turn_line_html(turn))}')
         if turn.text:
+            out.append(_copy_bar(("answer", "this.parentNode.nextElementSibling")))
             out.append(turn_text_html(turn.text, partial=turn.partial))
         if turn.calls:
-            out.append(
-                f'<div class="llm-group" style="border-left:2px solid {BORDER};margin:2px 0 2px 6px;'
-                f'padding:0 0 0 10px">'
-            )
+            out.append('<div class="llm-group">')
             calls = "".join(
                 _static_call(rec, detail, line, int(state.keys[rec.id][1:])) for rec in turn.calls
             )
@@ -434,23 +390,42 @@ def static_html(state: RunState, detail: Detail | None = None, line: Detail | No
                 out.append(calls)
             out.append("</div>")
         out.append("</details>")
+    if state.calls:
+        out.append(EDIT_HINT)
     if len(state.calls) > STATIC_DETAILS:
         out.append(
-            f'<div style="{MUTED};font-size:12px;margin-top:4px">details of the first '
-            f"{fmt_int(STATIC_DETAILS)} calls and of every failed call are kept here; every call "
-            "is in <code>result.tool_calls</code></div>"
+            f'<div class="llm-static-more">details of the first {fmt_int(STATIC_DETAILS)} calls '
+            "and of every failed call are kept here; every call is in "
+            "<code>result.tool_calls</code></div>"
         )
     out.append("</div></div>")
-    return untrusted_safe("".join(out))
+    return untrusted_safe(with_fallbacks("".join(out)))
+
+
+# The saved timeline's Copy buttons: a small inline handler copies the text of a block (what a
+# person would select). Hidden by an inline style that only the timeline's <style> overrides: a
+# viewer that drops <style> drops inline handlers too (JupyterLab's sanitizer for an untrusted
+# notebook, GitHub), and there the text stays selectable instead of a button that does nothing.
+_COPY_BUTTON = (
+    '<button type="button" class="llm-static-copy" style="display:none" title="Copy the {what}" '
+    'onclick="navigator.clipboard.writeText({target}.innerText).then(() => '
+    "{{this.textContent = 'Copied ✓'}})\">Copy {what}</button>"
+)
+EDIT_HINT = (
+    '<div class="llm-static-more">Re-run a call with other arguments, or go on with another '
+    "result: <code>%llm_edit</code> in a new cell (the last result), or "
+    "<code>%llm_edit NAME</code> for a result kept with <code>--out NAME</code>.</div>"
+)
+
+
+def _copy_bar(*buttons: tuple[str, str]) -> str:
+    """Copy buttons of the saved timeline: (what, the JavaScript expression of its block)."""
+    inner = "".join(_COPY_BUTTON.format(what=w, target=t) for w, t in buttons)
+    return f'<div class="llm-static-bar">{inner}</div>'
 
 
 def _summary(inner: str) -> str:
-    # the marker inside the summary's box: outside, it hung past the timeline's left edge (cut)
-    return (
-        '<summary style="cursor:pointer;list-style-position:inside;padding:1px 0">'
-        f'<div style="display:inline-block;vertical-align:middle;width:calc(100% - 20px)">'
-        f"{inner}</div></summary>"
-    )
+    return f'<summary class="llm-sum"><div class="llm-sum-box">{inner}</div></summary>'
 
 
 def _static_call(
@@ -458,11 +433,14 @@ def _static_call(
 ) -> str:
     shown = line(rec) if line is not None else call_line_html(rec)
     if index >= STATIC_DETAILS and rec.status in ("ok", "cancelled"):
-        return f'<div class="llm-call" style="margin:1px 0 1px 16px">{shown}</div>'
+        return f'<div class="llm-call" style="margin-left:16px">{shown}</div>'
     body = detail(rec) if detail is not None else call_detail_html(rec)
+    copies = [("arguments", "this.closest('details').querySelector('.llm-args')")]
+    if rec.status == "ok":
+        copies.append(("result", "this.closest('details').querySelector('.llm-result')"))
     return (
-        f'<details class="llm-call" style="margin:1px 0">{_summary(shown)}'
-        f'<div style="padding:0 0 0 18px">{body}</div></details>'
+        f'<details class="llm-call">{_summary(shown)}<div class="llm-call-body">'
+        f"{_copy_bar(*copies)}{body}</div></details>"
     )
 
 

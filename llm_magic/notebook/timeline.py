@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from .. import events as ev
 from ..options import Approval
 from ..records import ToolCallRecord
+from . import always_allow, saved_copy
 from . import render as R
 from .branch_view import branch_title_html, stack_html
 from .cell_value import mark_shown
@@ -123,6 +124,7 @@ class Timeline:
         self._widget: TimelineWidget | None = None
         self._text: TextView | None = None
         self._handle: Any = None
+        self._copy: Any = None  # the saved copy's display, for a view that outlives its run
         self._approvals: dict[str, asyncio.Future[Approval]] = {}
         self.entries = Entries(self.state, self._approvals.keys(), self._code_arguments)
         self._dirty: set[str] = set()
@@ -168,13 +170,19 @@ class Timeline:
             # under %autoawait off the waiting thread reads the clicks (notebook/comm_pump.py)
             self.state.note = _kernel_note()
             self._ensure_widget()
+            if not self.static_after_run:  # it stays live: its saved copy goes first
+                copy = saved_copy.copy_bundle(self._static_bundle())
+                self._copy = display(copy, raw=True, display_id=True)  # type: ignore[no-untyped-call]
             self._handle = display(self, display_id=True)  # type: ignore[no-untyped-call]
         else:
             self._mode = "text"
             self._text = TextView(self.state.model)
 
     async def approve(self, record: ToolCallRecord) -> Approval:
-        """The approval callback: the entry's approval card, resolved by a click."""
+        """The approval callback: the entry's approval card, resolved by a click (none for a
+        tool the person chose to always allow)."""
+        if always_allow.allows(record.name):
+            return Approval(True, None)
         loop = asyncio.get_running_loop()
         if self._loop is None:
             self._loop = loop
@@ -235,11 +243,16 @@ class Timeline:
                 self.offer_edits()
             return
         if self.static_after_run and widget is not None:
+            if self._copy is not None:  # the view becomes the static timeline itself
+                self._copy.update(saved_copy.EMPTY, raw=True)
+                self._copy = None
             self._handle.update(self._static_bundle(), raw=True)
             widget.close_all()
             self.widget_closed = True  # no click can reach this view any more
         else:
             self._handle.update(self)
+            if self._copy is not None:
+                self._copy.update(saved_copy.copy_bundle(self._static_bundle()), raw=True)
             self.offer_edits()
 
     def offer_edits(self) -> None:
@@ -325,6 +338,7 @@ class Timeline:
                 widget.header = R.header_html(self.state, now)
                 widget.running = self.state.running
                 widget.has_calls = bool(self.state.calls)
+                widget.allowed = always_allow.allowed()
                 widget.note = R.note_html(self.state.note) if self.state.note else ""
             if entries:
                 widget.send_entries(entries)
@@ -340,7 +354,10 @@ class Timeline:
             self.flush()
             shown: Any = widget._repr_mimebundle_(**kwargs) or {}
             bundle.update(shown[0] if isinstance(shown, tuple) else shown)
-        bundle.update(self._static_bundle())
+        if self._copy is None:
+            bundle.update(self._static_bundle())
+        else:  # the saved copy above holds the static timeline
+            bundle["text/plain"] = saved_copy.WIDGET_TEXT
         return bundle
 
     def _static_bundle(self) -> dict[str, str]:
@@ -445,12 +462,20 @@ class Timeline:
         if kind == "decide":
             reason = message.get("reason")
             reason = reason.strip() if isinstance(reason, str) else ""
-            self._decide(message.get("ids"), bool(message.get("approved")), reason or None)
+            approved = bool(message.get("approved"))
+            if approved and message.get("always") is True:
+                self._always_allow(message.get("ids"))
+            self._decide(message.get("ids"), approved, reason or None)
+        elif kind == "revoke" and isinstance(message.get("tool"), str):
+            always_allow.revoke(message["tool"])
+            self.mark()
         elif kind == "cancel":
             if self.state.running and self._run is not None:
                 self._run.cancel("cancelled from the timeline")
         elif kind == "open":
             self._set_open([message.get("id")], bool(message.get("open")))
+        elif kind == "snapshot" and self._widget is not None:  # a view missed entries
+            self._widget.reset(self.entries.snapshot())
         elif kind == "open_all":
             self._set_open(list(self.state.keys.values()), bool(message.get("open")))
         elif kind in ("rerun", "given") and self.on_edit is not None:
@@ -469,6 +494,16 @@ class Timeline:
                 self.entries.opened.discard(key)
             self._dirty.add(key)
         self._schedule()
+
+    def _always_allow(self, keys: Any) -> None:
+        """Always allow the tools of these calls; their other cards here are approved too."""
+        wanted = set(keys) if isinstance(keys, list) else set()
+        names = {r.name for r in self.state.calls if self.state.keys.get(r.id) in wanted}
+        for name in names:
+            always_allow.allow(name)
+        others = [r for r in self.state.calls if r.name in names and r.id in self._approvals]
+        self._decide([self.state.keys[r.id] for r in others], True, None)
+        self.mark()
 
     def _decide(self, keys: Any, approved: bool, reason: str | None) -> None:
         wanted = set(keys) if isinstance(keys, list) else set()

@@ -211,8 +211,9 @@ SENT_COMM = """() => window.__sent
 def test_approve_all_is_one_click_and_one_message(
     jupyter: tuple[str, Path], page: Any, app_kind: str, request: pytest.FixtureRequest
 ) -> None:
-    """A parallel batch of 4 calls that need approval: every card offers "Approve all 4"; one
-    click sends one comm message with the 4 ids, and each call runs exactly once."""
+    """A parallel batch of 4 calls that need approval: the group offers "Approve all 4" and
+    "Deny all 4" once (on its first card, not on every card); one click sends one comm message
+    with the 4 ids, and each call runs exactly once."""
     url, root = jupyter
     shots = _artifacts(request)
     script = [
@@ -234,11 +235,13 @@ def test_approve_all_is_one_click_and_one_message(
             f"() => document.querySelectorAll('.llm-live .llm-approval').length === {len(BATCH)}"
         )
         live.locator(".llm-head-info", has_text=f"waiting for you: {len(BATCH)}").wait_for()
-        for i in range(len(BATCH)):
-            assert cards.nth(i).locator("button.llm-approve-all").inner_text() == "Approve all 4"
+        # the group's buttons once, on its first card: "Approve all 4" and "Deny all 4"
+        group_buttons = live.locator("button.llm-approve-all:visible, button.llm-deny-all:visible")
+        assert group_buttons.all_inner_texts() == ["Approve all 4", "Deny all 4"]
+        assert cards.nth(0).locator("button.llm-approve-all").is_visible()
         assert not (root / "removed.log").exists()  # nothing ran before the click
         live.screenshot(path=str(shots / "batch.png"))
-        cards.nth(2).locator("button.llm-approve-all").click()
+        cards.nth(0).locator("button.llm-approve-all").click()
 
         after = page.locator(".jp-OutputArea-output", has_text="after the chain:")
         after.wait_for()

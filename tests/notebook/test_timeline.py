@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import html
-import itertools
 import json
 import os
 import queue
@@ -36,7 +35,7 @@ from comm.base_comm import BaseComm
 import llm_magic
 from llm_magic import events as ev
 from llm_magic import tool
-from llm_magic.notebook import look, render, values
+from llm_magic.notebook import look, render, styles, values
 from llm_magic.notebook.reducer import RunState, apply
 from llm_magic.notebook.timeline import INTERVAL, Timeline
 from tests.servers import Call, OpenAIServer, Reply
@@ -735,8 +734,10 @@ def test_mcp_calls_carry_their_server_badge():
 
 
 def test_static_timeline_keeps_borders_and_tints_where_var_is_stripped():
-    """JupyterLab's sanitizer drops declarations it cannot parse (var(), color-mix()): each
-    theme-aware border and tint of the saved timeline has a plain colour declared before it."""
+    """JupyterLab's sanitizer drops <style> and every declaration it cannot parse (var(),
+    color-mix()): each theme-aware border and tint of the saved timeline's stylesheet has a plain
+    colour inline on the element, and the stylesheet's theme-aware declarations win over it
+    where <style> is kept (!important)."""
     from llm_magic.records import ToolCallRecord
 
     state = RunState(model="m")
@@ -745,21 +746,26 @@ def test_static_timeline_keeps_borders_and_tints_where_var_is_stripped():
     for i in range(2):
         apply(state, ev.ToolCallRequested(ToolCallRecord(f"id{i}", "add", "{}", 1, {})))
     html = render.static_html(state)
+    block = re.search(r"<style>(.*?)</style>", html, re.S)
+    assert block is not None and html.count("<style>") == 1
+    for rule in re.findall(r"\{([^}]*)\}", block[1]):
+        for decl in rule.split(";"):
+            if ("var(" in decl or "mix(" in decl) and not decl.startswith("--"):
+                assert decl.endswith("!important"), decl
     stripped = 0
-    for style in re.findall(r'style="([^"]*)"', html):
-        kept = [d for d in style.split(";") if "var(" not in d and "color-mix(" not in d]
-        for decl in style.split(";"):
-            name = decl.partition(":")[0]
-            tint = name == "background" and "transparent" in decl
-            if ("var(" in decl or "color-mix(" in decl) and (name.startswith("border") or tint):
+    for classes, style in re.findall(r'class="([^"]*)" style="([^"]*)"', html):
+        kept = style.split(";")
+        assert not [d for d in kept if "var(" in d or "mix(" in d], style
+        table = styles._by_class()
+        for decl in (d for name in classes.split() for d in table.get(name, ())):
+            name, _, value = decl.partition(":")
+            tint = name == "background" and "transparent" in value
+            if ("var(" in value or "mix(" in value) and (name.startswith("border") or tint):
                 stripped += 1
                 assert any(k.partition(":")[0] == name for k in kept), (decl, style)
-        # text colours and opaque backgrounds get none: they would not read in both themes
-        decls = style.split(";")
-        for before, decl in itertools.pairwise(decls):
-            name = decl.partition(":")[0]
-            if name == before.partition(":")[0] and ("var(" in decl or "mix(" in decl):
-                assert name.startswith("border") or "transparent" in decl, style
+            # text colours and opaque backgrounds get none: they would not read in both themes
+            if name == "color" or (name == "background" and not tint):
+                assert not any(k.startswith(name + ":") for k in kept), (decl, style)
     assert stripped > 5
     assert "background:rgba(" in html and "border:1px solid #" in html
 
@@ -830,7 +836,9 @@ def test_header_words_and_theme_pills():
     assert "waiting for you: 3" in html and "3 need approval" in html and "1 turn" in html
     assert 'class="llm-elapsed"' in html  # the front end keeps the time running
     line = render.call_line_html(recs[0])
-    assert "var(--jp-ui-font-color1" in line  # pills print the theme's text colour
+    pill_rule = re.search(r"\.llm-pill \{([^}]*)\}", styles.CSS)
+    assert pill_rule is not None and "color: var(--jp-ui-font-color1" in pill_rule[1]
+    assert 'class="llm-pill ' in line  # pills print the theme's text colour (their rule)
     assert 'aria-hidden="true"' in line  # the glyph is decoration
 
 
@@ -977,7 +985,10 @@ def test_kernel_approve_click_mid_run_then_static(kernel):
         )
         assert "waiting for you: 1" in live.header
         opens = [m for m in before if m["msg_type"] == "comm_open"]
-        assert len(opens) == 2  # the timeline and its layout, for the whole run
+        # the kernel's shared front end (module and CSS) opens once, with its first timeline
+        shared = [m for m in opens if "esm" in m["content"]["data"]["state"]]
+        assert len(shared) <= 1
+        assert len(opens) - len(shared) == 2  # the timeline and its layout, for the whole run
         kernel.send(
             live.comm_id, {"type": "decide", "ids": [live.waiting()[0]["id"]], "approved": True}
         )

@@ -10,26 +10,39 @@
 // No build step: a plain ES module. Longer than 500 lines: anywidget loads one module (no build,
 // no relative imports), so the call editor lives here with the rest of the view.
 
-const STORES = new WeakMap();
+// One store per widget, keyed by its `key` trait: anywidget hands each view its own proxy of the
+// model, so a view made again (the display updated when the run ends, the same widget shown
+// twice) finds the store the first view filled. The store lives on globalThis: every view of
+// every run shares it, whichever copy of this module anywidget loaded.
+const STORES = (globalThis.__llmMagicTimelineStores ??= new Map());
+const FORGET_AFTER_MS = 60_000; // a store with no view left is dropped; a later view asks anew
 
-// One store per model: every view of the model reads it, so a late view starts complete.
+// The store of this view's model, and what ends this view's subscription to it. Each view
+// listens through its own proxy (anywidget drops a view's listeners with the view); a patch is
+// taken once, by sequence number, whichever view sees it first. A view that starts on a partial
+// patch, or sees a gap in the sequence, asks Python for the whole state (`snapshot`).
 function storeOf(model) {
-  let store = STORES.get(model);
-  if (store) return store;
-  store = { entries: new Map(), order: [], seq: -1, views: new Set(), collapsed: new Map() };
-  STORES.set(model, store);
+  const key = model.get("key") || "";
+  let store = key ? STORES.get(key) : undefined;
+  if (!store) {
+    store = { entries: new Map(), order: [], seq: -1, views: new Set(), collapsed: new Map() };
+    if (key) STORES.set(key, store);
+  }
+  clearTimeout(store.forget);
   const take = () => {
     const patch = model.get("patch") || {};
     if (typeof patch.seq !== "number" || !Array.isArray(patch.entries)) return;
+    if (patch.seq <= store.seq && !(patch.full && patch.seq > store.fullSeq)) return;
     if (patch.full) {
       store.entries.clear();
       store.order = [];
       if (store.generation !== model.get("generation")) store.collapsed.clear(); // another run
       store.generation = model.get("generation");
-    } else if (patch.seq <= store.seq) {
-      return;
+      store.fullSeq = patch.seq;
+    } else if (patch.seq !== store.seq + 1) {
+      model.send({ type: "snapshot" }); // entries were missed: the whole state follows
     }
-    store.seq = patch.seq;
+    store.seq = Math.max(store.seq, patch.seq);
     const merged = [];
     for (const entry of patch.entries) {
       const old = store.entries.get(entry.id);
@@ -43,7 +56,14 @@ function storeOf(model) {
   };
   model.on("change:patch", take);
   take();
-  return store;
+  const release = (apply) => {
+    model.off("change:patch", take);
+    store.views.delete(apply);
+    if (key && store.views.size === 0) {
+      store.forget = setTimeout(() => STORES.delete(key), FORGET_AFTER_MS);
+    }
+  };
+  return { store, release };
 }
 
 function make(tag, className, text) {
@@ -103,6 +123,45 @@ async function copyText(text) {
   }
 }
 
+// "Insert into a new cell": below the cell that shows this timeline, through the application
+// object where the page exposes it (JupyterLab and Notebook 7 started with
+// --expose-app-in-browser); a widget has no other way to the notebook. Elsewhere: false.
+async function insertCell(el, code) {
+  const app = globalThis.jupyterapp;
+  const panel = app && app.shell && app.shell.currentWidget;
+  const notebook = panel && panel.content;
+  if (!notebook || !Array.isArray(notebook.widgets)) return false;
+  const index = notebook.widgets.findIndex((cell) => cell.node.contains(el));
+  if (index < 0) return false;
+  notebook.activeCellIndex = index;
+  await app.commands.execute("notebook:insert-cell-below");
+  notebook.activeCell.model.sharedModel.setSource(code);
+  return true;
+}
+
+// a code block of an answer: Copy, and Insert into a new cell (or Copy where it cannot)
+function decorateCode(scope) {
+  for (const pre of scope.querySelectorAll("pre")) {
+    const code = pre.textContent.replace(/\n$/, "");
+    const bar = make("div", "llm-code-bar");
+    const flash = (b, label, text) => {
+      b.textContent = text;
+      setTimeout(() => (b.textContent = label), 1500);
+    };
+    const copy = button("llm-code-copy", "Copy", async (b) =>
+      flash(b, "Copy", (await copyText(code)) ? "Copied ✓" : "Copy failed"));
+    const insert = button("llm-code-insert", "Insert into a new cell", async (b) => {
+      if (await insertCell(scope, code)) return flash(b, "Insert into a new cell", "Inserted ✓");
+      const ok = await copyText(code);
+      flash(b, "Insert into a new cell", ok ? "Copied: paste it into a new cell" : "Copy failed");
+    });
+    bar.append(copy, insert);
+    const box = make("div", "llm-code");
+    pre.replaceWith(box);
+    box.append(bar, pre);
+  }
+}
+
 function setToggle(toggle, expanded, showLabel, hideLabel) {
   toggle.setAttribute("aria-expanded", String(expanded));
   toggle.setAttribute("aria-label", expanded ? hideLabel : showLabel);
@@ -120,7 +179,7 @@ function toggleButton() {
 }
 
 function render({ model, el }) {
-  const store = storeOf(model);
+  const { store, release } = storeOf(model);
   const send = (msg) => model.send(msg);
   const root = make("div", "llm-magic-timeline llm-live");
   root.setAttribute("role", "region");
@@ -154,6 +213,8 @@ function render({ model, el }) {
   actions.append(expandAll, done, cancel);
   head.append(info, actions);
   const note = make("div", "llm-note-slot");
+  // the tools always allowed in this session, each with its Revoke
+  const allowedSlot = make("div", "llm-allowed");
   const body = make("div", "llm-body");
   // screen readers hear of a new approval card here; the card itself never takes the focus
   const announce = make("div", "llm-announce");
@@ -161,7 +222,7 @@ function render({ model, el }) {
   announce.setAttribute("role", "status");
   // the runs this view showed before the current one (a re-run stacks below its original)
   const history = make("div", "llm-history");
-  root.append(history, head, note, body, announce);
+  root.append(history, head, allowedSlot, note, body, announce);
   el.appendChild(root);
 
   const views = new Map();
@@ -193,6 +254,22 @@ function render({ model, el }) {
       history.innerHTML = past;
     }
     history.hidden = !past;
+    const allowed = model.get("allowed") || [];
+    if (allowedSlot.dataset.names !== allowed.join("\n")) {
+      allowedSlot.dataset.names = allowed.join("\n");
+      allowedSlot.replaceChildren();
+      if (allowed.length) allowedSlot.append("Always allowed in this session: ");
+      for (const name of allowed) {
+        const chip = make("span", "llm-allowed-tool", name);
+        const revoke = button("llm-revoke", "Revoke", (b) => {
+          b.disabled = true;
+          send({ type: "revoke", tool: name });
+        });
+        revoke.title = `Ask again before each call of ${name}`;
+        chip.append(" ", revoke);
+        allowedSlot.append(chip);
+      }
+    }
     const n = model.get("note") || "";
     if (note.dataset.html !== n) {
       note.dataset.html = n;
@@ -230,6 +307,7 @@ function render({ model, el }) {
         if (text.dataset.html !== e.text) {
           text.dataset.html = e.text;
           text.innerHTML = e.text;
+          decorateCode(text);
         }
         text.hidden = !e.text;
         group.dataset.parallel = e.group ? "yes" : "no";
@@ -271,18 +349,27 @@ function render({ model, el }) {
     const bar = make("div", "llm-approval-actions");
     const reason = make("input", "llm-reason");
     reason.type = "text";
-    reason.placeholder = "Reason (optional, sent to the model); Ctrl+Enter denies";
+    reason.placeholder = "Reason (optional, sent to the model)";
+    reason.title = "Sent to the model with your decision; Ctrl+Enter denies";
     reason.setAttribute("aria-label", `Reason for the decision on ${entry.title}, sent to the model`);
+    // "always allow": this tool's later calls, in any run of this kernel, need no card
+    const always = make("label", "llm-always");
+    const alwaysBox = make("input");
+    alwaysBox.type = "checkbox";
+    always.append(alwaysBox, ` Always allow ${entry.approval.name} in this session`);
+    always.title = "Approve this tool's calls from now on without asking; the header lists it, with Revoke";
     const decide = (approved, ids) => {
       for (const b of bar.querySelectorAll("button")) b.disabled = true;
-      reason.disabled = true;
+      reason.disabled = alwaysBox.disabled = true;
       card.classList.add("llm-sent");
-      send({ type: "decide", ids, approved, reason: reason.value });
+      send({ type: "decide", ids, approved, reason: reason.value, always: approved && alwaysBox.checked });
     };
     const approve = button("llm-approve", "Approve", () => decide(true, [entry.id]));
     const deny = button("llm-deny", "Deny", () => decide(false, [entry.id]));
+    // the group's buttons: on its first card only, once per group
     const all = button("llm-approve-all", "Approve all", () => decide(true, view.batch()));
-    all.hidden = true;
+    const denyAll = button("llm-deny-all", "Deny all", () => decide(false, view.batch()));
+    all.hidden = denyAll.hidden = true;
     // Enter alone decides nothing: keys meant for another cell must never answer the card
     reason.addEventListener("keydown", (event) => {
       if (event.key !== "Enter" || event.isComposing) return;
@@ -290,11 +377,12 @@ function render({ model, el }) {
       event.stopPropagation();
       if (event.ctrlKey || event.metaKey) decide(false, [entry.id]);
     });
-    bar.append(approve, deny, all, reason);
+    bar.append(approve, deny, all, denyAll, reason, always);
     card.append(title, args, bar);
-    card.refreshAll = (n) => {
-      all.hidden = n < 2;
+    card.refreshAll = (n, first) => {
+      all.hidden = denyAll.hidden = n < 2 || !first;
       all.textContent = `Approve all ${n}`;
+      denyAll.textContent = `Deny all ${n}`;
     };
     return card;
   }
@@ -496,8 +584,11 @@ function render({ model, el }) {
     for (const v of views.values()) {
       if (v.kind === "call" && v.card) byParent.set(v.parent, (byParent.get(v.parent) || 0) + 1);
     }
+    const firsts = new Set();
     for (const v of views.values()) {
-      if (v.kind === "call" && v.card) v.card.refreshAll(byParent.get(v.parent) || 0);
+      if (v.kind !== "call" || !v.card) continue;
+      v.card.refreshAll(byParent.get(v.parent) || 0, !firsts.has(v.parent));
+      firsts.add(v.parent);
     }
     for (const v of views.values()) {
       if (v.kind === "turn") {
@@ -547,6 +638,7 @@ function render({ model, el }) {
   model.on("change:note", onHeader);
   model.on("change:editable", onHeader);
   model.on("change:history", onHeader);
+  model.on("change:allowed", onHeader);
 
   const timer = setInterval(() => {
     if (!model.get("running")) return;
@@ -560,13 +652,14 @@ function render({ model, el }) {
 
   return () => {
     clearInterval(timer);
-    store.views.delete(apply);
+    release(apply);
     model.off("change:header", onHeader);
     model.off("change:running", onHeader);
     model.off("change:has_calls", onHeader);
     model.off("change:note", onHeader);
     model.off("change:editable", onHeader);
     model.off("change:history", onHeader);
+    model.off("change:allowed", onHeader);
   };
 }
 

@@ -146,7 +146,13 @@ class Tool:
         )
 
     def spec(self) -> ToolSpec:
-        return ToolSpec(self.name, self.description, self.schema)
+        """What a provider declares; made once per name, description and parameters (a run
+        sends it every turn, and each provider's wire form of it is kept in it)."""
+        key = (self.name, self.description, self.parameters)
+        made = self.__dict__.get("_spec")
+        if made is None or not all(a is b for a, b in zip(made[0], key, strict=True)):
+            made = self.__dict__["_spec"] = (key, ToolSpec(*key[:2], self.schema))
+        return made[1]  # type: ignore[no-any-return]
 
     @classmethod
     def from_function(

@@ -2,9 +2,13 @@
 
 A conversation resends its whole history every turn; the history's messages do not change, so
 their wire forms (parsed tool arguments, parsed results, content blocks) are kept while the
-message lives (a weak reference: the cache never keeps a conversation alive). A message whose
-content was replaced is encoded again: its content is part of the key, and comparing unchanged
-strings is an identity check. Wire forms are shared between requests: nothing may edit them.
+message lives (a weak reference: the cache never keeps a conversation alive). A message is found
+by its identity, and is the same message while its fields hold the same objects: nothing in
+llm_magic edits a message once it is in a history, and one whose content was replaced (a new
+text, a new list of results) is encoded again. The entry holds those field objects, so their
+identities cannot be reused while it lives. Comparing identities costs the same at turn 200 as
+at turn 2, where comparing contents grew with each message's text, arguments and results. Wire
+forms are shared between requests: nothing may edit them.
 """
 
 from __future__ import annotations
@@ -18,14 +22,12 @@ from ..messages import Message
 T = TypeVar("T")
 
 
-def _fingerprint(msg: Message) -> tuple[Any, ...]:
-    return (
-        msg.role,
-        msg.text,
-        tuple((c.id, c.name, c.arguments, id(c.provider_data)) for c in msg.tool_calls),
-        tuple((r.call_id, r.name, r.content, r.is_error) for r in msg.tool_results),
-        id(msg.provider_data),
-    )
+def _fields(msg: Message) -> tuple[Any, ...]:
+    return (msg.role, msg.text, msg.tool_calls, msg.tool_results, msg.provider_data)
+
+
+def _same(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
+    return all(x is y for x, y in zip(a, b, strict=True))
 
 
 class WireCache:
@@ -39,9 +41,9 @@ class WireCache:
     def get(self, msg: Message, kind: str, encode: Callable[[Message], T]) -> T:
         """`encode(msg)`, computed once per message (and `kind` of encoding)."""
         key = (id(msg), kind)
-        fingerprint = _fingerprint(msg)
+        fields = _fields(msg)
         entry = self._entries.get(key)
-        if entry is not None and entry[0]() is msg and entry[1] == fingerprint:
+        if entry is not None and entry[0]() is msg and _same(entry[1], fields):
             return entry[2]  # type: ignore[no-any-return]
         wire = encode(msg)
         entries = self._entries
@@ -49,7 +51,7 @@ class WireCache:
         def forget(_: object, key: tuple[int, str] = key) -> None:
             entries.pop(key, None)
 
-        self._entries[key] = (weakref.ref(msg, forget), fingerprint, wire)
+        self._entries[key] = (weakref.ref(msg, forget), fields, wire)
         return wire
 
 

@@ -17,7 +17,7 @@ from .._sse import SSEEvent
 from ..errors import ProviderError, RefusalError
 from ..messages import Message, ModelRequest, ModelTurn, OutputSchema, ToolCall, Usage
 from ._fields import drop_refused_sampling
-from ._portable import openai_schema, openai_strict_schema, strict_limit
+from ._portable import openai_schema, openai_strict_schema, strict_limit, tool_schema
 from .base import Accumulator, Provider, arguments_object, capped_tokens, expect, new_call_id
 
 PROVIDER = "openai"
@@ -98,7 +98,7 @@ class OpenAIProvider(Provider):
                     "function": {
                         "name": t.name,
                         "description": t.description,
-                        "parameters": openai_schema(t.parameters),
+                        "parameters": tool_schema(t, "openai", openai_schema),
                     },
                 }
                 for t in request.tools

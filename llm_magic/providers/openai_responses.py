@@ -21,7 +21,7 @@ from .. import catalog
 from .._sse import SSEEvent
 from ..errors import ProviderError
 from ..messages import Message, ModelRequest, ModelTurn, ToolCall, Usage
-from ._portable import openai_schema
+from ._portable import openai_schema, tool_schema
 from .base import Accumulator, expect, new_call_id
 from .openai import (
     OpenAIProvider,
@@ -70,7 +70,7 @@ class OpenAIResponsesProvider(OpenAIProvider):
                     "type": "function",
                     "name": t.name,
                     "description": t.description,
-                    "parameters": openai_schema(t.parameters),
+                    "parameters": tool_schema(t, "openai", openai_schema),
                     # Responses makes functions strict unless told; our schemas are not
                     # all strict-shaped, and arguments are validated here either way
                     "strict": False,

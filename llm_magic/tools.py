@@ -152,7 +152,7 @@ class Tool:
         made = self.__dict__.get("_spec")
         if made is None or not all(a is b for a, b in zip(made[0], key, strict=True)):
             made = self.__dict__["_spec"] = (key, ToolSpec(*key[:2], self.schema))
-        return made[1]  # type: ignore[no-any-return]
+        return made[1]
 
     @classmethod
     def from_function(

@@ -75,7 +75,7 @@ def tool_schema(tool: ToolSpec, kind: str, make: Callable[[Node], Node]) -> Node
     made = tool.wire.get(kind)
     if made is None:
         made = tool.wire[kind] = make(tool.parameters)
-    return made  # type: ignore[no-any-return]
+    return made
 
 
 # Keywords strict mode rejects with a 400 ("In context=(), 'oneOf' is not permitted"): outside

@@ -12,6 +12,7 @@ import copy
 import dataclasses
 import datetime as dt
 import enum
+import functools
 import pathlib
 import re
 import types
@@ -531,6 +532,37 @@ def _json_default(value: Any) -> Any:
     return value.value if isinstance(value, enum.Enum) else value
 
 
+def _type_hints(fn: Any) -> dict[str, Any]:
+    """`typing.get_type_hints(fn, include_extras=True)`, cheaper for the usual tool: a plain
+    function whose hints are classes, or strings that evaluate to classes (`from __future__
+    import annotations`). Those strings are evaluated on every call, in the function's globals
+    as `get_type_hints` does, so a class redefined in a later cell is the one found; only their
+    compiled code is kept (compiling was most of the cost). Anything else (a generic, a string
+    that fails or is not a class) is left to `get_type_hints`, errors included."""
+    annotations = getattr(fn, "__annotations__", None)
+    if not isinstance(annotations, dict) or hasattr(fn, "__wrapped__"):
+        return typing.get_type_hints(fn, include_extras=True)
+    namespace = getattr(fn, "__globals__", None)
+    hints: dict[str, Any] = {}
+    for name, value in annotations.items():
+        if isinstance(value, str) and namespace is not None:
+            try:
+                value = eval(_compiled(value), namespace)  # as get_type_hints evaluates it
+            except Exception:
+                return typing.get_type_hints(fn, include_extras=True)
+        if value is None:
+            value = type(None)
+        elif not isinstance(value, type) or isinstance(value, types.GenericAlias):
+            return typing.get_type_hints(fn, include_extras=True)
+        hints[name] = value
+    return hints
+
+
+@functools.lru_cache(maxsize=1024)
+def _compiled(annotation: str) -> types.CodeType:
+    return compile(annotation, "<string>", "eval")  # as typing.ForwardRef compiles it
+
+
 def parameters_from_signature(
     fn: Callable[..., Any], descriptions: Mapping[str, str], tool_name: str
 ) -> Parameters:
@@ -542,7 +574,7 @@ def parameters_from_signature(
     if not (inspect.isfunction(target) or inspect.ismethod(target)):
         target = type(target).__call__
     try:
-        hints = typing.get_type_hints(target, include_extras=True)
+        hints = _type_hints(target)
     except NameError as exc:
         raise ToolDefinitionError(
             f"tool {tool_name!r}: cannot read type hints ({exc}): {_LOCAL_NAMES}"

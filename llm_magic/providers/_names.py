@@ -11,7 +11,7 @@ import dataclasses
 
 from .._tool_names import WIRE_NAME, wire_name, wire_names
 from ..messages import Message, ModelRequest, ModelTurn, ToolSpec
-from ._wire_cache import WireCache, cached
+from ._wire_cache import WireCache
 
 
 class WireNames:
@@ -63,14 +63,16 @@ class WireNames:
 def _history_needs(messages: list[Message], cache: WireCache | None) -> bool:
     """Whether a message of the history names a tool by a name no API takes (a tool since
     renamed); asked once per message, since a history's messages do not change."""
-    return any(
-        cached(cache, m, "names", _message_needs)
-        for m in messages
-        if m.tool_calls or m.tool_results
-    )
+    if cache is None:
+        return any(_needs(m) for m in messages)
+    return bool(cache.encode_all(messages, "names", _needy))
 
 
-def _message_needs(msg: Message) -> bool:
+def _needy(msg: Message) -> list[Message]:
+    return [msg] if _needs(msg) else []
+
+
+def _needs(msg: Message) -> bool:
     return any(not WIRE_NAME.match(c.name) for c in msg.tool_calls) or any(
         not WIRE_NAME.match(r.name) for r in msg.tool_results if r.name
     )

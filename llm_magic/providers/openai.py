@@ -148,8 +148,7 @@ class OpenAIProvider(Provider):
         out: list[dict[str, Any]] = []
         if request.system:
             out.append({"role": "system", "content": request.system})
-        for msg in request.messages:
-            out.extend(self.wire_cache.get(msg, "openai", self._wire))
+        out.extend(self.wire_cache.encode_all(request.messages, "openai", self._wire))
         return out
 
     def _wire(self, msg: Message) -> list[dict[str, Any]]:

@@ -96,10 +96,7 @@ class OpenAIResponsesProvider(OpenAIProvider):
         return info is not None and info.reasoning
 
     def wire_input(self, request: ModelRequest) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
-        for msg in request.messages:
-            out.extend(self.wire_cache.get(msg, "openai-responses", input_items))
-        return out
+        return self.wire_cache.encode_all(request.messages, "openai-responses", input_items)
 
 
 # ---- request building (pure functions) ------------------------------------------------------

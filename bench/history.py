@@ -40,6 +40,28 @@ async def _cpu_block(step: Callable[[], Awaitable[Any]], n: int) -> float:
     return (time.process_time() - c) / n
 
 
+async def _round(
+    magic: Magic, bare: Bare, turns: int, block: int, r: int
+) -> dict[str, tuple[float, float]]:
+    """One round, a new conversation each: per contender, the first block's CPU µs per
+    continuation and the slope in CPU µs per continuation of history."""
+    conversation = magic.model("chain").conversation(tools=[add_one])
+    history: list[dict[str, Any]] = []
+    steps: dict[str, Callable[[], Awaitable[Any]]] = {
+        "llm_magic": lambda: conversation.chain(PROMPT, stream=False),
+        "bare_httpx": lambda: bare.chain(False, history),
+    }
+    xs: list[float] = []
+    ys: dict[str, list[float]] = {name: [] for name in steps}
+    for start in range(0, turns, block):
+        gc.collect()  # between blocks, untimed, as bench/measure.py does
+        order = list(steps) if (start // block + r) % 2 == 0 else list(steps)[::-1]
+        for name in order:
+            ys[name].append(await _cpu_block(steps[name], block))
+        xs.append(start + (block - 1) / 2)
+    return {name: (ys[name][0] * 1e6, slope(xs, ys[name]) * 1e6) for name in steps}
+
+
 async def bench_history(
     server: Server, turns: int, n_rounds: int, block: int = 10
 ) -> dict[str, Any]:
@@ -53,25 +75,9 @@ async def bench_history(
             await bare.chain(False)
         freeze()
         for r in range(n_rounds):
-            conversation = magic.model("chain").conversation(tools=[add_one])
-            history: list[dict[str, Any]] = []
-            steps = {
-                "llm_magic": lambda: conversation.chain(PROMPT, stream=False),
-                "bare_httpx": lambda: bare.chain(False, history),
-            }
-            xs: list[float] = []
-            ys: dict[str, list[float]] = {name: [] for name in steps}
-            for start in range(0, turns, block):
-                gc.collect()  # between blocks, untimed, as bench/measure.py does
-                order = list(steps) if (start // block + r) % 2 == 0 else list(steps)[::-1]
-                for name in order:
-                    ys[name].append(await _cpu_block(steps[name], block))
-                xs.append(start + (block - 1) / 2)
-            for name in steps:
-                slopes[name].append(slope(xs, ys[name]) * 1e6)
-                firsts[name].append(ys[name][0] * 1e6)
-            del conversation, history
-            gc.collect()
+            for name, (first, per_turn) in (await _round(magic, bare, turns, block, r)).items():
+                slopes[name].append(per_turn)
+                firsts[name].append(first)
     finally:
         await magic.aclose()
         await bare.aclose()

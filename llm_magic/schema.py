@@ -17,6 +17,7 @@ import pathlib
 import re
 import types
 import typing
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, Union, get_args, get_origin
 
@@ -569,6 +570,9 @@ def parameters_from_signature(
     """Read a callable's signature and hints (with `Annotated` extras) into `Parameters`."""
     import inspect
 
+    remembered = _remembered(fn, descriptions)
+    if remembered is not None:
+        return remembered
     sig = inspect.signature(fn)
     target = getattr(fn, "func", fn)  # functools.partial
     if not (inspect.isfunction(target) or inspect.ismethod(target)):
@@ -605,4 +609,54 @@ def parameters_from_signature(
             required.add(name)
         else:
             defaults[name] = param.default
-    return Parameters(fields, required, defaults, dict(descriptions))
+    params = Parameters(fields, required, defaults, dict(descriptions))
+    if inspect.isfunction(fn) and all(_plain_hint(hints.get(name)) for name in fields):
+        _PLAIN[fn] = (_plain_key(fn, descriptions), hints, params)
+    return params
+
+
+# A plain function's parameters whose hints are all scalars (str, int, float, bool, None, Any,
+# the date and path types): a tool is read from its function on every run, and what a scalar
+# converts to never changes, so they are kept while the function lives and stay while its code,
+# defaults, annotations and docstring do and its hints evaluate to the very same classes (read
+# again each time: a name bound to something else in a later cell is found). A hint naming
+# any other class (a dataclass, a model, an enum) is read anew every run: the class may have been
+# redefined or reloaded in place.
+_PLAIN: weakref.WeakKeyDictionary[Callable[..., Any], tuple[Any, dict[str, Any], Parameters]]
+_PLAIN = weakref.WeakKeyDictionary()
+
+
+def _plain_hint(hint: Any) -> bool:
+    try:
+        return hint is None or hint in _SCALARS
+    except TypeError:  # an unhashable hint
+        return False
+
+
+def _plain_key(fn: Any, descriptions: Mapping[str, str]) -> tuple[Any, ...]:
+    return (
+        fn.__code__,
+        fn.__defaults__,
+        fn.__kwdefaults__,
+        tuple(fn.__annotations__.items()),
+        getattr(fn, "__signature__", None),
+        getattr(fn, "__wrapped__", None),
+        tuple(descriptions.items()),
+    )
+
+
+def _remembered(fn: Any, descriptions: Mapping[str, str]) -> Parameters | None:
+    """The parameters `_PLAIN` keeps for `fn`, if they still hold (see `_PLAIN`)."""
+    found = _PLAIN.get(fn) if isinstance(fn, types.FunctionType) else None
+    if found is None:
+        return None
+    key, hints, params = found
+    if key != _plain_key(fn, descriptions):
+        return None
+    try:
+        now = _type_hints(fn)
+    except Exception:  # read again the long way, which says what is wrong
+        return None
+    if now.keys() != hints.keys() or any(now[k] is not v for k, v in hints.items()):
+        return None
+    return params

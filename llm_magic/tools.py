@@ -147,12 +147,14 @@ class Tool:
 
     def spec(self) -> ToolSpec:
         """What a provider declares; made once per name, description and parameters (a run
-        sends it every turn, and each provider's wire form of it is kept in it)."""
-        key = (self.name, self.description, self.parameters)
-        made = self.__dict__.get("_spec")
-        if made is None or not all(a is b for a, b in zip(made[0], key, strict=True)):
-            made = self.__dict__["_spec"] = (key, ToolSpec(*key[:2], self.schema))
-        return made[1]
+        sends it every turn, the parameters of a plain function's tool are kept between runs,
+        and each provider's wire form of it is kept in it)."""
+        specs = self.parameters.__dict__.setdefault("_specs", {})
+        key = (self.name, self.description)
+        made: ToolSpec | None = specs.get(key)
+        if made is None:
+            made = specs[key] = ToolSpec(self.name, self.description, self.schema)
+        return made
 
     @classmethod
     def from_function(

@@ -712,3 +712,22 @@ def test_a_tools_spec_is_made_once_and_anew_after_a_change() -> None:
     t.description = "Go elsewhere."
     assert t.spec() is not spec and t.spec().description == "Go elsewhere."
     assert dataclasses.replace(spec, name="go").wire == {}  # a copy keeps no wire form
+
+
+def test_a_plain_functions_parameters_are_kept_and_follow_its_code() -> None:
+    def f(x: int) -> int:
+        """Add."""
+        return x
+
+    def g(y: str, z: int = 2) -> str:
+        """Join."""
+        return y
+
+    assert Tool.from_function(f).parameters is Tool.from_function(f).parameters  # kept
+    # what %autoreload does to a function whose source changed: its code and defaults replaced
+    f.__code__, f.__defaults__, f.__annotations__ = g.__code__, g.__defaults__, g.__annotations__
+    f.__doc__ = "Join.\n\nArgs:\n    y: the text"
+    again = Tool.from_function(f)
+    assert set(again.schema["properties"]) == {"y", "z"}
+    assert again.schema["properties"]["y"] == {"type": "string", "description": "the text"}
+    assert again.spec().parameters == again.schema

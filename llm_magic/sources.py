@@ -29,7 +29,7 @@ class ToolSource(Protocol):
     async def list_tools(self) -> list[Tool]: ...
 
 
-def is_source(item: Any) -> bool:
+def _is_source(item: Any) -> bool:
     """A tool source and not a function: the test `isinstance(item, ToolSource)` makes (an
     attribute `list_tools` that is not None), without the runtime-checked Protocol's cost on
     every item of every run."""
@@ -42,7 +42,7 @@ def split_sources(items: Iterable[Any]) -> tuple[list[Tool], list[ToolSource]]:
     `"server:tool"` and `"server:*"` name tools of MCP servers registered by name.
     """
     items = list(items)
-    sources = [i for i in items if is_source(i)]
+    sources = [i for i in items if _is_source(i)]
     named = [i for i in items if isinstance(i, str) and ":" in i]
     if named:
         from .mcp_registry import named_tools

@@ -71,8 +71,8 @@ class WireCache:
     def encode_all(
         self, messages: Sequence[Message], kind: str, encode: Callable[[Message], list[T]]
     ) -> list[T]:
-        """Every message's `encode(msg)`, one list; the history of the last call in this
-        `kind`, when `messages` begins with it, is not looked at again one by one."""
+        """Every message's `encode(msg)`, in one new list; the history of the last call in
+        this `kind`, when `messages` begins with it, is not looked at again one by one."""
         last = self._sequences.get(kind)
         known = len(last.fields) if last is not None else 0
         if (
@@ -87,7 +87,7 @@ class WireCache:
         for msg in new:
             wire.extend(self.get(msg, kind, encode))
         self._remember(kind, messages, _Sequence(fields + list(map(_fields, new)), wire))
-        return wire
+        return list(wire)  # the caller's own list: what is kept is never edited
 
     def _remember(self, kind: str, messages: Sequence[Message], sequence: _Sequence) -> None:
         """Keep `sequence` while the history's last message lives (a dropped conversation

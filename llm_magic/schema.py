@@ -634,15 +634,26 @@ def _plain_hint(hint: Any) -> bool:
 
 
 def _plain_key(fn: Any, descriptions: Mapping[str, str]) -> tuple[Any, ...]:
+    """What the parameters are read from: objects compared by identity (a default's own `==`
+    may be anything), then the annotations and descriptions, compared by value."""
     return (
-        fn.__code__,
-        fn.__defaults__,
-        fn.__kwdefaults__,
+        (
+            fn.__code__,
+            fn.__defaults__,
+            fn.__kwdefaults__,
+            getattr(fn, "__signature__", None),
+            getattr(fn, "__wrapped__", None),
+        ),
         tuple(fn.__annotations__.items()),
-        getattr(fn, "__signature__", None),
-        getattr(fn, "__wrapped__", None),
         tuple(descriptions.items()),
     )
+
+
+def _same_key(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
+    try:
+        return all(x is y for x, y in zip(a[0], b[0], strict=True)) and a[1:] == b[1:]
+    except Exception:  # an annotation whose `==` fails: read again
+        return False
 
 
 def _remembered(fn: Any, descriptions: Mapping[str, str]) -> Parameters | None:
@@ -651,7 +662,7 @@ def _remembered(fn: Any, descriptions: Mapping[str, str]) -> Parameters | None:
     if found is None:
         return None
     key, hints, params = found
-    if key != _plain_key(fn, descriptions):
+    if not _same_key(key, _plain_key(fn, descriptions)):
         return None
     try:
         now = _type_hints(fn)

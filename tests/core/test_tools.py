@@ -731,3 +731,19 @@ def test_a_plain_functions_parameters_are_kept_and_follow_its_code() -> None:
     assert set(again.schema["properties"]) == {"y", "z"}
     assert again.schema["properties"]["y"] == {"type": "string", "description": "the text"}
     assert again.spec().parameters == again.schema
+
+
+def test_a_default_whose_equality_is_odd_does_not_break_reading_the_tool_again() -> None:
+    class Odd:
+        def __eq__(self, other: object) -> bool:
+            raise ValueError("ambiguous")  # as a numpy array's truth value is
+
+        __hash__ = object.__hash__
+
+    def f(x: int, odd=Odd()) -> int:  # type: ignore[no-untyped-def]
+        """Use it."""
+        return x
+
+    first = Tool.from_function(f)
+    f.__defaults__ = (Odd(),)
+    assert Tool.from_function(f).schema == first.schema

@@ -175,9 +175,13 @@ class Accumulator:
         return message
 
 
-async def hand_chain(turn: Callable[[list[dict[str, Any]]], Any]) -> str:
-    """The chain loop both hand-written contenders share: turn, run the tool inline, repeat."""
-    messages: list[dict[str, Any]] = [{"role": "user", "content": PROMPT}]
+async def hand_chain(
+    turn: Callable[[list[dict[str, Any]]], Any], history: list[dict[str, Any]] | None = None
+) -> str:
+    """The chain loop both hand-written contenders share: turn, run the tool inline, repeat.
+    `history`: a conversation to continue (appended to), else a new one."""
+    messages: list[dict[str, Any]] = [] if history is None else history
+    messages.append({"role": "user", "content": PROMPT})
     while True:
         message = await turn(messages)
         messages.append(message)
@@ -311,8 +315,8 @@ class Bare:
                     acc.feed(line[6:])
         return acc.message()
 
-    async def chain(self, stream: bool) -> str:
-        return await hand_chain(lambda messages: self._turn(messages, stream))
+    async def chain(self, stream: bool, history: list[dict[str, Any]] | None = None) -> str:
+        return await hand_chain(lambda messages: self._turn(messages, stream), history)
 
     async def stream_events(self, mode: str) -> int:
         url = self.server.url(mode) + "/chat/completions"

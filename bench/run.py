@@ -1,5 +1,5 @@
-"""The llm_magic benchmark: overhead, streaming, tool concurrency, many chains, big results,
-start-up and first use, timeline cost, the run log's cost.
+"""The llm_magic benchmark: overhead, streaming, tool concurrency, many chains, long histories,
+big results, start-up and first use, timeline cost, the run log's cost.
 
     python -m bench.run            # the full run (a few minutes)
     python -m bench.run --quick    # tiny counts (the smoke test)
@@ -32,6 +32,7 @@ from typing import Any
 from bench import log_cost, report
 from bench.big_results import bench_big_results
 from bench.contenders import LLM, Bare, Magic, Raw, Server, legacy_bare, setup_llm
+from bench.history import bench_history
 from bench.loops import bench_overhead, bench_streaming, bench_tool_concurrency
 from bench.measure import Ticker
 from bench.scale import bench_many
@@ -50,7 +51,11 @@ class Config:
     parallel: int = 8
     concurrency_rounds: int = 5
     many_chains: int = 1000
+    few_chains: int = 100  # the same at 100 chains at once
     many_rounds: int = 5
+    history_turns: int = 200  # continuations of one conversation per round
+    history_rounds: int = 3
+    history_block: int = 10
     big_results_per_block: int = 20
     startup_repeats: int = 9
     first_use_kernels: int = 5
@@ -67,7 +72,11 @@ QUICK = Config(
     streams=1,
     concurrency_rounds=1,
     many_chains=20,
+    few_chains=10,
     many_rounds=2,
+    history_turns=6,
+    history_rounds=1,
+    history_block=2,
     big_results_per_block=1,
     startup_repeats=1,
     first_use_kernels=1,
@@ -110,6 +119,10 @@ async def bench_async(server: Server, llm: Any, cfg: Config) -> dict[str, Any]:
         gc.unfreeze()
     many = await bench_many(server, cfg.many_chains, cfg.many_rounds, defaults=False)
     gc.unfreeze()
+    few = await bench_many(server, cfg.few_chains, cfg.many_rounds, defaults=False)
+    gc.unfreeze()
+    history = await bench_history(server, cfg.history_turns, cfg.history_rounds, cfg.history_block)
+    gc.unfreeze()
     responsiveness = {
         kind: {name: v["ticker_max_delay_ms"] for name, v in concurrency[kind].items()}
         for kind in ("sync", "async")
@@ -120,6 +133,8 @@ async def bench_async(server: Server, llm: Any, cfg: Config) -> dict[str, Any]:
         "tool_concurrency": concurrency,
         "loop_responsiveness": {"ticker_period_ms": Ticker.PERIOD * 1000, **responsiveness},
         "many_chains": many,
+        "few_chains": few,
+        "history": history,
     }
 
 

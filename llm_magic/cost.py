@@ -25,6 +25,7 @@ import json
 import math
 import sys
 import threading
+import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -86,10 +87,16 @@ def _load() -> None:
 
 
 def _import_prices() -> Any:
-    import genai_prices
-    import genai_prices.data_snapshot
+    global _prices
+    if _prices is None:
+        import genai_prices
+        import genai_prices.data_snapshot
 
-    return genai_prices
+        _prices = genai_prices
+    return _prices
+
+
+_prices: Any = None  # the genai_prices module, once imported
 
 
 def price_source(provider: Provider) -> dict[str, str] | None:
@@ -122,7 +129,7 @@ def price(model: str, usage: Usage, source: dict[str, str] | None) -> Cost:
         return None
     prices = _import_prices()
     # a table updated at run time (genai-prices' auto-update) is another snapshot: asked again
-    key = (id(prices.data_snapshot.get_snapshot()), model, *sorted(source.items()))
+    key = (id(prices.data_snapshot.get_snapshot()), model, *source.items())
     if key in _unknown:
         return None
     tokens = prices.Usage(
@@ -287,6 +294,10 @@ class Ledger:
 ledger = Ledger()
 
 
+_provider_facts: weakref.WeakKeyDictionary[Provider, tuple[dict[str, str] | None, int | None]]
+_provider_facts = weakref.WeakKeyDictionary()
+
+
 class CostMeter:
     """One run's spending: each turn priced (late, once the table has loaded), the total, and
     the budget that caps the next turn's output or stops the run before it.
@@ -299,14 +310,16 @@ class CostMeter:
     def __init__(self, provider: Provider, max_cost: float | None, history_cost: Cost) -> None:
         self.model = provider.model
         self.provider_name = provider.name
-        self.source = price_source(provider)
         self.max_cost = max_cost
-        # the most output the model takes in one request, which a budget's cap never passes
-        self.max_output = (
-            catalog.max_output(provider.name, provider.model)
-            if self.source is not None and "provider_id" in self.source
-            else None
-        )
+        # where the table finds the provider, and the most output the model takes in one
+        # request (which a budget's cap never passes): the same for every run of a provider
+        facts = _provider_facts.get(provider)
+        if facts is None:
+            source = price_source(provider)
+            known = source is not None and "provider_id" in source
+            facts = (source, catalog.max_output(provider.name, provider.model) if known else None)
+            _provider_facts[provider] = facts
+        self.source, self.max_output = facts
         self.cost: Cost = Decimal(0)
         self.history_cost = history_cost  # what the history cost before this run
         self.unpriced: list[int] = []  # steps whose turn is not priced yet

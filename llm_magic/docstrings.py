@@ -6,6 +6,7 @@ and reST (`:param name:`). Anything it does not recognise stays in the summary.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import re
 from dataclasses import dataclass, field
@@ -29,6 +30,14 @@ class Docstring:
 
 
 def parse_docstring(doc: str | None) -> Docstring:
+    """The docstring's summary and parameter descriptions. Parsed once per text: a tool is
+    read from its function on every run, and the parse depends on the text alone."""
+    found = _parsed(doc)
+    return Docstring(found.summary, dict(found.params))
+
+
+@functools.lru_cache(maxsize=512)
+def _parsed(doc: str | None) -> Docstring:
     if not doc:
         return Docstring()
     lines = inspect.cleandoc(doc).splitlines()

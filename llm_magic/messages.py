@@ -98,6 +98,9 @@ class ToolSpec:
     name: str
     description: str
     parameters: dict[str, Any]
+    # Each provider's wire form of `parameters`, made on its first request (a run sends the
+    # same spec every turn); a copy (`dataclasses.replace`) starts empty. Never edited.
+    wire: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
 
 @dataclass

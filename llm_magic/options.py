@@ -294,19 +294,35 @@ def build_options(
 
     others: the caller's own parameter names, suggested and listed along with the options.
     """
-    known = {f.name for f in dataclasses.fields(ChainOptions)}
-    unknown = sorted(set(kwargs) - known)
+    unknown = sorted(set(kwargs) - _OPTION_NAMES)
     if unknown:
         import difflib
 
         name = unknown[0]
-        known |= set(others)
+        known = _OPTION_NAMES | set(others)
         close = difflib.get_close_matches(name, sorted(known), n=2, cutoff=0.6)
         hint = f"; did you mean {' or '.join(close)}?" if close else ""
         raise TypeError(
             f"unknown option {name!r}{hint} (the options are {', '.join(sorted(known))})"
         )
-    return dataclasses.replace(base, **kwargs) if base is not None else ChainOptions(**kwargs)
+    if base is not None:
+        return dataclasses.replace(base, **kwargs)
+    try:  # the same plain keywords, the same frozen options: checked and built once
+        key = tuple((name, type(value), value) for name, value in sorted(kwargs.items()))
+        built = _BUILT.get(key)
+    except TypeError:  # an unhashable value (a dict of model options): built each time
+        return ChainOptions(**kwargs)
+    if built is None:
+        if len(_BUILT) >= _BUILT_MAX:
+            _BUILT.clear()
+        built = _BUILT[key] = ChainOptions(**kwargs)
+    return built
+
+
+_OPTION_NAMES = frozenset(f.name for f in dataclasses.fields(ChainOptions))
+# Options built from keywords alone, by their (name, type, value)s: most runs pass the same few.
+_BUILT: dict[tuple[Any, ...], ChainOptions] = {}
+_BUILT_MAX = 256
 
 
 def normalize_approve(value: Any) -> ApproveSpec:

@@ -12,10 +12,12 @@ import copy
 import dataclasses
 import datetime as dt
 import enum
+import functools
 import pathlib
 import re
 import types
 import typing
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, Union, get_args, get_origin
 
@@ -531,18 +533,52 @@ def _json_default(value: Any) -> Any:
     return value.value if isinstance(value, enum.Enum) else value
 
 
+def _type_hints(fn: Any) -> dict[str, Any]:
+    """`typing.get_type_hints(fn, include_extras=True)`, cheaper for the usual tool: a plain
+    function whose hints are classes, or strings that evaluate to classes (`from __future__
+    import annotations`). Those strings are evaluated on every call, in the function's globals
+    as `get_type_hints` does, so a class redefined in a later cell is the one found; only their
+    compiled code is kept (compiling was most of the cost). Anything else (a generic, a string
+    that fails or is not a class) is left to `get_type_hints`, errors included."""
+    annotations = getattr(fn, "__annotations__", None)
+    if not isinstance(annotations, dict) or hasattr(fn, "__wrapped__"):
+        return typing.get_type_hints(fn, include_extras=True)
+    namespace = getattr(fn, "__globals__", None)
+    hints: dict[str, Any] = {}
+    for name, value in annotations.items():
+        if isinstance(value, str) and namespace is not None:
+            try:
+                value = eval(_compiled(value), namespace)  # as get_type_hints evaluates it
+            except Exception:
+                return typing.get_type_hints(fn, include_extras=True)
+        if value is None:
+            value = type(None)
+        elif not isinstance(value, type) or isinstance(value, types.GenericAlias):
+            return typing.get_type_hints(fn, include_extras=True)
+        hints[name] = value
+    return hints
+
+
+@functools.lru_cache(maxsize=1024)
+def _compiled(annotation: str) -> types.CodeType:
+    return compile(annotation, "<string>", "eval")  # as typing.ForwardRef compiles it
+
+
 def parameters_from_signature(
     fn: Callable[..., Any], descriptions: Mapping[str, str], tool_name: str
 ) -> Parameters:
     """Read a callable's signature and hints (with `Annotated` extras) into `Parameters`."""
     import inspect
 
+    remembered = _remembered(fn, descriptions)
+    if remembered is not None:
+        return remembered
     sig = inspect.signature(fn)
     target = getattr(fn, "func", fn)  # functools.partial
     if not (inspect.isfunction(target) or inspect.ismethod(target)):
         target = type(target).__call__
     try:
-        hints = typing.get_type_hints(target, include_extras=True)
+        hints = _type_hints(target)
     except NameError as exc:
         raise ToolDefinitionError(
             f"tool {tool_name!r}: cannot read type hints ({exc}): {_LOCAL_NAMES}"
@@ -573,4 +609,65 @@ def parameters_from_signature(
             required.add(name)
         else:
             defaults[name] = param.default
-    return Parameters(fields, required, defaults, dict(descriptions))
+    params = Parameters(fields, required, defaults, dict(descriptions))
+    if inspect.isfunction(fn) and all(_plain_hint(hints.get(name)) for name in fields):
+        _PLAIN[fn] = (_plain_key(fn, descriptions), hints, params)
+    return params
+
+
+# A plain function's parameters whose hints are all scalars (str, int, float, bool, None, Any,
+# the date and path types): a tool is read from its function on every run, and what a scalar
+# converts to never changes, so they are kept while the function lives and stay while its code,
+# defaults, annotations and docstring do and its hints evaluate to the very same classes (read
+# again each time: a name bound to something else in a later cell is found). A hint naming
+# any other class (a dataclass, a model, an enum) is read anew every run: the class may have been
+# redefined or reloaded in place.
+_PLAIN: weakref.WeakKeyDictionary[Callable[..., Any], tuple[Any, dict[str, Any], Parameters]]
+_PLAIN = weakref.WeakKeyDictionary()
+
+
+def _plain_hint(hint: Any) -> bool:
+    try:
+        return hint is None or hint in _SCALARS
+    except TypeError:  # an unhashable hint
+        return False
+
+
+def _plain_key(fn: Any, descriptions: Mapping[str, str]) -> tuple[Any, ...]:
+    """What the parameters are read from: objects compared by identity (a default's own `==`
+    may be anything), then the annotations and descriptions, compared by value."""
+    return (
+        (
+            fn.__code__,
+            fn.__defaults__,
+            fn.__kwdefaults__,
+            getattr(fn, "__signature__", None),
+            getattr(fn, "__wrapped__", None),
+        ),
+        tuple(fn.__annotations__.items()),
+        tuple(descriptions.items()),
+    )
+
+
+def _same_key(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
+    try:
+        return all(x is y for x, y in zip(a[0], b[0], strict=True)) and a[1:] == b[1:]
+    except Exception:  # an annotation whose `==` fails: read again
+        return False
+
+
+def _remembered(fn: Any, descriptions: Mapping[str, str]) -> Parameters | None:
+    """The parameters `_PLAIN` keeps for `fn`, if they still hold (see `_PLAIN`)."""
+    found = _PLAIN.get(fn) if isinstance(fn, types.FunctionType) else None
+    if found is None:
+        return None
+    key, hints, params = found
+    if not _same_key(key, _plain_key(fn, descriptions)):
+        return None
+    try:
+        now = _type_hints(fn)
+    except Exception:  # read again the long way, which says what is wrong
+        return None
+    if now.keys() != hints.keys() or any(now[k] is not v for k, v in hints.items()):
+        return None
+    return params

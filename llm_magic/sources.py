@@ -29,13 +29,20 @@ class ToolSource(Protocol):
     async def list_tools(self) -> list[Tool]: ...
 
 
+def _is_source(item: Any) -> bool:
+    """A tool source and not a function: the test `isinstance(item, ToolSource)` makes (an
+    attribute `list_tools` that is not None), without the runtime-checked Protocol's cost on
+    every item of every run."""
+    return getattr(item, "list_tools", None) is not None and not callable(item)
+
+
 def split_sources(items: Iterable[Any]) -> tuple[list[Tool], list[ToolSource]]:
     """The tools of `items` (see `to_tools`) and the tool sources among them, apart.
 
     `"server:tool"` and `"server:*"` name tools of MCP servers registered by name.
     """
     items = list(items)
-    sources = [i for i in items if isinstance(i, ToolSource) and not callable(i)]
+    sources = [i for i in items if _is_source(i)]
     named = [i for i in items if isinstance(i, str) and ":" in i]
     if named:
         from .mcp_registry import named_tools

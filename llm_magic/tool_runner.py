@@ -95,6 +95,10 @@ class ToolRunner:
             rec.ended_at = time.monotonic()
             self.emit(ev.ToolCallFinished(rec))
         semaphore = asyncio.Semaphore(max(1, self.options.max_concurrency))
+        if len(batch) == 1 and budget >= 1:  # one call: awaited here, no task and group for it
+            await self._run_one(batch[0], semaphore)
+            self.commit()
+            return batch
         try:
             async with asyncio.TaskGroup() as group:
                 for i, rec in enumerate(batch):

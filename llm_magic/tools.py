@@ -146,7 +146,15 @@ class Tool:
         )
 
     def spec(self) -> ToolSpec:
-        return ToolSpec(self.name, self.description, self.schema)
+        """What a provider declares; made once per name, description and parameters (a run
+        sends it every turn, the parameters of a plain function's tool are kept between runs,
+        and each provider's wire form of it is kept in it)."""
+        specs = self.parameters.__dict__.setdefault("_specs", {})
+        key = (self.name, self.description)
+        made: ToolSpec | None = specs.get(key)
+        if made is None:
+            made = specs[key] = ToolSpec(self.name, self.description, self.schema)
+        return made
 
     @classmethod
     def from_function(

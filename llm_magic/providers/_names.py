@@ -11,6 +11,7 @@ import dataclasses
 
 from .._tool_names import WIRE_NAME, wire_name, wire_names
 from ..messages import Message, ModelRequest, ModelTurn, ToolSpec
+from ._wire_cache import WireCache
 
 
 class WireNames:
@@ -21,8 +22,9 @@ class WireNames:
         self.back = {wire: name for name, wire in self.forward.items()}
         self.needed = any(wire != name for wire, name in self.back.items())
 
-    def encode(self, request: ModelRequest) -> ModelRequest:
-        if not self.needed and not _history_needs(request.messages):
+    def encode(self, request: ModelRequest, cache: WireCache | None = None) -> ModelRequest:
+        """The request with wire names; `cache` remembers which history messages need none."""
+        if not self.needed and not _history_needs(request.messages, cache):
             return request
         choice = request.tool_choice
         if choice not in (None, "auto", "none", "required"):
@@ -58,7 +60,19 @@ class WireNames:
         )
 
 
-def _history_needs(messages: list[Message]) -> bool:
-    return any(not WIRE_NAME.match(c.name) for m in messages for c in m.tool_calls) or any(
-        not WIRE_NAME.match(r.name) for m in messages for r in m.tool_results if r.name
+def _history_needs(messages: list[Message], cache: WireCache | None) -> bool:
+    """Whether a message of the history names a tool by a name no API takes (a tool since
+    renamed); asked once per message, since a history's messages do not change."""
+    if cache is None:
+        return any(_needs(m) for m in messages)
+    return bool(cache.encode_all(messages, "names", _needy))
+
+
+def _needy(msg: Message) -> list[Message]:
+    return [msg] if _needs(msg) else []
+
+
+def _needs(msg: Message) -> bool:
+    return any(not WIRE_NAME.match(c.name) for c in msg.tool_calls) or any(
+        not WIRE_NAME.match(r.name) for r in msg.tool_results if r.name
     )

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from .._schema_refs import inline_root_ref
+from ..messages import ToolSpec
 from ._schema import note
 
 Node = dict[str, Any]
@@ -66,6 +67,15 @@ def _array_items(node: Node) -> Node:
 def openai_schema(schema: Node) -> Node:
     """The schema as OpenAI accepts it (function `parameters`)."""
     return _walk(inline_root_ref(schema), _array_items)  # type: ignore[no-any-return]
+
+
+def tool_schema(tool: ToolSpec, kind: str, make: Callable[[Node], Node]) -> Node:
+    """`make(tool.parameters)`, made once per tool and `kind` of wire form: a run declares the
+    same tools on every turn, and a tool's schema does not change."""
+    made = tool.wire.get(kind)
+    if made is None:
+        made = tool.wire[kind] = make(tool.parameters)
+    return made
 
 
 # Keywords strict mode rejects with a 400 ("In context=(), 'oneOf' is not permitted"): outside

@@ -163,7 +163,9 @@ class Provider(ABC):
         names = WireNames(request.tools)
         with self.http.redacting():
             try:
-                turn = await self.send(names.encode(self.final_form(request)), on_text)
+                turn = await self.send(
+                    names.encode(self.final_form(request), self.wire_cache), on_text
+                )
             except ProviderError as exc:
                 if not _model_missing(exc, self.model):
                     raise

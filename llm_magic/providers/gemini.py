@@ -27,7 +27,7 @@ from ..messages import (
     Usage,
 )
 from ._fields import THINKING_BUDGETS
-from ._portable import gemini_json_schema
+from ._portable import gemini_json_schema, tool_schema
 from ._schema import translate_schema
 from ._wire_cache import WireCache, cached
 from .base import Accumulator as BaseAccumulator
@@ -174,14 +174,16 @@ class GeminiGenerateContentAdapter(Provider):
         if not schema.get("properties") and not schema.get("$ref"):
             return decl  # no arguments: Gemini rejects an OBJECT without properties here
         if self.schema_format == "json_schema":
-            decl["parametersJsonSchema"] = gemini_json_schema(schema)
+            decl["parametersJsonSchema"] = tool_schema(tool, "gemini", gemini_json_schema)
             return decl
         try:
-            decl["parameters"] = translate_schema(schema, tool.name)
+            decl["parameters"] = tool_schema(
+                tool, "gemini-parameters", lambda s: translate_schema(s, tool.name)
+            )
         except ToolDefinitionError:
             if self.schema_format == "parameters":
                 raise
-            decl["parametersJsonSchema"] = gemini_json_schema(schema)
+            decl["parametersJsonSchema"] = tool_schema(tool, "gemini", gemini_json_schema)
         return decl
 
 

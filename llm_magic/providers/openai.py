@@ -18,7 +18,7 @@ from ..errors import ProviderError, RefusalError
 from ..media import Media, MediaPolicy
 from ..messages import Message, ModelRequest, ModelTurn, OutputSchema, ToolCall, Usage
 from ._fields import drop_refused_sampling
-from ._portable import openai_schema, openai_strict_schema, strict_limit
+from ._portable import openai_schema, openai_strict_schema, strict_limit, tool_schema
 from .base import (
     Accumulator,
     Provider,
@@ -107,7 +107,7 @@ class OpenAIChatAdapter(Provider):
                     "function": {
                         "name": t.name,
                         "description": t.description,
-                        "parameters": openai_schema(t.parameters),
+                        "parameters": tool_schema(t, "openai", openai_schema),
                     },
                 }
                 for t in request.tools
@@ -157,8 +157,7 @@ class OpenAIChatAdapter(Provider):
         out: list[dict[str, Any]] = []
         if request.system:
             out.append({"role": "system", "content": request.system})
-        for msg in request.messages:
-            out.extend(self.wire_cache.get(msg, "openai", self._wire))
+        out.extend(self.wire_cache.encode_all(request.messages, "openai", self._wire))
         return out
 
     def _wire(self, msg: Message) -> list[dict[str, Any]]:

@@ -22,7 +22,7 @@ from .._sse import SSEEvent
 from ..errors import ProviderError
 from ..media import Media
 from ..messages import Message, ModelRequest, ModelTurn, ToolCall, ToolResult, Usage
-from ._portable import openai_schema
+from ._portable import openai_schema, tool_schema
 from .base import Accumulator, expect, new_call_id
 from .openai import (
     OpenAIChatAdapter,
@@ -73,7 +73,7 @@ class OpenAIResponsesAdapter(OpenAIChatAdapter):
                     "type": "function",
                     "name": t.name,
                     "description": t.description,
-                    "parameters": openai_schema(t.parameters),
+                    "parameters": tool_schema(t, "openai", openai_schema),
                     # Responses makes functions strict unless told; our schemas are not
                     # all strict-shaped, and arguments are validated here either way
                     "strict": False,
@@ -99,10 +99,7 @@ class OpenAIResponsesAdapter(OpenAIChatAdapter):
         return info is not None and info.reasoning
 
     def wire_input(self, request: ModelRequest) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
-        for msg in request.messages:
-            out.extend(self.wire_cache.get(msg, "openai-responses", input_items))
-        return out
+        return self.wire_cache.encode_all(request.messages, "openai-responses", input_items)
 
 
 # ---- request building (pure functions) ------------------------------------------------------

@@ -663,3 +663,87 @@ def test_dataframe_is_cut_while_serialising() -> None:
     # what to_json refuses (duplicate column names) still gets the repr
     twice = pd.DataFrame([[1, 2]], columns=["a", "a"])
     assert serialize_result(twice) == (repr(twice), False)
+
+
+@dataclasses.dataclass
+class Place:
+    """A class a tool's hint names (a string hint, as `from __future__ import annotations` makes)."""
+
+    x: int
+
+
+def _uses_place(where: Place, count: int = 1, note: str | None = None) -> None:
+    """Go somewhere."""
+
+
+def test_string_hints_read_like_get_type_hints_and_find_a_redefined_class(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import typing
+
+    from llm_magic.schema import _type_hints
+
+    for fn in (_uses_place, Place.__init__, test_defaults, lambda a, b=2: None):
+        assert _type_hints(fn) == typing.get_type_hints(fn, include_extras=True), fn
+    first = Tool.from_function(_uses_place).schema
+
+    @dataclasses.dataclass
+    class Redefined:  # a later cell defines the class again, under the same name
+        y: str
+
+    monkeypatch.setitem(globals(), "Place", Redefined)
+    assert _type_hints(_uses_place)["where"] is Redefined
+    again = Tool.from_function(_uses_place).schema  # read anew, not from a cache
+    assert again != first and "y" in json.dumps(again) and '"x"' not in json.dumps(again)
+
+
+def test_a_hint_naming_nothing_still_says_which_tool() -> None:
+    def broken(x: Missing) -> None:  # type: ignore[name-defined]  # noqa: F821
+        """Uses a name defined nowhere."""
+
+    with pytest.raises(ToolDefinitionError, match="broken"):
+        Tool.from_function(broken)
+
+
+def test_a_tools_spec_is_made_once_and_anew_after_a_change() -> None:
+    t = Tool.from_function(_uses_place)
+    spec = t.spec()
+    assert t.spec() is spec  # a run sends it every turn
+    t.description = "Go elsewhere."
+    assert t.spec() is not spec and t.spec().description == "Go elsewhere."
+    assert dataclasses.replace(spec, name="go").wire == {}  # a copy keeps no wire form
+
+
+def test_a_plain_functions_parameters_are_kept_and_follow_its_code() -> None:
+    def f(x: int) -> int:
+        """Add."""
+        return x
+
+    def g(y: str, z: int = 2) -> str:
+        """Join."""
+        return y
+
+    assert Tool.from_function(f).parameters is Tool.from_function(f).parameters  # kept
+    # what %autoreload does to a function whose source changed: its code and defaults replaced
+    f.__code__, f.__defaults__, f.__annotations__ = g.__code__, g.__defaults__, g.__annotations__
+    f.__doc__ = "Join.\n\nArgs:\n    y: the text"
+    again = Tool.from_function(f)
+    assert set(again.schema["properties"]) == {"y", "z"}
+    assert again.schema["properties"]["y"] == {"type": "string", "description": "the text"}
+    assert again.spec().parameters == again.schema
+
+
+def test_a_default_whose_equality_is_odd_does_not_break_reading_the_tool_again() -> None:
+    class Odd:
+        def __eq__(self, other: object) -> bool:
+            raise ValueError("ambiguous")  # as a numpy array's truth value is
+
+        __hash__ = object.__hash__
+
+    def f(x: int, odd=Odd()) -> int:  # type: ignore[no-untyped-def]
+        """Use it."""
+        return x
+
+    first = Tool.from_function(f)
+    f.__defaults__ = (Odd(),)
+    assert Tool.from_function(f).schema == first.schema

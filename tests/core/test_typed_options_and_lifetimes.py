@@ -436,3 +436,18 @@ async def test_leaving_the_event_loop_early_leaves_the_run_going(
     assert result.status == "done" and result.text == "3"
     assert [e.type for e in run.events][-1] == "run_finished"
     await model.aclose()
+
+
+def test_options_from_the_same_keywords_are_checked_as_before() -> None:
+    from llm_magic.options import build_options
+
+    assert build_options(stream=False) == build_options(stream=False) == ChainOptions(stream=False)
+    with pytest.raises(TypeError, match="stream"):
+        build_options(stream=0)  # equal to False, and still refused
+    with pytest.raises(TypeError, match="unknown option 'strem'"):
+        build_options(strem=False)
+    given = {"temperature": 0.5}
+    built = build_options(model_options=given)  # a dict: built each time, never shared
+    given["temperature"] = 1.0
+    assert built.model_options == {"temperature": 0.5}
+    assert build_options(approve=["a"]).approve == frozenset({"a"})

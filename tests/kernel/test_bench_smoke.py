@@ -36,6 +36,8 @@ def test_bench_quick_writes_every_section(tmp_path: Path) -> None:
         "tool_concurrency",
         "loop_responsiveness",
         "many_chains",
+        "few_chains",
+        "history",
         "big_results",
         "startup",
         "first_use",
@@ -72,6 +74,9 @@ def test_bench_quick_writes_every_section(tmp_path: Path) -> None:
         assert ordered(many[name]["chains_per_s"]) and "connections_opened" in many[name]
     assert many["limits"]["max_keepalive_connections"] == many["limits"]["max_connections"]
     assert 0 < many["llm_magic"]["most_in_flight"] <= many["limits"]["in_flight"]
+    for name in ("llm_magic", "bare_httpx"):
+        assert "cpu_us_per_turn_of_history" in data["history"][name]
+    assert data["history"]["bare_httpx"]["slope_ratio_to_bare"]["median"] == 1.0
     frame = data["big_results"].get("dataframe_10k_cells")
     assert frame is None or ordered(frame["llm_magic"]["ms"])
     assert "import_llm_magic_ms" in data["startup"] and data["startup"]["import_ipython_ms"]
@@ -93,6 +98,6 @@ def test_bench_quick_writes_every_section(tmp_path: Path) -> None:
     assert "run log: one run's write" in proc.stdout
     goals = [f for f in data["floors"] if f["target"] != "information"]
     info = [f for f in data["floors"] if f["target"] == "information"]
-    assert len(goals) == 14 and len(info) == 4
+    assert len(goals) == 15 and len(info) == 6
     assert all(f["met"] is None and f["value"] is not None for f in info), info
     assert "floors (llm_magic):" in proc.stdout

@@ -59,3 +59,43 @@ def test_a_changed_message_is_encoded_again_and_dead_ones_are_forgotten(kind: st
     del history, body
     gc.collect()
     assert len(provider.wire_cache) == 0
+
+
+def test_encode_all_encodes_only_what_follows_the_last_history_and_stays_right() -> None:
+    from llm_magic.providers._wire_cache import WireCache
+
+    cache, encoded = WireCache(), []
+
+    def encode(msg: Message) -> list[str]:
+        encoded.append(msg)
+        return [msg.text]
+
+    history = [Message("user", "a"), Message("assistant", "b")]
+    assert cache.encode_all(list(history), "k", encode) == ["a", "b"]
+    history.append(Message("user", "c"))
+    encoded.clear()
+    assert cache.encode_all(list(history), "k", encode) == ["a", "b", "c"]
+    assert encoded == [history[2]]  # a continuation: only the new message
+    history[0] = Message("user", "A")  # a message replaced mid-history
+    history[1].text = "B"  # a field replaced in place
+    assert cache.encode_all(list(history), "k", encode) == ["A", "B", "c"]
+    other = [Message("user", "x")]  # another conversation on the same provider
+    assert cache.encode_all(other, "k", encode) == ["x"]
+    assert cache.encode_all(history[:2], "k", encode) == ["A", "B"]  # a shorter one (a fork)
+    assert cache.encode_all([], "k", encode) == []
+
+
+def test_a_long_history_is_not_encoded_again_per_request() -> None:
+    provider = PROVIDERS["openai"]()
+    history = [Message("user", "go")]
+    for n in range(50):
+        history += step(n)
+    provider.build_body(ModelRequest(list(history), [SPEC]))
+    history += step(50)
+    calls = []
+    wire = provider._wire
+    provider._wire = lambda m: calls.append(m) or wire(m)  # type: ignore[method-assign]
+    body = provider.build_body(ModelRequest(list(history), [SPEC]))
+    assert calls == history[-2:]
+    fresh = PROVIDERS["openai"]().build_body(ModelRequest(history, [SPEC]))
+    assert json.dumps(body) == json.dumps(fresh)

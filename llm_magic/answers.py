@@ -100,6 +100,19 @@ class _WholeValue(Parameters):
             raise ToolArgumentsError(f"{type(exc).__name__}: {exc}") from None
 
 
+def for_run(
+    output_type: type[Any] | None, native: bool, tools: dict[str, Tool]
+) -> TypedAnswer | None:
+    """The run's expected answer, if it asks for one; without native structured output, its
+    final tool joins `tools` (the model answers by calling it)."""
+    if output_type is None:
+        return None
+    answer = TypedAnswer(output_type, native=native)
+    if not answer.native:
+        tools[FINAL_TOOL] = answer.tool(tools)
+    return answer
+
+
 class TypedAnswer:
     """One run's expected answer: how it is asked for (`native`: the provider's structured
     output; else the final tool), and what came of it."""

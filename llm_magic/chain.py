@@ -29,14 +29,14 @@ from collections.abc import AsyncIterator, Collection, Generator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
+from . import answers, views
 from . import events as ev
-from . import views
 from ._approver import Approver, running_loop
 from ._broadcast import Broadcast, Subscriber
 from ._loop import CallerThread
-from .answers import FINAL_TOOL, TypedAnswer, answer_choice
+from .answers import TypedAnswer, answer_choice
 from .cost import Cost, CostMeter
-from .media import MediaPolicy, attachment
+from .media import MediaPolicy, attachments
 from .messages import FINAL_TURN_INSTRUCTION, Message, ModelRequest, ModelTurn, Usage
 from .options import ChainOptions
 from .records import ToolCallRecord
@@ -90,13 +90,7 @@ class ChainRun:
         self.options = options
         self.state = RunState(tools={t.name: t for t in tools})
         self.sources = list(sources)  # their tools join `self.tools` when the run starts
-        self.answer = (
-            TypedAnswer(options.output_type, native=provider.native_output)
-            if options.output_type
-            else None
-        )
-        if self.answer is not None and not self.answer.native:
-            self.tools[FINAL_TOOL] = self.answer.tool(self.tools)
+        self.answer = answers.for_run(options.output_type, provider.native_output, self.tools)
         self.resume = resume  # a branch: the calls to answer before the first model turn
         self.branched_from: BranchPoint | None = resume.point if resume is not None else None
         self.meter = CostMeter(provider, options.max_cost, conversation.cost)
@@ -106,9 +100,7 @@ class ChainRun:
         self.caller = caller
         media = MediaPolicy.of(provider)
         # the prompt's images and files as sent (a bad one raises here, before anything runs)
-        self.attachments, self.omitted = media.fit(
-            [attachment(a) for a in options.attachments], refuse=True
-        )
+        self.attachments, self.omitted = media.fit(attachments(options.attachments), refuse=True)
         self.runner = ToolRunner(
             self.state, options, conversation, self.broadcast.emit, self.approver, caller, media
         )

@@ -7,7 +7,7 @@ Chromium through Playwright, the loopback OpenAI server).
 * In a view still live after its run (`%llm_edit --live`), a re-run's Cancel is enabled while
   the re-run runs, and clicking it stops the re-run.
 
-Screenshots go to artifacts/<test name>/.
+Each runs light at 700 px and dark at 1,600 px; screenshots go to artifacts/<test name>/.
 """
 
 from __future__ import annotations
@@ -52,17 +52,22 @@ APPROVE_CHAIN = (
 )
 WEATHER_CHAIN = "%%llm_chain -m openai-chat:gpt-4.1-mini -t get_weather -o r\nWeather in Paris?"
 # the source of the notebook's cell `i`, as JupyterLab's model holds it
+# light at 700 px and dark at 1,600 px: both themes and both widths, each test twice
+THEMES_AND_WIDTHS = pytest.mark.parametrize(("theme", "width"), [("light", 700), ("dark", 1600)])
 CELL_SOURCE = """(i) => window.jupyterapp.shell.currentWidget.content.widgets[i].model.sharedModel
   .getSource()"""
 
 
+@THEMES_AND_WIDTHS
 def test_a_card_that_appears_while_typing_in_another_cell_takes_no_keys(
     jupyter: tuple[str, Path],  # noqa: F811  (the fixtures of tests/browser/test_browser.py)
     page: Any,  # noqa: F811
+    width: int,
     request: pytest.FixtureRequest,
 ) -> None:
     url, root = jupyter
     shots = _artifacts(request)
+    page.set_viewport_size({"width": width, "height": 1200})
     script = [  # the card appears a few seconds after the run starts, mid-typing
         Reply(calls=[Call("delete_rows", {"table": "accounts"})], delay=3.0),
         Reply(text="Cleaned."),
@@ -109,13 +114,16 @@ def test_a_card_that_appears_while_typing_in_another_cell_takes_no_keys(
         assert server.failures == [] and server.pending == 0
 
 
+@THEMES_AND_WIDTHS
 def test_a_re_runs_cancel_in_a_live_view_stops_it(
     jupyter: tuple[str, Path],  # noqa: F811
     page: Any,  # noqa: F811
+    width: int,
     request: pytest.FixtureRequest,
 ) -> None:
     url, root = jupyter
     shots = _artifacts(request)
+    page.set_viewport_size({"width": width, "height": 1200})
     script = [
         Reply(calls=[Call("get_weather", {"city": "Paris"})]),
         Reply(text="Paris is 14 degrees."),

@@ -122,7 +122,10 @@ def test_the_image_the_model_saw_shows_live_and_saved(tmp_path: Path, page: Any,
         page.evaluate(APP_READY)
         reopened = page.locator(".llm-magic-timeline.llm-static").first
         reopened.wait_for()
-        assert page.locator(".llm-attachments summary img.llm-media").count() == 1
+        # the second cell's output may come after the first one's: wait for it, then count
+        attached = page.locator(".llm-attachments summary img.llm-media")
+        attached.first.wait_for(state="attached")
+        assert attached.count() == 1
         saved = reopened.locator("details.llm-call summary img.llm-media")
         saved.wait_for()
         page.wait_for_function(

@@ -235,11 +235,14 @@ def test_a_live_view_saved_reopens_as_its_static_timeline(
     timeline = page.locator(".llm-magic-timeline.llm-static", has_text=ANSWER)
     call = timeline.locator("details.llm-call", has_text="Oslo")
     call.locator("summary").click()
-    copy = call.locator("button.llm-static-copy", has_text="Copy arguments")
+    # the button held before the click: once copied, its text no longer says "Copy ..."
+    copy = call.locator("button.llm-static-copy", has_text="Copy arguments").element_handle()
     copy.click()
-    page.wait_for_function("el => el.textContent === 'Copied ✓'", arg=copy.element_handle())
+    page.wait_for_function("el => el.textContent === 'Copied ✓'", arg=copy)
     assert json.loads(page.evaluate("() => navigator.clipboard.readText()")) == {"city": "Oslo"}
-    answer = timeline.locator("button.llm-static-copy", has_text="Copy answer").last
+    answer = timeline.locator(
+        "button.llm-static-copy", has_text="Copy answer"
+    ).last.element_handle()
     answer.click()
-    page.wait_for_function("el => el.textContent === 'Copied ✓'", arg=answer.element_handle())
+    page.wait_for_function("el => el.textContent === 'Copied ✓'", arg=answer)
     assert page.evaluate("() => navigator.clipboard.readText()").strip() == ANSWER

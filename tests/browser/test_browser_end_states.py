@@ -1,8 +1,8 @@
 """End states in a real browser (JupyterLab, headless Debian Chromium through Playwright, the
-loopback OpenAI server), light and dark: a run stopped by its budget says why it has no answer
-under the timeline, and its dollar figures read as written (JupyterLab typesets `$...$` in HTML
-outputs as TeX unless told not to); a cut stream shows its tokens and cost as unknown.
-Screenshots go to artifacts/<test name>/.
+loopback OpenAI server), light and dark, 700 and 1600 px wide: a run stopped by its budget says
+why it has no answer under the timeline, and its dollar figures read as written (JupyterLab
+typesets `$...$` in HTML outputs as TeX unless told not to); a cut stream shows its tokens and
+cost as unknown. Screenshots go to artifacts/<test name>/.
 """
 
 from __future__ import annotations
@@ -36,13 +36,16 @@ run.cancel("cancelled by the user")
 story = await task"""
 
 
+@pytest.mark.parametrize("width", [700, 1600])
 def test_a_budget_stop_and_a_cut_stream_say_what_happened(
     jupyter: tuple[str, Path],  # noqa: F811  (the fixtures of tests/browser/test_browser.py)
     page: Any,  # noqa: F811
+    width: int,
     request: pytest.FixtureRequest,
 ) -> None:
     url, root = jupyter
     shots = _artifacts(request)
+    page.set_viewport_size({"width": width, "height": 1200})
     first = Reply(text="Let me look.", calls=[Call("get_weather", {"city": "Paris"})])
     first.usage = (2000, 50)  # more than the budget leaves for a second turn
     story = Reply(text=" ".join(f"word{i}" for i in range(600)), chunk_delay=0.01)

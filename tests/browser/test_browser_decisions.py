@@ -6,6 +6,8 @@ Chromium through Playwright, the loopback OpenAI server).
   decided until a button is pressed.
 * In a view still live after its run (`%llm_edit --live`), a re-run's Cancel is enabled while
   the re-run runs, and clicking it stops the re-run.
+* A sync tool cancelled while it runs in its thread: its row says the function goes on, then
+  shows its late result.
 
 Each runs light at 700 px and dark at 1,600 px; screenshots go to artifacts/<test name>/.
 """
@@ -152,3 +154,55 @@ def test_a_re_runs_cancel_in_a_live_view_stops_it(
         assert view.locator('.llm-call[data-status="cancelled"]').count() == 1
         view.screenshot(path=str(shots / "cancelled.png"))
         assert server.failures == []
+
+
+SLOW_SETUP = '''\
+%load_ext llm_magic
+import os, time
+os.environ["OPENAI_API_KEY"] = {api_key!r}
+os.environ["OPENAI_BASE_URL"] = {base_url!r}
+
+def delete_rows(table: str) -> str:
+    """Delete the stale rows of a table."""
+    time.sleep(6)  # still at work in its thread when the user cancels
+    return "deleted 3 rows of " + table
+'''
+SLOW_CHAIN = "%%llm_chain -m openai-chat:gpt-4.1-mini -t delete_rows\nClean accounts"
+
+
+@THEMES_AND_WIDTHS
+def test_a_cancelled_sync_tool_says_it_runs_on_then_shows_its_late_result(
+    jupyter: tuple[str, Path],  # noqa: F811
+    page: Any,  # noqa: F811
+    width: int,
+    request: pytest.FixtureRequest,
+) -> None:
+    """Cancel while a sync tool runs in its thread: the row says the function goes on (not just
+    "cancelled"), and when the thread ends the saved timeline shows its late result in the same
+    row."""
+    url, root = jupyter
+    shots = _artifacts(request)
+    page.set_viewport_size({"width": width, "height": 1200})
+    with OpenAIServer([Reply(calls=[Call("delete_rows", {"table": "accounts"})])]) as server:
+        setup = SLOW_SETUP.format(api_key=server.api_key, base_url=server.base_url)
+        (root / "thread.ipynb").write_text(json.dumps(notebook_of(setup, SLOW_CHAIN, AFTER)))
+        _open_and_run(page, url, "lab", "thread.ipynb")
+        live = page.locator(".llm-magic-timeline.llm-live")
+        live.locator('.llm-call[data-status="running"]').wait_for()
+        live.locator("button.llm-cancel").click()
+        output = page.locator(".jp-Cell").nth(1).locator(".jp-OutputArea")
+        running = output.locator(
+            ".llm-magic-timeline.llm-static",
+            has_text="`delete_rows` is still running in its thread",
+        )
+        running.wait_for(timeout=15_000)
+        assert running.locator(".llm-call").count() == 1
+        running.screenshot(path=str(shots / "running.png"))
+        late = output.locator(
+            ".llm-magic-timeline.llm-static", has_text="deleted 3 rows of accounts"
+        )
+        late.wait_for(timeout=30_000)
+        assert "returned later in its thread" in late.inner_text()
+        assert late.locator(".llm-call").count() == 1  # the same row, not a new one
+        late.screenshot(path=str(shots / "late.png"))
+        assert server.failures == [] and server.pending == 0

@@ -29,14 +29,15 @@ from typing import TYPE_CHECKING, Any
 from .. import events as ev
 from ..options import Approval
 from ..records import ToolCallRecord
-from . import always_allow, saved_copy
+from . import always_allow
 from . import render as R
-from .branch_view import branch_title_html, stack_html
+from .approval_cards import ApprovalCards
 from .cell_value import mark_shown
 from .entries import Entries
-from .highlight import code_arguments
+from .outputs import Outputs
 from .reducer import HEAD, RunState, apply, show_branch
-from .terminal import TerminalApprover, TextView
+from .run_stack import RunStack
+from .terminal import TextView
 
 if TYPE_CHECKING:
     from ..chain import ChainRun
@@ -116,41 +117,44 @@ class Timeline:
         on_edit: what an Edit & re-run click does (`editing.rerun_clicked`); injected, so the
         timeline knows nothing of how a re-run is made."""
         self.on_edit = on_edit
-        self._run = run
+        self.run = run
         self.static_after_run = static_after_run
         self.state = RunState(model=model)
         self._loop = _running_loop()
         self._mode = "none"  # "widget" | "text" | "none"
         self._widget: TimelineWidget | None = None
         self._text: TextView | None = None
-        self._handle: Any = None
-        self._copy: Any = None  # the saved copy's display, for a view that outlives its run
-        self._approvals: dict[str, asyncio.Future[Approval]] = {}
-        self.entries = Entries(self.state, self._approvals.keys(), self._code_arguments)
+        self.outputs = Outputs(self._static_bundle)
+        self.cards = ApprovalCards(self)
+        self.entries = Entries(self.state, self.cards.pending.keys(), self.cards.code_arguments)
         self._dirty: set[str] = set()
         self._flush_timer: asyncio.TimerHandle | None = None
         self._last_flush = 0.0
-        self._closed = False
         self.flushes = 0  # how many flushes reached the widget (tests, benchmarks)
-        self._asking: set[asyncio.Task[None]] = set()
-        self._terminal = TerminalApprover(self._describe)
         self.result: ChainResult[Any] | None = None  # the shown run's result, once it ended
         self.editable = False  # offer Edit & re-run (a view still live after its run ended)
         self.generation = 0  # which run the view shows: a click from an older one is stale
         self.widget_closed = False
-        # Who holds the first run shown (named in its title once a re-run stacks below it);
-        # the runs this view showed before the current one, oldest first: (title, HTML, text).
-        self.holder = "the cell's result"
-        self.past: list[tuple[str, str, str]] = []
+        # the runs this view showed before the current one, and their results, oldest first
+        self.stack = RunStack()
         self.past_results: list[ChainResult[Any]] = []
         if run is not None:
             self.attach(run)
+
+    @property
+    def holder(self) -> str:
+        """Who holds the first run shown (named in its title once a re-run stacks below it)."""
+        return self.stack.holder
+
+    @holder.setter
+    def holder(self, holder: str) -> None:
+        self.stack.holder = holder
 
     def attach(self, run: ChainRun) -> None:
         """Show `run`. The timeline is the run's approver: a call that needs approval waits for
         its buttons (or the terminal's question), unless the run has an `approval_callback`
         (`approval_callback=timeline.approve` for a run built after this timeline)."""
-        self._run = run
+        self.run = run
         show_branch(self.state, getattr(run, "branched_from", None))
         generation = self.generation
 
@@ -164,16 +168,11 @@ class Timeline:
     # -- public API ----------------------------------------------------------------------------
     def show(self) -> None:
         """Display the timeline: a live widget in a kernel, compact text lines elsewhere."""
-        from IPython.display import display
-
         if _in_kernel():
             # under %autoawait off the waiting thread reads the clicks (notebook/comm_pump.py)
             self.state.note = _kernel_note()
             self._ensure_widget()
-            if not self.static_after_run:  # it stays live: its saved copy goes first
-                copy = saved_copy.copy_bundle(self._static_bundle())
-                self._copy = display(copy, raw=True, display_id=True)  # type: ignore[no-untyped-call]
-            self._handle = display(self, display_id=True)  # type: ignore[no-untyped-call]
+            self.outputs.show(self, live=not self.static_after_run)
         else:
             self._mode = "text"
             self._text = TextView(self.state.model)
@@ -183,53 +182,18 @@ class Timeline:
         tool the person chose to always allow)."""
         if always_allow.allows(record.name):
             return Approval(True, None)
-        loop = asyncio.get_running_loop()
         if self._loop is None:
-            self._loop = loop
+            self._loop = asyncio.get_running_loop()
         if self._mode == "text" or (self._mode == "none" and not _in_kernel()):
             if self._text is not None:
                 self._text.end_line()
-            return await self._terminal.ask(record)
+            return await self.cards.terminal.ask(record)
         self._ensure_widget()
-        future: asyncio.Future[Approval] = loop.create_future()
-        self._approvals[record.id] = future
-        self.mark(self._key(record))
-        try:
-            return await future
-        finally:
-            self._approvals.pop(record.id, None)
-            self.mark(self._key(record))
-
-    def _code_arguments(self, name: str) -> list[str]:
-        """The arguments of a tool that hold Python source, for its approval card."""
-        tool = self._run.tools.get(name) if self._run is not None else None
-        return code_arguments(tool.schema) if tool is not None else []
-
-    def _describe(self, name: str) -> str | None:
-        """A tool's description, for the terminal question's `?`."""
-        tool = self._run.tools.get(name) if self._run is not None else None
-        return tool.description if tool is not None else None
-
-    def _ask(self, rec: ToolCallRecord) -> None:
-        """Ask the person and answer the run with `decide()`; the run's own
-        `approval_callback`, when it has one, decides instead."""
-        run = self._run
-        if run is None or run.options.approval_callback is not None:
-            return
-
-        async def ask() -> None:
-            decision = await self.approve(rec)
-            run.decide(rec.id, decision.approved, decision.reason)
-
-        task = asyncio.get_running_loop().create_task(ask())
-        self._asking.add(task)
-        task.add_done_callback(self._asking.discard)
+        return await self.cards.card(record)
 
     def close(self) -> None:
         """Render the final state; in a kernel, swap the widget for the static timeline."""
-        self._closed = True
-        for task in list(self._asking):  # a question outliving its run would keep the terminal
-            task.cancel()
+        self.cards.cancel()
         if self._flush_timer is not None:
             self._flush_timer.cancel()
             self._flush_timer = None
@@ -238,21 +202,16 @@ class Timeline:
             self.flush()
         if self._text is not None:
             self._text.finish(self.state)
-        if self._handle is None:
+        if self.outputs.handle is None:
             if not self.static_after_run:
                 self.offer_edits()
             return
         if self.static_after_run and widget is not None:
-            if self._copy is not None:  # the view becomes the static timeline itself
-                self._copy.update(saved_copy.EMPTY, raw=True)
-                self._copy = None
-            self._handle.update(self._static_bundle(), raw=True)
+            self.outputs.become_static()  # the view becomes the static timeline itself
             widget.close_all()
             self.widget_closed = True  # no click can reach this view any more
         else:
-            self._handle.update(self)
-            if self._copy is not None:
-                self._copy.update(saved_copy.copy_bundle(self._static_bundle()), raw=True)
+            self.outputs.refresh(self)
             self.offer_edits()
 
     def offer_edits(self) -> None:
@@ -268,12 +227,14 @@ class Timeline:
     def retarget(self, run: ChainRun) -> None:
         """Show `run` (a re-run this view started) below the runs it showed, which stay as
         their static timelines (a branch adds to the history, it replaces nothing)."""
-        self._stack_current()
+        self.stack.push(self.generation, self.state, self.entries)
+        if self.result is not None:
+            self.past_results.append(self.result)
         self.generation += 1
         self.editable = False
         self.result = None
         self.state = RunState(model=run.provider.model_id)
-        self.entries = Entries(self.state, self._approvals.keys(), self._code_arguments)
+        self.entries = Entries(self.state, self.cards.pending.keys(), self.cards.code_arguments)
         self._dirty = {HEAD}
         widget = self._widget
         if widget is not None:
@@ -283,32 +244,8 @@ class Timeline:
                 widget.reset(self.entries.snapshot())
         self.attach(run)
         if widget is not None:
-            widget.history = self._history_html()
+            widget.history = self.stack.history_html(self.generation, self.state)
         self.flush()
-
-    def _title(self, number: int, state: RunState) -> str:
-        if number == 0:
-            return f"original run · {self.holder} holds this run"
-        return f"branch {number} · {state.branch or 'a re-run'}"
-
-    def _stack_current(self) -> None:
-        """Keep the run shown now as a static section of the view's stack."""
-        title = self._title(self.generation, self.state)
-        html = R.static_html(self.state, self.entries.detail_html, self.entries.line)
-        self.past.append((title, branch_title_html(title) + html, R.static_text(self.state)))
-        if self.result is not None:
-            self.past_results.append(self.result)
-
-    def _history_html(self) -> str:
-        """The live view's runs above the current one, and the current one's title."""
-        if not self.past:
-            return ""
-        return "".join(p[1] for p in self.past) + branch_title_html(self._newest_title())
-
-    def _newest_title(self) -> str:
-        return (
-            f"{self._title(self.generation, self.state)} · the newest: the notebook's last result"
-        )
 
     @property
     def edit_errors(self) -> dict[str, tuple[int, str]]:
@@ -354,20 +291,10 @@ class Timeline:
             self.flush()
             shown: Any = widget._repr_mimebundle_(**kwargs) or {}
             bundle.update(shown[0] if isinstance(shown, tuple) else shown)
-        if self._copy is None:
-            bundle.update(self._static_bundle())
-        else:  # the saved copy above holds the static timeline
-            bundle["text/plain"] = saved_copy.WIDGET_TEXT
-        return bundle
+        return self.outputs.beside_widget(bundle)
 
     def _static_bundle(self) -> dict[str, str]:
-        text = R.static_text(self.state)
-        html = R.static_html(self.state, self.entries.detail_html, self.entries.line)
-        if self.past:  # every run this view showed, oldest first
-            title = self._newest_title()
-            html = stack_html([p[1] for p in self.past], title, html)
-            text = "\n\n".join([*(f"{t}\n{x}" for t, _h, x in self.past), f"{title}\n{text}"])
-        return {"text/plain": text, "text/html": html}
+        return self.stack.bundle(self.generation, self.state, self.entries)
 
     def __repr__(self) -> str:
         return f"<Timeline {R.header_text(self.state)}>"
@@ -377,7 +304,7 @@ class Timeline:
         if self._loop is None:
             self._loop = _running_loop()
         if isinstance(event, ev.ToolCallAwaitingApproval):
-            self._ask(event.call)
+            self.cards.ask(event.call)
         changed = apply(self.state, event)
         text = self._text
         if text is not None:
@@ -400,14 +327,11 @@ class Timeline:
 
     def _show_late(self) -> None:
         """Show a change after the run ended: live, or in place of the static timeline."""
-        if self._handle is not None and self.widget_closed:
+        if self.outputs.handle is not None and self.widget_closed:
             self._dirty.clear()
-            self._handle.update(self._static_bundle(), raw=True)
+            self.outputs.handle.update(self._static_bundle(), raw=True)
         else:
             self.flush()
-
-    def _key(self, rec: ToolCallRecord) -> str:
-        return self.state.keys.get(rec.id, "")
 
     def mark(self, *keys: str) -> None:
         """Show a change of these entries (and the header) at the next flush."""
@@ -459,19 +383,11 @@ class Timeline:
 
     def _act(self, message: dict[str, Any]) -> None:
         kind = message.get("type")
-        if kind == "decide":
-            reason = message.get("reason")
-            reason = reason.strip() if isinstance(reason, str) else ""
-            approved = bool(message.get("approved"))
-            if approved and message.get("always") is True:
-                self._always_allow(message.get("ids"))
-            self._decide(message.get("ids"), approved, reason or None)
-        elif kind == "revoke" and isinstance(message.get("tool"), str):
-            always_allow.revoke(message["tool"])
-            self.mark()
+        if kind in ("decide", "revoke"):
+            self.cards.act(message)
         elif kind == "cancel":
-            if self.state.running and self._run is not None:
-                self._run.cancel("cancelled from the timeline")
+            if self.state.running and self.run is not None:
+                self.run.cancel("cancelled from the timeline")
         elif kind == "open":
             self._set_open([message.get("id")], bool(message.get("open")))
         elif kind == "snapshot" and self._widget is not None:  # a view missed entries
@@ -494,19 +410,3 @@ class Timeline:
                 self.entries.opened.discard(key)
             self._dirty.add(key)
         self._schedule()
-
-    def _always_allow(self, keys: Any) -> None:
-        """Always allow the tools of these calls; their other cards here are approved too."""
-        wanted = set(keys) if isinstance(keys, list) else set()
-        names = {r.name for r in self.state.calls if self.state.keys.get(r.id) in wanted}
-        for name in names:
-            always_allow.allow(name)
-        others = [r for r in self.state.calls if r.name in names and r.id in self._approvals]
-        self._decide([self.state.keys[r.id] for r in others], True, None)
-        self.mark()
-
-    def _decide(self, keys: Any, approved: bool, reason: str | None) -> None:
-        wanted = set(keys) if isinstance(keys, list) else set()
-        for call_id, future in list(self._approvals.items()):
-            if self.state.keys.get(call_id) in wanted and not future.done():
-                future.set_result(Approval(approved, reason))

@@ -1296,7 +1296,7 @@ async def test_cancelled_sync_tool_says_it_runs_on_then_shows_its_late_result(co
         run = model_for(server).chain("clean", tools=[delete_rows])
         tl = Timeline(run, model="m")
         assert tl.widget is not None  # the live view, as show() builds it in a kernel
-        tl._handle = handle = Handle()  # where show() displayed it
+        tl.outputs.handle = handle = Handle()  # where show() displayed it
         task = asyncio.ensure_future(run)
         await until(started.is_set)
         front_end(tl, {"type": "cancel"})

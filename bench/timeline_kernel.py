@@ -6,9 +6,10 @@ A kernel runs `await llm_magic.chain(...)` against the loopback OpenAI server (t
 parallel calls to a trivial sync tool). For each size the cell runs with its timeline and quiet;
 IOPub is recorded: comm opens, comm messages and their bytes, display messages. The cost per
 event is measured two ways: the time spent inside the Timeline's own methods (event handler,
-flush with its serialising and sending, show, close), and the wall-time difference to the quiet
-run; min over `--repeat` runs. Then `--runs` chains of 100 calls each run back to back with their
-timelines: kernel RSS after `gc.collect()` and the live widget count after each run.
+flush with its serialising and sending, show, close; a method another of them calls is counted
+once, inside its caller), and the wall-time difference to the quiet run; min over `--repeat`
+runs. Then `--runs` chains of 100 calls each run back to back with their timelines: kernel RSS
+after `gc.collect()` and the live widget count after each run.
 
 `run(...)` returns the figures as a dict, for a benchmark runner.
 """
@@ -43,15 +44,20 @@ def lookup(key: int) -> dict:
     return {{"key": key, "value": "x" * 40}}
 
 _spent = [0.0]
+_depth = [0]
 
 def _timed(fn):
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        if _depth[0]:  # called by another timed method (flush in close, the display in show):
+            return fn(*args, **kwargs)  # its time is in the caller's already
+        _depth[0] += 1
         t0 = time.perf_counter()
         try:
             return fn(*args, **kwargs)
         finally:
             _spent[0] += time.perf_counter() - t0
+            _depth[0] -= 1
     return wrapper
 
 for _name in ("_on_event", "flush", "_timed_flush", "show", "close", "_repr_mimebundle_"):

@@ -272,14 +272,21 @@ class Timeline:
         entries = [e for k in order if k != HEAD for e in self.entries.entries(k, now)]
         with widget.hold_sync():
             if HEAD in dirty:
-                widget.header = R.header_html(self.state, now)
-                widget.running = self.state.running
-                widget.has_calls = bool(self.state.calls)
-                widget.allowed = always_allow.allowed()
-                widget.note = R.note_html(self.state.note) if self.state.note else ""
+                for name, value in self._head(now).items():
+                    setattr(widget, name, value)
             if entries:
                 widget.send_entries(entries)
         self.flushes += 1
+
+    def _head(self, now: float) -> dict[str, Any]:
+        """The widget's header traits."""
+        return {
+            "header": R.header_html(self.state, now),
+            "running": self.state.running,
+            "has_calls": bool(self.state.calls),
+            "allowed": always_allow.allowed(),
+            "note": R.note_html(self.state.note) if self.state.note else "",
+        }
 
     # -- rich output ----------------------------------------------------------------------------
     def _repr_mimebundle_(
@@ -364,9 +371,11 @@ class Timeline:
             from .widget import TimelineWidget
 
             self._mode = "widget"
-            self._widget = TimelineWidget(self._snapshot, self._from_front_end)
-            self._dirty.add(HEAD)
-            self.flush()
+            # its opening message carries the header and every entry (a full snapshot, see
+            # `TimelineWidget.get_state`): no update needs to follow it
+            head = self._head(time.monotonic())
+            self._widget = TimelineWidget(self._snapshot, self._from_front_end, **head)
+            self._dirty.clear()
         return self._widget
 
     def _snapshot(self) -> list[dict[str, Any]]:

@@ -25,6 +25,10 @@ class Outputs:
         self.handle: Any = None  # the view's display, once shown
         self.copy: Any = None  # the saved copy's display, for a view that outlives its run
 
+    @property
+    def shown(self) -> bool:
+        return self.handle is not None
+
     def show(self, view: Any, *, live: bool) -> None:
         """Display `view` (its `_repr_mimebundle_`); a live one after its saved copy."""
         from IPython.display import display

@@ -198,11 +198,11 @@ class Timeline:
             self._flush_timer.cancel()
             self._flush_timer = None
         widget = self._widget
-        if widget is not None:
+        if widget is not None and not self._becomes_static():
             self.flush()
         if self._text is not None:
             self._text.finish(self.state)
-        if self.outputs.handle is None:
+        if not self.outputs.shown:
             if not self.static_after_run:
                 self.offer_edits()
             return
@@ -213,6 +213,10 @@ class Timeline:
         else:
             self.outputs.refresh(self)
             self.offer_edits()
+
+    def _becomes_static(self) -> bool:
+        """Whether `close` will put the static timeline in the live widget's place."""
+        return self.static_after_run and self._widget is not None and self.outputs.shown
 
     def offer_edits(self) -> None:
         """Show Edit & re-run on the finished calls of the ended run (the view stays live)."""
@@ -323,7 +327,10 @@ class Timeline:
             if self._mode in ("widget", "text") and self.state.answer:
                 mark_shown(event.result)
             self._dirty.update(changed)
-            self.flush()  # the final state shows at once, not a throttle interval later
+            if self._becomes_static():  # close() swaps the widget for the static timeline: its
+                self._schedule()  # final state is not sent, unless close() comes late
+            else:
+                self.flush()  # the final state shows at once, not a throttle interval later
             return
         if changed:
             self._dirty.update(changed)
@@ -334,7 +341,7 @@ class Timeline:
 
     def _show_late(self) -> None:
         """Show a change after the run ended: live, or in place of the static timeline."""
-        if self.outputs.handle is not None and self.widget_closed:
+        if self.outputs.shown and self.widget_closed:
             self._dirty.clear()
             self.outputs.handle.update(self._static_bundle(), raw=True)
         else:
@@ -372,8 +379,10 @@ class Timeline:
 
             self._mode = "widget"
             # its opening message carries the header and every entry (a full snapshot, see
-            # `TimelineWidget.get_state`): no update needs to follow it
-            head = self._head(time.monotonic())
+            # `TimelineWidget.get_state`): no update needs to follow it, and it counts as a
+            # flush for the throttle
+            self._last_flush = time.monotonic()
+            head = self._head(self._last_flush)
             self._widget = TimelineWidget(self._snapshot, self._from_front_end, **head)
             self._dirty.clear()
         return self._widget

@@ -60,7 +60,7 @@ def _timed(fn):
             _depth[0] -= 1
     return wrapper
 
-for _name in ("_on_event", "flush", "_timed_flush", "show", "close", "_repr_mimebundle_"):
+for _name in ("_on_event", "flush", "show", "close", "_repr_mimebundle_"):
     if hasattr(_tlmod.Timeline, _name):
         setattr(_tlmod.Timeline, _name, _timed(getattr(_tlmod.Timeline, _name)))
 

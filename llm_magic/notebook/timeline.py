@@ -7,7 +7,8 @@
 * In a kernel the view is one anywidget model (`widget.TimelineWidget`). When the run ends, the
   display is replaced by the static HTML timeline and the widget is closed: a saved notebook
   shows the timeline everywhere (JupyterLab with no kernel, nbconvert, GitHub) and the kernel
-  keeps no widget per run. In terminal IPython the view is text lines (`terminal`).
+  keeps no widget per run; the widget is not sent a final state it would show for an instant.
+  In terminal IPython the view is text lines (`terminal`).
 * Front-end messages (Approve/Deny with its reason, Cancel, open details, Edit & re-run) may
   arrive on the main thread or a subshell thread: each is handed to the loop captured at
   construction.
@@ -15,14 +16,16 @@
   `editing.edit`) offers "Edit & re-run" on each finished call: the re-run is a new run
   (`result.rerun`) that this same view then shows (`retarget`); see `editing`.
 
-ipywidgets and anywidget are imported only when a widget view is built.
+The controller's parts, each in its own module: `entries` (what the widget gets, and caches),
+`approval_cards` (the questions to the person), `outputs` (the cell's displays), `run_stack`
+(the runs a view showed before). ipywidgets and anywidget are imported only when a widget view
+is built.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sys
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +41,7 @@ from .outputs import Outputs
 from .reducer import HEAD, RunState, apply, show_branch
 from .run_stack import RunStack
 from .terminal import TextView
+from .throttle import Throttle, running_loop
 
 if TYPE_CHECKING:
     from ..chain import ChainRun
@@ -82,13 +86,6 @@ def _kernel_note() -> str | None:
     )
 
 
-def _running_loop() -> asyncio.AbstractEventLoop | None:
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return None
-
-
 def _close_figure(value: Any) -> None:
     """A pyplot figure a tool returned is shown in the timeline; close it so the inline backend
     does not show it again below the cell."""
@@ -98,6 +95,17 @@ def _close_figure(value: Any) -> None:
             pyplot.close(value)
         except Exception:
             pass
+
+
+def _head(state: RunState, now: float) -> dict[str, Any]:
+    """The widget's header traits."""
+    return {
+        "header": R.header_html(state, now),
+        "running": state.running,
+        "has_calls": bool(state.calls),
+        "allowed": always_allow.allowed(),
+        "note": R.note_html(state.note) if state.note else "",
+    }
 
 
 class Timeline:
@@ -120,7 +128,7 @@ class Timeline:
         self.run = run
         self.static_after_run = static_after_run
         self.state = RunState(model=model)
-        self._loop = _running_loop()
+        self.throttle = Throttle(self.flush, INTERVAL)
         self._mode = "none"  # "widget" | "text" | "none"
         self._widget: TimelineWidget | None = None
         self._text: TextView | None = None
@@ -128,8 +136,6 @@ class Timeline:
         self.cards = ApprovalCards(self)
         self.entries = Entries(self.state, self.cards.pending.keys(), self.cards.code_arguments)
         self._dirty: set[str] = set()
-        self._flush_timer: asyncio.TimerHandle | None = None
-        self._last_flush = 0.0
         self.flushes = 0  # how many flushes reached the widget (tests, benchmarks)
         self.result: ChainResult[Any] | None = None  # the shown run's result, once it ended
         self.editable = False  # offer Edit & re-run (a view still live after its run ended)
@@ -182,8 +188,8 @@ class Timeline:
         tool the person chose to always allow)."""
         if always_allow.allows(record.name):
             return Approval(True, None)
-        if self._loop is None:
-            self._loop = asyncio.get_running_loop()
+        if self.throttle.loop is None:
+            self.throttle.loop = asyncio.get_running_loop()
         if self._mode == "text" or (self._mode == "none" and not _in_kernel()):
             if self._text is not None:
                 self._text.end_line()
@@ -194,9 +200,7 @@ class Timeline:
     def close(self) -> None:
         """Render the final state; in a kernel, swap the widget for the static timeline."""
         self.cards.cancel()
-        if self._flush_timer is not None:
-            self._flush_timer.cancel()
-            self._flush_timer = None
+        self.throttle.cancel()
         widget = self._widget
         if widget is not None and not self._becomes_static():
             self.flush()
@@ -263,34 +267,21 @@ class Timeline:
 
     def flush(self) -> None:
         """Send every pending change to the widget now, as one message."""
-        if self._flush_timer is not None:
-            self._flush_timer.cancel()
-            self._flush_timer = None
+        self.throttle.cancel()
         widget = self._widget
         if widget is None or not self._dirty:
             return
-        self._last_flush = time.monotonic()
+        now = self.throttle.flushed()
         dirty, self._dirty = self._dirty, set()
-        now = time.monotonic()
         order = sorted(dirty, key=self.entries.order)
         entries = [e for k in order if k != HEAD for e in self.entries.entries(k, now)]
         with widget.hold_sync():
             if HEAD in dirty:
-                for name, value in self._head(now).items():
+                for name, value in _head(self.state, now).items():
                     setattr(widget, name, value)
             if entries:
                 widget.send_entries(entries)
         self.flushes += 1
-
-    def _head(self, now: float) -> dict[str, Any]:
-        """The widget's header traits."""
-        return {
-            "header": R.header_html(self.state, now),
-            "running": self.state.running,
-            "has_calls": bool(self.state.calls),
-            "allowed": always_allow.allowed(),
-            "note": R.note_html(self.state.note) if self.state.note else "",
-        }
 
     # -- rich output ----------------------------------------------------------------------------
     def _repr_mimebundle_(
@@ -312,8 +303,8 @@ class Timeline:
 
     # -- events (loop thread) ---------------------------------------------------------------------
     def _on_event(self, event: ev.Event) -> None:
-        if self._loop is None:
-            self._loop = _running_loop()
+        if self.throttle.loop is None:
+            self.throttle.loop = running_loop()
         if isinstance(event, ev.ToolCallAwaitingApproval):
             self.cards.ask(event.call)
         changed = apply(self.state, event)
@@ -354,23 +345,9 @@ class Timeline:
         self._schedule()
 
     def _schedule(self) -> None:
-        """Flush within INTERVAL of the first pending change; never more often than that."""
-        if self._widget is None or self._flush_timer is not None:
-            return
-        delay = max(0.0, self._last_flush + INTERVAL - time.monotonic())
-        loop = self._loop
-        if loop is None or loop.is_closed() or not loop.is_running():
-            if delay == 0.0:
-                self.flush()  # no loop to wait on: flush when the interval has passed
-            return
-        if _running_loop() is loop:
-            self._flush_timer = loop.call_later(delay, self._timed_flush)
-        else:
-            loop.call_soon_threadsafe(self._schedule)
-
-    def _timed_flush(self) -> None:
-        self._flush_timer = None
-        self.flush()
+        """Flush within INTERVAL of the first pending change (see `throttle`)."""
+        if self._widget is not None:
+            self.throttle.schedule()
 
     # -- the widget and its messages ----------------------------------------------------------------
     def _ensure_widget(self) -> TimelineWidget:
@@ -381,8 +358,7 @@ class Timeline:
             # its opening message carries the header and every entry (a full snapshot, see
             # `TimelineWidget.get_state`): no update needs to follow it, and it counts as a
             # flush for the throttle
-            self._last_flush = time.monotonic()
-            head = self._head(self._last_flush)
+            head = _head(self.state, self.throttle.flushed())
             self._widget = TimelineWidget(self._snapshot, self._from_front_end, **head)
             self._dirty.clear()
         return self._widget
@@ -393,8 +369,8 @@ class Timeline:
 
     def _from_front_end(self, message: dict[str, Any]) -> None:
         """A front-end message; may run on the main thread or a subshell thread."""
-        loop = self._loop
-        if loop is None or loop.is_closed() or not loop.is_running() or _running_loop() is loop:
+        loop = self.throttle.loop
+        if loop is None or loop.is_closed() or not loop.is_running() or running_loop() is loop:
             self._act(message)
         else:
             loop.call_soon_threadsafe(self._act, message)

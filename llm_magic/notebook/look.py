@@ -11,6 +11,7 @@ hidden from screen readers; the status is always spelled out next to them.
 
 from __future__ import annotations
 
+import functools
 import html
 import re
 
@@ -142,6 +143,7 @@ def plain_colour(value: str) -> str | None:
     return None if "(--" in plain or "mix(" in plain else plain
 
 
+@functools.lru_cache(maxsize=4096)  # the same few styles recur in every entry
 def _with_plain(style: str) -> str:
     out = []
     for decl in style.split(";"):

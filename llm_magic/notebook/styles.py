@@ -99,12 +99,13 @@ def fallback(classes: str) -> str:
     return ";".join(out)
 
 
+@functools.lru_cache(maxsize=4096)  # the same few pairs recur in every entry
+def _attributes(classes: str, own: str) -> str:
+    """The class and style attributes of an element, its fallback first; "" if it has none."""
+    style = ";".join(s for s in (fallback(classes), own) if s)
+    return f'class="{classes}" style="{style}"' if style else ""
+
+
 def with_fallbacks(markup: str) -> str:
     """`markup` with each styled element's plain fallback inline, before its own inline style."""
-
-    def inline(match: re.Match[str]) -> str:
-        classes, own = match[1], match[2]
-        style = ";".join(s for s in (fallback(classes), own) if s)
-        return f'class="{classes}" style="{style}"' if style else match[0]
-
-    return _CLASSED.sub(inline, markup)
+    return _CLASSED.sub(lambda match: _attributes(match[1], match[2] or "") or match[0], markup)

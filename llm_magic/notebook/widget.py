@@ -67,10 +67,13 @@ def shared_assets() -> TimelineAssets:
 class TimelineWidget(anywidget.AnyWidget):
     """One run's live view (see the module doc)."""
 
-    # Strings, not Paths: for a Path anywidget connects every instance to the file's change
+    # A small loader: the timeline's module and CSS come from the kernel's shared `assets`.
+    # A string, not a Path: for a Path anywidget connects every instance to the file's change
     # signal (for hot reload), which keeps each run's widget, and its timeline, alive for ever.
-    # a small loader: the timeline's module and CSS come from the kernel's shared `assets`
-    _esm = (STATIC / "loader.js").read_text(encoding="utf-8")
+    # Declared as traits (with anywidget's id for the class), so that anywidget adds none to
+    # each instance: see `add_traits`.
+    _esm = traitlets.Unicode((STATIC / "loader.js").read_text(encoding="utf-8")).tag(sync=True)
+    _anywidget_id = traitlets.Unicode(f"{__name__}.TimelineWidget").tag(sync=True)
     assets = traitlets.Instance(ipywidgets.Widget).tag(sync=True, **ipywidgets.widget_serialization)
 
     header = traitlets.Unicode("").tag(sync=True)
@@ -85,14 +88,28 @@ class TimelineWidget(anywidget.AnyWidget):
     # what the front end keys its store by: anywidget gives each view its own proxy of the model
     key = traitlets.Unicode("").tag(sync=True)
 
-    def __init__(self, snapshot: Callable[[], list[dict[str, Any]]], on_action: Action) -> None:
+    def __init__(
+        self, snapshot: Callable[[], list[dict[str, Any]]], on_action: Action, **traits: Any
+    ) -> None:
+        """traits: the first values of synced traits (the header), sent with the model."""
         self._snapshot = snapshot
         self._on_action = on_action
         self._seq = 0
         super().__init__(
-            _dom_classes=["llm-magic-timeline-widget"], key=uuid.uuid4().hex, assets=shared_assets()
+            _dom_classes=["llm-magic-timeline-widget"],
+            key=uuid.uuid4().hex,
+            assets=shared_assets(),
+            **traits,
         )
         self.on_msg(self._message)
+
+    def add_traits(self, **traits: Any) -> None:
+        """Add only the traits the class does not declare. anywidget adds `_esm` and its id to
+        each instance unless they are traits already, and traitlets adds traits by making a new
+        class for the instance: about 1 ms of every run, for values the class already holds."""
+        new = {name: trait for name, trait in traits.items() if not self.has_trait(name)}
+        if new:
+            super().add_traits(**new)
 
     def send_entries(self, entries: list[dict[str, Any]]) -> None:
         """Send the entries changed since the last flush (one comm message)."""

@@ -1296,7 +1296,7 @@ async def test_cancelled_sync_tool_says_it_runs_on_then_shows_its_late_result(co
         run = model_for(server).chain("clean", tools=[delete_rows])
         tl = Timeline(run, model="m")
         assert tl.widget is not None  # the live view, as show() builds it in a kernel
-        tl._handle = handle = Handle()  # where show() displayed it
+        tl.outputs.handle = handle = Handle()  # where show() displayed it
         task = asyncio.ensure_future(run)
         await until(started.is_set)
         front_end(tl, {"type": "cancel"})
@@ -1343,3 +1343,49 @@ async def test_a_re_run_ignores_the_late_thread_of_the_run_it_replaced(comms):
         await until(lambda: any(isinstance(e, ev.ToolCallSettled) for e in first.events))
         await asyncio.sleep(0.05)
     assert tl.state.calls == [] and [t.text for t in tl.state.turns] == ["second run"]
+
+
+# -- a run's fixed cost ------------------------------------------------------------------------------
+
+
+def test_every_timeline_widget_is_of_the_one_class(comms):
+    """anywidget adds its `_esm` to each instance unless the class declares it as a trait, and
+    traitlets adds a trait by making a new class for the instance (about 1 ms a run): the
+    widget's class declares them, and its opening message still carries the loader."""
+    from llm_magic.notebook.widget import TimelineWidget
+
+    first = TimelineWidget(lambda: [], lambda message: None, header="<b>LLM</b>")
+    second = TimelineWidget(lambda: [], lambda message: None)
+    assert type(first) is TimelineWidget and type(second) is TimelineWidget
+    assert len(first.keys) == len(set(first.keys))  # each trait sent once
+    opened = [d["state"] for kind, _c, d in comms if kind == "comm_open" and "key" in d["state"]]
+    assert [s["key"] for s in opened] == [first.key, second.key]
+    assert all(s["_esm"] == first._esm and "assets" in s["_esm"] for s in opened)  # the loader
+    assert opened[0]["header"] == "<b>LLM</b>"  # the header goes with the opening message
+    first.close_all()
+    second.close_all()
+
+
+async def test_a_view_that_becomes_static_sends_its_widget_no_final_state(comms):
+    """When the run ends, `close` puts the static timeline in the widget's place and closes the
+    widget: the widget is not sent the final state, which it would show for an instant."""
+    from IPython.display import DisplayHandle
+
+    class Handle(DisplayHandle):
+        bundles: list[dict] = []
+
+        def update(self, obj: Any, **kwargs: Any) -> None:
+            self.bundles.append(obj)
+
+    script = [Reply(text="Adding.", calls=[Call("add", {"a": 2, "b": 2})]), Reply(text="It is 4.")]
+    with OpenAIServer(script) as server:
+        run = model_for(server).chain("add", tools=[add])
+        tl = Timeline(run, model="m")
+        widget_id = tl.widget.comm.comm_id
+        tl.outputs.handle = handle = Handle()  # where show() displayed it
+        run.subscribe(lambda event: tl.close() if isinstance(event, ev.RunEnded) else None)
+        await run
+    states = [d.get("state", {}) for kind, c, d in comms if kind == "comm_msg" and c == widget_id]
+    assert not any(state.get("running") is False for state in states)
+    assert tl.widget_closed and "It is 4." in handle.bundles[-1]["text/html"]
+    assert [kind for kind, c, _d in comms if c == widget_id][-1] == "comm_close"

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .. import _runtime
+from .. import _runtime, cost
 from .. import events as ev
 from . import settings
 from .capture import Clock, Where, saved_run, secrets_of
@@ -76,7 +76,9 @@ def _write(run: ChainRun, result: ChainResult[Any], count: int, clock: Clock, pl
 
     point = result.branched_from
     parent = _ids.get(point.result) if point is not None else None
-    saved = saved_run(run, result, run.events[:count], clock, place, parent)
+    result.cost  # noqa: B018  (a price settling after the run: waits, its events follow the end)
+    late: list[ev.Event] = [e for e in run.events[count:] if isinstance(e, ev.CostReported)]
+    saved = saved_run(run, result, run.events[:count] + late, clock, place, parent)
     secrets = secrets_of(run)
     try:
         run_id = insert(database(), saved, lambda text: scrub(text, secrets))
@@ -125,6 +127,7 @@ def _warn_once(exc: BaseException) -> None:
 
 def flush(timeout: float | None = 10.0) -> bool:
     """Wait until the runs that ended so far are written; False if `timeout` passed first."""
+    cost.wait_late()  # a run priced after its end is written with its price (it may be ours to settle)
     return _runtime.worker(WORKER).drain(timeout)
 
 

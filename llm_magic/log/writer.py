@@ -2,9 +2,10 @@
 
 `observe(run)` is registered in `llm_magic.views` as an observer, so it sees every run when it
 starts. On the run's loop it does two cheap things: note the clock (and the notebook cell, when
-the notebook layer says where the run started), and, when the run ends, hand the run and its
-result to the writer thread (`_runtime.worker`). Everything else (reading the run, JSON, SQL)
-happens on that thread, so a slow disk or a locked database never holds up a run. A database
+the notebook layer says where the run started), and, when the run ends, queue the run and its
+result for the writer thread (`_runtime.worker`). Everything else (reading the run, JSON, SQL)
+happens on that thread, so a slow disk or a locked database never holds up a run; the runs
+queued while it wrote go in together, in one transaction. A database
 that cannot be written (locked past the busy timeout, full, read-only, a disk error) gives one
 warning per process and the run goes on; the next run tries again.
 """
@@ -22,13 +23,14 @@ from typing import TYPE_CHECKING, Any
 from .. import _runtime, cost
 from .. import events as ev
 from . import settings
-from .capture import Clock, Where, saved_run, secrets_of
+from .capture import Clock, Where, environment_secrets, saved_run, secrets_of
 
 if TYPE_CHECKING:
     import sqlite3
 
     from ..chain import ChainRun
     from ..results import ChainResult
+    from .record import SavedRun
 
 WORKER = "llm_magic-log"
 EXIT_WAIT = 5.0  # seconds the exit hook waits for runs still being written
@@ -40,6 +42,11 @@ _ids: weakref.WeakKeyDictionary[ChainResult[Any], int] = weakref.WeakKeyDictiona
 _warned = False
 _connections: dict[Path, sqlite3.Connection] = {}  # the writer thread's, by database file
 _lock = threading.Lock()
+# What `observe` saw end, not written yet, oldest first: (run, result, its events at its end,
+# clock, place). One writer job takes them all.
+Ended = tuple["ChainRun", "ChainResult[Any]", int, Clock, Where]
+_queued: list[Ended] = []
+_queue_lock = threading.Lock()
 
 
 def observe(run: ChainRun) -> None:
@@ -51,11 +58,25 @@ def observe(run: ChainRun) -> None:
 
     def on_event(event: ev.Event) -> None:
         if isinstance(event, ev.RunEnded):
-            count = len(run.events)
-            result = event.result
-            _runtime.worker(WORKER).submit(lambda: _write(run, result, count, clock, place))
+            _queue((run, event.result, len(run.events), clock, place))
 
     run.subscribe(on_event)
+
+
+def _queue(ended: Ended) -> None:
+    with _queue_lock:
+        _queued.append(ended)
+        first = len(_queued) == 1
+    if first:  # else the job already asked for takes this run too
+        _runtime.worker(WORKER).submit(_write_queued)
+
+
+def _write_queued() -> None:
+    with _queue_lock:
+        batch = _queued[:]
+        _queued.clear()
+    if batch:
+        _write(batch)
 
 
 def _where() -> Where:
@@ -67,25 +88,35 @@ def _where() -> Where:
         return Where()
 
 
-def _write(run: ChainRun, result: ChainResult[Any], count: int, clock: Clock, place: Where) -> None:
-    """On the writer thread: the run into the database, or one warning."""
+def _write(batch: list[Ended]) -> None:
+    """On the writer thread: the runs into the database in one transaction, or one warning."""
     import sqlite3
 
-    from ..mcp_config import scrub
-    from .store import insert
+    from ..mcp_config import scrubber
+    from .store import insert_all
 
+    environment = environment_secrets()  # read once for the batch
+    rows = [
+        (_saved(run, result, count, clock, place), scrubber(secrets_of(run, environment)))
+        for run, result, count, clock, place in batch
+    ]
+    try:
+        ids = insert_all(database(), rows)
+    except (sqlite3.Error, OSError) as exc:  # locked, full, read-only, a disk error
+        _warn_once(exc)
+        return
+    for (_, result, *_rest), run_id in zip(batch, ids, strict=True):
+        remember(result, run_id)
+
+
+def _saved(
+    run: ChainRun, result: ChainResult[Any], count: int, clock: Clock, place: Where
+) -> SavedRun:
     point = result.branched_from
     parent = _ids.get(point.result) if point is not None else None
     result.cost  # noqa: B018  (a price settling after the run: waits, its events follow the end)
     late: list[ev.Event] = [e for e in run.events[count:] if isinstance(e, ev.CostReported)]
-    saved = saved_run(run, result, run.events[:count] + late, clock, place, parent)
-    secrets = secrets_of(run)
-    try:
-        run_id = insert(database(), saved, lambda text: scrub(text, secrets))
-    except (sqlite3.Error, OSError) as exc:  # locked, full, read-only, a disk error
-        _warn_once(exc)
-        return
-    remember(result, run_id)
+    return saved_run(run, result, run.events[:count] + late, clock, place, parent)
 
 
 def remember(result: ChainResult[Any], run_id: int) -> None:

@@ -107,13 +107,13 @@ async def test_writes_happen_on_the_writer_thread(
     openai_server: Any, db_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     threads: list[str] = []
-    insert = store.insert
+    insert_all = store.insert_all
 
-    def noting(*args: Any, **kwargs: Any) -> int:
+    def noting(*args: Any, **kwargs: Any) -> list[int]:
         threads.append(threading.current_thread().name)
-        return insert(*args, **kwargs)
+        return insert_all(*args, **kwargs)
 
-    monkeypatch.setattr(store, "insert", noting)
+    monkeypatch.setattr(store, "insert_all", noting)
     await weather_run(openai_server)
     log.flush()
     assert threads == [writer.WORKER]

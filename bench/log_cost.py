@@ -88,7 +88,7 @@ async def _write_cost(server: Server, runs: int, path: Path) -> dict[str, Any]:
     clock, cpu = time.perf_counter, time.process_time
     before = path.stat().st_size if path.exists() else 0
     stamp = Clock(time.time(), time.monotonic())
-    ended = (run, result, len(run.events), stamp, Where())
+    ended = (run, result, len(run.events), stamp, Where(), str(path))
     walls, cpus = [], []
     for _ in range(runs):
         t, c = clock(), cpu()

@@ -419,9 +419,10 @@ class ChainRun:
         assert final is not None
         reports = self.meter.settle(self.state.turns)
         cost = self.meter.cost
-        final.cost, final.conversation_cost = cost, pricing.add(self.conversation.cost, cost)
-        self.conversation.cost = final.conversation_cost
-        final.late = None
+        spent = pricing.add(self.conversation.cost, cost)
+        final.cost, final.conversation_cost = cost, spent
+        final.late = None  # read from here on (by a subscriber too), the cost is there
+        self.conversation.cost = spent
         self._report(reports)
 
     def _repair(self) -> None:

@@ -132,9 +132,8 @@ class LateCost:
         while not self.done.is_set():
             loop = self.loop
             if loop.is_closed() or not loop.is_running() or _running_loop() is loop:
-                settle_late()
-                return
-            self.done.wait(0.05)  # the loop settles it (`defer` scheduled that)
+                settle_late()  # ours to settle, unless another thread is settling it now
+            self.done.wait(0.05)  # else the loop settles it (`defer` scheduled that)
 
 
 # Runs whose price waits for the table, oldest first: settled in that order, so that each

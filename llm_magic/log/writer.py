@@ -47,8 +47,8 @@ _warned = False
 _connections: dict[Path, sqlite3.Connection] = {}  # the writer thread's, by database file
 _lock = threading.Lock()
 # What `observe` saw end, not written yet, oldest first: (run, result, its events at its end,
-# clock, place). One writer job takes them all.
-Ended = tuple["ChainRun", "ChainResult[Any]", int, Clock, Where]
+# clock, place, the log file chosen when it ended). One writer job takes them all.
+Ended = tuple["ChainRun", "ChainResult[Any]", int, Clock, Where, "str | None"]
 _queued: list[Ended] = []
 _queue_lock = threading.Lock()
 _hurry = threading.Event()  # set while `flush` waits: write what ended without gathering more
@@ -63,7 +63,7 @@ def observe(run: ChainRun) -> None:
 
     def on_event(event: ev.Event) -> None:
         if isinstance(event, ev.RunEnded):
-            _queue((run, event.result, len(run.events), clock, place))
+            _queue((run, event.result, len(run.events), clock, place, settings.chosen()))
 
     run.subscribe(on_event)
 
@@ -81,8 +81,11 @@ def _write_queued() -> None:
     with _queue_lock:
         batch = _queued[:]
         _queued.clear()
-    if batch:
-        _write(batch)
+    while batch:  # one transaction per log file, in order
+        file = batch[0][5]
+        ours = [e for e in batch if e[5] == file]
+        batch = [e for e in batch if e[5] != file]
+        _write(ours)
 
 
 def _where() -> Where:
@@ -104,10 +107,10 @@ def _write(batch: list[Ended]) -> None:
     environment = environment_secrets()  # read once for the batch
     rows = [
         (_saved(run, result, count, clock, place), scrubber(secrets_of(run, environment)))
-        for run, result, count, clock, place in batch
+        for run, result, count, clock, place, _ in batch
     ]
     try:
-        ids = insert_all(database(), rows)
+        ids = insert_all(database(batch[0][5]), rows)
     except (sqlite3.Error, OSError) as exc:  # locked, full, read-only, a disk error
         _warn_once(exc)
         return
@@ -135,11 +138,12 @@ def id_of(result: ChainResult[Any]) -> int | None:
     return _ids.get(result)
 
 
-def database() -> sqlite3.Connection:
-    """The writer thread's connection to the current log file (opened once per file)."""
+def database(where: str | None = None) -> sqlite3.Connection:
+    """The writer thread's connection to the log file (`settings.path(where)`; opened once per
+    file)."""
     from .schema import connect
 
-    path = settings.path()
+    path = settings.path(where)
     with _lock:
         db = _connections.get(path)
         if db is None:

@@ -33,6 +33,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from . import _runtime, catalog
+from ._approver import running_loop
 from .errors import ConfigError
 from .messages import ModelRequest, ModelTurn, Usage
 
@@ -131,7 +132,7 @@ class LateCost:
             loader.join()
         while not self.done.is_set():
             loop = self.loop
-            if loop.is_closed() or not loop.is_running() or _running_loop() is loop:
+            if loop.is_closed() or not loop.is_running() or running_loop() is loop:
                 settle_late()  # ours to settle, unless another thread is settling it now
             self.done.wait(0.05)  # else the loop settles it (`defer` scheduled that)
 
@@ -180,13 +181,6 @@ def settle_late() -> None:
         _late.clear()
     for late in pending:
         late.run()
-
-
-def _running_loop() -> asyncio.AbstractEventLoop | None:
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return None
 
 
 def price_source(provider: Provider) -> dict[str, str] | None:

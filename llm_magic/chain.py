@@ -285,12 +285,8 @@ class ChainRun:
         return None
 
     def _finish(self, error: BaseException | None) -> ChainResult[Any]:
-        if pricing.prices_ready():  # runs priced late come first: their conversations add up
-            pricing.settle_late()
-        self._settle_costs()
-        # priced after the run when the table is still loading (or a run before it waits)
-        late = bool(self.meter.unpriced) or pricing.late_pending()
-        self.meter.history_cost = self.conversation.cost  # as a run priced late left it
+        reports, late = self.meter.at_end(self.state.turns, self.conversation.cost)
+        _report(self, reports)
         state = self.state
         last = state.turns[-1].text if state.turns else ""
         self.final = ChainResult(
@@ -315,7 +311,7 @@ class ChainRun:
             stop_reason=state.stop_reason,
         )
         if late:
-            self.final.late = pricing.defer(self._loop or asyncio.get_running_loop(), self._late)
+            self.final.late = pricing.defer(asyncio.get_running_loop(), lambda: _price_late(self))
         else:
             self.conversation.cost = self.final.conversation_cost
         if state.status == "cancelled":
@@ -405,25 +401,7 @@ class ChainRun:
     def _settle_costs(self) -> None:
         """Price the turns the meter has not priced yet, if it can now, and report their cost."""
         if self.meter.unpriced and self.meter.ready():
-            self._report(self.meter.settle(self.state.turns))
-
-    def _report(self, reports: list[tuple[int, Cost, Cost]]) -> None:
-        for step, turn_cost, total in reports:
-            self.state.cost = total
-            self._emit(ev.CostReported(step, turn_cost, total))
-
-    def _late(self) -> None:
-        """The run's price, once the table has loaded after the run: the result's cost and its
-        conversation's first (reading them waits for this), then the events."""
-        final = self.final
-        assert final is not None
-        reports = self.meter.settle(self.state.turns)
-        cost = self.meter.cost
-        spent = pricing.add(self.conversation.cost, cost)
-        final.cost, final.conversation_cost = cost, spent
-        final.late = None  # read from here on (by a subscriber too), the cost is there
-        self.conversation.cost = spent
-        self._report(reports)
+            _report(self, self.meter.settle(self.state.turns))
 
     def _repair(self) -> None:
         """Leave a conversation the provider accepts: partial text kept, every call answered."""
@@ -436,6 +414,26 @@ class ChainRun:
             state.cost = None
             self._emit(ev.CostReported(len(state.turns), None, None))
         self.runner.answer_pending()
+
+
+def _report(run: ChainRun, reports: list[tuple[int, Cost, Cost]]) -> None:
+    for step, turn_cost, total in reports:
+        run.state.cost = total
+        run.broadcast.emit(ev.CostReported(step, turn_cost, total))
+
+
+def _price_late(run: ChainRun) -> None:
+    """A run's price, once the table has loaded after the run: the result's cost and its
+    conversation's first (reading them waits for this), then the events."""
+    final = run.final
+    assert final is not None
+    reports = run.meter.settle(run.state.turns)
+    cost = run.meter.cost
+    spent = pricing.add(run.conversation.cost, cost)
+    final.cost, final.conversation_cost = cost, spent
+    final.late = None  # read from here on (by a subscriber too), the cost is there
+    run.conversation.cost = spent
+    _report(run, reports)
 
 
 def turn_request(

@@ -457,6 +457,19 @@ class CostMeter:
         self.unpriced = []
         return reports
 
+    def at_end(
+        self, turns: list[ModelTurn], history_cost: Cost
+    ) -> tuple[list[tuple[int, Cost, Cost]], bool]:
+        """At the run's end: its turns priced if they can be now (what `settle` says), and
+        whether its price settles late (the table still loading, or an earlier run's price
+        pending: runs settle in order, so a conversation's cost adds up). `history_cost` is
+        the conversation's as it is now, which a run priced late may have changed."""
+        if prices_ready():
+            settle_late()
+        self.history_cost = history_cost
+        reports = self.settle(turns) if self.unpriced and self.ready() else []
+        return reports, bool(self.unpriced) or late_pending()
+
     def fit(self, request: ModelRequest, turn_number: int) -> str | None:
         """Cap the next turn's output to what the rest of `max_cost` pays for; the reason to
         stop (with its figures) when it cannot pay its prompt and a minimal answer.

@@ -443,3 +443,10 @@ def legacy_bare(server: Server) -> list[Bare]:
     import importlib.util
 
     return [Bare(server, stack="httpx")] if importlib.util.find_spec("httpx") else []
+
+
+def unlogged() -> None:
+    """Turn llm_magic's run log off for this process (unless the environment chose): the
+    per-chain figures compare llm_magic with bare loops that write no log, and
+    bench/log_cost.py reports what the log adds."""
+    os.environ.setdefault("LLM_MAGIC_LOG", "0")

@@ -20,7 +20,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from bench.contenders import PROMPT, Bare, Magic, Server, add_one
+from bench.contenders import PROMPT, Bare, Magic, Server, add_one, unlogged
 from bench.measure import freeze, ratios, spread
 
 
@@ -97,6 +97,7 @@ async def bench_history(
 
 
 def main() -> None:
+    unlogged()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--turns", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=3)

@@ -9,7 +9,8 @@ time per run with the block's writes finished (`llm_magic.log.flush()`: the writ
 counted), and the 5 ms ticker's worst lateness during the block (the loop's worst delay: a write
 that held the loop would show there). Separately, the write itself: one finished run captured,
 scrubbed and inserted (one transaction, WAL) `runs` times on this thread, wall and CPU per
-write, and the database's bytes per run.
+write; the same run written 10 at a time in one transaction (what the writer does with the runs
+that ended while it wrote), CPU per run; and the database's bytes per run.
 
 `run(server, runs, rounds)` returns the figures as a dict, for bench/run.py.
 """
@@ -27,6 +28,8 @@ from typing import Any
 
 from bench.contenders import Magic, Server
 from bench.measure import Ticker, rotated, spread
+
+BATCH = 10  # runs per transaction in the batched write figure
 
 
 async def _block(magic: Magic, n: int, logged: bool) -> tuple[float, float, float]:
@@ -85,17 +88,25 @@ async def _write_cost(server: Server, runs: int, path: Path) -> dict[str, Any]:
     clock, cpu = time.perf_counter, time.process_time
     before = path.stat().st_size if path.exists() else 0
     stamp = Clock(time.time(), time.monotonic())
+    ended = (run, result, len(run.events), stamp, Where(), str(path))
     walls, cpus = [], []
     for _ in range(runs):
         t, c = clock(), cpu()
-        writer._write(run, result, len(run.events), stamp, Where())
+        writer._write([ended])
         walls.append((clock() - t) * 1000)
         cpus.append((cpu() - c) * 1000)
+    batched = []  # runs that ended while the writer was busy go in one transaction
+    for _ in range(5):
+        c = cpu()
+        writer._write([ended] * BATCH)
+        batched.append((cpu() - c) * 1000 / BATCH)
     writer.close()  # a checkpoint: the WAL's pages into the file, to measure its size
     grown = sum(p.stat().st_size for p in path.parent.glob(path.name + "*")) - before
+    runs += 5 * BATCH
     return {
         "ms_per_write": spread(walls),
         "cpu_ms_per_write": spread(cpus),
+        f"cpu_ms_per_run_in_batches_of_{BATCH}": spread(batched),
         "db_bytes_per_run": round(grown / runs),
         "tool_calls_per_run": len(result.tool_calls),
         "messages_per_run": len(result.messages),

@@ -22,7 +22,7 @@ import pstats
 import statistics
 import time
 
-from bench.contenders import Bare, Magic, Server, slow_sync
+from bench.contenders import Bare, Magic, Server, slow_sync, unlogged
 from bench.measure import Ticker
 
 
@@ -175,6 +175,7 @@ async def _keepalive(server: Server, chains: int) -> None:
 
 
 def main() -> None:
+    unlogged()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("what", choices=("stream", "scaling", "overhead", "executor", "keepalive"))
     parser.add_argument("--tokens", type=int, default=2000)

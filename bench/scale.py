@@ -44,7 +44,7 @@ from typing import Any
 
 import httpx2
 
-from bench.contenders import Bare, Magic, Server
+from bench.contenders import Bare, Magic, Server, unlogged
 from bench.measure import freeze, ratios, rotated, spread
 
 # What this benchmark gives both contenders (llm_magic's default is 100 / 100, same shape).
@@ -220,6 +220,7 @@ def _print(line: str) -> None:
 
 
 def main() -> None:
+    unlogged()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--chains", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=5)

@@ -30,6 +30,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from . import answers, views
+from . import cost as pricing
 from . import events as ev
 from ._approver import Approver, running_loop
 from ._broadcast import Broadcast, Subscriber
@@ -255,7 +256,6 @@ class ChainRun:
             if not announced:  # views learn of a run from its start, even one that never ran
                 self._announce()
             self._repair()
-        await self.meter.load_if_needed(cancellable=False)  # else priced in `_finish`
         return self._finish(error)
 
     async def _prepare(self) -> None:
@@ -285,7 +285,8 @@ class ChainRun:
         return None
 
     def _finish(self, error: BaseException | None) -> ChainResult[Any]:
-        self._settle_costs()  # waits for the price table only if a turn ended before it loaded
+        reports, late = self.meter.at_end(self.state.turns, self.conversation.cost)
+        _report(self, reports)
         state = self.state
         last = state.turns[-1].text if state.turns else ""
         self.final = ChainResult(
@@ -301,15 +302,18 @@ class ChainRun:
             turns=list(state.turns),
             messages=list(self.conversation.messages),
             conversation=self.conversation,
-            cost=state.cost,
-            conversation_cost=self.meter.conversation_cost,
+            cost=None if late else state.cost,
+            conversation_cost=None if late else self.meter.conversation_cost,
             output=self.answer.value if self.answer is not None else None,
             step_ends=list(state.step_ends),
             options=self.options,
             branched_from=self.branched_from,
             stop_reason=state.stop_reason,
         )
-        self.conversation.cost = self.final.conversation_cost
+        if late:
+            self.final.late = pricing.defer(asyncio.get_running_loop(), lambda: _price_late(self))
+        else:
+            self.conversation.cost = self.final.conversation_cost
         if state.status == "cancelled":
             self._emit(ev.RunCancelled(self.final))
         elif state.status == "failed":
@@ -328,8 +332,7 @@ class ChainRun:
         state = self.state
         limit: Status | None = None
         while True:
-            await self.meter.load_if_needed()
-            self._settle_costs()
+            self._settle_costs()  # the turns before, if the table has loaded
             request = turn_request(
                 self.conversation.messages,
                 self.tools,
@@ -396,10 +399,9 @@ class ChainRun:
         return turn
 
     def _settle_costs(self) -> None:
-        """Price the turns the meter has not priced yet, and report their cost."""
-        for step, turn_cost, total in self.meter.settle(self.state.turns):
-            self.state.cost = total
-            self._emit(ev.CostReported(step, turn_cost, total))
+        """Price the turns the meter has not priced yet, if it can now, and report their cost."""
+        if self.meter.unpriced and self.meter.ready():
+            _report(self, self.meter.settle(self.state.turns))
 
     def _repair(self) -> None:
         """Leave a conversation the provider accepts: partial text kept, every call answered."""
@@ -412,6 +414,26 @@ class ChainRun:
             state.cost = None
             self._emit(ev.CostReported(len(state.turns), None, None))
         self.runner.answer_pending()
+
+
+def _report(run: ChainRun, reports: list[tuple[int, Cost, Cost]]) -> None:
+    for step, turn_cost, total in reports:
+        run.state.cost = total
+        run.broadcast.emit(ev.CostReported(step, turn_cost, total))
+
+
+def _price_late(run: ChainRun) -> None:
+    """A run's price, once the table has loaded after the run: the result's cost and its
+    conversation's first (reading them waits for this), then the events."""
+    final = run.final
+    assert final is not None
+    reports = run.meter.settle(run.state.turns)
+    cost = run.meter.cost
+    spent = pricing.add(run.conversation.cost, cost)
+    final.cost, final.conversation_cost = cost, spent
+    final.late = None  # read from here on (by a subscriber too), the cost is there
+    run.conversation.cost = spent
+    _report(run, reports)
 
 
 def turn_request(

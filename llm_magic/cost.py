@@ -11,27 +11,29 @@ which is the shape `genai_prices.Usage` expects; reasoning tokens are already in
 billed at the output rate.
 
 The table (a 30,000-line module and pydantic; half a second to two on a busy machine) is
-imported in a daemon thread that a run awaits when it waits for nothing else (`load_prices()`):
-before its next model turn, at its end, or before the first turn of a budgeted run. So the
-loop is never blocked, and no other import of the run waits on the import lock meanwhile. `ledger` tallies every turn in
-this process by model for `%llm_usage`.
+imported in a daemon thread, started when the first priced turn ends. A run does not wait for
+it: a turn that ended before it loaded is priced when it has (`LateCost`), after the run if
+need be; the run's `CostReported` events and the ledger get it then, and reading the result's
+`cost` waits for it. Only a budgeted run waits for the table, before its first turn
+(`load_prices()`), since its budget needs prices. `ledger` tallies every turn in this process
+by model for `%llm_usage`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import math
 import sys
 import threading
 import weakref
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from . import _runtime, catalog
+from ._approver import running_loop
 from .errors import ConfigError
 from .messages import ModelRequest, ModelTurn, Usage
 
@@ -97,6 +99,88 @@ def _import_prices() -> Any:
 
 
 _prices: Any = None  # the genai_prices module, once imported
+
+
+class LateCost:
+    """A run's price that settles after the run ended, once the table has loaded.
+
+    `settle` prices the run's turns and reports them (on the run's loop, where its events
+    go); `wait()` is what reading the result's cost does: it returns once that happened,
+    settling here when no running loop will (the loop closed, or this is its thread).
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, settle: Callable[[], None]) -> None:
+        self.loop = loop
+        self._settle: Callable[[], None] | None = settle
+        self.done = threading.Event()
+        self._lock = threading.Lock()
+
+    def run(self) -> None:
+        with self._lock:
+            settle, self._settle = self._settle, None
+        if settle is not None:
+            try:
+                settle()
+            finally:
+                self.done.set()
+
+    def wait(self) -> None:
+        if self.done.is_set():
+            return
+        loader = _runtime.job(PRICE_LOADER)
+        if loader is not None:
+            loader.join()
+        while not self.done.is_set():
+            loop = self.loop
+            if loop.is_closed() or not loop.is_running() or running_loop() is loop:
+                settle_late()  # ours to settle, unless another thread is settling it now
+            self.done.wait(0.05)  # else the loop settles it (`defer` scheduled that)
+
+
+# Runs whose price waits for the table, oldest first: settled in that order, so that each
+# adds to its conversation's cost after the runs before it.
+_late: list[LateCost] = []
+_late_lock = threading.Lock()
+
+
+def defer(loop: asyncio.AbstractEventLoop, settle: Callable[[], None]) -> LateCost:
+    """Settle a run's price once the table has loaded, on `loop` (in a thread if it closed)."""
+    late = LateCost(loop, settle)
+    with _late_lock:
+        _late.append(late)
+    start_loading()
+
+    def when_loaded() -> None:
+        loader = _runtime.job(PRICE_LOADER)
+        if loader is not None:
+            loader.join()
+        try:
+            loop.call_soon_threadsafe(settle_late)
+        except RuntimeError:  # the loop closed meanwhile (`asyncio.run` returned)
+            settle_late()
+
+    _runtime.daemon("llm_magic-late-cost", when_loaded)
+    return late
+
+
+def wait_late() -> None:
+    """Wait until every run priced late so far has its price (see `LateCost.wait`)."""
+    for late in list(_late):
+        late.wait()
+
+
+def late_pending() -> bool:
+    """Some run's price still waits for the table."""
+    return bool(_late)
+
+
+def settle_late() -> None:
+    """Settle every run whose price waited for the table, oldest first."""
+    with _late_lock:
+        pending = list(_late)
+        _late.clear()
+    for late in pending:
+        late.run()
 
 
 def price_source(provider: Provider) -> dict[str, str] | None:
@@ -348,18 +432,21 @@ class CostMeter:
             )
 
     def turn_ended(self, step: int) -> bool:
-        """Note a turn to price; True when it can be priced now (the table is loaded)."""
+        """Note a turn to price; True when it can be priced now (the table is loaded), else
+        the table starts loading."""
         self.unpriced.append(step)
-        return prices_ready() or self.source is None
+        if self.ready():
+            return True
+        start_loading()
+        return False
+
+    def ready(self) -> bool:
+        """The unpriced turns can be priced now: the table is loaded, or none is needed."""
+        return self.source is None or prices_ready()
 
     def settle(self, turns: list[ModelTurn]) -> list[tuple[int, Cost, Cost]]:
-        """Price the turns not priced yet: (step, its cost, the run's total) for each.
-
-        The price table is loaded (in a thread, awaited) only when a priced turn has ended and
-        the run waits for nothing else: before its next model turn, or at its end. Loaded
-        alongside the run's own work, its imports would hold the import lock that the first
-        request's lazy imports (httpx2's transport) and tool threads wait on.
-        """
+        """Price the turns not priced yet: (step, its cost, the run's total) for each; only
+        once `ready()` (pricing imports the table otherwise, on the caller's thread)."""
         reports = []
         for step in self.unpriced:
             turn = turns[step - 1]
@@ -370,16 +457,18 @@ class CostMeter:
         self.unpriced = []
         return reports
 
-    async def load_if_needed(self, cancellable: bool = True) -> None:
-        """Wait for the table when a turn waits to be priced; at a run's end (`cancellable`
-        False) a cancel does not stop the wait, so the result has its price."""
-        if not self.unpriced or (not cancellable and prices_ready()):
-            return
-        if cancellable:
-            await load_prices()
-            return
-        with contextlib.suppress(asyncio.CancelledError):
-            await load_prices()
+    def at_end(
+        self, turns: list[ModelTurn], history_cost: Cost
+    ) -> tuple[list[tuple[int, Cost, Cost]], bool]:
+        """At the run's end: its turns priced if they can be now (what `settle` says), and
+        whether its price settles late (the table still loading, or an earlier run's price
+        pending: runs settle in order, so a conversation's cost adds up). `history_cost` is
+        the conversation's as it is now, which a run priced late may have changed."""
+        if prices_ready():
+            settle_late()
+        self.history_cost = history_cost
+        reports = self.settle(turns) if self.unpriced and self.ready() else []
+        return reports, bool(self.unpriced) or late_pending()
 
     def fit(self, request: ModelRequest, turn_number: int) -> str | None:
         """Cap the next turn's output to what the rest of `max_cost` pays for; the reason to

@@ -163,7 +163,18 @@ def url_secrets(url: str) -> list[str]:
 
 def scrub(text: str, secrets: list[str]) -> str:
     """`text` with each secret value (3+ characters) replaced by ***, longest first."""
+    return scrubber(secrets)(text)
+
+
+def scrubber(secrets: list[str]) -> Callable[[str], str]:
+    """`scrub` with these secrets, their URL-quoted forms found once for many texts."""
     forms = {form for s in secrets if len(s) >= 3 for form in (s, quote(s, safe=""), quote_plus(s))}
-    for secret in sorted(forms, key=len, reverse=True):
-        text = text.replace(secret, SECRET_MASK)
-    return text
+    ordered = sorted(forms, key=len, reverse=True)
+
+    def clean(text: str) -> str:
+        for secret in ordered:
+            if secret in text:
+                text = text.replace(secret, SECRET_MASK)
+        return text
+
+    return clean

@@ -20,6 +20,7 @@ from .records import ToolCallRecord
 
 if TYPE_CHECKING:
     from .branches import BranchPoint, Plan
+    from .cost import LateCost
 
 Status = Literal[
     "pending",
@@ -68,6 +69,26 @@ class ConversationLike(Protocol[R]):
     ) -> R: ...
 
 
+class _Settled:
+    """A result's cost: reading it waits for a price that settles after the run (the price
+    table still loading when the run ended; see `cost.LateCost`)."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.slot = "_" + name
+
+    def __get__(self, result: Any, owner: type | None = None) -> Decimal | None:
+        if result is None:  # the dataclass asks for the field's default
+            return Decimal(0)
+        late = result.late
+        if late is not None:
+            late.wait()
+        value: Decimal | None = result.__dict__[self.slot]
+        return value
+
+    def __set__(self, result: Any, value: Decimal | None) -> None:
+        result.__dict__[self.slot] = value
+
+
 @dataclass(eq=False)
 class ChainResult(Generic[R]):
     """What a run produced: a point in history that later runs branch from.
@@ -87,8 +108,9 @@ class ChainResult(Generic[R]):
     turns: list[ModelTurn] = field(default_factory=list)
     messages: list[Message] = field(default_factory=list, repr=False)
     conversation: ConversationLike[R] | None = field(default=None, repr=False)
-    cost: Decimal | None = Decimal(0)  # US dollars this run spent; None: the price is unknown
-    conversation_cost: Decimal | None = Decimal(0)  # ... and its whole history
+    # US dollars this run spent (None: the price is unknown), and its whole history
+    cost: _Settled = _Settled()
+    conversation_cost: _Settled = _Settled()
     output: Any = None  # the answer validated into `output_type`, when one was given
     # len(messages) before the run's first model turn, then after each step (turn + results)
     step_ends: list[int] = field(default_factory=list, repr=False)
@@ -98,6 +120,8 @@ class ChainResult(Generic[R]):
     # Why a limit ended the run, with its figures (max_cost: what was spent and what the next
     # turn needed); None when the status says it all.
     stop_reason: str | None = None
+    # the price, while it settles after the run (reading `cost` waits for it); None once it has
+    late: LateCost | None = field(default=None, init=False, repr=False)
 
     def __repr__(self) -> str:
         if self.output is not None:  # a typed answer (its JSON is the text, natively)

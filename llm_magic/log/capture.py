@@ -167,15 +167,17 @@ def timings(
     return [(t[0], t[1], t[2]) for t in turns], calls
 
 
-def secrets_of(run: ChainRun) -> list[str]:
+def secrets_of(run: ChainRun, environment: list[str] | None = None) -> list[str]:
     """Every value that must not reach the log: the provider's key, the MCP servers' headers,
-    environment and URL secrets, and the values of secret-named environment variables."""
+    environment and URL secrets, and the values of secret-named environment variables
+    (`environment`, when the caller read them once for many runs)."""
     found = [getattr(run.provider, "_api_key", None) or ""]
     for source in run.sources:
         own = getattr(source, "secrets", None)
         if callable(own):
             found.extend(own())
-    return [s for s in [*found, *environment_secrets()] if s]
+    env = environment_secrets() if environment is None else environment
+    return [s for s in [*found, *env] if s]
 
 
 def environment_secrets() -> list[str]:

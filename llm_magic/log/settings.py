@@ -39,7 +39,13 @@ def default_path() -> Path:
     return Path(platformdirs.user_data_dir("llm_magic", appauthor=False)) / "log.db"
 
 
-def path() -> Path:
-    """The database file runs are written to (and read from)."""
-    chosen = _path or os.environ.get(PATH_ENV)
-    return Path(chosen).expanduser() if chosen else default_path()
+def chosen() -> str | None:
+    """The file the session or the environment chose (None: the default), read cheaply."""
+    return _path or os.environ.get(PATH_ENV)
+
+
+def path(where: str | None = None) -> Path:
+    """The database file runs are written to (and read from): `where` (a `chosen()` read
+    earlier), or the one chosen now."""
+    where = where or chosen()
+    return Path(where).expanduser() if where else default_path()

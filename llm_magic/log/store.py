@@ -41,36 +41,48 @@ _CALL_COLUMNS = (
 
 def insert(db: sqlite3.Connection, run: SavedRun, clean: Clean = str) -> int:
     """Write `run` (its calls and search index too) in one transaction; its new id."""
-    row = [_cleaned(v, clean) for v in _run_row(run)]
-    calls = [[_cleaned(v, clean) for v in _call_row(c)] for c in run.calls]
-    searchable = " ".join(f"{c[1]} {c[2]} {c[3]}" for c in calls)  # name, arguments, output
+    return insert_all(db, [(run, clean)])[0]
+
+
+def insert_all(db: sqlite3.Connection, runs: list[tuple[SavedRun, Clean]]) -> list[int]:
+    """Write `runs`, each with its own scrubber, in one transaction (all or none); their ids.
+
+    The runs that ended while the writer was busy go in together: a commit per run, with its
+    journal and index updates, was most of a write's cost.
+    """
     db.execute("BEGIN IMMEDIATE")
     try:
-        cursor = db.execute(
-            f"INSERT INTO runs ({', '.join(_RUN_COLUMNS)}) "
-            f"VALUES ({', '.join('?' * len(_RUN_COLUMNS))})",
-            row,
-        )
-        run_id = int(cursor.lastrowid or 0)
-        db.executemany(
-            f"INSERT INTO tool_calls (run_id, seq, {', '.join(_CALL_COLUMNS)}) "
-            f"VALUES ({', '.join('?' * (len(_CALL_COLUMNS) + 2))})",
-            [(run_id, seq, *call) for seq, call in enumerate(calls)],
-        )
-        db.execute(
-            "INSERT INTO runs_fts(rowid, prompt, answer, calls) VALUES (?, ?, ?, ?)",
-            (
-                run_id,
-                row[_RUN_COLUMNS.index("prompt")],
-                row[_RUN_COLUMNS.index("answer")],
-                searchable,
-            ),
-        )
+        ids = [_insert(db, run, clean) for run, clean in runs]
         db.execute("COMMIT")
     except BaseException:
         db.execute("ROLLBACK")
         raise
+    return ids
+
+
+def _insert(db: sqlite3.Connection, run: SavedRun, clean: Clean) -> int:
+    row = [_cleaned(v, clean) for v in _run_row(run)]
+    calls = [[_cleaned(v, clean) for v in _call_row(c)] for c in run.calls]
+    searchable = " ".join(f"{c[1]} {c[2]} {c[3]}" for c in calls)  # name, arguments, output
+    cursor = db.execute(_INSERT_RUN, row)
+    run_id = int(cursor.lastrowid or 0)
+    if calls:
+        db.executemany(_INSERT_CALL, [(run_id, seq, *call) for seq, call in enumerate(calls)])
+    db.execute(
+        "INSERT INTO runs_fts(rowid, prompt, answer, calls) VALUES (?, ?, ?, ?)",
+        (run_id, row[_PROMPT], row[_ANSWER], searchable),
+    )
     return run_id
+
+
+_INSERT_RUN = (
+    f"INSERT INTO runs ({', '.join(_RUN_COLUMNS)}) VALUES ({', '.join('?' * len(_RUN_COLUMNS))})"
+)
+_INSERT_CALL = (
+    f"INSERT INTO tool_calls (run_id, seq, {', '.join(_CALL_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * (len(_CALL_COLUMNS) + 2))})"
+)
+_PROMPT, _ANSWER = _RUN_COLUMNS.index("prompt"), _RUN_COLUMNS.index("answer")
 
 
 def _cleaned(value: Any, clean: Clean) -> Any:

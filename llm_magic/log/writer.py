@@ -2,9 +2,10 @@
 
 `observe(run)` is registered in `llm_magic.views` as an observer, so it sees every run when it
 starts. On the run's loop it does two cheap things: note the clock (and the notebook cell, when
-the notebook layer says where the run started), and, when the run ends, hand the run and its
-result to the writer thread (`_runtime.worker`). Everything else (reading the run, JSON, SQL)
-happens on that thread, so a slow disk or a locked database never holds up a run. A database
+the notebook layer says where the run started), and, when the run ends, queue the run and its
+result for the writer thread (`_runtime.worker`). Everything else (reading the run, JSON, SQL)
+happens on that thread, so a slow disk or a locked database never holds up a run; the runs
+queued while it wrote go in together, in one transaction. A database
 that cannot be written (locked past the busy timeout, full, read-only, a disk error) gives one
 warning per process and the run goes on; the next run tries again.
 """
@@ -19,19 +20,24 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .. import _runtime
+from .. import _runtime, cost
 from .. import events as ev
 from . import settings
-from .capture import Clock, Where, saved_run, secrets_of
+from .capture import Clock, Where, environment_secrets, saved_run, secrets_of
 
 if TYPE_CHECKING:
     import sqlite3
 
     from ..chain import ChainRun
     from ..results import ChainResult
+    from .record import SavedRun
 
 WORKER = "llm_magic-log"
 EXIT_WAIT = 5.0  # seconds the exit hook waits for runs still being written
+# Seconds the writer waits for more runs before it writes those that ended: runs in quick
+# succession (a loop of chains, many at once) share one transaction, which costs the writer
+# a third of a transaction per run; the log is at most this late.
+GATHER = 0.05
 
 # Where a starting run comes from; the notebook layer sets it (`%load_ext llm_magic`).
 where: Callable[[], Where] | None = None
@@ -40,6 +46,12 @@ _ids: weakref.WeakKeyDictionary[ChainResult[Any], int] = weakref.WeakKeyDictiona
 _warned = False
 _connections: dict[Path, sqlite3.Connection] = {}  # the writer thread's, by database file
 _lock = threading.Lock()
+# What `observe` saw end, not written yet, oldest first: (run, result, its events at its end,
+# clock, place, the log file chosen when it ended). One writer job takes them all.
+Ended = tuple["ChainRun", "ChainResult[Any]", int, Clock, Where, "str | None"]
+_queued: list[Ended] = []
+_queue_lock = threading.Lock()
+_hurry = threading.Event()  # set while `flush` waits: write what ended without gathering more
 
 
 def observe(run: ChainRun) -> None:
@@ -51,11 +63,29 @@ def observe(run: ChainRun) -> None:
 
     def on_event(event: ev.Event) -> None:
         if isinstance(event, ev.RunEnded):
-            count = len(run.events)
-            result = event.result
-            _runtime.worker(WORKER).submit(lambda: _write(run, result, count, clock, place))
+            _queue((run, event.result, len(run.events), clock, place, settings.chosen()))
 
     run.subscribe(on_event)
+
+
+def _queue(ended: Ended) -> None:
+    with _queue_lock:
+        _queued.append(ended)
+        first = len(_queued) == 1
+    if first:  # else the job already asked for takes this run too
+        _runtime.worker(WORKER).submit(_write_queued)
+
+
+def _write_queued() -> None:
+    _hurry.wait(GATHER)  # runs that end meanwhile join this transaction (`flush` cuts it short)
+    with _queue_lock:
+        batch = _queued[:]
+        _queued.clear()
+    while batch:  # one transaction per log file, in order
+        file = batch[0][5]
+        ours = [e for e in batch if e[5] == file]
+        batch = [e for e in batch if e[5] != file]
+        _write(ours)
 
 
 def _where() -> Where:
@@ -67,23 +97,35 @@ def _where() -> Where:
         return Where()
 
 
-def _write(run: ChainRun, result: ChainResult[Any], count: int, clock: Clock, place: Where) -> None:
-    """On the writer thread: the run into the database, or one warning."""
+def _write(batch: list[Ended]) -> None:
+    """On the writer thread: the runs into the database in one transaction, or one warning."""
     import sqlite3
 
-    from ..mcp_config import scrub
-    from .store import insert
+    from ..mcp_config import scrubber
+    from .store import insert_all
 
-    point = result.branched_from
-    parent = _ids.get(point.result) if point is not None else None
-    saved = saved_run(run, result, run.events[:count], clock, place, parent)
-    secrets = secrets_of(run)
+    environment = environment_secrets()  # read once for the batch
+    rows = [
+        (_saved(run, result, count, clock, place), scrubber(secrets_of(run, environment)))
+        for run, result, count, clock, place, _ in batch
+    ]
     try:
-        run_id = insert(database(), saved, lambda text: scrub(text, secrets))
+        ids = insert_all(database(batch[0][5]), rows)
     except (sqlite3.Error, OSError) as exc:  # locked, full, read-only, a disk error
         _warn_once(exc)
         return
-    remember(result, run_id)
+    for (_, result, *_rest), run_id in zip(batch, ids, strict=True):
+        remember(result, run_id)
+
+
+def _saved(
+    run: ChainRun, result: ChainResult[Any], count: int, clock: Clock, place: Where
+) -> SavedRun:
+    point = result.branched_from
+    parent = _ids.get(point.result) if point is not None else None
+    result.cost  # noqa: B018  (a price settling after the run: waits, its events follow the end)
+    late: list[ev.Event] = [e for e in run.events[count:] if isinstance(e, ev.CostReported)]
+    return saved_run(run, result, run.events[:count] + late, clock, place, parent)
 
 
 def remember(result: ChainResult[Any], run_id: int) -> None:
@@ -96,11 +138,12 @@ def id_of(result: ChainResult[Any]) -> int | None:
     return _ids.get(result)
 
 
-def database() -> sqlite3.Connection:
-    """The writer thread's connection to the current log file (opened once per file)."""
+def database(where: str | None = None) -> sqlite3.Connection:
+    """The writer thread's connection to the log file (`settings.path(where)`; opened once per
+    file)."""
     from .schema import connect
 
-    path = settings.path()
+    path = settings.path(where)
     with _lock:
         db = _connections.get(path)
         if db is None:
@@ -125,7 +168,12 @@ def _warn_once(exc: BaseException) -> None:
 
 def flush(timeout: float | None = 10.0) -> bool:
     """Wait until the runs that ended so far are written; False if `timeout` passed first."""
-    return _runtime.worker(WORKER).drain(timeout)
+    cost.wait_late()  # a run priced after its end is written with its price (it may be ours to settle)
+    _hurry.set()
+    try:
+        return _runtime.worker(WORKER).drain(timeout)
+    finally:
+        _hurry.clear()
 
 
 def close() -> None:

@@ -3,6 +3,8 @@ reasoning tokens as each provider reports them, unknown models never guessed, `m
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from decimal import Decimal
 from typing import Any
 
@@ -10,7 +12,9 @@ import genai_prices
 import pytest
 
 import llm_magic
+from llm_magic import _runtime
 from llm_magic import cost as costs
+from llm_magic import events as ev
 from llm_magic.errors import ConfigError
 from llm_magic.notebook.cell_options import help_text, parse_line
 from tests.notebook.test_magics import ip, ok  # noqa: F401  (the IPython shell fixture)
@@ -238,10 +242,13 @@ def test_a_fresh_process_prices_every_turn_without_waiting_for_the_table(
                 api_key={openai_server.api_key!r})
             async with model:
                 run = model.chain("x", tools=[lookup])
-                events = [e async for e in run]
+                streamed = [e async for e in run]  # up to the run's end
                 result = await run
+                total = result.cost  # waits for the table, then the cost events follow
+            events = run.events
             print([(e.step, str(e.cost)) for e in events if isinstance(e, ev.CostReported)])
-            print(str(result.cost))
+            print(str(total))
+            print(streamed == events[: len(streamed)])
 
         asyncio.run(main())
         """
@@ -256,7 +263,8 @@ def test_a_fresh_process_prices_every_turn_without_waiting_for_the_table(
         env={**__import__("os").environ, "PYTHONPATH": str(root)},
     )
     assert out.returncode == 0, out.stderr
-    costs_line, total = out.stdout.splitlines()
+    costs_line, total, in_order = out.stdout.splitlines()
+    assert in_order == "True"
     first, second = table_price("openai", 1000, 10, 0), table_price("openai", 1200, 5, 0)
     assert costs_line == str([(1, str(first)), (2, str(second))])
     assert total == str(first + second)
@@ -279,3 +287,73 @@ def test_a_model_the_table_does_not_know_is_looked_up_once(monkeypatch: pytest.M
         assert costs.price("gpt-4.1-mini", llm_magic.Usage(100, 10), source) is not None
     assert searches.count("no-such-model-xyz") == 1
     assert searches.count("gpt-4.1-mini") == 3  # known models: genai-prices' own cache
+
+
+# -- a price that settles after the run ---------------------------------------------------------
+
+
+@pytest.fixture
+def slow_table(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The price table still loading: its loader thread holds until the test sets the gate."""
+    gate = threading.Event()
+    loader = threading.Thread(target=gate.wait, daemon=True)
+    loader.start()
+    monkeypatch.setitem(_runtime._jobs, costs.PRICE_LOADER, loader)
+    monkeypatch.setattr(costs, "prices_ready", lambda: not loader.is_alive())
+    yield gate
+    gate.set()
+
+
+async def test_a_run_ends_before_the_table_loads_and_its_cost_follows(
+    openai_server: Any, slow_table: threading.Event
+) -> None:
+    costs.ledger.clear()
+    openai_server.push(Reply(calls=[Call("lookup", {"key": "a"})], usage=(100, 10)), Reply("A."))
+    async with model_for(openai_server) as model:
+        run = model.chain("look a up", tools=[lookup])
+        result = await run
+        assert result.text == "A." and result.late is not None  # ended, the table still loading
+        assert not [e for e in run.events if isinstance(e, ev.CostReported)]
+        assert costs.ledger.models == {}
+        slow_table.set()
+        for _ in range(200):  # the run's loop settles it once the table has loaded
+            if result.late is None:
+                break
+            await asyncio.sleep(0.01)
+        assert result.late is None
+    turns = [table_price("openai", 100, 10, 0), result.turns[1].cost]
+    assert result.turns[0].cost == turns[0] and turns[1] is not None
+    assert result.cost == result.conversation_cost == sum(turns) > 0
+    assert result.conversation is not None and result.conversation.cost == result.cost
+    reported = [e for e in run.events if isinstance(e, ev.CostReported)]
+    assert [(e.step, e.cost) for e in reported] == [(1, turns[0]), (2, turns[1])]
+    assert isinstance(run.events[-3], ev.RunFinished)  # the cost came after the run's end
+    assert costs.ledger.models[PRICED["openai"]].cost == result.cost
+
+
+async def test_reading_a_late_cost_waits_for_it_and_runs_after_it_add_up(
+    openai_server: Any, slow_table: threading.Event
+) -> None:
+    openai_server.push(Reply(text="one", usage=(100, 10)), Reply(text="two", usage=(200, 20)))
+    async with model_for(openai_server) as model:
+        conversation = model.conversation()
+        first = await conversation.chain("1")
+        second = await conversation.chain("2")  # a run after one priced late is priced late
+        assert first.late is not None and second.late is not None
+        threading.Timer(0.05, slow_table.set).start()
+        assert second.conversation_cost == table_price("openai", 100, 10, 0) + table_price(
+            "openai", 200, 20, 0
+        )  # read on the loop's thread: waits, settles
+    assert first.cost == first.conversation_cost == table_price("openai", 100, 10, 0)
+    assert second.cost == table_price("openai", 200, 20, 0)
+    assert conversation.cost == second.conversation_cost
+
+
+async def test_a_budgeted_run_loads_the_table_before_its_first_turn(openai_server: Any) -> None:
+    openai_server.push(Reply(text="one", usage=(100, 10)))
+    async with model_for(openai_server) as model:
+        run = model.chain("1", max_cost=1.0)
+        result = await run
+    assert result.late is None and costs.prices_ready()
+    assert result.cost == table_price("openai", 100, 10, 0)
+    assert isinstance(run.events[-1], ev.RunFinished)  # priced within the run, before its end

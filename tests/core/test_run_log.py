@@ -107,16 +107,50 @@ async def test_writes_happen_on_the_writer_thread(
     openai_server: Any, db_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     threads: list[str] = []
-    insert = store.insert
+    insert_all = store.insert_all
 
-    def noting(*args: Any, **kwargs: Any) -> int:
+    def noting(*args: Any, **kwargs: Any) -> list[int]:
         threads.append(threading.current_thread().name)
-        return insert(*args, **kwargs)
+        return insert_all(*args, **kwargs)
 
-    monkeypatch.setattr(store, "insert", noting)
+    monkeypatch.setattr(store, "insert_all", noting)
     await weather_run(openai_server)
     log.flush()
     assert threads == [writer.WORKER]
+
+
+async def test_runs_that_end_while_the_writer_gathers_share_one_transaction(
+    openai_server: Any, db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batches: list[int] = []
+    insert_all = store.insert_all
+
+    def noting(db: Any, runs: list[Any]) -> list[int]:
+        batches.append(len(runs))
+        return insert_all(db, runs)
+
+    monkeypatch.setattr(store, "insert_all", noting)
+    monkeypatch.setattr(writer, "GATHER", 30.0)  # only `flush` ends the gathering
+    for _ in range(3):
+        await weather_run(openai_server)
+    assert batches == []  # nothing written yet: the writer gathers
+    log.flush()
+    assert batches == [3]
+    ids = [entry.id for entry in log.runs()]
+    assert sorted(ids) == list(range(min(ids), min(ids) + 3))
+
+
+async def test_a_run_goes_to_the_log_chosen_when_it_ended(
+    openai_server: Any, db_path: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(writer, "GATHER", 30.0)
+    await weather_run(openai_server)
+    monkeypatch.setenv("LLM_MAGIC_LOG_PATH", str(tmp_path / "other.db"))  # chosen after it
+    log.flush()
+    assert log.runs() == []
+    monkeypatch.setenv("LLM_MAGIC_LOG_PATH", str(db_path))
+    (entry,) = log.runs()
+    assert entry.prompt == "How warm is Paris?"
 
 
 async def test_a_logged_run_goes_on_after_being_read_back(

@@ -117,6 +117,12 @@ class RunState:
             turn.failed.append(rec)
         self.seen[rec.id] = rec.status
 
+    @property
+    def usage_lost(self) -> bool:
+        """A turn's tokens were billed but never reported. Only the turn in progress when the
+        run ended can be cut, the last one: no scan of every turn on each header update."""
+        return bool(self.turns) and self.turns[-1].usage_lost
+
     def elapsed(self, now: float | None = None) -> float | None:
         if self.started_at is None:
             return None

@@ -303,7 +303,7 @@ def header_stats(state: RunState, now: float | None = None) -> list[str]:
         bits.append(f"{state.waiting} need{'s' if state.waiting == 1 else ''} approval")
     used = state.usage
     tokens = f"{fmt_int(used.input_tokens)} in / {fmt_int(used.output_tokens)} out tokens"
-    if any(t.usage_lost for t in state.turns):  # a cut turn's tokens were billed, not counted
+    if state.usage_lost:  # a cut turn's tokens were billed, not counted
         counted = used.input_tokens or used.output_tokens
         tokens = f"{tokens} + a cut turn's, unknown" if counted else UNKNOWN_TOKENS
     bits.append(tokens)
@@ -312,7 +312,7 @@ def header_stats(state: RunState, now: float | None = None) -> list[str]:
 
 def cost_bits(state: RunState) -> list[str]:
     """The run's cost once a turn was priced: `cost $0.0123`, or `cost unknown`."""
-    cut = any(t.usage_lost for t in state.turns)
+    cut = state.usage_lost
     why = "a cut turn's tokens are unknown" if cut else "no price for this model"
     shown = format_cost(state.cost) if state.cost is not None else f"unknown ({why})"
     return [f"cost {shown}"] if state.priced else []

@@ -83,6 +83,12 @@ def floors(r: dict[str, Any]) -> list[dict[str, Any]]:
             lambda v: v <= 250,
         ),
         (
+            "the same until its price has settled (the table loads after the answer), CPU ms",
+            _get(fu, "load_plus_first_chain_priced_cpu_ms", "median"),
+            "<= 250",
+            lambda v: v <= 250,
+        ),
+        (
             "the same in wall ms (median)",
             _get(fu, "load_plus_first_chain_ms", "median"),
             INFO,

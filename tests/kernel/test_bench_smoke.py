@@ -98,6 +98,12 @@ def test_bench_quick_writes_every_section(tmp_path: Path) -> None:
     assert "run log: one run's write" in proc.stdout
     goals = [f for f in data["floors"] if f["target"] != "information"]
     info = [f for f in data["floors"] if f["target"] == "information"]
-    assert len(goals) == 15 and len(info) == 6
+    assert len(goals) == 16 and len(info) == 6
     assert all(f["met"] is None and f["value"] is not None for f in info), info
+    first_use = data["first_use"]
+    if first_use["status"] == "ok":  # until the answer, then until its price settled
+        priced = first_use["load_plus_first_chain_priced_cpu_ms"]
+        assert (
+            ordered(priced) and priced["median"] >= first_use["load_plus_first_chain_cpu_ms"]["min"]
+        )
     assert "floors (llm_magic):" in proc.stdout

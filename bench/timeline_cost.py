@@ -109,6 +109,7 @@ def measure(n_calls: int) -> dict[str, float]:
     from llm_magic.notebook.timeline import Timeline
 
     sent = {"msgs": 0, "opens": 0, "bytes": 0}
+    updates: list[Any] = []
 
     class CountingComm(BaseComm):
         def publish_msg(
@@ -120,9 +121,8 @@ def measure(n_calls: int) -> dict[str, float]:
             **keys: Any,
         ) -> None:
             sent["opens" if msg_type == "comm_open" else "msgs"] += 1
-            if msg_type != "comm_open":  # the bytes of updates, as the kernel encodes them
-                packed = json.dumps(data, default=str, ensure_ascii=False)  # jupyter_client's
-                sent["bytes"] += len(packed.encode())
+            if msg_type != "comm_open":  # encoded after the timing: the kernel's work, not ours
+                updates.append(data)
 
     original = comm.create_comm
     comm.create_comm = CountingComm
@@ -146,6 +146,8 @@ def measure(n_calls: int) -> dict[str, float]:
             handler.append(t1 - t0)
             costs.append(t2 - t0)
         msgs_per_event = sent["msgs"] / len(events)
+        for data in updates:  # the bytes of updates, as jupyter_client encodes them
+            sent["bytes"] += len(json.dumps(data, default=str, ensure_ascii=False).encode())
         t0 = time.perf_counter()
         tl.close()
         bundle = tl._repr_mimebundle_()

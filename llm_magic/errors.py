@@ -6,7 +6,7 @@ own error text and the request id only.
 
 from __future__ import annotations
 
-import sysconfig
+import functools
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -28,7 +28,13 @@ _MACHINERY = frozenset(
     }
 )
 _HERE = Path(__file__).resolve().parent
-_STDLIB = Path(sysconfig.get_paths()["stdlib"]).resolve()
+
+
+@functools.cache
+def _stdlib() -> Path:
+    import sysconfig  # only when an error is shown: not on the import path of every run
+
+    return Path(sysconfig.get_paths()["stdlib"]).resolve()
 
 
 def _machinery(filename: str) -> bool:
@@ -37,7 +43,7 @@ def _machinery(filename: str) -> bool:
         return True
     path = Path(filename).resolve()
     installed = "site-packages" in path.parts or "dist-packages" in path.parts
-    if path.is_relative_to(_HERE) or (path.is_relative_to(_STDLIB) and not installed):
+    if path.is_relative_to(_HERE) or (path.is_relative_to(_stdlib()) and not installed):
         return True
     return any(part in _MACHINERY for part in path.parts[:-1])
 

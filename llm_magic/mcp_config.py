@@ -18,7 +18,6 @@ Protocol" (docs.cursor.com/context/mcp: `${env:NAME}`, `envFile`).
 
 from __future__ import annotations
 
-import getpass
 import os
 import re
 import shlex
@@ -44,6 +43,8 @@ _answers: dict[str, str] = {}  # ${input:id} answers of this process: asked once
 def terminal_prompt(input_id: str, description: str, password: bool) -> str:
     """Ask in the terminal (or a notebook's stdin box): `getpass` for a password, never echoed."""
     question = f"{description or input_id}: "
+    import getpass  # a password prompt is rare: not imported with every MCP config
+
     return getpass.getpass(question) if password else input(question)
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import ast
 import contextlib
-import ctypes
 import io
 import itertools
 import linecache
@@ -245,6 +244,8 @@ def _stoppable(poll: float = 0.1) -> Iterator[None]:
 
 
 def _raise_in(ident: int, error: type[BaseException]) -> None:
+    import ctypes  # only to stop model-written code: not imported by %load_ext
+
     set_async_exc = ctypes.pythonapi.PyThreadState_SetAsyncExc
     set_async_exc(ctypes.c_ulong(ident), ctypes.py_object(error))
 

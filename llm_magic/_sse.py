@@ -37,6 +37,17 @@ class SSEDecoder:
     def feed(self, chunk: str) -> list[SSEEvent]:
         if not chunk:  # an empty chunk must not forget a pending \r
             return []
+        if (  # the usual chunk, one whole `data:` event and nothing pending: no split, no loop
+            chunk.endswith("\n\n")
+            and chunk.startswith("data: ")
+            and not self._buf
+            and not self._data
+            and not self._event
+            and chunk.count("\n") == 2
+            and "\r" not in chunk
+        ):
+            self._pending_cr = False
+            return [SSEEvent("message", chunk[6:-2])]
         if self._pending_cr and chunk.startswith("\n"):
             chunk = chunk[1:]  # the \n of a \r\n split across chunks
         self._pending_cr = chunk.endswith("\r")

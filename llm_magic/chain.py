@@ -379,11 +379,13 @@ class ChainRun:
         step = state.turn_number
         tools_on = request.tool_choice != "none"
         self._emit(ev.TurnStarted(step, tools_on and bool(self.tools)))
-        state.partial = []
+        partial: list[str] = []
+        state.partial = partial
+        emit, delta = self.broadcast.emit, ev.TextDelta  # once per token: no lookups per delta
 
         def on_text(text: str) -> None:
-            state.partial.append(text)
-            self._emit(ev.TextDelta(step, text))
+            partial.append(text)
+            emit(delta(step, text))
 
         turn = await self.provider.turn(request, on_text)
         state.partial = []

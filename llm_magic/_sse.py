@@ -9,6 +9,9 @@ from __future__ import annotations
 import codecs
 from dataclasses import dataclass
 
+# SSE is UTF-8 by definition (WHATWG HTML, "Parsing an event stream"): the codec found once
+_UTF8 = codecs.getincrementaldecoder("utf-8")
+
 
 @dataclass(slots=True)
 class SSEEvent:
@@ -26,9 +29,8 @@ class SSEDecoder:
         self._data: list[str] = []
         self._event = ""
         self._pending_cr = False
-        # SSE is UTF-8 by definition (WHATWG HTML, "Parsing an event stream"), whatever the
-        # content type says; a character cut between two chunks is decoded whole
-        self._utf8 = codecs.getincrementaldecoder("utf-8")("replace")
+        # UTF-8 whatever the content type says; a character cut between chunks is decoded whole
+        self._utf8 = _UTF8("replace")
 
     def feed_bytes(self, chunk: bytes) -> list[SSEEvent]:
         """`feed` for raw bytes, a multi-byte character split across chunks included."""

@@ -27,7 +27,7 @@ import collections.abc
 import time
 from collections.abc import AsyncIterator, Collection, Generator
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from . import answers, views
 from . import cost as pricing
@@ -61,7 +61,8 @@ class _FromState(Generic[T]):
         self.name = name
 
     def __get__(self, run: ChainRun, owner: type | None = None) -> T:
-        return cast(T, getattr(run.state, self.name))
+        # read several times a run: a `cast()` here would be one more call each time
+        return getattr(run.state, self.name)  # type: ignore[no-any-return]
 
 
 class ChainRun:

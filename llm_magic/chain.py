@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import collections.abc
 import time
-from collections.abc import AsyncIterator, Collection, Generator
+from collections.abc import AsyncIterator, Callable, Collection, Generator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -380,14 +380,8 @@ class ChainRun:
         step = state.turn_number
         tools_on = request.tool_choice != "none"
         self._emit(ev.TurnStarted(step, tools_on and bool(self.tools)))
-        partial: list[str] = []
-        state.partial = partial
-        emit, delta = self.broadcast.emit, ev.TextDelta  # once per token: no lookups per delta
-
-        def on_text(text: str) -> None:
-            partial.append(text)
-            emit(delta(step, text))
-
+        state.partial = []
+        on_text = _text_sink(state.partial, self.broadcast.emit, step)
         turn = await self.provider.turn(request, on_text)
         state.partial = []
         if not tools_on:
@@ -417,6 +411,20 @@ class ChainRun:
             state.cost = None
             self._emit(ev.CostReported(len(state.turns), None, None))
         self.runner.answer_pending()
+
+
+def _text_sink(
+    partial: list[str], emit: Callable[[ev.Event], None], step: int
+) -> Callable[[str], None]:
+    """What a streamed turn's text deltas go to: kept as the partial text, sent as events.
+    Called once per token, so it looks nothing up per delta."""
+    delta = ev.TextDelta
+
+    def on_text(text: str) -> None:
+        partial.append(text)
+        emit(delta(step, text))
+
+    return on_text
 
 
 def _report(run: ChainRun, reports: list[tuple[int, Cost, Cost]]) -> None:

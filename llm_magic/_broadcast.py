@@ -42,7 +42,9 @@ class Broadcast:
                 callback(event)
             except Exception as exc:  # a broken view must not break the run
                 log.warning("event subscriber failed: %r", exc)
-        self._wake()
+        waiter = self._waiter  # `_wake`, written out: this runs once per streamed token
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def end(self) -> None:
         """No more events: iterators stop after the last one."""

@@ -9,6 +9,9 @@ from __future__ import annotations
 import codecs
 from dataclasses import dataclass
 
+# SSE is UTF-8 by definition (WHATWG HTML, "Parsing an event stream"): the codec found once
+_UTF8 = codecs.getincrementaldecoder("utf-8")
+
 
 @dataclass(slots=True)
 class SSEEvent:
@@ -26,9 +29,8 @@ class SSEDecoder:
         self._data: list[str] = []
         self._event = ""
         self._pending_cr = False
-        # SSE is UTF-8 by definition (WHATWG HTML, "Parsing an event stream"), whatever the
-        # content type says; a character cut between two chunks is decoded whole
-        self._utf8 = codecs.getincrementaldecoder("utf-8")("replace")
+        # UTF-8 whatever the content type says; a character cut between chunks is decoded whole
+        self._utf8 = _UTF8("replace")
 
     def feed_bytes(self, chunk: bytes) -> list[SSEEvent]:
         """`feed` for raw bytes, a multi-byte character split across chunks included."""
@@ -37,6 +39,17 @@ class SSEDecoder:
     def feed(self, chunk: str) -> list[SSEEvent]:
         if not chunk:  # an empty chunk must not forget a pending \r
             return []
+        if (  # the usual chunk, one whole `data:` event and nothing pending: no split, no loop
+            chunk.endswith("\n\n")
+            and chunk.startswith("data: ")
+            and not self._buf
+            and not self._data
+            and not self._event
+            and chunk.count("\n") == 2
+            and "\r" not in chunk
+        ):
+            self._pending_cr = False
+            return [SSEEvent("message", chunk[6:-2])]
         if self._pending_cr and chunk.startswith("\n"):
             chunk = chunk[1:]  # the \n of a \r\n split across chunks
         self._pending_cr = chunk.endswith("\r")

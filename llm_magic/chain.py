@@ -25,9 +25,9 @@ from __future__ import annotations
 import asyncio
 import collections.abc
 import time
-from collections.abc import AsyncIterator, Collection, Generator
+from collections.abc import AsyncIterator, Callable, Collection, Generator
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from . import answers, views
 from . import cost as pricing
@@ -61,7 +61,8 @@ class _FromState(Generic[T]):
         self.name = name
 
     def __get__(self, run: ChainRun, owner: type | None = None) -> T:
-        return cast(T, getattr(run.state, self.name))
+        # read several times a run: a `cast()` here would be one more call each time
+        return getattr(run.state, self.name)  # type: ignore[no-any-return]
 
 
 class ChainRun:
@@ -380,11 +381,7 @@ class ChainRun:
         tools_on = request.tool_choice != "none"
         self._emit(ev.TurnStarted(step, tools_on and bool(self.tools)))
         state.partial = []
-
-        def on_text(text: str) -> None:
-            state.partial.append(text)
-            self._emit(ev.TextDelta(step, text))
-
+        on_text = _text_sink(state.partial, self.broadcast.emit, step)
         turn = await self.provider.turn(request, on_text)
         state.partial = []
         if not tools_on:
@@ -414,6 +411,20 @@ class ChainRun:
             state.cost = None
             self._emit(ev.CostReported(len(state.turns), None, None))
         self.runner.answer_pending()
+
+
+def _text_sink(
+    partial: list[str], emit: Callable[[ev.Event], None], step: int
+) -> Callable[[str], None]:
+    """What a streamed turn's text deltas go to: kept as the partial text, sent as events.
+    Called once per token, so it looks nothing up per delta."""
+    delta = ev.TextDelta
+
+    def on_text(text: str) -> None:
+        partial.append(text)
+        emit(delta(step, text))
+
+    return on_text
 
 
 def _report(run: ChainRun, reports: list[tuple[int, Cost, Cost]]) -> None:

@@ -8,6 +8,7 @@ calls back.
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 from .._tool_names import WIRE_NAME, wire_name, wire_names
 from ..messages import Message, ModelRequest, ModelTurn, ToolSpec
@@ -18,9 +19,7 @@ class WireNames:
     """The name mapping of one request: `encode` the request, `decode` the turn it got."""
 
     def __init__(self, tools: list[ToolSpec]) -> None:
-        self.forward = wire_names(t.name for t in tools)
-        self.back = {wire: name for name, wire in self.forward.items()}
-        self.needed = any(wire != name for wire, name in self.back.items())
+        self.forward, self.back, self.needed = _mapping(tuple([t.name for t in tools]))
 
     def encode(self, request: ModelRequest, cache: WireCache | None = None) -> ModelRequest:
         """The request with wire names; `cache` remembers which history messages need none."""
@@ -58,6 +57,15 @@ class WireNames:
                 for r in msg.tool_results
             ],
         )
+
+
+@functools.lru_cache(maxsize=256)
+def _mapping(names: tuple[str, ...]) -> tuple[dict[str, str], dict[str, str], bool]:
+    """The names' wire names, the way back, and whether any differs: made once per set of
+    names (a run sends the same tools every turn); read only, never edited."""
+    forward = wire_names(names)
+    back = {wire: name for name, wire in forward.items()}
+    return forward, back, any(wire != name for wire, name in back.items())
 
 
 def _history_needs(messages: list[Message], cache: WireCache | None) -> bool:

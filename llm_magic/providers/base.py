@@ -33,6 +33,8 @@ T = TypeVar("T")
 # What a malformed payload raises inside an adapter's parsing code (a None where an object was
 # expected, a list index, a number where a string was): reported as a ProviderError instead.
 _SHAPE_ERRORS = (AttributeError, TypeError, KeyError, IndexError, ValueError)
+# `json.loads` of a str without its wrapper's checks per call (the same decoder it uses).
+_decode = json.JSONDecoder().decode
 
 
 class Accumulator(ABC):
@@ -53,12 +55,13 @@ class Accumulator(ABC):
         if self.skip(event):
             return ""
         try:  # once per token: the error's wording is built only when there is one
-            payload = json.loads(event.data)
+            payload = _decode(event.data)
         except ValueError:
             payload = decode_json(event.data, self.provider, f"{event.event or 'data'} event")
-        message = self.error(payload)
-        if message is not None:
-            raise ProviderError(f"error in stream: {message}", provider=self.provider)
+        if type(payload) is not dict or "error" in payload:  # `error` only for what may be one
+            message = self.error(payload)
+            if message is not None:
+                raise ProviderError(f"error in stream: {message}", provider=self.provider)
         return self.take(event.event, payload)
 
     def skip(self, event: SSEEvent) -> bool:

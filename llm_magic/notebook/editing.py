@@ -37,6 +37,7 @@ RUNNING_NOTE = "a re-run from this view is still running: wait for it to end, or
 
 def replay(result: ChainResult[Any]) -> list[ev.Event]:
     """The events a finished run would have sent, rebuilt from its result (for the reducer)."""
+    result.cost  # noqa: B018 - a price that settles after the run: its turns' costs, first
     out: list[ev.Event] = [ev.RunStarted(result.model, _prompt_of(result), [], at=0.0)]
     by_step: dict[int, list[Any]] = {}
     for rec in result.tool_calls:

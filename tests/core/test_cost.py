@@ -357,3 +357,20 @@ async def test_a_budgeted_run_loads_the_table_before_its_first_turn(openai_serve
     assert result.late is None and costs.prices_ready()
     assert result.cost == table_price("openai", 100, 10, 0)
     assert isinstance(run.events[-1], ev.RunFinished)  # priced within the run, before its end
+
+
+async def test_an_editor_opened_before_the_price_settled_shows_each_turns_cost(
+    openai_server: Any, slow_table: threading.Event
+) -> None:
+    """`%llm_edit` rebuilds a finished run's events from its result: it waits for a price
+    still settling, so its header never says "no price for this model" for a priced model."""
+    from llm_magic.notebook.editing import replay
+
+    openai_server.push(Reply(calls=[Call("lookup", {"key": "a"})], usage=(100, 10)), Reply("A."))
+    async with model_for(openai_server) as model:
+        result = await model.chain("look a up", tools=[lookup])
+        assert result.late is not None  # ended, the table still loading
+        threading.Timer(0.2, slow_table.set).start()
+        events = await asyncio.to_thread(replay, result)  # the loop stays free to settle it
+    costs_seen = [e.cost for e in events if isinstance(e, ev.CostReported)]
+    assert len(costs_seen) == 2 and all(c is not None and c > 0 for c in costs_seen)

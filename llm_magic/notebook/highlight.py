@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .look import MONO, SUBTLE_BG, esc
+from .look import PRE_BLOCK, esc
 
 PYTHON = "text/x-python"  # the media type of a tool argument that is Python source
 
@@ -38,11 +38,7 @@ def code_arguments(schema: dict[str, Any]) -> list[str]:
 
 def python_html(code: str) -> str:
     """`code` in a block, its tokens coloured; escaped, no script, inline styles only."""
-    return (
-        f'<pre class="llm-code" style="{MONO};font-size:12px;line-height:1.4;margin:0;'
-        f"padding:5px 8px;white-space:pre-wrap;overflow-wrap:anywhere;background:{SUBTLE_BG};"
-        f'border-radius:4px">{_spans(code)}</pre>'
-    )
+    return f'<pre class="llm-code" style="{PRE_BLOCK}">{_spans(code)}</pre>'
 
 
 def _spans(code: str) -> str:

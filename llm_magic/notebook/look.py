@@ -26,6 +26,11 @@ FG = "color:var(--jp-ui-font-color1,#1f2328)"
 MUTED = "color:color-mix(in srgb,var(--jp-ui-font-color1,#1f2328) 75%,transparent)"
 BORDER = "var(--jp-border-color2,#d0d7de)"
 SUBTLE_BG = "var(--jp-layout-color2,#f6f8fa)"
+# a block of code or text: monospace, wrapped, on the subtle background
+PRE_BLOCK = (
+    f"{MONO};font-size:12px;line-height:1.4;margin:0;padding:5px 8px;white-space:pre-wrap;"
+    f"overflow-wrap:anywhere;background:{SUBTLE_BG};border-radius:4px"
+)
 ERROR = "color:var(--jp-error-color1,#c62828)"
 
 _OK = "var(--jp-success-color1,#1a7f37)"

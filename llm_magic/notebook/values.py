@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..records import ToolCallRecord
-from .look import ERROR, FG, MONO, MUTED, SUBTLE_BG, esc, fmt_int, shorten
+from .look import ERROR, FG, MONO, MUTED, PRE_BLOCK, SUBTLE_BG, esc, fmt_int, shorten
 
 FOLD_LINES = 12
 FOLD_CHARS = 1_500
@@ -235,11 +235,7 @@ def thread_parts(rec: ToolCallRecord, label: Callable[[str], str]) -> list[str]:
 
 
 def pre(text: str) -> str:
-    return (
-        f'<pre style="{MONO};font-size:12px;line-height:1.4;margin:0;padding:5px 8px;'
-        f'white-space:pre-wrap;overflow-wrap:anywhere;background:{SUBTLE_BG};border-radius:4px">'
-        f"{esc(text)}</pre>"
-    )
+    return f'<pre style="{PRE_BLOCK}">{esc(text)}</pre>'
 
 
 def folded(text: str) -> str:

@@ -6,7 +6,7 @@ The core (tools, chain, events, providers) works in plain Python; the notebook l
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Unpack
 
@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
 
     from .mcp_servers import MCPServer
+    from .mcp_settings import MCPServerKwargs
 
 __version__ = "0.1.0"
 
@@ -157,17 +158,23 @@ async def chain(
     return await conversation.chain(prompt, **options)
 
 
-def mcp(target: Any = None, **kwargs: Any) -> MCPServer:
+def mcp(
+    target: str | Sequence[str] | None = None,
+    *,
+    name: str | None = None,
+    **settings: Unpack[MCPServerKwargs],
+) -> MCPServer:
     """An MCP server whose tools a chain may call: `tools=[llm_magic.mcp("npx -y server"), f]`.
 
     `target`: a command line (stdio), an argv list, or an `http(s)://` URL (streamable HTTP).
-    Keywords: name, env, cwd, headers, approve, timeout, startup_timeout, tools (a subset),
-    optional, ask (see `llm_magic.mcp_registry.mcp`).
+    Keywords: name, and the settings of `llm_magic.mcp_settings.MCPServerKwargs`: env, cwd,
+    headers, approve, timeout, startup_timeout, tools (a subset), optional, ask (see
+    `llm_magic.mcp_registry.mcp`).
     Needs the official SDK, mcp 2.x: `pip install 'llm-magic[mcp]'`.
     """
     from .mcp_registry import mcp as make
 
-    return make(target, **kwargs)
+    return make(target, name=name, **settings)
 
 
 def load_ipython_extension(ipython: InteractiveShell) -> None:

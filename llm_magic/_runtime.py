@@ -13,7 +13,8 @@ died, and is known to the one `atexit` handler, so no module writes its own thre
 * `daemon(name, fn)`: a daemon thread for work that lasts as long as something else does (the
   thread that forks the local model's server stays while that child lives).
 * `shared(name, make)`: the one object of the process for a live resource (the local model's
-  server process, the providers that keep HTTP connections), made on first use.
+  server process, the providers that keep HTTP connections, MCP sessions, the TLS context),
+  made on first use.
 * `at_exit(fn)`: cleanup run once at interpreter exit, newest first (as `atexit` does).
 
 This module imports nothing from llm_magic: every other core module may use it.

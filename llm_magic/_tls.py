@@ -25,6 +25,8 @@ import sys
 import threading
 from typing import Any
 
+from . import _runtime
+
 # httpcore2 `_ssl.py` `CA_FILE_CANDIDATES` (read 2026-12-07), itself truststore's Linux fallbacks
 # for when OpenSSL's compiled-in paths are unusable (a Python built elsewhere, e.g. by uv).
 _CA_FILE_CANDIDATES = (
@@ -81,20 +83,13 @@ def _os_ca_locations() -> tuple[str | None, str | None]:
     return cafile, capath
 
 
-_ssl_lock = threading.Lock()
-_ssl_context: ssl.SSLContext | None = None
+_ssl_lock = threading.Lock()  # one thread loads the CA certificates
 
 
 def shared_ssl_context() -> ssl.SSLContext:
-    """The process's one TLS context for provider clients (module doc)."""
-    global _ssl_context
-    with _ssl_lock:
-        if _ssl_context is None:
-            _ssl_context = _new_context()
-            keylog = os.environ.get("SSLKEYLOGFILE")  # httpx honoured it; httpx2 does not
-            if keylog and not sys.flags.ignore_environment:
-                _ssl_context.keylog_filename = keylog
-        return _ssl_context
+    """The process's one TLS context for provider clients (module doc): a live resource, so
+    the runtime holds it, made on first use."""
+    return _runtime.shared("ssl_context", _new_context)
 
 
 def _new_context() -> ssl.SSLContext:
@@ -103,5 +98,10 @@ def _new_context() -> ssl.SSLContext:
     if platform.system() in ("Windows", "Darwin"):
         import httpx2
 
-        return httpx2.create_ssl_context()
-    return LazyCAContext(ssl.PROTOCOL_TLS_CLIENT)  # CERT_REQUIRED, check_hostname
+        context = httpx2.create_ssl_context()
+    else:
+        context = LazyCAContext(ssl.PROTOCOL_TLS_CLIENT)  # CERT_REQUIRED, check_hostname
+    keylog = os.environ.get("SSLKEYLOGFILE")  # httpx honoured it; httpx2 does not
+    if keylog and not sys.flags.ignore_environment:
+        context.keylog_filename = keylog
+    return context

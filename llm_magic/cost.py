@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from .providers.base import Provider
 
 Cost = Decimal | None  # US dollars; None: unknown
-# Our provider adapters by name -> genai-prices' provider ids.
+# The vendors whose APIs our adapters speak (`Provider.api_vendor`) -> genai-prices' ids.
 PRICE_PROVIDERS = {"openai": "openai", "anthropic": "anthropic", "gemini": "google"}
 # A budget estimates a prompt on the high side, since an estimate too low lets a turn pass the
 # budget: 3 characters a token where English prose averages 4 (code, JSON, numbers and other
@@ -190,7 +190,7 @@ def price_source(provider: Provider) -> dict[str, str] | None:
     only, since its model names are its own; the big three are placed by name, whatever URL
     they are reached at (a proxy, a test server).
     """
-    name = getattr(provider, "name", "")
+    name = getattr(provider, "api_vendor", "")
     compat = getattr(provider, "compat", None)
     if name == "openai" and compat is not None:
         from .providers.openai import OPENAI
@@ -401,7 +401,10 @@ class CostMeter:
         if facts is None:
             source = price_source(provider)
             known = source is not None and "provider_id" in source
-            facts = (source, catalog.max_output(provider.name, provider.model) if known else None)
+            facts = (
+                source,
+                catalog.max_output(provider.api_vendor, provider.model) if known else None,
+            )
             _provider_facts[provider] = facts
         self.source, self.max_output = facts
         self.cost: Cost = Decimal(0)

@@ -14,7 +14,7 @@ import shlex
 import warnings
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 from urllib.parse import urlparse
 
 from .mcp_config import Expander, Prompt, read_env_file, split_args
@@ -22,7 +22,7 @@ from .mcp_host import require_sdk
 from .mcp_results import MCPError
 from .mcp_servers import MCPServer
 from .mcp_session import State
-from .mcp_settings import AskUser
+from .mcp_settings import MCPServerKwargs
 from .tools import Tool
 
 __all__ = ["from_config", "mcp", "named_tools", "require_sdk", "servers"]
@@ -40,61 +40,40 @@ def mcp(
     target: str | Sequence[str] | None = None,
     *,
     name: str | None = None,
-    command: Sequence[str] | None = None,
-    env: Mapping[str, str] | None = None,
-    cwd: str | None = None,
-    url: str | None = None,
-    headers: Mapping[str, str] | None = None,
-    approve: bool | Collection[str] = False,
-    timeout: float | None = None,
-    startup_timeout: float = 30.0,
-    tools: Collection[str] | None = None,
-    optional: bool = False,
-    ask: AskUser | None = None,
+    **settings: Unpack[MCPServerKwargs],
 ) -> MCPServer:
     """An MCP server for `tools=[...]`: a command line (stdio) or an `http(s)://` URL.
 
     `target` is a URL, a command line string, or an argv list. `name` prefixes its tools
-    (`name_tool`); by default the package's, script's or host's name. `approve=True` (or some of
-    its tool names) asks before its tools run. `timeout` bounds each call (seconds);
-    `startup_timeout` its start. `tools` offers only those of its tools. `optional=True` lets a
-    run go on without it when it cannot start. `ask(server, message, schema)` answers what the
-    server asks the user mid-call (a dict of the schema's fields, or None to decline; without
-    it, llm_magic declines and the model is told what was asked). The same name and settings give back the same
-    server, so re-running a cell reuses its session; other settings under a name replace the
-    old server (with a warning).
+    (`name_tool`); by default the package's, script's or host's name. The other keywords are
+    its settings (`MCPServerKwargs`): `env`, `cwd` and `headers` go to the server;
+    `approve=True` (or some of its tool names) asks before its tools run. `timeout` bounds
+    each call (seconds); `startup_timeout` its start (30 s). `tools` offers only those of its
+    tools. `optional=True` lets a run go on without it when it cannot start. `ask(server,
+    message, schema)` answers what the server asks the user mid-call (a dict of the schema's
+    fields, or None to decline; without it, llm_magic declines and the model is told what was
+    asked). The same name and settings give back the same server, so re-running a cell reuses
+    its session; other settings under a name replace the old server (with a warning).
     """
-    server = build(
-        target,
-        name=name,
-        command=command,
-        env=env,
-        cwd=cwd,
-        url=url,
-        headers=headers,
-        approve=approve,
-        timeout=timeout,
-        startup_timeout=startup_timeout,
-        tools=tools,
-        optional=optional,
-        ask=ask,
-    )
-    return register(server, explicit=name is not None)
+    return register(build(target, name=name, **settings), explicit=name is not None)
 
 
 def build(
-    target: str | Sequence[str] | None = None, *, name: str | None = None, **options: Any
+    target: str | Sequence[str] | None = None,
+    *,
+    name: str | None = None,
+    **settings: Unpack[MCPServerKwargs],
 ) -> MCPServer:
     """An `MCPServer` from `mcp()`'s arguments, not registered yet."""
     require_sdk()
-    command, url = options.pop("command", None), options.pop("url", None)
     if isinstance(target, str) and urlparse(target).scheme in ("http", "https"):
-        url = target
+        settings["url"] = target
     elif isinstance(target, str):
-        command = shlex.split(target)
+        settings["command"] = shlex.split(target)
     elif target is not None:
-        command = list(target)
-    return MCPServer(name or default_name(command, url), command=command, url=url, **options)
+        settings["command"] = list(target)
+    command, url = settings.get("command"), settings.get("url")
+    return MCPServer(name or default_name(command, url), **settings)
 
 
 def register(server: MCPServer, explicit: bool = True) -> MCPServer:

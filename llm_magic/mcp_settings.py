@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from .mcp_config import redact_url, scrub, url_secrets
 from .mcp_results import MCPError
@@ -23,41 +23,56 @@ from .mcp_results import MCPError
 AskUser = Callable[[str, str, dict[str, Any]], "Awaitable[dict[str, Any] | None] | None"]
 
 
+class MCPServerKwargs(TypedDict, total=False):
+    """A server's settings as keyword arguments, declared once for `MCPServerSettings(name,
+    **settings)` and `llm_magic.mcp(target, **settings)` (PEP 692, as `ChainKwargs` for runs):
+    a misspelt or mistyped setting fails `mypy --strict` in user code."""
+
+    command: Sequence[str] | None  # the argv of a stdio server
+    env: Mapping[str, str] | None  # its environment (values may be secrets)
+    cwd: str | None  # its working folder
+    url: str | None  # a streamable HTTP server's URL
+    headers: Mapping[str, str] | None  # sent with each HTTP request (values may be secrets)
+    approve: bool | Collection[str]  # True, or some tool names: ask before they run (False)
+    timeout: float | None  # seconds per call (None: no limit)
+    startup_timeout: float  # seconds to start and list its tools (STARTUP_TIMEOUT)
+    tools: Collection[str] | None  # offer only these of its tools (None: all)
+    optional: bool  # a run goes on without it when it cannot start (False)
+    ask: AskUser | None  # answers what it asks the user mid-call (None: declined)
+
+
+STARTUP_TIMEOUT = 30.0
+SETTING_NAMES = frozenset(MCPServerKwargs.__annotations__)
+
+
 class MCPServerSettings:
     """How to start or reach one MCP server, and the rules its tools run under."""
 
-    def __init__(
-        self,
-        name: str,
-        *,
-        command: Sequence[str] | None = None,
-        env: Mapping[str, str] | None = None,
-        cwd: str | None = None,
-        url: str | None = None,
-        headers: Mapping[str, str] | None = None,
-        approve: bool | Collection[str] = False,
-        timeout: float | None = None,
-        startup_timeout: float = 30.0,
-        tools: Collection[str] | None = None,
-        optional: bool = False,
-        ask: AskUser | None = None,
-    ) -> None:
+    def __init__(self, name: str, **settings: Unpack[MCPServerKwargs]) -> None:
+        unknown = sorted(set(settings) - SETTING_NAMES)
+        if unknown:
+            raise TypeError(
+                f"MCP server {name!r}: unknown setting {', '.join(unknown)}; the settings: "
+                + ", ".join(MCPServerKwargs.__annotations__)
+            )
+        command, url = settings.get("command"), settings.get("url")
         if (command is None) == (url is None):
             raise MCPError("an MCP server needs either a command (stdio) or a url (HTTP)")
         if command is not None and not list(command):
             raise MCPError(f"MCP server {name!r}: the command is empty")
+        tools = settings.get("tools")
         self.name = name
         self.command = list(command) if command is not None else None
-        self._env = dict(env or {})  # may hold a token: never shown, only its names
-        self.cwd = cwd
+        self._env = dict(settings.get("env") or {})  # may hold a token: only its names shown
+        self.cwd = settings.get("cwd")
         self._url = url  # may hold `?api_key=...`: shown through `where` only, redacted
-        self._headers = dict(headers or {})  # may hold a token: never shown
-        self.approve = approve
-        self.timeout = timeout
-        self.startup_timeout = startup_timeout
+        self._headers = dict(settings.get("headers") or {})  # may hold a token: never shown
+        self.approve = settings.get("approve", False)
+        self.timeout = settings.get("timeout")
+        self.startup_timeout = settings.get("startup_timeout", STARTUP_TIMEOUT)
         self.only = sorted(tools) if tools is not None else None  # a subset of its tools
-        self.optional = optional  # a run goes on without it when it cannot start
-        self.ask = ask
+        self.optional = settings.get("optional", False)
+        self.ask = settings.get("ask")
 
     @property
     def env(self) -> dict[str, str]:

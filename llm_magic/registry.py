@@ -203,6 +203,7 @@ def make_provider(
         from .providers.openai import COMPATIBLE
 
         kwargs["compat"] = COMPATIBLE
+    kwargs["name"] = route.prefix
     provider: Provider = cls(name, api_key=key, base_url=url, **kwargs)
     provider.model_id = resolved_id(route, name)
     cache[cache_key] = provider

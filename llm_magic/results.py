@@ -116,7 +116,9 @@ class ChainResult(Generic[R]):
     step_ends: list[int] = field(default_factory=list, repr=False)
     options: ChainOptions | None = field(default=None, repr=False)
     branched_from: BranchPoint | None = field(default=None, repr=False)
-    provider: str = ""  # the adapter that ran it ("openai", "anthropic", "gemini", "local")
+    # the route it went by, the model id's prefix ("openai" over Responses, "openai-chat",
+    # "anthropic", "gemini", "ollama", "openai-compatible", "local"): `Provider.name`
+    provider: str = ""
     # Why a limit ended the run, with its figures (max_cost: what was spent and what the next
     # turn needed); None when the status says it all.
     stop_reason: str | None = None

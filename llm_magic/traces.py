@@ -96,8 +96,9 @@ def _spans(
         return scrub(text, secrets)
 
     tracer = trace.get_tracer("llm_magic")
+    vendor = run.provider.api_vendor  # "openai" over either API
     common = {
-        "gen_ai.provider.name": _PROVIDER_NAMES.get(result.provider, result.provider),
+        "gen_ai.provider.name": _PROVIDER_NAMES.get(vendor, vendor),
         "gen_ai.request.model": run.provider.model,
     }
     root = tracer.start_span(

@@ -105,3 +105,47 @@ def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
         if v not in index:
             visit(v)
     return found
+
+
+def borrowed_imports(root: Path = ROOT, dirs: tuple[str, ...] = (PACKAGE,)) -> list[str]:
+    """`from M import name` in the files under `dirs` where module M imports `name` itself and
+    neither defines it nor lists it in its `__all__`: a name reached through a module that does
+    not own it. A package's `__init__` is a public surface and may re-export."""
+    mods = modules(root)
+    borrowed = {m: _borrowed_names(p) for m, p in mods.items() if p.name != "__init__.py"}
+    found = []
+    for path in sorted(p for d in dirs for p in (root / d).rglob("*.py")):
+        package = ".".join(path.relative_to(root).parts[:-1])  # its own, for an `__init__`
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                base = _absolute(package, node.level, node.module)
+                found += [
+                    f"{path.relative_to(root)}:{node.lineno}: {a.name} from {base}"
+                    for a in node.names
+                    if a.name in borrowed.get(base, ())
+                ]
+    return found
+
+
+def _borrowed_names(path: Path) -> set[str]:
+    """The names a module imports at its top level (in `if`/`try` blocks too) but neither
+    defines nor lists in `__all__`."""
+    own: set[str] = set()
+    imported: set[str] = set()
+    stack = list(ast.parse(path.read_text()).body)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.If | ast.Try):
+            stack += [n for n in ast.iter_child_nodes(node) if isinstance(n, ast.stmt)]
+            stack += [n for h in getattr(node, "handlers", []) for n in h.body]
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            own.add(node.name)
+        elif isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names = {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+            own |= names
+            if "__all__" in names and node.value is not None:
+                own.update(ast.literal_eval(node.value))
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            imported.update((a.asname or a.name).split(".")[0] for a in node.names)
+    return imported - own

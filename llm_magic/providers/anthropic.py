@@ -43,7 +43,7 @@ _ID_BAD = re.compile(r"[^a-zA-Z0-9_-]")
 
 
 class AnthropicMessagesAdapter(Provider):
-    name = "anthropic"
+    name = api_vendor = "anthropic"
     documents = True
     default_base_url = "https://api.anthropic.com"
     models_path = "/v1/models"

@@ -98,7 +98,14 @@ class Accumulator(ABC):
 class Provider(ABC):
     """One model at one provider. `turn()` is the whole contract the chain relies on."""
 
+    # The route the run goes by, as the model id's prefix names it (llm_magic.registry.ROUTES):
+    # the API and the vendor ("openai" over Responses, "openai-chat", "ollama"...); what a
+    # result's `provider` says.
     name = "provider"
+    # The vendor whose API the adapter speaks: "openai" for both of OpenAI's APIs and every
+    # compatible server. Errors are labelled with it, retries follow its SDK's caps, and the
+    # catalog and the price table know OpenAI's models by it.
+    api_vendor = "provider"
     default_base_url = ""
     default_max_steps = 10  # rounds of tool calls before the run must answer
     # Takes `ModelRequest.output` (a typed answer's schema) as its own structured output, beside
@@ -124,7 +131,9 @@ class Provider(ABC):
         transport: httpx2.AsyncBaseTransport | None = None,
         limits: httpx2.Limits | None = None,
         options: dict[str, Any] | None = None,
+        name: str | None = None,
     ) -> None:
+        self.name = name or self.name  # the route's: Chat Completions serves several
         self.model = model
         self.model_id = model  # the resolved `prefix:model` (set by the registry): one id shown
         self._api_key = api_key
@@ -133,7 +142,7 @@ class Provider(ABC):
         self._warned: set[str] = set()  # the warnings this provider gave (`warn_once`)
         self.wire_cache = WireCache()  # messages' wire forms, so continuations encode only news
         self.http = HTTPSession(
-            self.name,
+            self.api_vendor,
             self.base_url,
             self.auth_headers(api_key),
             secret=api_key,
@@ -188,7 +197,7 @@ class Provider(ABC):
             message += "; models it can use: " + ", ".join(available[:MODELS_SHOWN])
             message += f" (and {more} more)" if more > 0 else ""
         error = ModelNotFoundError(
-            message, provider=self.name, status=exc.status, request_id=exc.request_id
+            message, provider=self.api_vendor, status=exc.status, request_id=exc.request_id
         )
         error.available = tuple(available)
         return error
@@ -265,7 +274,7 @@ class Provider(ABC):
         if not acc.done:
             raise StreamError(
                 f"the stream ended before {acc.end_marker}",
-                provider=self.name,
+                provider=self.api_vendor,
                 partial_text=acc.text(),
             )
         return self._checked(acc.turn, "stream", None)
@@ -282,7 +291,7 @@ class Provider(ABC):
     def _shape_error(self, exc: Exception, what: str, data: Any) -> ProviderError:
         shown = "" if data is None else f": {_excerpt(data)}"
         return ProviderError(
-            f"malformed {what} ({type(exc).__name__}: {exc}){shown}", provider=self.name
+            f"malformed {what} ({type(exc).__name__}: {exc}){shown}", provider=self.api_vendor
         )
 
     async def aclose(self) -> None:

@@ -38,7 +38,7 @@ def _stderr(message: str) -> None:
 
 
 class LocalProvider(OpenAIChatAdapter):
-    name = "local"
+    name = api_vendor = "local"
     vision = False  # Gemma 3 270M reads text only: an image becomes a line saying so
     default_max_steps = (
         1  # a 270M base model calls the tool again and again; answer after one round
@@ -66,7 +66,7 @@ class LocalProvider(OpenAIChatAdapter):
             if url != self.http.base_url:
                 self.base_url = url
                 self.http = HTTPSession(
-                    self.name, url, {}, retry=self.http.retry, timeout=self.http._timeout
+                    self.api_vendor, url, {}, retry=self.http.retry, timeout=self.http._timeout
                 )
         request = self.final_form(request)
         turn = await super().turn(self.adapt(request), on_text)

@@ -67,7 +67,7 @@ _TOP_LEVEL = {"safetySettings", "cachedContent", "labels"}
 
 
 class GeminiGenerateContentAdapter(Provider):
-    name = "gemini"
+    name = api_vendor = "gemini"
     documents = True
     default_base_url = "https://generativelanguage.googleapis.com/v1beta"
 

@@ -61,7 +61,8 @@ COMPATIBLE = OpenAICompat(content_string=True, stream_usage=False, max_tokens_fi
 
 
 class OpenAIChatAdapter(Provider):
-    name = "openai"
+    name = "openai-chat"
+    api_vendor = "openai"
     default_base_url = "https://api.openai.com/v1"
 
     def __init__(self, model: str, *, compat: OpenAICompat | None = None, **kwargs: Any) -> None:

@@ -42,6 +42,7 @@ _INCOMPLETE = {"max_output_tokens": "length", "content_filter": "content_filter"
 class OpenAIResponsesAdapter(OpenAIChatAdapter):
     """One OpenAI model over the Responses API (see the module docstring)."""
 
+    name = "openai"
     documents = True
 
     def path(self, request: ModelRequest, stream: bool) -> str:

@@ -24,6 +24,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import llm_magic
+from llm_magic import _runtime
 from llm_magic import _tls as tls
 from llm_magic.errors import ProviderError
 from llm_magic.notebook import values
@@ -149,7 +150,7 @@ def tls_server(tmp_path: Path):
 @pytest.fixture
 def fresh_context(monkeypatch: pytest.MonkeyPatch) -> None:
     """A new process-wide TLS context for this test (the shared one loads its CAs once)."""
-    monkeypatch.setattr(tls, "_ssl_context", None)
+    monkeypatch.delitem(_runtime._shared, "ssl_context", raising=False)
 
 
 def _https_url(server: OpenAIServer) -> str:

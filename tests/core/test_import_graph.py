@@ -1,12 +1,13 @@
 """No import cycle in the package: each module can be read, tested and changed on its own, and
-importing one never half-imports another."""
+importing one never half-imports another. Each name is imported from the module that owns it,
+so a module can stop importing a name it no longer uses without breaking another."""
 
 from __future__ import annotations
 
 import textwrap
 from pathlib import Path
 
-from tests.import_graph import cycles, graph
+from tests.import_graph import borrowed_imports, cycles, graph
 
 
 def test_the_package_has_no_import_cycle() -> None:
@@ -53,3 +54,33 @@ def test_the_graph_skips_type_checking_imports(tmp_path: Path) -> None:
     )
     assert graph(root)["llm_magic.b"] == set()
     assert cycles(graph(root)) == []
+
+
+def test_each_name_is_imported_from_the_module_that_owns_it() -> None:
+    found = borrowed_imports(dirs=("llm_magic", "tests", "bench"))
+    assert not found, "imported through a module that only imports them:\n" + "\n".join(found)
+
+
+def test_a_name_borrowed_from_a_module_is_found_and_a_declared_one_is_not(tmp_path: Path) -> None:
+    """A module's own definitions, its `__all__` and a package's `__init__` may be imported
+    from; a name the module itself only imports may not (so the test above can fail)."""
+    root = _package(
+        tmp_path,
+        {
+            "__init__.py": "from .records import Record\n",
+            "records.py": "class Record: ...\n",
+            "events.py": "from .records import Record\nclass Event: ...\n",
+            "tools.py": "from ._impl import helper\n__all__ = ['helper']\n",
+            "_impl.py": "def helper(): ...\n",
+            "user.py": (
+                "from .events import Event, Record\n"
+                "from .tools import helper\n"
+                "from . import Record as R\n"
+                "def f():\n    from .events import Record\n"
+            ),
+        },
+    )
+    assert borrowed_imports(root) == [
+        "llm_magic/user.py:1: Record from llm_magic.events",
+        "llm_magic/user.py:5: Record from llm_magic.events",
+    ]

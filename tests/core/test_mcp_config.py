@@ -179,3 +179,41 @@ def test_llm_mcp_add_takes_tools_startup_timeout_cwd_and_optional(tmp_path: Path
     assert "offers only: add, pid" in report()
     with pytest.raises(NotebookError, match="--startup-timeout takes seconds"):
         llm_mcp("add u --startup-timeout soon -- cmd")
+
+
+def test_each_setting_of_mcp_reaches_its_server(tmp_path: Path) -> None:
+    """`llm_magic.mcp` takes its settings from the one declaration `MCPServerSettings` takes
+    (`MCPServerKwargs`): each reaches the server, and the defaults hold when none is given."""
+    from llm_magic.mcp_settings import MCPServerKwargs
+
+    def ask(server: str, message: str, schema: dict[str, object]) -> None:
+        return None
+
+    stdio = {
+        "env": {"MODE": "test"},
+        "cwd": str(tmp_path),
+        "approve": ["add"],
+        "timeout": 2.5,
+        "startup_timeout": 4.0,
+        "tools": ["pid", "add"],
+        "optional": True,
+        "ask": ask,
+    }
+    http = {"url": "http://127.0.0.1:9/mcp", "headers": {"X-Team": "secret-team-token"}}
+    assert {*stdio, *http, "command"} == set(MCPServerKwargs.__annotations__)
+    server = llm_magic.mcp([sys.executable, "s.py"], name="all_settings", **stdio)
+    assert server.command == [sys.executable, "s.py"] and server.env == {"MODE": "test"}
+    assert (server.cwd, server.approve, server.timeout) == (str(tmp_path), ["add"], 2.5)
+    assert (server.startup_timeout, server.only, server.optional) == (4.0, ["add", "pid"], True)
+    assert server.ask is ask and server.needs_approval("add") and not server.needs_approval("pid")
+    remote = llm_magic.mcp(name="remote_settings", **http)
+    assert remote.url == http["url"] and "secret-team-token" in remote.secrets()
+    plain = llm_magic.mcp("python plain.py")
+    assert (plain.approve, plain.timeout, plain.startup_timeout) == (False, None, 30.0)
+    assert (plain.only, plain.optional, plain.ask, plain.env) == (None, False, None, {})
+
+
+def test_a_misspelt_setting_is_refused_with_the_settings_listed() -> None:
+    with pytest.raises(TypeError, match="unknown setting startup_timout; the settings: command"):
+        llm_magic.mcp("python s.py", **{"startup_timout": 3.0})  # type: ignore[arg-type]
+    assert "s" not in servers  # nothing registered under its default name

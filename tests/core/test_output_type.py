@@ -13,8 +13,8 @@ import pydantic
 import pytest
 
 import llm_magic
-from llm_magic.answers import FINAL_TOOL, OutputValidationError
-from llm_magic.errors import RefusalError, ToolDefinitionError
+from llm_magic.answers import FINAL_TOOL
+from llm_magic.errors import OutputValidationError, RefusalError, ToolDefinitionError
 from llm_magic.notebook.cell_options import help_text
 from tests.notebook.test_magics import error_line, ip, ok  # noqa: F401  (the IPython shell fixture)
 from tests.provider_models import model_for, sync_model_for, tool_results, user_texts

@@ -87,6 +87,7 @@ async def test_a_run_is_written_whole_and_read_back(openai_server: Any, db_path:
 
     saved = log.saved(entry.id)
     assert saved.model_id == "openai-chat:gpt-4.1-mini" and saved.system == "Answer in one line."
+    assert saved.provider == result.provider == "openai-chat"  # the route, as the id's prefix
     assert saved.messages == result.messages  # the neutral messages, every field
     assert saved.usage == result.usage and saved.step_ends == result.step_ends
     (call,) = saved.calls
@@ -161,6 +162,7 @@ async def test_a_logged_run_goes_on_after_being_read_back(
     (entry,) = log.runs()
     back = log.get(entry.id, namespace={"get_weather": get_weather}, model=model(openai_server))
     assert back.text == "Paris is at 18 degrees, mild." and back.status == "done"
+    assert back.provider == "openai-chat"
 
     openai_server.push(Reply(text="Rome is warmer."))
     more = await back.continue_("And Rome?")

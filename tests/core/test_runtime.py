@@ -117,9 +117,10 @@ def test_a_daemon_thread_is_named_and_never_holds_up_exit() -> None:
 
 
 def test_the_live_resources_of_the_process_are_held_by_the_runtime() -> None:
-    """The local model's server, the providers that keep connections and the MCP sessions are
-    the runtime's: one table of what the process holds live, not a global per module."""
-    from llm_magic import local, mcp_session, registry
+    """The local model's server, the providers that keep connections, the MCP sessions and the
+    TLS context are the runtime's: one table of what the process holds live, not a global per
+    module."""
+    from llm_magic import _tls, local, mcp_session, registry
 
     server = local.get_local_server()
     providers = registry.cached_providers()
@@ -128,3 +129,4 @@ def test_the_live_resources_of_the_process_are_held_by_the_runtime() -> None:
     assert _runtime.shared("local-server", object) is server
     assert _runtime.shared("providers", dict) is providers
     assert _runtime.shared("mcp-sessions", list) is sessions
+    assert _runtime.shared("ssl_context", object) is _tls.shared_ssl_context()

@@ -84,6 +84,28 @@ def test_mistyped_options_fail_mypy_strict_in_user_code(tmp_path: Path) -> None:
     assert len(errors) == 4, report  # the correct call on line 9 passes
 
 
+def test_mcp_settings_are_typed_keywords_for_mypy_strict(tmp_path: Path) -> None:
+    """`llm_magic.mcp` takes its settings through one typed declaration (`MCPServerKwargs`),
+    shared with `MCPServerSettings`: a misspelt or mistyped one fails in user code."""
+    report = _mypy(
+        tmp_path,
+        """
+        import llm_magic
+        from llm_magic.mcp_settings import MCPServerSettings
+
+        llm_magic.mcp("uvx mcp-server-time", startup_timout=5.0)
+        llm_magic.mcp("uvx mcp-server-time", timeout="soon")
+        MCPServerSettings("time", command=["uvx", "mcp-server-time"], optional="yes")
+        llm_magic.mcp("https://mcp.example/mcp", name="ex", headers={"a": "b"}, tools=["x"])
+        """,
+    )
+    errors = [line for line in report.splitlines() if "error:" in line]
+    assert 'Unexpected keyword argument "startup_timout"' in errors[0], report
+    assert 'Argument "timeout"' in errors[1] and 'incompatible type "str"' in errors[1], report
+    assert 'Argument "optional"' in errors[2] and 'incompatible type "str"' in errors[2], report
+    assert len(errors) == 3, report  # the correct call on the last line passes
+
+
 def test_correct_use_passes_mypy_strict(tmp_path: Path) -> None:
     report = _mypy(
         tmp_path,

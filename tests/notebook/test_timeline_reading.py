@@ -12,10 +12,10 @@ import pytest
 
 from llm_magic import events as ev
 from llm_magic import tool
-from llm_magic.events import ToolCallRecord
 from llm_magic.notebook import always_allow, render, saved_copy, styles
 from llm_magic.notebook.reducer import RunState, apply
 from llm_magic.notebook.timeline import Timeline
+from llm_magic.records import ToolCallRecord
 from tests.notebook.test_timeline import (  # noqa: F401  (the comms fixture, found by name)
     approving,
     calls,

@@ -677,6 +677,82 @@ async def test_awaiting_task_cancelled_like_a_kernel_interrupt(
     assert (await conv.chain("again")).text == "after the interrupt"
 
 
+async def test_an_awaited_run_goes_on_in_the_awaiting_task(
+    openai_server: OpenAIServer, model: Any
+) -> None:
+    """`await run` drives the run in the awaiting task (no task of its own per run): an async
+    tool called alone runs in that very task."""
+    seen: list[asyncio.Task[Any] | None] = []
+
+    async def where(x: int) -> int:
+        seen.append(asyncio.current_task())
+        return x
+
+    openai_server.push(Reply(calls=[Call("where", {"x": 1})]), Reply(text="done"))
+    result = await model.chain("go", tools=[where])
+    assert result.text == "done" and seen == [asyncio.current_task()]
+
+
+async def test_cancel_of_a_run_in_place_leaves_the_awaiting_task_uncancelled(
+    openai_server: OpenAIServer, model: Any
+) -> None:
+    """`run.cancel()` cancels the task running it; that request is taken back at the end, so
+    the awaiting code gets the result and goes on (an outer timeout still works)."""
+    openai_server.push(Reply(text="one two three four five", chunk_delay=0.1))
+    run = model.chain("count", stream=True)
+    run.subscribe(lambda e: isinstance(e, ev.TextDelta) and run.cancel())
+    task = asyncio.current_task()
+    assert task is not None
+    async with asyncio.timeout(20):
+        result = await run
+        assert result.status == "cancelled" and task.cancelling() == 0
+        await asyncio.sleep(0)  # no cancellation left pending for the awaiting task
+    run.cancel()  # after the end: nothing to cancel, the awaiting task untouched
+    await asyncio.sleep(0)
+
+
+async def test_an_outer_timeout_stops_a_run_in_place_and_raises_timeout_error(
+    openai_server: OpenAIServer, model: Any
+) -> None:
+    started = asyncio.Event()
+
+    async def wait_long(x: int) -> int:
+        started.set()
+        await asyncio.sleep(30)
+        return x
+
+    openai_server.push(Reply(calls=[Call("wait_long", {"x": 1})]))
+    run = model.chain("go", tools=[wait_long])
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.5):
+            await run
+    assert run.final is not None and run.final.status == "cancelled"
+    assert run.final.tool_calls[0].reason == "interrupted"
+
+
+async def test_others_waiting_on_a_run_in_place_get_its_result_without_running_it_again(
+    openai_server: OpenAIServer, model: Any
+) -> None:
+    """A second `await`, `run.start()` and `result()` while the run goes on in another task
+    follow that run; after it ended they give the same result (or error), no second request."""
+    openai_server.push(Reply(text="slow", delay=0.3))
+    run = model.chain("go")
+    first = asyncio.ensure_future(run.result())
+    await asyncio.sleep(0.1)  # the first waiter is running it in place
+    second, started = await asyncio.gather(run.result(), run.start())
+    assert (await first) is second is started
+    assert (await run) is second and (await run.start()) is second
+    assert len(openai_server.requests) == 1
+
+    openai_server.push(Reply(status=401, text="no"))
+    failing = model.chain("go")
+    with pytest.raises(AuthenticationError):
+        await failing
+    with pytest.raises(AuthenticationError):
+        await failing.start()
+    assert len(openai_server.requests) == 2
+
+
 # ---- events ------------------------------------------------------------------------------------
 
 

@@ -285,32 +285,8 @@ async def _in_thread(
     context = contextvars.copy_context()
     context.run(_CANCEL.set, thread.stop)
     call = functools.partial(context.run, fn, **kwargs)  # type: ignore[arg-type]
-    loop = asyncio.get_running_loop()
-    done: asyncio.Future[Any] = loop.create_future()
-    # One callback from the thread to the loop, not `asyncio.wrap_future`'s chain of two
-    # futures (a tenth of the hop's cost); the thread's own future stays in `thread`.
-    thread.future = future = _runtime.tool_pool.submit(call)
-
-    def ended(_: object) -> None:  # on the tool's thread
-        with contextlib.suppress(RuntimeError):  # the loop is closed: no one to tell
-            loop.call_soon_threadsafe(_settle, future, done)
-
-    future.add_done_callback(ended)
-    try:
-        return await done
-    except asyncio.CancelledError:
-        future.cancel()  # still in the pool's queue: it never runs
-        raise
-
-
-def _settle(future: concurrent.futures.Future[Any], done: asyncio.Future[Any]) -> None:
-    if done.done():  # the awaiting call was cancelled meanwhile
-        return
-    error = future.exception() if not future.cancelled() else asyncio.CancelledError()
-    if error is not None:
-        done.set_exception(error)
-    else:
-        done.set_result(future.result())
+    thread.future = _runtime.tool_pool.submit(call)
+    return await asyncio.wrap_future(thread.future)
 
 
 def _callable_name(fn: Any) -> str:

@@ -32,9 +32,8 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from . import answers, views
 from . import cost as pricing
 from . import events as ev
-from ._approver import Approver
+from ._approver import Approver, running_loop
 from ._broadcast import Broadcast, Subscriber
-from ._driver import Driver
 from ._loop import CallerThread
 from .answers import TypedAnswer, answer_choice
 from .cost import Cost, CostMeter
@@ -105,19 +104,13 @@ class ChainRun:
         # the prompt's images and files as sent (a bad one raises here, before anything runs)
         self.attachments, self.omitted = media.fit(attachments(options.attachments), refuse=True)
         self.runner = ToolRunner(
-            self.state,
-            options,
-            conversation,
-            self.broadcast.emit,
-            self.approver,
-            caller,
-            media,
-            self._cancel_reason,
+            self.state, options, conversation, self.broadcast.emit, self.approver, caller, media
         )
         self.final: ChainResult[Any] | None = None
         self.error_traceback: TracebackType | None = None  # a failed run's, for re-raising
-        self._driver: Driver[ChainResult[Any]] = Driver(self._run, self._begin)
+        self._task: asyncio.Task[ChainResult[Any]] | None = None
         self._driving: Generator[Any, Any, ChainResult[ChainRun]] | None = None  # as a coroutine
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- the run state, by its names (read-only: the run's steps move it) ---------------------
     status = _FromState[Status]()
@@ -156,34 +149,42 @@ class ChainRun:
     def start(self) -> asyncio.Task[ChainResult[Any]]:
         """Run on the running loop (once): the registered views attach here, on the thread
         that starts the run and before its first event, so a run never started shows nothing."""
-        return self._driver.start()
-
-    def _begin(self) -> None:
-        self.approver.loop = asyncio.get_running_loop()
-        views.attach(self)
+        if self._task is None:
+            self._loop = self.approver.loop = asyncio.get_running_loop()
+            views.attach(self)
+            self._task = self._loop.create_task(self._run())
+        return self._task
 
     def __await__(self) -> Generator[Any, None, ChainResult[ChainRun]]:
-        return self._driver.wait().__await__()
+        return self._wait().__await__()
 
     # A run is also a coroutine (registered below), driving the same wait as `await run`:
     # `asyncio.run(model.chain(...))` and `loop.run_until_complete(...)` take coroutines only.
     def send(self, value: Any) -> Any:
-        return self._as_coroutine().send(value)
+        return self._driver().send(value)
 
     def throw(self, exc: BaseException, *rest: Any) -> Any:
-        return self._as_coroutine().throw(exc, *rest)
+        return self._driver().throw(exc, *rest)
 
     def close(self) -> None:
         if self._driving is not None:
             self._driving.close()
 
-    def _as_coroutine(self) -> Generator[Any, Any, ChainResult[ChainRun]]:
+    def _driver(self) -> Generator[Any, Any, ChainResult[ChainRun]]:
         if self._driving is None:
             self._driving = self.__await__()
         return self._driving
 
     async def _wait(self) -> ChainResult[ChainRun]:
-        return await self._driver.wait()
+        task = self.start()
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            # The awaiting code was cancelled (a kernel interrupt): stop the run, let it
+            # record what never finished, then let the cancellation go on.
+            self.cancel("interrupted")
+            await asyncio.wait([task])
+            raise
 
     async def __aiter__(self) -> AsyncIterator[ev.Event]:
         """The run's events, in order, from the first. The iterator is a view: leaving the
@@ -196,15 +197,19 @@ class ChainRun:
     def cancel(self, reason: str = "cancelled by the user") -> None:
         """Cancel the run; safe to call from any thread (a widget's button callback)."""
         self.state.cancel_reason = reason
-        self._driver.cancel()
+        task, loop = self._task, self._loop
+        if task is None or loop is None or task.done():
+            return
+        if running_loop() is loop:
+            self._cancel_task()
+        else:
+            loop.call_soon_threadsafe(self._cancel_task)
 
-    def _cancel_reason(self) -> str | None:
-        """Why the run is being cancelled: the reason given to `cancel()`, else "interrupted"
-        when the awaiting code was cancelled (a kernel interrupt, an outer timeout)."""
-        reason = self.state.cancel_reason
-        if reason is None and self._driver.interrupted():
-            return "interrupted"
-        return reason
+    def _cancel_task(self) -> None:
+        # A task cancelled before its first step never enters `_run`, so it would end without a
+        # result (and leave the conversation busy); `_run` checks the reason when it starts.
+        if self._task is not None and not self._task.done() and self.status != "pending":
+            self._task.cancel()
 
     # -- the response vocabulary (awaited here; called plainly on the sync twin) -------------
     async def text(self) -> str:
@@ -242,7 +247,7 @@ class ChainRun:
                 await self._prepare()
                 await self._loop_turns()
         except asyncio.CancelledError:
-            state.status, state.cancel_reason = "cancelled", self._cancel_reason()
+            state.status = "cancelled"
         except Exception as exc:  # a TimeoutError raised by other code is a failure, not ours
             if isinstance(exc, TimeoutError) and deadline.expired():
                 state.status = "timeout"

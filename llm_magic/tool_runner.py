@@ -52,11 +52,8 @@ class ToolRunner:
         approver: Approver,
         caller: CallerThread | None = None,
         media: MediaPolicy | None = None,
-        cancel_reason: Callable[[], str | None] | None = None,
     ) -> None:
         self.state = state
-        # why the run is being cancelled, asked while a cancellation unwinds a call
-        self.cancel_reason = cancel_reason or (lambda: state.cancel_reason)
         self.options = options
         self.conversation = conversation
         self.emit = emit
@@ -168,7 +165,7 @@ class ToolRunner:
                 await self._execute(tool, rec, kwargs)
         except asyncio.CancelledError:
             if rec.ended_at is None:
-                rec.reason = self.cancel_reason()
+                rec.reason = self.state.cancel_reason
                 self.end(rec, "cancelled", cancelled_output(rec))
             raise
 

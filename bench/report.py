@@ -40,6 +40,16 @@ def floors(r: dict[str, Any]) -> list[dict[str, Any]]:
             "<= 1.2",
             lambda v: v <= 1.2,
         ),
+        *(
+            (
+                f"chain {label}, CPU, the tool on the loop's thread as bare's is (the engine "
+                "without the hop to a worker thread)",
+                _get(r, "overhead", key, ON_LOOP, "cpu_ratio_to_bare", "median"),
+                INFO,
+                None,
+            )
+            for key, label in (("non_streaming", "non-streaming"), ("streaming", "streaming"))
+        ),
         (
             "8 sync tools, wall / 0.2 s (median)",
             _get(tc, "sync", "llm_magic", "ratio_to_one_tool", "median"),
@@ -199,6 +209,13 @@ def _rows(r: dict[str, Any]) -> list[tuple[str, ...]]:
             (
                 f"chain {label}, CPU ratio to bare httpx",
                 *(_sp(_get(s, n, "cpu_ratio_to_bare"), "{:.2f}", "x") for n in NAMES),
+            )
+        )
+        rows.append(
+            (
+                f"chain {label}, CPU ratio to bare httpx, llm_magic with an on-loop tool",
+                _sp(_get(s, ON_LOOP, "cpu_ratio_to_bare"), "{:.2f}", "x"),
+                *("-" for _ in NAMES[1:]),
             )
         )
     st = r["streaming"]
@@ -419,6 +436,15 @@ def summary_markdown(r: dict[str, Any]) -> str:
             "same, streaming",
             *(both(ov["streaming"], n) for n in names),
             "CPU <= 1.2x",
+        ),
+        (
+            "same, both with the tool on the loop's thread as bare httpx calls it (no hop "
+            "to a worker thread), non-streaming / streaming",
+            f"{both(ov['non_streaming'], ON_LOOP)} / {both(ov['streaming'], ON_LOOP)}",
+            "-",
+            "-",
+            "-",
+            "information",
         ),
         (
             f"{st['tokens']}-token stream: events/s / bare SSE parsing",

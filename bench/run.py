@@ -110,7 +110,13 @@ async def bench_async(server: Server, llm: Any, cfg: Config) -> dict[str, Any]:
     llm_c, llm_reused = LLM(llm), LLM(llm, reuse_client=True)
     everyone = [magic, llm_c, llm_reused, bare, raw, *legacy_bare(server)]
     try:
+        # the engine without the thread hop: its sync tool on the loop's thread, as the
+        # hand-written loops call theirs (overhead rows only)
+        on_loop = Magic(server, on_loop=True)
+        everyone.append(on_loop)
         overhead = await bench_overhead(everyone, cfg)
+        everyone.remove(on_loop)
+        await on_loop.aclose()
         streaming = await bench_streaming(everyone, cfg)
         concurrency = await bench_tool_concurrency([magic, llm_c], cfg)
     finally:

@@ -180,3 +180,36 @@ async def test_an_async_tool_cancelled_has_no_thread(
     rec = (await _cancel_when_started(run, started)).tool_calls[0]
     assert rec.status == "cancelled" and rec.thread is None and rec.thread_note is None
     assert rec.output == CANCELLED_OUTPUT
+
+
+async def test_a_call_cancelled_while_queued_for_a_thread_never_runs(
+    openai_server: OpenAIServer, model: Any
+) -> None:
+    """With every worker thread busy, a sync call waits in the pool's queue; cancelling the run
+    then takes it out of the queue: the function never runs, and the run says no thread ran."""
+    from llm_magic import _runtime
+
+    release = threading.Event()
+    busy = [_runtime.tool_pool.submit(release.wait, 10) for _ in range(40)]
+    ran: list[int] = []
+
+    def record(x: int) -> int:
+        ran.append(x)
+        return x
+
+    openai_server.push(Reply(calls=[Call("record", {"x": 1})]))
+    run = model.chain("go", tools=[record])
+    waiting = asyncio.ensure_future(run.result())
+    try:
+        async with asyncio.timeout(10):
+            while not any(isinstance(e, ev.ToolCallStarted) for e in run.events):
+                await asyncio.sleep(0.01)
+        run.cancel()
+        result = await waiting
+    finally:
+        release.set()
+    for job in busy:
+        await asyncio.wrap_future(job)
+    await asyncio.sleep(0.1)
+    assert result.status == "cancelled" and ran == []
+    assert result.tool_calls[0].thread is None

@@ -23,40 +23,65 @@ T = TypeVar("T")
 
 # `json.dumps(value, ensure_ascii=False)`, without building an encoder per call
 _encode = json.JSONEncoder(ensure_ascii=False).encode
+# Items: a list this short is encoded whole with its body; each encoder call costs about as
+# much as a few messages, so the kept pieces pay only from about this length on.
+SHORT = 8
+
+
+def _run(items: list[Any]) -> bytes:
+    """The JSON of a run of items as they sit inside a list (no brackets): one encoder call."""
+    return _encode(items).encode()[1:-1]
 
 
 class ItemsJSON:
-    """The JSON of each item of a list that is never edited, encoded the first time it is
-    asked for. `encoded` covers the first items; it is replaced, never edited, so a longer list
-    that begins with these items may start from it (`then`). The items at the indices `live`
-    (a message's opaque provider blocks, which are sent as they are now, not as they were) are
-    encoded again each time."""
+    """The JSON of a list that is never edited, kept in pieces: each the JSON of the run of
+    items one request added (encoded in one call, the first time it is asked for), so a longer
+    list that begins with these items (`then`) encodes only what follows them. The items at the
+    indices `live` (a message's opaque provider blocks, sent as they are now, not as they were)
+    are pieces of their own, encoded again each time."""
 
-    __slots__ = ("encoded", "items", "live")
+    __slots__ = ("items", "kept", "live")
 
     def __init__(
-        self, items: list[Any], live: tuple[int, ...] = (), encoded: list[bytes] | None = None
+        self,
+        items: list[Any],
+        live: tuple[int, ...] = (),
+        kept: tuple[list[bytes], int, tuple[tuple[int, int], ...]] = ([], 0, ()),
     ) -> None:
         self.items = items
-        self.live = live
-        self.encoded: list[bytes] = encoded if encoded is not None else []
+        self.live = live  # ascending
+        # The pieces, how many items they cover, and (piece, item) of each live item: one
+        # tuple, replaced whole and never edited, so no reader sees half of an update.
+        self.kept = kept
 
     def then(self, items: list[Any], live: tuple[int, ...] = ()) -> ItemsJSON:
         """The JSON of `items`, which begin with this list's items (`live`: the new live
-        indices): what is known is kept."""
-        return ItemsJSON(items, self.live + live, self.encoded)
+        indices): what is kept is kept."""
+        return ItemsJSON(items, self.live + live, self.kept)
 
-    def chunks(self) -> list[bytes]:
-        """Each item's JSON, in order (the items not encoded yet are encoded now, once)."""
-        encoded, items = self.encoded, self.items
-        if len(encoded) < len(items):
-            new = islice(items, len(encoded), None)
-            encoded = self.encoded = encoded + [_encode(x).encode() for x in new]
-        if not self.live:
-            return encoded
-        now = list(encoded)
-        for i in self.live:
-            now[i] = _encode(items[i]).encode()
+    def pieces(self) -> list[bytes]:
+        """The pieces, joined by ", " the items' JSON (the items not encoded yet encoded now)."""
+        pieces, covered, live_at = self.kept
+        items = self.items
+        if covered < len(items):
+            pieces, at = list(pieces), list(live_at)
+            start = covered
+            for i in self.live:
+                if i >= covered:
+                    if i > start:
+                        pieces.append(_run(items[start:i]))
+                    at.append((len(pieces), i))
+                    pieces.append(b"")  # encoded as it is at each call, below
+                    start = i + 1
+            if start < len(items):
+                pieces.append(_run(items[start:]))
+            live_at = tuple(at)
+            self.kept = (pieces, len(items), live_at)
+        if not live_at:
+            return pieces
+        now = list(pieces)
+        for piece, i in live_at:
+            now[piece] = _encode(items[i]).encode()
         return now
 
 
@@ -76,23 +101,36 @@ class WireList(list[T]):
         return WireList([*head, *self], self.known, self.start + len(head))
 
     def json(self) -> bytes | None:
-        """The list as JSON; None when it was edited since it was built."""
+        """The list as JSON from its kept pieces; None when it is better encoded whole: it is
+        short (`SHORT`), or it was edited since it was built."""
         known, start = self.known, self.start
+        if len(known.items) < SHORT:
+            return None
         if len(self) - start != len(known.items) or not all(
             map(operator.is_, islice(self, start, None), known.items)
         ):
             return None
-        head = [_encode(x).encode() for x in islice(self, start)]
-        return b"[" + b", ".join(head + known.chunks()) + b"]"
+        head = [_run(self[:start])] if start else []
+        return b"[" + b", ".join(head + known.pieces()) + b"]"
 
 
 def encode_body(body: dict[str, Any]) -> bytes:
-    """`json.dumps(body, ensure_ascii=False).encode()`, with its `WireList`s from their kept JSON."""
+    """`json.dumps(body, ensure_ascii=False).encode()`, with its `WireList`s from their kept JSON
+    (the other fields encoded together, a run of them per call)."""
     lists = {k: v.json() for k, v in body.items() if isinstance(v, WireList)}
     if not lists or None in lists.values() or not all(type(k) is str for k in body):
         return _encode(body).encode()
-    parts = [
-        _encode(key).encode() + b": " + (lists.get(key) or _encode(value).encode())
-        for key, value in body.items()
-    ]
+    parts: list[bytes] = []
+    run: dict[str, Any] = {}
+    for key, value in body.items():
+        kept = lists.get(key)
+        if kept is None:
+            run[key] = value
+            continue
+        if run:
+            parts.append(_encode(run).encode()[1:-1])  # its fields, without the braces
+            run = {}
+        parts.append(_encode(key).encode() + b": " + kept)
+    if run:
+        parts.append(_encode(run).encode()[1:-1])
     return b"{" + b", ".join(parts) + b"}"

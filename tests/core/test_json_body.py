@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from llm_magic._json_body import ItemsJSON, WireList, encode_body
+from llm_magic._json_body import SHORT, ItemsJSON, WireList, encode_body
 
-ITEMS: list[dict[str, Any]] = [
+KINDS: list[dict[str, Any]] = [
     {"role": "user", "content": 'héllo "quoted"\n\ttab \\ 🙂 \u2028 <b>'},
     {
         "role": "assistant",
@@ -23,6 +23,7 @@ ITEMS: list[dict[str, Any]] = [
     {"role": "tool", "tool_call_id": "c1", "content": "1"},
     {"role": "assistant", "content": "", "n": 1.5, "flags": [True, False], "nested": {"k": []}},
 ]
+ITEMS = [{**KINDS[i % len(KINDS)], "i": i} for i in range(SHORT + 4)]
 
 
 def dumped(body: dict[Any, Any]) -> bytes:
@@ -35,7 +36,7 @@ def kept(items: list[dict[str, Any]], *head: dict[str, Any]) -> WireList[dict[st
 
 
 @pytest.mark.parametrize("head", [(), ({"role": "system", "content": "be brief"},)])
-@pytest.mark.parametrize("count", [0, 1, len(ITEMS)])
+@pytest.mark.parametrize("count", [SHORT, len(ITEMS)])
 def test_a_body_from_kept_json_is_the_bytes_json_dumps_gives(
     head: tuple[dict[str, Any], ...], count: int
 ) -> None:
@@ -46,14 +47,22 @@ def test_a_body_from_kept_json_is_the_bytes_json_dumps_gives(
     assert messages == [*head, *ITEMS[:count]]  # to everything that reads it, a list
 
 
-def test_each_item_is_encoded_once_and_a_longer_history_starts_from_it() -> None:
-    first = ItemsJSON(ITEMS[:2])
-    chunks = first.chunks()
-    longer = first.then(ITEMS[:3])
-    again = longer.chunks()
-    assert len(again) == 3 and all(a is b for a, b in zip(chunks, again, strict=False))
-    assert longer.chunks() is again  # asked again: nothing encoded again
-    assert b"[" + b", ".join(again) + b"]" == json.dumps(ITEMS[:3], ensure_ascii=False).encode()
+@pytest.mark.parametrize("count", [0, 1, SHORT - 1])
+def test_a_short_list_is_encoded_whole_with_its_body(count: int) -> None:
+    messages = kept(ITEMS[:count], {"role": "system", "content": "s"})
+    body = {"model": "m", "messages": messages}
+    assert messages.json() is None and encode_body(body) == dumped(body)
+
+
+def test_each_run_of_items_is_encoded_once_and_a_longer_list_starts_from_it() -> None:
+    first = ItemsJSON(ITEMS[:SHORT])
+    pieces = first.pieces()
+    longer = first.then(ITEMS[: SHORT + 2])
+    again = longer.pieces()
+    assert len(pieces) == 1 and len(again) == 2 and again[0] is pieces[0]
+    assert longer.pieces() is again  # asked again: nothing encoded again
+    whole = json.dumps(ITEMS[: SHORT + 2], ensure_ascii=False).encode()
+    assert b"[" + b", ".join(again) + b"]" == whole
 
 
 EDITS: dict[str, Callable[[list[Any]], None]] = {
@@ -79,13 +88,17 @@ def test_a_list_edited_after_it_was_built_is_sent_as_it_is_now(edit: str) -> Non
 def test_live_items_are_sent_as_they_are_now_not_as_they_were() -> None:
     """A message's opaque provider blocks are sent as they are when the request goes out."""
     block = {"type": "reasoning", "encrypted_content": "sealed"}
-    items = [block, *ITEMS]
-    known = ItemsJSON(items, live=(0,))
-    assert b"sealed" in known.chunks()[0]
+    items = [*ITEMS[:3], block, *ITEMS[3:]]
+    known = ItemsJSON(items, live=(3,))
+    assert b"sealed" in b"".join(known.pieces())
     del block["encrypted_content"]
     body = {"input": WireList(items, known)}
     assert b"sealed" not in encode_body(body) and encode_body(body) == dumped(body)
-    assert known.then([*items, ITEMS[0]]).chunks()[0] == json.dumps(block).encode()
+    longer = known.then([*items, block, ITEMS[0]], live=(len(items),))
+    body = {"input": WireList(list(longer.items), longer)}
+    assert encode_body(body) == dumped(body)
+    block["encrypted_content"] = "again"
+    assert encode_body(body).count(b"again") == 2 and encode_body(body) == dumped(body)
 
 
 def test_a_body_json_dumps_would_write_differently_is_encoded_whole() -> None:

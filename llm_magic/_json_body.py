@@ -28,9 +28,10 @@ _encode = json.JSONEncoder(ensure_ascii=False).encode
 SHORT = 8
 
 
-def _run(items: list[Any]) -> bytes:
-    """The JSON of a run of items as they sit inside a list (no brackets): one encoder call."""
-    return _encode(items).encode()[1:-1]
+def _inner(value: list[Any] | dict[str, Any]) -> bytes:
+    """The JSON of a non-empty list or dict without its brackets or braces: its items or
+    fields as they sit inside a longer one, in one encoder call."""
+    return _encode(value).encode()[1:-1]
 
 
 class ItemsJSON:
@@ -69,12 +70,12 @@ class ItemsJSON:
             for i in self.live:
                 if i >= covered:
                     if i > start:
-                        pieces.append(_run(items[start:i]))
+                        pieces.append(_inner(items[start:i]))
                     at.append((len(pieces), i))
                     pieces.append(b"")  # encoded as it is at each call, below
                     start = i + 1
             if start < len(items):
-                pieces.append(_run(items[start:]))
+                pieces.append(_inner(items[start:]))
             live_at = tuple(at)
             self.kept = (pieces, len(items), live_at)
         if not live_at:
@@ -110,7 +111,7 @@ class WireList(list[T]):
             map(operator.is_, islice(self, start, None), known.items)
         ):
             return None
-        head = [_run(self[:start])] if start else []
+        head = [_inner(self[:start])] if start else []
         return b"[" + b", ".join(head + known.pieces()) + b"]"
 
 
@@ -128,9 +129,9 @@ def encode_body(body: dict[str, Any]) -> bytes:
             run[key] = value
             continue
         if run:
-            parts.append(_encode(run).encode()[1:-1])  # its fields, without the braces
+            parts.append(_inner(run))
             run = {}
         parts.append(_encode(key).encode() + b": " + kept)
     if run:
-        parts.append(_encode(run).encode()[1:-1])
+        parts.append(_inner(run))
     return b"{" + b", ".join(parts) + b"}"

@@ -45,6 +45,7 @@ from typing import Any
 
 import httpx2
 
+from ._json_body import encode_body
 from ._sse import SSEDecoder, SSEEvent
 from ._tls import shared_ssl_context
 from .errors import (
@@ -269,7 +270,7 @@ class HTTPSession:
         caller frees it once the response is closed)."""
         held = await self._held()
         client = held.client
-        content = json.dumps(body, ensure_ascii=False).encode()
+        content = encode_body(body)
         headers = {"content-type": "application/json"}
         attempt = 0
         while True:

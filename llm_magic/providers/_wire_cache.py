@@ -12,7 +12,9 @@ lives. Wire forms are shared between requests: nothing may edit them.
 history it encoded, whole, and when the next request's history begins with those very messages
 (compared field by field at C speed: `operator.attrgetter`, `map`, `all`), it encodes only
 the messages after them. The cost of a continuation then no longer grows with a Python step per
-message of history, only with the copy of a list.
+message of history, only with the copy of a list. The list it gives is a `WireList`: the JSON of
+each wire form is kept with the history too (llm_magic._json_body), so the body's history is
+written by joining bytes, not encoded again.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from .._json_body import ItemsJSON, WireList
 from ..messages import Message
 
 T = TypeVar("T")
@@ -41,7 +44,7 @@ class _Sequence:
     """The last history encoded in one kind: each message's fields, and the wire forms in order."""
 
     fields: list[tuple[Any, ...]]
-    wire: list[Any]
+    wire: ItemsJSON  # the wire forms (`items`), and their JSON once a request was sent
     alive: weakref.ref[Message] | None = None  # the history's last message
 
 
@@ -72,7 +75,7 @@ class WireCache:
 
     def encode_all(
         self, messages: Sequence[Message], kind: str, encode: Callable[[Message], list[T]]
-    ) -> list[T]:
+    ) -> WireList[T]:
         """Every message's `encode(msg)`, in one new list; the history of the last call in
         this `kind`, when `messages` begins with it, is not looked at again one by one."""
         last = self._sequences.get(kind)
@@ -82,14 +85,22 @@ class WireCache:
             and 0 < known <= len(messages)
             and all(map(operator.eq, map(_fields, messages[:known]), last.fields))
         ):
-            fields, wire = last.fields, list(last.wire)
+            fields, wire = last.fields, list(last.wire.items)
         else:
             fields, wire, known = [], [], 0
         new = messages[known:]
+        live: list[int] = []  # provider blocks: sent as they are now (llm_magic._json_body)
         for msg in new:
+            start = len(wire)
             wire.extend(self.get(msg, kind, encode))
-        self._remember(kind, messages, _Sequence(fields + list(map(_fields, new)), wire))
-        return list(wire)  # the caller's own list: what is kept is never edited
+            if msg.provider_data:
+                live += range(start, len(wire))
+        if known and last is not None:
+            kept = last.wire.then(wire, tuple(live))
+        else:
+            kept = ItemsJSON(wire, tuple(live))
+        self._remember(kind, messages, _Sequence(fields + list(map(_fields, new)), kept))
+        return WireList(wire, kept)  # the caller's own list: what is kept is never edited
 
     def _remember(self, kind: str, messages: Sequence[Message], sequence: _Sequence) -> None:
         """Keep `sequence` while the history's last message lives (a dropped conversation

@@ -155,10 +155,9 @@ class OpenAIChatAdapter(Provider):
             )
 
     def wire_messages(self, request: ModelRequest) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
+        out = self.wire_cache.encode_all(request.messages, "openai", self._wire)
         if request.system:
-            out.append({"role": "system", "content": request.system})
-        out.extend(self.wire_cache.encode_all(request.messages, "openai", self._wire))
+            return out.after({"role": "system", "content": request.system})
         return out
 
     def _wire(self, msg: Message) -> list[dict[str, Any]]:

@@ -8,9 +8,12 @@ import json
 import pytest
 
 from llm_magic.messages import Message, ModelRequest, ToolCall, ToolResult, ToolSpec
+from llm_magic.providers._wire_cache import WireCache
 from llm_magic.providers.anthropic import AnthropicMessagesAdapter
 from llm_magic.providers.gemini import GeminiGenerateContentAdapter
 from llm_magic.providers.openai import OpenAIChatAdapter
+from tests.providers.test_conformance import model_for
+from tests.servers import Call, LoopbackServer, Reply
 
 SPEC = ToolSpec("add", "Add.", {"type": "object", "properties": {"a": {"type": "integer"}}})
 PROVIDERS = {
@@ -62,8 +65,6 @@ def test_a_changed_message_is_encoded_again_and_dead_ones_are_forgotten(kind: st
 
 
 def test_encode_all_encodes_only_what_follows_the_last_history_and_stays_right() -> None:
-    from llm_magic.providers._wire_cache import WireCache
-
     cache, encoded = WireCache(), []
 
     def encode(msg: Message) -> list[str]:
@@ -99,3 +100,31 @@ def test_a_long_history_is_not_encoded_again_per_request() -> None:
     assert calls == history[-2:]
     fresh = PROVIDERS["openai"]().build_body(ModelRequest(history, [SPEC]))
     assert json.dumps(body) == json.dumps(fresh)
+
+
+def add(a: int, b: int) -> int:
+    """Add two numbers."""
+    return a + b
+
+
+HISTORY_KEY = {**KEY, "openai-strict": "messages", "openai-responses": "input"}
+
+
+@pytest.mark.parametrize("stream", [True, False])
+async def test_a_continued_conversation_sends_what_encoding_it_whole_sends(
+    provider_server: LoopbackServer, stream: bool
+) -> None:
+    """Over real HTTP to each strict server: the history a continuation sends (its JSON kept
+    from the requests before) is the one the adapter writes with nothing kept."""
+    server = provider_server
+    conversation = model_for(server).conversation(tools=[add], system="Be brief.")
+    for n in range(3):
+        server.push(Reply(calls=[Call("add", {"a": n, "b": 1})]), Reply(text=f"It is {n + 1}."))
+        result = await conversation.chain(f"What is {n} + 1? Use the tool.", stream=stream)
+        assert result.status == "done" and result.text == f"It is {n + 1}."
+    provider = conversation.model.provider
+    provider.wire_cache = WireCache()  # nothing kept: every message encoded anew
+    request = ModelRequest(conversation.messages[:-1], [SPEC], system="Be brief.")
+    whole = json.loads(json.dumps(provider.build_body(request)))
+    key = HISTORY_KEY[server.kind]
+    assert len(server.requests) == 6 and server.requests[-1].body[key] == whole[key]

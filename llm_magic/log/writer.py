@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from .. import _runtime, cost
 from .. import events as ev
 from . import settings
-from .capture import Clock, Where, environment_secrets, saved_run, secrets_of
+from .origin import Clock, Where
 
 if TYPE_CHECKING:
     import sqlite3
@@ -102,6 +102,7 @@ def _write(batch: list[Ended]) -> None:
     import sqlite3
 
     from ..mcp_config import scrubber
+    from .capture import environment_secrets, secrets_of
     from .store import insert_all
 
     environment = environment_secrets()  # read once for the batch
@@ -121,6 +122,8 @@ def _write(batch: list[Ended]) -> None:
 def _saved(
     run: ChainRun, result: ChainResult[Any], count: int, clock: Clock, place: Where
 ) -> SavedRun:
+    from .capture import saved_run
+
     point = result.branched_from
     parent = _ids.get(point.result) if point is not None else None
     result.cost  # noqa: B018  (a price settling after the run: waits, its events follow the end)

@@ -16,8 +16,6 @@ from typing import Any
 
 from ..results import ChainResult
 from .look import FONT, MUTED, NO_MATH, esc
-from .terminal_markdown import can_render, render_text
-from .values import markdown_html
 
 _shown: weakref.WeakSet[ChainResult[Any]] = weakref.WeakSet()
 
@@ -75,6 +73,8 @@ def result_html(result: ChainResult[Any]) -> str | None:
         )
     if not result.text:
         return None
+    from .values import markdown_html  # with the first answer shown, not at `%load_ext`
+
     return (
         f'<div class="jp-RenderedHTMLCommon llm-answer" style="{FONT};overflow-wrap:anywhere">'
         f"{markdown_html(result.text)}</div>"
@@ -98,6 +98,8 @@ def result_text(result: ChainResult[Any]) -> str:
         return repr(result)
     if result in _shown:
         return f"<ChainResult {result.status}{what} · the answer is printed above (.text)>"
+    from .terminal_markdown import can_render, render_text
+
     if can_render(sys.stdout):
         return render_text(result.text)
     return result.text

@@ -21,7 +21,7 @@ from .. import log
 from ..cost import format_cost
 from ..errors import LLMMagicError
 from ..log import settings
-from ..log.capture import Where
+from ..log.origin import Where
 from ..log.restore import replay
 from .errors import NotebookError
 from .look import esc, shorten

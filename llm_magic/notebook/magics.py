@@ -29,7 +29,6 @@ from ..log import writer as log_writer
 from . import cell_value, mcp_magic
 from .cell_options import help_text, parse_line
 from .config import MODEL_ENV, LLMMagic, LLMMagicBase, get_config, set_active
-from .editing import llm_edit
 from .errors import NotebookError
 from .state import shell, state
 from .view import show_run
@@ -330,6 +329,17 @@ def llm_usage(line: str = "") -> None:
         print(ledger.report())
 
 
+# `%llm_edit` and `%llm_log` import their modules when first called, not at `%load_ext`.
+
+
+def llm_edit(line: str = "") -> None:
+    """`%llm_edit [--live] [NAME]`: edit the calls of result NAME (default: the last result)
+    and re-run from there, in a live timeline."""
+    from .editing import llm_edit as edit
+
+    edit(line)
+
+
 def llm_log(line: str = "") -> None:
     """List, search and show the logged runs (`%llm_log --help`)."""
     from .log_magic import llm_log as show
@@ -338,8 +348,7 @@ def llm_log(line: str = "") -> None:
 
 
 # -- %load_ext / %unload_ext ----------------------------------------------------------------------
-# The run log's magic, its notebook reader and the notebook tools load on first use, not with
-# the extension: `%load_ext` registers these, which import them when called.
+# The log's notebook reader and the notebook tools: imported when a run first asks for them.
 
 
 def _where() -> Where:

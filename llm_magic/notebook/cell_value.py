@@ -15,7 +15,6 @@ import weakref
 from typing import Any
 
 from ..results import ChainResult
-from .look import FONT, MUTED, NO_MATH, esc
 
 _shown: weakref.WeakSet[ChainResult[Any]] = weakref.WeakSet()
 
@@ -57,6 +56,8 @@ def no_answer(result: ChainResult[Any]) -> str | None:
 
 
 def result_html(result: ChainResult[Any]) -> str | None:
+    from .look import FONT, MUTED, NO_MATH, esc  # with the first result shown, not at `%load_ext`
+
     calls = len(result.tool_calls)
     what = f"{calls} tool call{'s' if calls != 1 else ''} · " if calls else ""
     why = no_answer(result)
@@ -73,7 +74,7 @@ def result_html(result: ChainResult[Any]) -> str | None:
         )
     if not result.text:
         return None
-    from .values import markdown_html  # with the first answer shown, not at `%load_ext`
+    from .values import markdown_html
 
     return (
         f'<div class="jp-RenderedHTMLCommon llm-answer" style="{FONT};overflow-wrap:anywhere">'

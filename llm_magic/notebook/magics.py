@@ -26,7 +26,7 @@ from .. import catalog, kernel_tools, registry, views
 from ..errors import LLMMagicError
 from ..log import settings as log_settings
 from ..log import writer as log_writer
-from . import cell_value, mcp_magic
+from . import cell_value
 from .cell_options import help_text, parse_line
 from .config import MODEL_ENV, LLMMagic, LLMMagicBase, get_config, set_active
 from .errors import NotebookError
@@ -329,7 +329,8 @@ def llm_usage(line: str = "") -> None:
         print(ledger.report())
 
 
-# `%llm_edit` and `%llm_log` import their modules when first called, not at `%load_ext`.
+# `%llm_edit`, `%llm_log` and `%llm_mcp` import their modules when first called, not at
+# `%load_ext`.
 
 
 def llm_edit(line: str = "") -> None:
@@ -338,6 +339,13 @@ def llm_edit(line: str = "") -> None:
     from .editing import llm_edit as edit
 
     edit(line)
+
+
+def llm_mcp(line: str = "") -> None:
+    """Declare, list and stop MCP servers (see `%llm_mcp help`)."""
+    from .mcp_magic import llm_mcp as manage
+
+    manage(line)
 
 
 def llm_log(line: str = "") -> None:
@@ -369,7 +377,7 @@ _MAGICS = (
     ("line", "llm_models", llm_models),
     ("line", "llm_usage", llm_usage),
     ("line", "llm_edit", llm_edit),
-    ("line", "llm_mcp", mcp_magic.llm_mcp),
+    ("line", "llm_mcp", llm_mcp),
     ("line", "llm_log", llm_log),
 )
 
@@ -403,7 +411,10 @@ def unload(ip: Any) -> None:
             if getattr(manager.user_magics, name, None) is func:
                 delattr(manager.user_magics, name)
     ip.configurables[:] = [c for c in ip.configurables if not isinstance(c, LLMMagicBase)]
-    mcp_magic.unload()
+    if "llm_magic.mcp_session" in sys.modules:  # else no MCP server ever started here
+        from .mcp_magic import unload as stop_servers
+
+        stop_servers()
     cell_value.unregister(ip)
     views.remove(show_run)
     kernel_tools.serve = None

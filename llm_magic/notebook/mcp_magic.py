@@ -8,7 +8,6 @@ its first use by a chain, and its session is shared by every later cell.
 from __future__ import annotations
 
 import shlex
-import sys
 from collections.abc import Iterable
 from typing import Any
 
@@ -202,12 +201,9 @@ def report() -> str:
 
 
 def unload() -> None:
-    """`%unload_ext`: stop every server that runs (their declarations stay for a reload).
-
-    No session module loaded means no server ever started: nothing to stop, and `%load_ext`
-    (which unloads first) does not import the MCP modules for nothing."""
-    if "llm_magic.mcp_session" not in sys.modules:
+    """`%unload_ext`: stop every server that runs (their declarations stay for a reload)."""
+    try:
+        from ..mcp_session import close_all
+    except ImportError:
         return
-    from ..mcp_session import close_all
-
     close_all(final=False)

@@ -234,7 +234,8 @@ def test_load_ext_imports_no_widgets_and_patches_nothing():
 
 def test_load_ext_defers_what_no_first_chain_uses():
     """`%load_ext` registers every magic but imports the run log's reader and records, editing,
-    the notebook tools and MCP's session only when one is used: `%llm_log` still works."""
+    the notebook tools, `%llm_mcp` and MCP's session only when one is used: `%llm_log` still
+    works."""
     code = textwrap.dedent(
         """
         import sys
@@ -243,7 +244,7 @@ def test_load_ext_defers_what_no_first_chain_uses():
         ip.run_line_magic("load_ext", "llm_magic")
         later = ["llm_magic.mcp_session", "llm_magic.log.record", "llm_magic.log.capture",
                  "llm_magic.notebook.log_magic", "llm_magic.notebook.editing",
-                 "llm_magic.notebook.shell_tools"]
+                 "llm_magic.notebook.shell_tools", "llm_magic.notebook.mcp_magic"]
         print("LOADED", [m for m in later if m in sys.modules])
         print("MAGICS", sorted(ip.magics_manager.magics["line"]))
         ip.run_line_magic("llm_log", "--help")

@@ -15,6 +15,7 @@ code, and still fails at run time with a clear `TypeError` or `ValueError` in un
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import types
 import typing
@@ -100,8 +101,9 @@ def literal_values(hint: Any) -> tuple[Any, ...]:
     return ()
 
 
+@functools.cache  # asked for by the cell's parser, its help and `%config`: resolved once
 def field_hints(cls: type) -> dict[str, Any]:
-    """Resolved annotations of an options dataclass (its module's names in scope)."""
+    """Resolved annotations of an options dataclass (its module's names in scope); read only."""
     import sys
 
     module = sys.modules[cls.__module__]

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import LLMMagicError
-from .record import SavedCall, SavedRun, SavedTurn
 from .settings import configure, path
 from .writer import flush, id_of, observe
 
@@ -29,6 +28,7 @@ if TYPE_CHECKING:
 
     from ..models import AsyncModel, Model
     from ..results import ChainResult
+    from .record import SavedCall, SavedRun, SavedTurn
     from .store import LogEntry
 
 __all__ = [
@@ -46,6 +46,16 @@ __all__ = [
     "runs",
     "saved",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """The saved run's records, imported when first asked for: every run is watched by the
+    log from the start, but its records are needed only once one is written or read."""
+    if name in ("SavedCall", "SavedRun", "SavedTurn"):
+        from . import record
+
+        return getattr(record, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @contextlib.contextmanager
@@ -139,6 +149,7 @@ def import_(source: Mapping[str, Any] | str | Path) -> int:
     """An exported run (its data, or a file of it) into the log, as a new run; its id."""
     from ..mcp_config import scrub
     from .capture import environment_secrets
+    from .record import SavedRun
     from .store import insert
 
     data = source if isinstance(source, Mapping) else json.loads(Path(source).read_text("utf-8"))

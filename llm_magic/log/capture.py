@@ -9,10 +9,10 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .. import events as ev
+from .origin import Clock, Where
 from .record import SavedCall, SavedRun, SavedTurn
 
 if TYPE_CHECKING:
@@ -23,25 +23,6 @@ if TYPE_CHECKING:
 # environment variables whose values are secrets wherever they turn up (an MCP server's token,
 # a key a tool printed): OPENAI_API_KEY, GITHUB_TOKEN, AWS_SECRET_ACCESS_KEY, DB_PASSWORD ...
 _SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL", re.IGNORECASE)
-
-
-@dataclass(frozen=True)
-class Clock:
-    """The wall-clock time of one monotonic instant, to turn event times into Unix times."""
-
-    wall: float
-    mono: float
-
-    def unix(self, mono: float) -> float:
-        return self.wall + (mono - self.mono)
-
-
-@dataclass(frozen=True)
-class Where:
-    """The notebook and cell a run started from, when the notebook layer knows them."""
-
-    notebook: str | None = None
-    cell: str | None = None
 
 
 def saved_run(

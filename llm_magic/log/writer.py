@@ -23,13 +23,13 @@ from typing import TYPE_CHECKING, Any
 from .. import _runtime, cost
 from .. import events as ev
 from . import settings
-from .capture import Clock, Where, environment_secrets, saved_run, secrets_of
 
 if TYPE_CHECKING:
     import sqlite3
 
     from ..chain import ChainRun
     from ..results import ChainResult
+    from .origin import Clock, Where
     from .record import SavedRun
 
 WORKER = "llm_magic-log"
@@ -48,7 +48,7 @@ _connections: dict[Path, sqlite3.Connection] = {}  # the writer thread's, by dat
 _lock = threading.Lock()
 # What `observe` saw end, not written yet, oldest first: (run, result, its events at its end,
 # clock, place, the log file chosen when it ended). One writer job takes them all.
-Ended = tuple["ChainRun", "ChainResult[Any]", int, Clock, Where, "str | None"]
+Ended = tuple["ChainRun", "ChainResult[Any]", int, "Clock", "Where", "str | None"]
 _queued: list[Ended] = []
 _queue_lock = threading.Lock()
 _hurry = threading.Event()  # set while `flush` waits: write what ended without gathering more
@@ -58,6 +58,8 @@ def observe(run: ChainRun) -> None:
     """Log `run` when it ends (the views observer; see the module docstring)."""
     if not settings.enabled():
         return
+    from .origin import Clock  # with the first run, not with `import llm_magic`
+
     clock = Clock(time.time(), time.monotonic())
     place = _where()
 
@@ -89,6 +91,8 @@ def _write_queued() -> None:
 
 
 def _where() -> Where:
+    from .origin import Where
+
     if where is None:
         return Where()
     try:
@@ -102,6 +106,7 @@ def _write(batch: list[Ended]) -> None:
     import sqlite3
 
     from ..mcp_config import scrubber
+    from .capture import environment_secrets, secrets_of
     from .store import insert_all
 
     environment = environment_secrets()  # read once for the batch
@@ -121,6 +126,8 @@ def _write(batch: list[Ended]) -> None:
 def _saved(
     run: ChainRun, result: ChainResult[Any], count: int, clock: Clock, place: Where
 ) -> SavedRun:
+    from .capture import saved_run
+
     point = result.branched_from
     parent = _ids.get(point.result) if point is not None else None
     result.cost  # noqa: B018  (a price settling after the run: waits, its events follow the end)

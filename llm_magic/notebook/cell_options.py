@@ -185,6 +185,7 @@ def _add(parser: argparse.ArgumentParser, f: Any, meta: Option, hint: Any) -> No
     parser.add_argument(*meta.flags, **kw)
 
 
+@functools.cache  # the parser and the help text (made at `%load_ext`) read the same list
 def _declared() -> list[tuple[type, Any, Option, Any]]:
     out: list[tuple[type, Any, Option, Any]] = []
     for cls in (CellOptions, ChainOptions):

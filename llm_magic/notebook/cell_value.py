@@ -15,9 +15,6 @@ import weakref
 from typing import Any
 
 from ..results import ChainResult
-from .look import FONT, MUTED, NO_MATH, esc
-from .terminal_markdown import can_render, render_text
-from .values import markdown_html
 
 _shown: weakref.WeakSet[ChainResult[Any]] = weakref.WeakSet()
 
@@ -59,6 +56,8 @@ def no_answer(result: ChainResult[Any]) -> str | None:
 
 
 def result_html(result: ChainResult[Any]) -> str | None:
+    from .look import FONT, MUTED, NO_MATH, esc  # with the first result shown, not at `%load_ext`
+
     calls = len(result.tool_calls)
     what = f"{calls} tool call{'s' if calls != 1 else ''} · " if calls else ""
     why = no_answer(result)
@@ -75,6 +74,8 @@ def result_html(result: ChainResult[Any]) -> str | None:
         )
     if not result.text:
         return None
+    from .values import markdown_html
+
     return (
         f'<div class="jp-RenderedHTMLCommon llm-answer" style="{FONT};overflow-wrap:anywhere">'
         f"{markdown_html(result.text)}</div>"
@@ -98,6 +99,8 @@ def result_text(result: ChainResult[Any]) -> str:
         return repr(result)
     if result in _shown:
         return f"<ChainResult {result.status}{what} · the answer is printed above (.text)>"
+    from .terminal_markdown import can_render, render_text
+
     if can_render(sys.stdout):
         return render_text(result.text)
     return result.text

@@ -21,8 +21,7 @@ from .. import log
 from ..cost import format_cost
 from ..errors import LLMMagicError
 from ..log import settings
-from ..log.capture import Where
-from ..log.restore import replay
+from ..log.origin import Where
 from .errors import NotebookError
 from .look import esc, shorten
 from .reducer import RunState, apply
@@ -97,6 +96,7 @@ def listing(query: str | None, limit: int, model: str | None, tool: str | None) 
 
 def timeline(run_id: int) -> dict[str, str]:
     """Run `run_id`'s saved timeline: its static HTML and text, as a display bundle."""
+    from ..log.restore import replay  # with the first saved timeline: `where` runs every start
     from . import render as R
 
     saved = log.saved(run_id)

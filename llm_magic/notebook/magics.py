@@ -20,19 +20,22 @@ import asyncio
 import os
 import sys
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import catalog, kernel_tools, registry, views
 from ..errors import LLMMagicError
 from ..log import settings as log_settings
 from ..log import writer as log_writer
-from . import cell_value, log_magic, mcp_magic, shell_tools
+from . import cell_value
 from .cell_options import help_text, parse_line
 from .config import MODEL_ENV, LLMMagic, LLMMagicBase, get_config, set_active
-from .editing import llm_edit
 from .errors import NotebookError
 from .state import shell, state
 from .view import show_run
+
+if TYPE_CHECKING:
+    from ..log.origin import Where
+    from ..tools import Tool
 
 MAGIC = "%%llm_chain"
 ENTRY = f"await __import__({__name__!r}, fromlist=['_']).cell_entry"
@@ -326,7 +329,47 @@ def llm_usage(line: str = "") -> None:
         print(ledger.report())
 
 
+# `%llm_edit`, `%llm_log` and `%llm_mcp` import their modules when first called, not at
+# `%load_ext`.
+
+
+def llm_edit(line: str = "") -> None:
+    """`%llm_edit [--live] [NAME]`: edit the calls of result NAME (default: the last result)
+    and re-run from there, in a live timeline."""
+    from .editing import llm_edit as edit
+
+    edit(line)
+
+
+def llm_mcp(line: str = "") -> None:
+    """Declare, list and stop MCP servers (see `%llm_mcp help`)."""
+    from .mcp_magic import llm_mcp as manage
+
+    manage(line)
+
+
+def llm_log(line: str = "") -> None:
+    """List, search and show the logged runs (`%llm_log --help`)."""
+    from .log_magic import llm_log as show
+
+    show(line)
+
+
 # -- %load_ext / %unload_ext ----------------------------------------------------------------------
+# The log's notebook reader and the notebook tools: imported when a run first asks for them.
+
+
+def _where() -> Where:
+    from .log_magic import where
+
+    return where()
+
+
+def _notebook_tools(source: kernel_tools.NotebookTools) -> list[Tool]:
+    from .shell_tools import tools_for
+
+    return tools_for(source)
+
 
 _MAGICS = (
     ("cell", "llm_chain", llm_chain),
@@ -334,8 +377,8 @@ _MAGICS = (
     ("line", "llm_models", llm_models),
     ("line", "llm_usage", llm_usage),
     ("line", "llm_edit", llm_edit),
-    ("line", "llm_mcp", mcp_magic.llm_mcp),
-    ("line", "llm_log", log_magic.llm_log),
+    ("line", "llm_mcp", llm_mcp),
+    ("line", "llm_log", llm_log),
 )
 
 
@@ -348,12 +391,12 @@ def load(ip: Any) -> None:
     ip.configurables.append(CONFIG)
     ip.input_transformers_cleanup.insert(0, CellTransformer(ip))
     views.add(show_run)
-    kernel_tools.serve = shell_tools.tools_for
+    kernel_tools.serve = _notebook_tools
     for kind, name, func in _MAGICS:
         ip.register_magic_function(func, kind, name)
     cell_value.register(ip)
     CONFIG.apply_log_settings()
-    log_writer.where = log_magic.where
+    log_writer.where = _where
 
 
 def unload(ip: Any) -> None:
@@ -368,11 +411,14 @@ def unload(ip: Any) -> None:
             if getattr(manager.user_magics, name, None) is func:
                 delattr(manager.user_magics, name)
     ip.configurables[:] = [c for c in ip.configurables if not isinstance(c, LLMMagicBase)]
-    mcp_magic.unload()
+    if "llm_magic.mcp_session" in sys.modules:  # else no MCP server ever started here
+        from .mcp_magic import unload as stop_servers
+
+        stop_servers()
     cell_value.unregister(ip)
     views.remove(show_run)
     kernel_tools.serve = None
-    if log_writer.where is log_magic.where:
+    if log_writer.where is _where:
         log_writer.where = None
         log_settings.configure()
     if CONFIG is not None:

@@ -312,14 +312,19 @@ def header_stats(state: RunState, now: float | None = None) -> list[str]:
 
 def cost_bits(state: RunState) -> list[str]:
     """The run's cost once a turn was priced: `cost $0.0123`, or `cost unknown`."""
+    if not state.priced:  # the header asks on every update: nothing to work out before
+        return []
     cut = state.usage_lost
     why = "a cut turn's tokens are unknown" if cut else "no price for this model"
     shown = format_cost(state.cost) if state.cost is not None else f"unknown ({why})"
-    return [f"cost {shown}"] if state.priced else []
+    return [f"cost {shown}"]
 
 
 def run_status(state: RunState) -> str:
     return "waiting" if state.running and state.waiting else state.status
+
+
+_NW_BETWEEN = '</span> · <span class="llm-nw">'  # between two figures that keep their units
 
 
 def header_html(state: RunState, now: float | None = None) -> str:
@@ -333,9 +338,8 @@ def header_html(state: RunState, now: float | None = None) -> str:
     else:
         took = f' · <span class="llm-nw">{esc(fmt_duration(elapsed))}</span>'
     # each figure stays with its unit: a narrow header wraps between figures only
-    stats = " · ".join(
-        f'<span class="llm-nw">{esc(bit)}</span>' for bit in header_stats(state) + cost_bits(state)
-    )
+    bits = header_stats(state) + cost_bits(state)
+    stats = f'<span class="llm-nw">{_NW_BETWEEN.join(map(esc, bits))}</span>' if bits else ""
     error = f'<div class="llm-run-error">{esc(state.error)}</div>' if state.error else ""
     if state.branch:
         error = branch_html(state) + error

@@ -34,7 +34,12 @@ def _important(decl: str) -> bool:
 
 def compact_css(css: str) -> str:
     """`css` without comments and spare white space (it travels with each run's widget)."""
-    return _AROUND.sub(r"\1", _SPACE.sub(" ", _COMMENT.sub("", css))).strip()
+    # a function, not the template r"\1": re expands a template in Python on every match
+    return _AROUND.sub(_first_group, _SPACE.sub(" ", _COMMENT.sub("", css))).strip()
+
+
+def _first_group(match: re.Match[str]) -> str:
+    return match[1]
 
 
 @functools.cache

@@ -131,6 +131,7 @@ class Timeline:
         self.throttle = Throttle(self.flush, INTERVAL)
         self._mode = "none"  # "widget" | "text" | "none"
         self._widget: TimelineWidget | None = None
+        self._head_sent: dict[str, Any] = {}  # the header traits the widget holds
         self._text: TextView | None = None
         self.outputs = Outputs(self._static_bundle)
         self.cards = ApprovalCards(self)
@@ -278,7 +279,11 @@ class Timeline:
         with widget.hold_sync():
             if HEAD in dirty:
                 for name, value in _head(self.state, now).items():
-                    setattr(widget, name, value)
+                    # most header traits keep their value from one event to the next: setting
+                    # one anyway costs its validation (a list's, element by element) for nothing
+                    if self._head_sent.get(name) != value:
+                        setattr(widget, name, value)
+                        self._head_sent[name] = value
             if entries:
                 widget.send_entries(entries)
         self.flushes += 1
@@ -360,6 +365,7 @@ class Timeline:
             # flush for the throttle
             head = _head(self.state, self.throttle.flushed())
             self._widget = TimelineWidget(self._snapshot, self._from_front_end, **head)
+            self._head_sent = head  # only this view sets them (the front end never does)
             self._dirty.clear()
         return self._widget
 

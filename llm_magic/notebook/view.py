@@ -54,14 +54,19 @@ def make_timeline(run: ChainRun, model_id: str, live: bool | None = None) -> Any
     cls = timeline_class()
     if cls is None:
         return None
-    from .editing import rerun_clicked
-
     try:
         after = get_config().defaults()["static_after_run"] if live is None else not live
-        return cls(run, model=model_id, static_after_run=after, on_edit=rerun_clicked)
+        return cls(run, model=model_id, static_after_run=after, on_edit=_rerun_clicked)
     except Exception as exc:
         _warn_timeline("it could not be created", exc)
         return None
+
+
+def _rerun_clicked(timeline: Any, message: dict[str, Any]) -> None:
+    """`editing.rerun_clicked`, imported with the first click, not with every timeline."""
+    from .editing import rerun_clicked
+
+    rerun_clicked(timeline, message)
 
 
 def safely(action: Callable[[], Any], what: str) -> None:

@@ -534,3 +534,40 @@ def test_any_run_round_trips_through_the_database_and_the_export(run: SavedRun) 
     assert back.to_dict() == run.to_dict()
     exported = SavedRun.from_dict(json.loads(json.dumps(run.to_dict())))
     assert exported.to_dict() == run.to_dict()
+
+
+def test_the_saved_run_records_load_when_first_asked_for():
+    """Every run is watched by the log from its start, but the saved run's records (and the
+    capture that fills them) are imported only when a run is written or read."""
+    code = textwrap.dedent(
+        """
+        import sys
+        import llm_magic
+        from llm_magic.log import record
+        print("BEFORE", "llm_magic.log.capture" in sys.modules)
+        print("SAME", llm_magic.log.SavedRun is record.SavedRun,
+              llm_magic.log.SavedCall is record.SavedCall, llm_magic.log.SavedTurn is record.SavedTurn)
+        try:
+            llm_magic.log.NoSuchThing
+        except AttributeError as exc:
+            print("MISSING", exc)
+        """
+    )
+    plain = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, llm_magic; print(sorted(m for m in sys.modules "
+            "if m.startswith(('llm_magic.log.record', 'llm_magic.log.capture'))))",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert plain.strip() == "[]", plain
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    assert "BEFORE False" in out and "SAME True True True" in out, out
+    assert "MISSING module 'llm_magic.log' has no attribute 'NoSuchThing'" in out, out

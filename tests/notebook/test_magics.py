@@ -232,6 +232,36 @@ def test_load_ext_imports_no_widgets_and_patches_nothing():
     )
 
 
+def test_load_ext_defers_what_no_first_chain_uses():
+    """`%load_ext` registers every magic but imports the run log's reader and records, editing,
+    the notebook tools, `%llm_mcp` and MCP's session only when one is used: `%llm_log` still
+    works."""
+    code = textwrap.dedent(
+        """
+        import sys
+        from IPython.core.interactiveshell import InteractiveShell
+        ip = InteractiveShell.instance()
+        ip.run_line_magic("load_ext", "llm_magic")
+        later = ["llm_magic.mcp_session", "llm_magic.log.record", "llm_magic.log.capture",
+                 "llm_magic.notebook.log_magic", "llm_magic.notebook.editing",
+                 "llm_magic.notebook.shell_tools", "llm_magic.notebook.mcp_magic"]
+        print("LOADED", [m for m in later if m in sys.modules])
+        print("MAGICS", sorted(ip.magics_manager.magics["line"]))
+        ip.run_line_magic("llm_log", "--help")
+        print("AFTER", "llm_magic.notebook.log_magic" in sys.modules)
+        ip.run_line_magic("unload_ext", "llm_magic")
+        print("UNLOADED", "llm_magic.mcp_session" in sys.modules)
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    assert "LOADED []" in out, out
+    for magic in ("llm_config", "llm_edit", "llm_log", "llm_mcp", "llm_models", "llm_usage"):
+        assert f"'{magic}'" in out.split("MAGICS", 1)[1].splitlines()[0], out
+    assert "%llm_log" in out and "AFTER True" in out and "UNLOADED False" in out, out
+
+
 # -- a cell end to end and each option ------------------------------------------------------------
 
 

@@ -630,6 +630,77 @@ async def test_thousand_calls_one_comm_and_patches_of_what_changed(comms):
     assert turn["fold"] is True and "1000 parallel calls · 1000 ok" in turn["group"]
 
 
+class _Run:
+    """What a Timeline uses of a run (no I/O): its subscription and options."""
+
+    options = llm_magic.ChainOptions()
+    viewed = False
+
+    def __init__(self) -> None:
+        self.callbacks: list[Callable[[ev.Event], None]] = []
+
+    def subscribe(self, callback: Callable[[ev.Event], None], *, approver: bool = False) -> Any:
+        self.callbacks.append(callback)
+        return callback
+
+    def emit(self, event: ev.Event) -> None:
+        for callback in self.callbacks:
+            callback(event)
+
+
+def test_a_flush_sets_only_the_header_traits_that_changed(comms, monkeypatch):
+    """Setting a trait costs its validation (the always-allowed list's, element by element) even
+    when the value is the same: a flush sets only the header traits whose value changed, and the
+    view still shows every change (here a tool allowed for the session)."""
+    from llm_magic.notebook import always_allow
+    from llm_magic.notebook.widget import TimelineWidget
+
+    run = _Run()
+    tl = Timeline(run, model="m")  # type: ignore[arg-type]
+    widget = tl.widget
+    run.emit(ev.RunStarted("m", "go", ["lookup"]))
+    run.emit(ev.TurnStarted(1))
+    tl.flush()
+    names: list[str] = []
+    original = TimelineWidget.__setattr__
+
+    def counting(self: Any, name: str, value: Any) -> None:
+        if self is widget:
+            names.append(name)
+        original(self, name, value)
+
+    monkeypatch.setattr(TimelineWidget, "__setattr__", counting)
+    usage = llm_magic.Usage(120, 7)
+    run.emit(ev.UsageReported(1, usage, usage))
+    tl.flush()
+    head = {"header", "running", "has_calls", "allowed", "note"}
+    assert head & set(names) == {"header"}, names
+    assert "120 in / 7 out tokens" in widget.header
+    names.clear()
+    always_allow.allow("lookup")
+    try:
+        tl.mark()
+        tl.flush()
+        assert head & set(names) == {"allowed"} and widget.allowed == ["lookup"], names
+    finally:
+        always_allow.revoke("lookup")
+    tl.mark()
+    tl.flush()
+    assert widget.allowed == []
+
+
+def test_running_loop_is_the_loop_of_this_thread_or_none():
+    """A view with no loop yet asks on every event: the answer costs no exception."""
+    from llm_magic.notebook.throttle import running_loop
+
+    assert running_loop() is None
+
+    async def inside() -> bool:
+        return running_loop() is asyncio.get_running_loop()
+
+    assert asyncio.run(inside())
+
+
 async def test_big_group_lists_its_failures(comms):
     def fetch(i: int) -> str:
         """Fetch."""

@@ -76,7 +76,7 @@ async def _loops(server: Server, runs: int, rounds: int) -> dict[str, Any]:
 async def _write_cost(server: Server, runs: int, path: Path) -> dict[str, Any]:
     """One real run's write, repeated on this thread: what the writer thread pays per run."""
     from llm_magic.log import writer
-    from llm_magic.log.capture import Clock, Where
+    from llm_magic.log.origin import Clock, Where
 
     magic = Magic(server)
     try:

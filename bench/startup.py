@@ -191,6 +191,8 @@ def _first_use_once(
     # bytecode written and reused, as an installed package has it (pip compiles on install): with
     # PYTHONDONTWRITEBYTECODE inherited, every kernel compiled llm_magic's sources again (~190 ms)
     env = dict(os.environ, PYTHONPATH=str(ROOT), IPYTHONDIR=ipython_dir, PYTHONDONTWRITEBYTECODE="")
+    # the run log on, as users meet it, but in the bench's own folder, not the user's log
+    env["LLM_MAGIC_LOG_PATH"] = os.path.join(ipython_dir, "runs.db")
     km, kc = start_new_kernel(kernel_name="python3", env=env, cwd=str(ROOT))
     out: list[str] = []
 

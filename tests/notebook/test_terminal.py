@@ -166,6 +166,8 @@ def _terminal_env(server: OpenAIServer, tmp: Path) -> dict[str, str]:
         "JUPYTER_RUNTIME_DIR": str(tmp / "runtime"),
         "JUPYTER_CONFIG_DIR": str(tmp / "config"),
         "JUPYTER_PLATFORM_DIRS": "1",
+        # the run log in the test's folder, never the user's (this env is not inherited)
+        "LLM_MAGIC_LOG_PATH": str(tmp / "log.db"),
         "PYTHONUNBUFFERED": "1",
         "TERM": "xterm-256color",
     }

@@ -82,6 +82,7 @@ def test_on_a_pipe_the_answer_streams_once_unrendered(tmp_path):
     assert "It is **19 degrees** and sunny." in out  # no terminal: the text as the model wrote it
     assert "the answer is printed above (.text)>" in out, out
     assert "\x1b[" not in out  # no terminal codes on a pipe
+    assert (tmp_path / "log.db").exists()  # the run was logged in the test's folder
 
 
 @pytest.mark.parametrize(

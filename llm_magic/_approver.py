@@ -65,8 +65,6 @@ class Approver:
 
 
 def running_loop() -> asyncio.AbstractEventLoop | None:
-    """The running loop of this thread, or None outside one."""
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return None
+    """The running loop of this thread, or None outside one (asked on every event of a view
+    that has no loop yet: asyncio's own accessor, exported for event loops, raises nothing)."""
+    return asyncio._get_running_loop()

@@ -94,11 +94,11 @@ class ToolRunner:
         for rec in (given or {}).values():
             rec.ended_at = time.monotonic()
             self.emit(ev.ToolCallFinished(rec))
-        if len(batch) == 1 and budget >= 1:  # one call: awaited here, no task, group or bound
-            await self._run_one(batch[0], None)
+        semaphore = asyncio.Semaphore(max(1, self.options.max_concurrency))
+        if len(batch) == 1 and budget >= 1:  # one call: awaited here, no task and group for it
+            await self._run_one(batch[0], semaphore)
             self.commit()
             return batch
-        semaphore = asyncio.Semaphore(max(1, self.options.max_concurrency))
         try:
             async with asyncio.TaskGroup() as group:
                 for i, rec in enumerate(batch):
@@ -143,7 +143,7 @@ class ToolRunner:
         rec.fail(status, output, error)
         self.emit(_FAILURES[status](rec))
 
-    async def _run_one(self, rec: ToolCallRecord, semaphore: asyncio.Semaphore | None) -> None:
+    async def _run_one(self, rec: ToolCallRecord, semaphore: asyncio.Semaphore) -> None:
         tool = self.state.tools.get(rec.name)
         if tool is None:
             known = ", ".join(self.state.tools) or "none"
@@ -161,11 +161,8 @@ class ToolRunner:
                 if not decision.approved:
                     why = f": {decision.reason}" if decision.reason else ""
                     return self.end(rec, "denied", f"denied: the user did not allow this call{why}")
-            if semaphore is None:
+            async with semaphore:
                 await self._execute(tool, rec, kwargs)
-            else:
-                async with semaphore:
-                    await self._execute(tool, rec, kwargs)
         except asyncio.CancelledError:
             if rec.ended_at is None:
                 rec.reason = self.state.cancel_reason

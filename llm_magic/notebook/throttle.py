@@ -11,11 +11,7 @@ import asyncio
 import time
 from collections.abc import Callable
 
-
-def running_loop() -> asyncio.AbstractEventLoop | None:
-    """The loop running on this thread, if any (asked on every event of a view that has none
-    yet: asyncio's own None-returning accessor, exported for event loops, raises nothing)."""
-    return asyncio._get_running_loop()
+from .._approver import running_loop
 
 
 class Throttle:

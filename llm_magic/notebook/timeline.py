@@ -30,6 +30,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .. import events as ev
+from .._approver import running_loop
 from ..options import Approval
 from ..records import ToolCallRecord
 from . import always_allow
@@ -41,7 +42,7 @@ from .outputs import Outputs
 from .reducer import HEAD, RunState, apply, show_branch
 from .run_stack import RunStack
 from .terminal import TextView
-from .throttle import Throttle, running_loop
+from .throttle import Throttle
 
 if TYPE_CHECKING:
     from ..chain import ChainRun

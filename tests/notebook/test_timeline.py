@@ -691,7 +691,7 @@ def test_a_flush_sets_only_the_header_traits_that_changed(comms, monkeypatch):
 
 def test_running_loop_is_the_loop_of_this_thread_or_none():
     """A view with no loop yet asks on every event: the answer costs no exception."""
-    from llm_magic.notebook.throttle import running_loop
+    from llm_magic._approver import running_loop
 
     assert running_loop() is None
 
